@@ -1,0 +1,7 @@
+"""Dualkey gatekeeper: the customer's half of every report-data transaction.
+
+Framework-free on purpose. See docs/protocol.md and docs/threat-model.md.
+"""
+
+VERSION = "1.0.0"
+PROTOCOL = 1

@@ -1,0 +1,73 @@
+"""Shared helpers for tests that run real processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+# Credentials for moto's server: any non-empty values work there.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def start_process(args: list[str], ready_url: str, env: dict | None = None,
+                  log_path: Path | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, **AWS_ENV, **(env or {})}
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(ready_url, proc)
+    except Exception:
+        proc.kill()
+        raise
+    return proc
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start_moto(log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """moto's S3/DynamoDB server on a free loopback port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_process([PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                         url + "/moto-api/", log_path=log_path)
+    return proc, url
