@@ -1,0 +1,35 @@
+# Dualkey: the two commands are `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt gatekeeper/requirements.txt | sha1sum | cut -c1-12)
+
+.PHONY: setup system-deps demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt gatekeeper/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# System packages the tests need (Chromium for the browser tests); idempotent.
+system-deps:
+	bash scripts/system-deps.sh
+
+demo: setup
+	$(PY) scripts/demo.py
+
+test: setup system-deps
+	$(PY) -m pytest -n 2 -q
+
+test-fast: setup
+	$(PY) -m pytest -n 2 -q -m "not e2e"
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,101 @@
+"""The customer's access policy: who the client is, and whether it may come in.
+
+The client address is the socket peer. Only when the peer is one of the
+customer's trusted proxies do we read X-Forwarded-For, and then from the right:
+each proxy appends the address it saw, so the right-most hop that is not a
+trusted proxy is the first one nobody but the client could have written. The
+left-most hop is whatever the client chose to send.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .config import AclConfig, Config, Network
+from .errors import BadRequest, Forbidden
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+MAX_FORWARDED_HOPS = 32
+
+
+def parse_ip(text: str) -> IPAddress:
+    address = ipaddress.ip_address(text.strip())
+    # ::ffff:10.0.0.1 is 10.0.0.1: an IPv4 deny rule must not be sidestepped.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _in_any(address: IPAddress, networks: tuple[Network, ...]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    ip: str
+    country: str  # ISO code, "" when unknown
+    via_trusted_proxy: bool
+
+
+class Policy:
+    def __init__(self, config: Config):
+        self._config = config
+        self._geoip = _open_geoip(config.geoip_db) if config.geoip_db else None
+
+    def identify(self, peer: str, forwarded_for: str | None, country_header: str | None) -> Client:
+        try:
+            address = parse_ip(peer)
+        except ValueError:
+            raise BadRequest("client address is not an IP address", code="bad_client_address") from None
+        trusted = _in_any(address, self._config.trusted_proxies)
+        if trusted and forwarded_for:
+            address = self._rightmost_untrusted(forwarded_for, address)
+        return Client(str(address), self._country(address, trusted, country_header), trusted)
+
+    def _rightmost_untrusted(self, header: str, peer: IPAddress) -> IPAddress:
+        hops = header.split(",")
+        if len(hops) > MAX_FORWARDED_HOPS:
+            raise BadRequest("X-Forwarded-For has too many hops", code="bad_forwarded_for")
+        address = peer
+        for hop in reversed(hops):
+            try:
+                address = parse_ip(hop)
+            except ValueError:
+                raise BadRequest("X-Forwarded-For is malformed", code="bad_forwarded_for") from None
+            if not _in_any(address, self._config.trusted_proxies):
+                return address
+        return address  # every hop was a proxy of ours: the left-most is the client
+
+    def _country(self, address: IPAddress, trusted: bool, header: str | None) -> str:
+        if self._geoip is not None:
+            return self._geoip(address)
+        if trusted and header and self._config.country_header:
+            code = header.strip().upper()
+            if len(code) == 2 and code.isascii() and code.isalpha():
+                return code
+        return ""
+
+    def check(self, client: Client, upload: bool) -> None:
+        """Deny beats allow; an address must be allowed explicitly. Uploads (agents
+        everywhere) have their own lists; the country list guards reads."""
+        lists: AclConfig = self._config.upload_acl if upload else self._config.acl
+        address = parse_ip(client.ip)
+        if _in_any(address, lists.deny) or not _in_any(address, lists.allow):
+            raise Forbidden("your address is not allowed", code="address_denied")
+        if not upload and self._config.countries and client.country not in self._config.countries:
+            raise Forbidden("your country is not allowed", code="country_denied")
+
+
+def _open_geoip(path: str):
+    # Optional dependency: only a customer who configures geoip_db needs maxminddb.
+    import maxminddb
+
+    reader = maxminddb.open_database(path)
+
+    def lookup(address: IPAddress) -> str:
+        record = reader.get(str(address)) or {}
+        country = record.get("country") or record.get("registered_country") or {}
+        return str(country.get("iso_code") or "")
+
+    return lookup

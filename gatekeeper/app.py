@@ -1,0 +1,309 @@
+"""The gatekeeper's decisions, independent of how requests arrive.
+
+`Gatekeeper.handle(Request) -> Response` is shared by the HTTP server and the
+Lambda adapter, so both make exactly the same decisions. Every refusal is a
+GatekeeperError mapped to HTTP in one place (`_error_response`), and every
+decision, allowed or refused, is written to the customer's audit log before the
+answer leaves: if the record cannot be written, nothing is signed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import PROTOCOL, VERSION
+from .acl import Client, Policy
+from .audit import AuditRecord, open_store, parse_search
+from .config import Config
+from .errors import (
+    AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed, NotFound,
+    PayloadTooLarge, Unauthorized,
+)
+from .grants import Grant, GrantVerifier
+from .paths import check_in_scope, check_path
+from .storage import Storage
+
+log = logging.getLogger("gatekeeper")
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_BATCH_OPS = 100
+MAX_CONTENT_TYPE_CHARS = 255
+MAX_USER_AGENT_CHARS = 512
+PREFLIGHT_MAX_AGE = "600"
+SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
+POST_PATHS = (SIGN_PATH, AUDIT_PATH)
+REQUEST_OP = "request"  # the `op` of an audit record for a refusal before ops were read
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    peer: str
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: dict | None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def encoded(self) -> bytes:
+        return b"" if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
+
+
+@dataclass(slots=True)
+class Op:
+    op: str
+    key: str  # the object key, or the prefix for `list`
+    size: int = 0
+    content_type: str = ""
+
+
+@dataclass(slots=True)
+class Context:
+    """What is known about one request, for its audit records."""
+    request_id: str
+    now: float
+    user_agent: str
+    origin: str
+    client: Client | None = None
+    grant: Grant | None = None
+    ops: list[Op] = field(default_factory=list)
+
+    def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
+        grant = self.grant
+        return AuditRecord(
+            ts=self.now, request_id=self.request_id,
+            client_ip=self.client.ip if self.client else "",
+            country=self.client.country if self.client else "",
+            user_agent=self.user_agent, origin=self.origin, op=op, key=key,
+            outcome=outcome, reason=reason, status=status,
+            jti=grant.jti if grant else "", sub=grant.sub if grant else "",
+            kid=grant.kid if grant else "",
+        )
+
+
+class Gatekeeper:
+    def __init__(self, config: Config, *, audit=None, storage: Storage | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.config = config
+        self.clock = clock
+        self.audit = audit or open_store(
+            config.audit_url, config.audit_retention_days,
+            endpoint_url=config.storage.endpoint_url, region=config.storage.region,
+        )
+        self.storage = storage or Storage(config.storage)
+        self.policy = Policy(config)
+        self.verifier = GrantVerifier(config)
+
+    # --- entry point -------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        origin = request.headers.get("origin", "")
+        response = self._route(request, origin)
+        response.headers.extend(self._common_headers(origin))
+        return response
+
+    def _route(self, request: Request, origin: str) -> Response:
+        path, method = request.path, request.method
+        if path == HEALTH_PATH:
+            if method in ("GET", "HEAD"):
+                return Response(200, self.health())
+            return _error_response(MethodNotAllowed("use GET"), allow="GET")
+        if path not in POST_PATHS:
+            return _error_response(NotFound("no such endpoint"))
+        if method == "OPTIONS":
+            return self._preflight(origin)
+        if method != "POST":
+            return _error_response(MethodNotAllowed("use POST"), allow="POST, OPTIONS")
+        context = Context(
+            request_id=secrets.token_hex(8), now=self.clock(), origin=origin[:256],
+            user_agent=request.headers.get("user-agent", "")[:MAX_USER_AGENT_CHARS],
+        )
+        try:
+            if path == SIGN_PATH:
+                results = self._sign(request, context)
+                return Response(200, {"results": results}, [("X-Request-Id", context.request_id)])
+            return Response(200, self._audit_search(request, context),
+                            [("X-Request-Id", context.request_id)])
+        except GatekeeperError as refusal:
+            return self._refuse(refusal, context)
+
+    # --- POST /v1/sign -------------------------------------------------------------
+
+    def _sign(self, request: Request, context: Context) -> list[dict]:
+        self._admit(request, context)
+        context.ops = _parse_ops(request.body)
+        grant = context.grant
+        for op in context.ops:
+            if op.op not in grant.ops:
+                raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
+            check_in_scope(op.key, grant.prefix, "prefix" if op.op == "list" else "key")
+        for upload in {op.op == "put" for op in context.ops}:
+            self.policy.check(context.client, upload=upload)
+        if any(op.op == "put" and op.size > self.config.max_upload_bytes for op in context.ops):
+            raise PayloadTooLarge(
+                f"uploads are limited to {self.config.max_upload_bytes} bytes", code="too_large"
+            )
+        if grant.single_use and not self.audit.claim_jti(grant.jti, grant.exp + self.config.clock_leeway, context.now):
+            raise Forbidden("this grant has already been used", code="grant_reused")
+        # Fail closed: the records are written before anything is signed or done.
+        self.audit.write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops])
+        return [self._perform(op, context.now) for op in context.ops]
+
+    def _perform(self, op: Op, now: float) -> dict:
+        ttl = self.config.presign_ttl
+        if op.op == "get":
+            url = self.storage.presign_get(op.key, ttl, now)
+            return {"op": "get", "key": op.key, "method": "GET", "url": url, "expires_at": int(now) + ttl}
+        if op.op == "put":
+            url, fields = self.storage.presign_post(op.key, op.content_type, op.size, ttl, now)
+            return {"op": "put", "key": op.key, "method": "POST", "url": url, "fields": fields,
+                    "expires_at": int(now) + ttl}
+        if op.op == "list":
+            objects, truncated = self.storage.list(op.key)
+            return {"op": "list", "prefix": op.key, "objects": objects, "truncated": truncated}
+        self.storage.delete(op.key)
+        return {"op": "delete", "key": op.key, "deleted": True}
+
+    # --- POST /v1/audit/search ---------------------------------------------------
+
+    def _audit_search(self, request: Request, context: Context) -> dict:
+        self._admit(request, context)
+        query = parse_search(_parse_json(request.body))
+        if "audit" not in context.grant.ops:
+            raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
+        self.policy.check(context.client, upload=False)
+        self.audit.write([context.record("audit", "", "allow", "", 200)])
+        entries, cursor = self.audit.search(query)
+        return {"entries": entries, "next": cursor}
+
+    # --- shared steps ----------------------------------------------------------------
+
+    def _admit(self, request: Request, context: Context) -> None:
+        """Kill switch, who is calling, and the vendor's signature."""
+        context.client = self.policy.identify(
+            request.peer,
+            request.headers.get("x-forwarded-for"),
+            request.headers.get(self.config.country_header.lower()) if self.config.country_header else None,
+        )
+        if not self.config.enabled:
+            raise Forbidden("this gatekeeper is switched off by its owner", code="kill_switch")
+        if len(request.body) > MAX_BODY_BYTES:
+            raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", code="body_too_large")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("an Authorization: Bearer grant is required", code="missing_grant")
+        context.grant = self.verifier.verify(token.strip(), context.now)
+
+    def _refuse(self, refusal: GatekeeperError, context: Context) -> Response:
+        """Audit the refusal (per op when the ops were read), then answer."""
+        if isinstance(refusal, AuditUnavailable):
+            log.error("request %s refused: audit log unavailable", context.request_id)
+            return _error_response(refusal, request_id=context.request_id)
+        if context.ops:
+            records = [context.record(op.op, op.key, "deny", refusal.code, refusal.status)
+                       for op in context.ops]
+        else:
+            records = [context.record(REQUEST_OP, "", "deny", refusal.code, refusal.status)]
+        try:
+            self.audit.write(records)
+        except AuditUnavailable as failure:
+            log.error("request %s refused: audit log unavailable", context.request_id)
+            return _error_response(failure, request_id=context.request_id)
+        log.info("request %s refused: %s %s", context.request_id, refusal.status, refusal.code)
+        return _error_response(refusal, request_id=context.request_id)
+
+    def _preflight(self, origin: str) -> Response:
+        if origin and origin not in self.config.allowed_origins:
+            return _error_response(Forbidden("origin not allowed", code="origin_not_allowed"))
+        return Response(204, None, [
+            ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+            ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE),
+        ])
+
+    def _common_headers(self, origin: str) -> list[tuple[str, str]]:
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Vary", "Origin"),
+        ]
+        # Exact origins only, echoed back; never "*".
+        if origin and origin in self.config.allowed_origins:
+            headers.append(("Access-Control-Allow-Origin", origin))
+            headers.append(("Access-Control-Expose-Headers", "X-Request-Id"))
+        return headers
+
+    def health(self) -> dict:
+        audit_ok = self.audit.healthy()
+        return {
+            "status": "ok" if audit_ok and self.config.enabled else "degraded",
+            "gatekeeper_id": self.config.gatekeeper_id,
+            "version": VERSION,
+            "protocol": PROTOCOL,
+            "vendor_kids": list(self.config.vendor_key_ids),
+            "time": int(self.clock()),
+            "enabled": self.config.enabled,
+            "encryption": self.config.storage.encryption,
+            "audit": "ok" if audit_ok else "unavailable",
+        }
+
+
+# --- request parsing (pure functions) ---------------------------------------------
+
+def _parse_json(body: bytes) -> object:
+    try:
+        return json.loads(body.decode("utf-8")) if body else {}
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("request body is not valid JSON", code="malformed_json") from None
+
+
+def _parse_ops(body: bytes) -> list[Op]:
+    data = _parse_json(body)
+    ops = data.get("ops") if isinstance(data, dict) else None
+    if not isinstance(ops, list) or not ops:
+        raise BadRequest("body must be {\"ops\": [...]} with at least one op", code="empty_batch")
+    if len(ops) > MAX_BATCH_OPS:
+        raise BadRequest(f"at most {MAX_BATCH_OPS} ops per request", code="batch_too_large")
+    return [_parse_op(item) for item in ops]
+
+
+def _parse_op(item: object) -> Op:
+    if not isinstance(item, dict):
+        raise BadRequest("each op is an object", code="bad_op")
+    name = item.get("op")
+    if name in ("get", "delete"):
+        return Op(name, check_path(item.get("key")))
+    if name == "list":
+        return Op(name, check_path(item.get("prefix"), "prefix", trailing_slash=True))
+    if name == "put":
+        size, content_type = item.get("size"), item.get("content_type")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise BadRequest("put needs a non-negative integer size", code="bad_op")
+        if (not isinstance(content_type, str) or not content_type
+                or len(content_type) > MAX_CONTENT_TYPE_CHARS or not content_type.isprintable()
+                or not content_type.isascii()):
+            raise BadRequest("put needs a printable content_type", code="bad_op")
+        return Op(name, check_path(item.get("key")), size, content_type)
+    raise BadRequest(f"unknown op {str(name)[:20]!r}", code="unknown_op")
+
+
+def _error_response(error: GatekeeperError, *, request_id: str = "", allow: str = "") -> Response:
+    headers = []
+    if request_id:
+        headers.append(("X-Request-Id", request_id))
+    if allow:
+        headers.append(("Allow", allow))
+    if error.status == 401:
+        headers.append(("WWW-Authenticate", 'Bearer realm="gatekeeper"'))
+    return Response(error.status, {"error": error.code, "message": error.message}, headers)

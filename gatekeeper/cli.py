@@ -1,0 +1,58 @@
+"""python -m gatekeeper serve | check-config | init-audit | purge-audit"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from . import VERSION
+from . import config as config_module
+from .errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gatekeeper", description="Dualkey gatekeeper " + VERSION)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8700)
+    serve.add_argument("--threads", type=int, default=8)
+    for name, text in [("serve", None), ("check-config", "validate the configuration and exit"),
+                       ("init-audit", "create the audit table (DynamoDB) or file (SQLite)"),
+                       ("purge-audit", "drop audit records past retention")]:
+        sub = serve if name == "serve" else commands.add_parser(name, help=text)
+        sub.add_argument("--config", help="TOML file (GATEKEEPER_* variables override it)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    try:
+        config = config_module.load(args.config)
+    except ConfigError as exc:
+        print(f"gatekeeper: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    from .app import Gatekeeper
+
+    if args.command == "check-config":
+        print(f"config ok: gatekeeper_id={config.gatekeeper_id} vendor_kids={','.join(config.vendor_key_ids)}")
+        return 0
+    gatekeeper = Gatekeeper(config)
+    if args.command == "init-audit":
+        create = getattr(gatekeeper.audit, "create_table", None)
+        if create:
+            create()
+        gatekeeper.audit.healthy()
+        print("audit store ready")
+        return 0
+    if args.command == "purge-audit":
+        print(f"purged {gatekeeper.audit.purge(time.time())} records")
+        return 0
+    from .http_server import serve as serve_http
+
+    print(f"gatekeeper {config.gatekeeper_id} listening on http://{args.host}:{args.port}", flush=True)
+    serve_http(gatekeeper, args.host, args.port, args.threads)
+    return 0

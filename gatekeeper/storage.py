@@ -1,0 +1,92 @@
+"""The customer's bucket, as the gatekeeper sees it: one boto3 client per process,
+created on first use (it costs milliseconds), and the presigner fed with the same
+credentials (the Lambda role's, or the instance's; never hard-coded)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from .config import StorageConfig
+from .errors import StorageUnavailable
+from .presign import Credentials, Presigner
+
+MAX_LIST_KEYS = 1000
+CLIENT_TIMEOUTS = dict(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
+
+
+class Storage:
+    def __init__(self, config: StorageConfig):
+        self.config = config
+        self._lock = threading.Lock()
+        self._session = boto3.session.Session(region_name=config.region)
+        self._client = None
+        self.presigner = Presigner(config, self.credentials)
+
+    def credentials(self) -> Credentials:
+        found = self._session.get_credentials()
+        if found is None:
+            raise StorageUnavailable("no storage credentials are configured", code="storage_credentials")
+        frozen = found.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    @property
+    def client(self):
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    style = "path" if self.config.endpoint_url else "virtual"
+                    self._client = self._session.client(
+                        "s3",
+                        endpoint_url=self.config.endpoint_url or None,
+                        config=botocore.config.Config(
+                            signature_version="s3v4", s3={"addressing_style": style},
+                            **CLIENT_TIMEOUTS,
+                        ),
+                    )
+        return self._client
+
+    def list(self, prefix: str) -> tuple[list[dict], bool]:
+        try:
+            page = self.client.list_objects_v2(
+                Bucket=self.config.bucket, Prefix=prefix, MaxKeys=MAX_LIST_KEYS
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            raise StorageUnavailable("the bucket could not be listed") from None
+        objects = [
+            {
+                "key": item["Key"],
+                "size": item["Size"],
+                "etag": item["ETag"].strip('"'),
+                "last_modified": item["LastModified"].astimezone(timezone.utc).isoformat(),
+            }
+            for item in page.get("Contents", [])
+        ]
+        return objects, bool(page.get("IsTruncated"))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.config.bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            raise StorageUnavailable("the object could not be deleted") from None
+
+    def presign_get(self, key: str, ttl: int, now: float) -> str:
+        return self.presigner.presign_get(key, ttl, _utc(now))
+
+    def presign_post(self, key: str, content_type: str, size: int, ttl: int, now: float):
+        return self.presigner.presign_post(key, content_type, size, ttl, _utc(now))
+
+    def healthy(self) -> bool:
+        try:
+            self.credentials()
+        except StorageUnavailable:
+            return False
+        return True
+
+
+def _utc(now: float) -> datetime:
+    return datetime.fromtimestamp(int(now), tz=timezone.utc)

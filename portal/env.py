@@ -1,0 +1,105 @@
+"""Settings from the environment, through small typed helpers that fail loudly.
+
+Every helper names the variable in its error, so a misconfigured deployment says
+exactly what to fix instead of starting with a silently wrong value. Each takes
+an optional `environ` mapping so tests need not touch os.environ.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def env_str(name: str, default: str | None = None, *, environ=None) -> str:
+    value = _environ(environ).get(name, "").strip()
+    if value:
+        return value
+    if default is None:
+        raise ImproperlyConfigured(f"{name} is required")
+    return default
+
+
+def env_bool(name: str, default: bool, *, environ=None) -> bool:
+    value = _environ(environ).get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off")
+
+
+def env_int(name: str, default: int, *, environ=None) -> int:
+    value = _environ(environ).get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer") from None
+
+
+def env_list(name: str, default: list[str] | None = None, *, environ=None) -> list[str]:
+    """Comma-separated; an empty or missing variable means `default` (required if None)."""
+    value = _environ(environ).get(name, "")
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if items:
+        return items
+    if default is None:
+        raise ImproperlyConfigured(f"{name} is required (comma-separated)")
+    return default
+
+
+def env_secret(name: str, dev_default: str, *, debug: bool, environ=None) -> str:
+    """A secret that may only fall back to its development default in debug mode.
+
+    A production deployment that forgot the variable, or copied the development
+    value, must refuse to start rather than run with a secret everyone knows.
+    """
+    value = _environ(environ).get(name, "").strip()
+    if not value:
+        if debug:
+            return dev_default
+        raise ImproperlyConfigured(f"{name} is required when DUALKEY_DEBUG is off")
+    if value == dev_default and not debug:
+        raise ImproperlyConfigured(f"{name} is the development default; set a real secret")
+    return value
+
+
+def env_key(name: str, dev_default: str, *, debug: bool, length: int = 32, environ=None) -> bytes:
+    """A base64 (standard or url-safe) key of exactly `length` bytes."""
+    text = env_secret(name, dev_default, debug=debug, environ=environ)
+    # One decoder for both alphabets: map url-safe characters onto the standard ones.
+    standard = text.replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImproperlyConfigured(f"{name} is not base64") from None
+    if len(raw) != length:
+        raise ImproperlyConfigured(f"{name} must decode to {length} bytes, not {len(raw)}")
+    return raw
+
+
+def env_origin(name: str, default: str | None = None, *, environ=None) -> str:
+    """An origin: scheme://host[:port], nothing after it."""
+    value = env_str(name, default, environ=environ).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must be an http(s) origin like https://portal.example.com")
+    if parts.path or parts.query or parts.fragment or parts.username:
+        raise ImproperlyConfigured(f"{name} must be an origin only, with no path, query or user")
+    return value

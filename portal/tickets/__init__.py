@@ -1,0 +1,1 @@
+"""Tickets, their file manifests, the report pages and the REST API."""

@@ -1,0 +1,150 @@
+"""The REST API (/api/v1/). Agents create and complete tickets with a token;
+people list tickets and get read grants with their session.
+
+Every ticket is reached through tenants.access, so another tenant's ticket is a
+404 like a ticket that never existed.
+"""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.exceptions import APIException
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from portal.tickets import grants, services
+from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
+from portal.tickets.serializers import (
+    ReadGrantSerializer,
+    TicketCompletedSerializer,
+    TicketCreatedSerializer,
+    TicketCreateSerializer,
+    TicketDetailSerializer,
+    TicketListQuerySerializer,
+    TicketSummarySerializer,
+)
+from tenants.access import access_ticket_for_agent, access_ticket_for_user, tenant_for_user, tickets_for_user
+from tenants.models import Tenant
+
+
+class GatekeeperNotConfigured(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This tenant has no gatekeeper configured yet; its admin sets one on the settings page."
+    default_code = "no_gatekeeper"
+
+
+class TicketPagination(PageNumberPagination):
+    page_size = 25
+
+
+def _require_gatekeeper(tenant: Tenant) -> None:
+    if not tenant.has_gatekeeper:
+        raise GatekeeperNotConfigured()
+
+
+class AgentOrPerson(BasePermission):
+    """POST is an agent's (token); GET is a person's (session)."""
+
+    message = "POST takes an agent token; GET takes a logged-in session."
+
+    def has_permission(self, request, view):
+        check = IsAgent() if request.method == "POST" else IsPerson()
+        return check.has_permission(request, view)
+
+
+@extend_schema(
+    methods=["GET"],
+    operation_id="tickets_list",
+    parameters=[OpenApiParameter("number", int, description="Only the ticket with this number.")],
+    responses={200: TicketSummarySerializer(many=True)},
+    description="The caller's tenant's tickets, newest first, 25 a page.",
+)
+@extend_schema(
+    methods=["POST"],
+    operation_id="tickets_create",
+    request=TicketCreateSerializer,
+    responses={201: TicketCreatedSerializer, 409: OpenApiResponse(description="No gatekeeper configured.")},
+    description="An agent creates a ticket with its file manifest and gets a put grant for its prefix.",
+)
+@api_view(["GET", "POST"])
+@authentication_classes([AgentTokenAuthentication, SessionAuthentication])
+@permission_classes([AgentOrPerson])
+def tickets(request):
+    if request.method == "POST":
+        return _create_ticket(request)
+    return _list_tickets(request)
+
+
+def _create_ticket(request):
+    agent = request.auth
+    _require_gatekeeper(agent.tenant)
+    body = TicketCreateSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    ticket = services.create_ticket(agent, body.validated_data["subject"], body.validated_data["files"])
+    grant = grants.put_grant(ticket, agent)
+    answer = {
+        "id": ticket.id,
+        "number": ticket.number,
+        "status": ticket.status,
+        "prefix": ticket.prefix,
+        "gatekeeper_url": agent.tenant.gatekeeper_url,
+        "grant": grant.token,
+        "grant_expires_at": grant.expires_at,
+        "files": ticket.files.all(),
+    }
+    return Response(TicketCreatedSerializer(answer).data, status=status.HTTP_201_CREATED)
+
+
+def _list_tickets(request):
+    tenant_for_user(request.user)  # 404 for people without a tenant
+    query = TicketListQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    found = tickets_for_user(request.user)
+    if "number" in query.validated_data:
+        found = found.filter(number=query.validated_data["number"])
+    paginator = TicketPagination()
+    page = paginator.paginate_queryset(found, request)
+    return paginator.get_paginated_response(TicketSummarySerializer(page, many=True).data)
+
+
+@extend_schema(responses={200: TicketDetailSerializer}, description="One ticket with its file manifest.")
+@api_view(["GET"])
+@permission_classes([IsPerson])
+def ticket_detail(request, ticket_id):
+    ticket = access_ticket_for_user(request.user, ticket_id)
+    return Response(TicketDetailSerializer(ticket).data)
+
+
+@extend_schema(
+    request=None,
+    responses={200: TicketCompletedSerializer},
+    description="The agent has uploaded every file. Idempotent.",
+)
+@api_view(["POST"])
+@authentication_classes([AgentTokenAuthentication])
+@permission_classes([IsAgent])
+def ticket_complete(request, ticket_id):
+    ticket = services.complete_ticket(access_ticket_for_agent(request.auth, ticket_id))
+    return Response(TicketCompletedSerializer({"id": ticket.id, "status": ticket.status}).data)
+
+
+@extend_schema(
+    request=None,
+    responses={200: ReadGrantSerializer, 409: OpenApiResponse(description="No gatekeeper configured.")},
+    description="A short read grant (get, list) for this ticket's prefix, for the report page.",
+)
+@api_view(["POST"])
+@permission_classes([IsPerson])
+def ticket_grant(request, ticket_id):
+    ticket = access_ticket_for_user(request.user, ticket_id)
+    _require_gatekeeper(ticket.tenant)
+    grant = grants.read_grant(ticket, request.user)
+    answer = {
+        "grant": grant.token,
+        "gatekeeper_url": ticket.tenant.gatekeeper_url,
+        "prefix": ticket.prefix,
+        "expires_at": grant.expires_at,
+    }
+    return Response(ReadGrantSerializer(answer).data)

@@ -1,0 +1,132 @@
+"""The only way to reach tenant-owned objects.
+
+Every function here filters by the caller's tenant inside the query, so another
+tenant's object is indistinguishable from one that does not exist: Http404, never
+"forbidden". Role checks within the caller's own tenant answer PermissionDenied
+(403): the caller knows their own tenant exists. Views never call
+`.objects.get(pk=...)` on tenant data; they call these.
+
+Suspended tenants are invisible to their members.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import uuid
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from portal.tickets.models import Ticket
+from tenants.models import AgentToken, Membership, Tenant
+from tenants.tokens import hash_token
+
+LIVE_STATUSES = (Tenant.Status.ONBOARDING, Tenant.Status.ACTIVE)
+# Recording every use of a token would be a write per request; once a minute is
+# plenty to tell an admin which tokens are still in use.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def membership_for_user(user) -> Membership:
+    if not user.is_authenticated:
+        raise Http404("not found")
+    try:
+        return Membership.objects.select_related("tenant").get(user=user, tenant__status__in=LIVE_STATUSES)
+    except Membership.DoesNotExist:
+        raise Http404("not found") from None
+
+
+def tenant_for_user(user) -> Tenant:
+    return membership_for_user(user).tenant
+
+
+def admin_membership_for_user(user) -> Membership:
+    """The caller's membership if they are an admin of their tenant: 403 otherwise."""
+    membership = membership_for_user(user)
+    if not membership.is_admin:
+        raise PermissionDenied("tenant admins only")
+    return membership
+
+
+def tickets_for_user(user) -> QuerySet[Ticket]:
+    if not user.is_authenticated:
+        return Ticket.objects.none()
+    return Ticket.objects.filter(
+        tenant__memberships__user=user, tenant__status__in=LIVE_STATUSES
+    ).select_related("tenant")
+
+
+def access_ticket_for_user(user, ticket_id: uuid.UUID | str) -> Ticket:
+    return _one(tickets_for_user(user), ticket_id)
+
+
+def access_ticket_for_agent(token: AgentToken, ticket_id: uuid.UUID | str) -> Ticket:
+    tickets = Ticket.objects.filter(tenant_id=token.tenant_id).select_related("tenant")
+    return _one(tickets, ticket_id)
+
+
+def _one(tickets: QuerySet[Ticket], ticket_id) -> Ticket:
+    try:
+        return tickets.get(id=uuid.UUID(str(ticket_id)))
+    except (ValueError, Ticket.DoesNotExist):
+        raise Http404("not found") from None
+
+
+def agent_tokens_for_admin(user) -> QuerySet[AgentToken]:
+    tenant = admin_membership_for_user(user).tenant
+    return AgentToken.objects.filter(tenant=tenant)
+
+
+def access_agent_token_for_admin(user, token_id: int) -> AgentToken:
+    try:
+        return agent_tokens_for_admin(user).get(id=token_id)
+    except AgentToken.DoesNotExist:
+        raise Http404("not found") from None
+
+
+def access_agent_token(token: str, *, now: dt.datetime | None = None) -> AgentToken | None:
+    """The live token with this value, or None: revoked, unknown, or its tenant suspended."""
+    if not token:
+        return None
+    digest = hash_token(token)
+    row = (
+        AgentToken.objects.select_related("tenant")
+        .filter(token_hash=digest, revoked_at__isnull=True, tenant__status__in=LIVE_STATUSES)
+        .first()
+    )
+    # The query already matched; the constant-time compare keeps the check honest
+    # should the lookup ever change to something looser.
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    _touch(row, now or timezone.now())
+    return row
+
+
+def _touch(row: AgentToken, now: dt.datetime) -> None:
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        AgentToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
+
+
+# --- vendor support: all tenants, but only for vendor staff ------------------------
+
+def require_support(user) -> None:
+    """Vendor support are is_staff users with no tenant. Anyone else: 404, so the
+    support area does not even show that it exists."""
+    if not (user.is_authenticated and user.is_staff and not Membership.objects.filter(user=user).exists()):
+        raise Http404("not found")
+
+
+def tenants_for_support(user) -> QuerySet[Tenant]:
+    require_support(user)
+    return Tenant.objects.all()
+
+
+def access_tenant_for_support(user, slug: str) -> Tenant:
+    try:
+        return tenants_for_support(user).get(slug=slug)
+    except Tenant.DoesNotExist:
+        raise Http404("not found") from None

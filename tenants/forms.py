@@ -1,0 +1,46 @@
+from django import forms
+from django.contrib.auth import get_user_model
+
+from tenants.models import Tenant
+
+
+class StorageSettingsForm(forms.ModelForm):
+    """Where the tenant's data lives and how the portal reaches its gatekeeper."""
+
+    class Meta:
+        model = Tenant
+        fields = ["data_location", "region", "bucket", "gatekeeper_url", "gatekeeper_id", "storage_origin"]
+        labels = {
+            "gatekeeper_url": "Gatekeeper URL",
+            "gatekeeper_id": "Gatekeeper id (the grants' audience)",
+            "storage_origin": "Storage origin (where browsers fetch objects)",
+        }
+
+
+class AgentTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Token name")
+
+
+class TenantCreateForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name", "data_location", "region"]
+
+
+class TenantStatusForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = ["status"]
+
+
+class InviteAdminForm(forms.Form):
+    username = forms.RegexField(
+        r"\A[A-Za-z0-9_.@+-]{1,150}\Z", max_length=150, error_messages={"invalid": "Letters, digits and @.+-_ only."}
+    )
+    email = forms.EmailField()
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("That username is taken.")
+        return username

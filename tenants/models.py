@@ -1,0 +1,128 @@
+"""Tenants and everything that belongs to one: memberships, signing keys, agent
+tokens. Views never query these directly; see tenants/access.py."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from tenants.validators import (
+    origin_of,
+    validate_bucket,
+    validate_gatekeeper_id,
+    validate_gatekeeper_url,
+    validate_origin,
+    validate_region,
+    validate_slug,
+)
+
+
+class Tenant(models.Model):
+    class DataLocation(models.TextChoices):
+        VENDOR = "vendor", "Vendor-hosted bucket"
+        CUSTOMER = "customer", "Customer's own bucket"
+
+    class Status(models.TextChoices):
+        ONBOARDING = "onboarding", "Onboarding"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    slug = models.CharField(max_length=40, unique=True, validators=[validate_slug])
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ONBOARDING)
+    data_location = models.CharField(max_length=20, choices=DataLocation.choices, default=DataLocation.VENDOR)
+    region = models.CharField(max_length=30, blank=True, validators=[validate_region])
+    bucket = models.CharField(max_length=63, blank=True, validators=[validate_bucket])
+    gatekeeper_url = models.CharField(max_length=200, blank=True, validators=[validate_gatekeeper_url])
+    gatekeeper_id = models.CharField(max_length=64, blank=True, validators=[validate_gatekeeper_id])
+    # Where browsers fetch objects from (the presigned URLs' origin): named in the
+    # report page's CSP connect-src and img-src.
+    storage_origin = models.CharField(max_length=200, blank=True, validators=[validate_origin])
+    # Per-tenant ticket numbers are handed out from this counter (see tickets.services).
+    last_ticket_number = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+    @property
+    def has_gatekeeper(self) -> bool:
+        return bool(self.gatekeeper_url and self.gatekeeper_id)
+
+    @property
+    def gatekeeper_origin(self) -> str:
+        return origin_of(self.gatekeeper_url) if self.gatekeeper_url else ""
+
+
+class Membership(models.Model):
+    """One tenant per user: the OneToOne makes a second membership impossible."""
+
+    class Role(models.TextChoices):
+        STAFF = "staff", "Help-desk staff"
+        ADMIN = "admin", "Tenant admin"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.user} @ {self.tenant} ({self.role})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == self.Role.ADMIN
+
+
+class TenantSigningKey(models.Model):
+    """The vendor's Ed25519 key for one tenant. Only the public half leaves the
+    portal; the private half is stored encrypted (tenants/signing.py)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PREVIOUS = "previous", "Previous (verifying grants still alive)"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="signing_keys")
+    kid = models.CharField(max_length=64, unique=True)
+    public_key = models.CharField(max_length=64)
+    private_key_encrypted = models.BinaryField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField()
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=Q(status="active"), name="one_active_signing_key_per_tenant"
+            ),
+        ]
+
+    def __str__(self):
+        return self.kid
+
+
+class AgentToken(models.Model):
+    """A credential for the help-desk agent. Only its SHA-256 is stored; the token
+    itself is shown once, when it is created (tenants/tokens.py)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="agent_tokens")
+    name = models.CharField(max_length=100)
+    # The first characters, kept so an admin can tell tokens apart.
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

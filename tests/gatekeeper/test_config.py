@@ -1,0 +1,130 @@
+"""A bad configuration refuses to start and names the offending key."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from gatekeeper import config as config_module
+from gatekeeper.errors import ConfigError
+from tests import support
+
+from .conftest import VENDOR_KEY, base_config, toml_dumps
+
+
+def good() -> dict:
+    return base_config("http://127.0.0.1:9", "acme-reports", "sqlite:///tmp/x.db")
+
+
+def load_dict(data: dict, env: dict | None = None, tmp_path=None):
+    path = tmp_path / "gk.toml"
+    path.write_text(toml_dumps(data))
+    return config_module.load(str(path), env=env or {})
+
+
+def test_a_good_config_loads(tmp_path):
+    config = load_dict(good(), tmp_path=tmp_path)
+    assert config.gatekeeper_id == "gk-test"
+    assert config.vendor_key_ids == ("k1",)
+    assert config.storage.encryption == "sse-s3"
+
+
+@pytest.mark.parametrize("section,key,value,named", [
+    (None, "gatekeeper_id", "", "gatekeeper_id"),
+    (None, "presign_ttl", 0, "presign_ttl"),
+    (None, "presign_ttl", "60", "presign_ttl"),
+    (None, "max_grant_lifetime", 99999, "max_grant_lifetime"),
+    (None, "allowed_origins", ["*"], "allowed_origins"),
+    (None, "allowed_origins", ["https://portal.example/path"], "allowed_origins"),
+    (None, "enabled", "yes", "enabled"),
+    (None, "surprise", 1, "surprise"),
+    ("storage", "bucket", "Not_A_Bucket", "storage.bucket"),
+    ("storage", "region", "mars", "storage.region"),
+    ("storage", "encryption", "rot13", "storage.encryption"),
+    ("storage", "encryption", "sse-kms", "storage.kms_key_id"),
+    ("acl", "allow", ["10.0.0.1/8"], "acl.allow"),
+    ("acl", "deny", ["not-an-ip"], "acl.deny"),
+    ("acl", "dney", [], "acl.dney"),
+    ("acl", "countries", ["usa"], "acl.countries"),
+    ("acl", "country_header", "CloudFront-Viewer-Country", "acl.country_header"),
+    ("acl", "geoip_db", "/nonexistent.mmdb", "acl.geoip_db"),
+    ("audit", "url", "mysql://x", "audit.url"),
+    ("vendor_keys", "k1", "AAAA", "vendor_keys.k1"),
+    ("vendor_keys", "k1", "!!!", "vendor_keys.k1"),
+    ("revocation", "not_before", -1, "revocation.not_before"),
+])
+def test_a_bad_value_names_its_key(tmp_path, section, key, value, named):
+    data = good()
+    (data[section] if section else data)[key] = value
+    with pytest.raises(ConfigError) as caught:
+        load_dict(data, tmp_path=tmp_path)
+    assert caught.value.key == named
+
+
+def test_a_missing_required_key_is_named(tmp_path):
+    data = good()
+    del data["storage"]["bucket"]
+    with pytest.raises(ConfigError, match="storage.bucket"):
+        load_dict(data, tmp_path=tmp_path)
+
+
+def test_no_vendor_key_refuses(tmp_path):
+    data = good()
+    data["vendor_keys"] = {}
+    with pytest.raises(ConfigError, match="vendor_keys"):
+        load_dict(data, tmp_path=tmp_path)
+
+
+def test_the_environment_overrides_the_file(tmp_path):
+    env = {
+        "GATEKEEPER_PRESIGN_TTL": "30",
+        "GATEKEEPER_ENABLED": "false",
+        "GATEKEEPER_ACL_DENY": "203.0.113.0/24, 198.51.100.7/32",
+        "GATEKEEPER_ACL_UPLOAD_ALLOW": '["10.0.0.0/8"]',
+        "GATEKEEPER_REVOCATION_SUBJECTS": "user:13",
+        "GATEKEEPER_STORAGE_ENCRYPTION": "sse-kms",
+        "GATEKEEPER_STORAGE_KMS_KEY_ID": "alias/reports",
+        "GATEKEEPER_VENDOR_KEYS": f"k2:{VENDOR_KEY.public_b64}",
+    }
+    config = load_dict(good(), env=env, tmp_path=tmp_path)
+    assert config.presign_ttl == 30 and config.enabled is False
+    assert [str(n) for n in config.acl.deny] == ["203.0.113.0/24", "198.51.100.7/32"]
+    assert [str(n) for n in config.upload_acl.allow] == ["10.0.0.0/8"]
+    assert config.revoked_subjects == {"user:13"}
+    assert config.storage.kms_key_id == "alias/reports"
+    assert set(config.vendor_key_ids) == {"k1", "k2"}
+
+
+def test_a_config_from_the_environment_alone_loads():
+    env = {
+        "GATEKEEPER_GATEKEEPER_ID": "gk-env", "GATEKEEPER_ISSUER": "https://portal.example",
+        "GATEKEEPER_VENDOR_KEYS": f'{{"k1": "{VENDOR_KEY.public_b64}"}}',
+        "GATEKEEPER_STORAGE_BUCKET": "acme-reports", "GATEKEEPER_STORAGE_REGION": "eu-west-1",
+        "GATEKEEPER_AUDIT_URL": "dynamodb://acme-audit",
+    }
+    config = config_module.load(None, env=env)
+    assert config.gatekeeper_id == "gk-env" and config.audit_url == "dynamodb://acme-audit"
+
+
+def test_a_bad_environment_value_names_the_variable():
+    with pytest.raises(ConfigError, match="GATEKEEPER_PRESIGN_TTL"):
+        config_module.load(None, env={"GATEKEEPER_PRESIGN_TTL": "soon"})
+
+
+def test_serve_with_a_bad_config_exits_non_zero_naming_the_key(tmp_path):
+    data = good()
+    data["acl"]["deny"] = ["300.1.1.1/32"]
+    path = tmp_path / "gk.toml"
+    path.write_text(toml_dumps(data))
+    result = subprocess.run([support.PYTHON, "-m", "gatekeeper", "serve", "--config", str(path)],
+                            capture_output=True, text=True, timeout=30, cwd=support.ROOT)
+    assert result.returncode == 2
+    assert "acl.deny" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_a_missing_file_exits_non_zero(tmp_path):
+    result = subprocess.run([support.PYTHON, "-m", "gatekeeper", "serve", "--config", str(tmp_path / "no.toml")],
+                            capture_output=True, text=True, timeout=30, cwd=support.ROOT)
+    assert result.returncode == 2 and "file not found" in result.stderr

@@ -1,0 +1,170 @@
+"""The customer's policy over real HTTP: ACL, countries, proxies, CORS,
+revocation, the kill switch and a fail-closed audit log."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import requests
+
+from .conftest import ORIGIN
+from .test_sign import GET_42, assert_refused, sign
+
+
+# --- address and country ------------------------------------------------------
+
+def test_it_refuses_a_denied_address(start_gatekeeper):
+    gk = start_gatekeeper({"acl": {"deny": ["127.0.0.0/8"]}})
+    assert_refused(gk, sign(gk, gk.grant(), GET_42), 403, "address_denied", op="get")
+
+
+def test_it_refuses_an_address_not_on_the_allow_list(start_gatekeeper):
+    gk = start_gatekeeper({"acl": {"allow": ["10.0.0.0/8"]}})
+    assert_refused(gk, sign(gk, gk.grant(), GET_42), 403, "address_denied", op="get")
+
+
+def test_uploads_follow_their_own_lists(start_gatekeeper):
+    # Reads only from the office; agents upload from anywhere.
+    gk = start_gatekeeper({"acl": {"allow": ["10.0.0.0/8"]}})
+    put = [{"op": "put", "key": "tickets/42/a.txt", "size": 1, "content_type": "text/plain"}]
+    assert sign(gk, gk.grant(ops=["put"]), put).status_code == 200
+    closed = start_gatekeeper({"acl.upload": {"deny": ["127.0.0.1/32"]}})
+    assert_refused(closed, sign(closed, closed.grant(ops=["put"]), put), 403, "address_denied", op="put")
+    assert sign(closed, closed.grant(), GET_42).status_code == 200
+
+
+def test_a_client_cannot_spoof_x_forwarded_for_without_a_trusted_proxy(start_gatekeeper):
+    gk = start_gatekeeper({"acl": {"deny": ["127.0.0.1/32"]}})
+    response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "198.51.100.1"})
+    rows = assert_refused(gk, response, 403, "address_denied", op="get")
+    assert rows[0]["client_ip"] == "127.0.0.1"
+
+
+def proxied(start_gatekeeper, **acl):
+    return start_gatekeeper({"acl": {"trusted_proxies": ["127.0.0.1/32", "10.9.0.0/16"], **acl}})
+
+
+def test_behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_client(start_gatekeeper):
+    gk = proxied(start_gatekeeper, deny=["203.0.113.0/24"])
+    # The client wrote "1.2.3.4"; our proxy 10.9.0.5 saw 203.0.113.9 and appended it.
+    response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.9, 10.9.0.5"})
+    assert_refused(gk, response, 403, "address_denied", op="get", client_ip="203.0.113.9")
+
+
+def test_a_spoofed_leftmost_hop_does_not_get_in(start_gatekeeper):
+    gk = proxied(start_gatekeeper, allow=["198.51.100.0/24"])
+    response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9"})
+    assert_refused(gk, response, 403, "address_denied", op="get", client_ip="203.0.113.9")
+    ok = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7"})
+    assert ok.status_code == 200
+
+
+def test_a_malformed_forwarded_header_from_a_trusted_proxy_is_a_400(start_gatekeeper):
+    gk = proxied(start_gatekeeper)
+    response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "1.2.3.4, bogus"})
+    assert response.status_code == 400 and response.json()["error"] == "bad_forwarded_for"
+
+
+def test_it_refuses_a_country_not_on_the_list(start_gatekeeper):
+    gk = start_gatekeeper({"acl": {"countries": ["US", "CA", "GB", "AU", "NZ", "IE", "NL"],
+                                   "country_header": "CloudFront-Viewer-Country",
+                                   "trusted_proxies": ["127.0.0.1/32"]}})
+    assert sign(gk, gk.grant(), GET_42, headers={"CloudFront-Viewer-Country": "NL"}).status_code == 200
+    response = sign(gk, gk.grant(), GET_42, headers={"CloudFront-Viewer-Country": "KP"})
+    rows = assert_refused(gk, response, 403, "country_denied", op="get")
+    assert rows[0]["country"] == "KP"
+    # An unknown country is refused when a list is set.
+    assert_refused(gk, sign(gk, gk.grant(), GET_42), 403, "country_denied", op="get")
+
+
+def test_the_country_header_is_ignored_from_untrusted_peers(start_gatekeeper):
+    gk = start_gatekeeper({"acl": {"countries": ["US"], "country_header": "CloudFront-Viewer-Country",
+                                   "trusted_proxies": ["10.0.0.0/8"]}})
+    response = sign(gk, gk.grant(), GET_42, headers={"CloudFront-Viewer-Country": "US"})
+    assert_refused(gk, response, 403, "country_denied", op="get")
+
+
+# --- revocation and the kill switch -------------------------------------------
+
+def test_it_refuses_grants_issued_before_not_before(start_gatekeeper):
+    gk = start_gatekeeper({"revocation": {"not_before": int(time.time()) - 10}})
+    assert_refused(gk, sign(gk, gk.grant(now=time.time() - 20), GET_42), 401, "revoked")
+    assert sign(gk, gk.grant(), GET_42).status_code == 200
+
+
+def test_it_refuses_a_revoked_subject(start_gatekeeper):
+    gk = start_gatekeeper({"revocation": {"subjects": ["user:13"]}})
+    assert_refused(gk, sign(gk, gk.grant(subject="user:13"), GET_42), 401, "revoked")
+    assert sign(gk, gk.grant(subject="user:14"), GET_42).status_code == 200
+
+
+def test_the_kill_switch_refuses_everything(start_gatekeeper):
+    gk = start_gatekeeper({"enabled": False})
+    assert_refused(gk, sign(gk, gk.grant(), GET_42), 403, "kill_switch")
+    health = requests.get(gk.url + "/v1/health", timeout=5).json()
+    assert health["status"] == "degraded" and health["enabled"] is False
+
+
+def test_the_kill_switch_can_be_thrown_from_the_environment(start_gatekeeper):
+    gk = start_gatekeeper(env={"GATEKEEPER_ENABLED": "false"})
+    assert_refused(gk, sign(gk, gk.grant(), GET_42), 403, "kill_switch")
+
+
+# --- fail closed ----------------------------------------------------------------
+
+def test_it_signs_nothing_when_the_audit_record_cannot_be_written(gatekeeper):
+    assert sign(gatekeeper, gatekeeper.grant(), GET_42).status_code == 200  # the DB exists
+    blocker = sqlite3.connect(gatekeeper.audit_path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        response = sign(gatekeeper, gatekeeper.grant(), GET_42)
+        assert response.status_code == 503
+        assert response.json()["error"] == "audit_unavailable"
+        assert "url" not in response.text
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert sign(gatekeeper, gatekeeper.grant(), GET_42).status_code == 200
+
+
+# --- CORS and health ------------------------------------------------------------
+
+def test_cors_echoes_only_an_allowed_origin(gatekeeper):
+    ok = sign(gatekeeper, gatekeeper.grant(), GET_42, headers={"Origin": ORIGIN})
+    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Origin" in ok.headers["Vary"]
+    other = sign(gatekeeper, gatekeeper.grant(), GET_42, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    assert "Origin" in other.headers["Vary"]
+
+
+def test_cors_preflight(gatekeeper):
+    ok = requests.options(gatekeeper.url + "/v1/sign", timeout=5, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert ok.status_code == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "POST" in ok.headers["Access-Control-Allow-Methods"]
+    assert "Authorization" in ok.headers["Access-Control-Allow-Headers"]
+    refused = requests.options(gatekeeper.url + "/v1/audit/search", timeout=5,
+                               headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_cors_never_answers_with_a_wildcard(gatekeeper):
+    for origin in ("*", "null", ORIGIN + ".evil.example", ORIGIN.upper()):
+        response = sign(gatekeeper, gatekeeper.grant(), GET_42, headers={"Origin": origin})
+        assert response.headers.get("Access-Control-Allow-Origin") in (None,)
+
+
+def test_health_reports_what_the_portal_checks_and_no_secrets(gatekeeper):
+    response = requests.get(gatekeeper.url + "/v1/health", headers={"Origin": ORIGIN}, timeout=5)
+    body = response.json()
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert body["status"] == "ok" and body["gatekeeper_id"] == "gk-test"
+    assert body["protocol"] == 1 and body["vendor_kids"] == ["k1"]
+    assert abs(body["time"] - time.time()) < 5
+    assert body["encryption"] == "sse-s3" and body["audit"] == "ok"
+    assert "testing-secret" not in response.text and "bucket" not in response.text
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
