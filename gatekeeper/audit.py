@@ -484,7 +484,7 @@ class SqliteAuditStore:
 # below DynamoDB's per-partition limits for one customer's gatekeeper.
 
 DYNAMO_PAGE_ITEMS = 1000  # items read per Query call, before filtering
-DYNAMO_MAX_CALLS = 25  # Query calls per search page: bounds latency, may cut a page short
+DYNAMO_MAX_CALLS = 60  # Query calls per page (~2 months of empty days): bounds latency
 DYNAMO_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 DYNAMO_PURGE_LOOKBACK_DAYS = 30  # days behind the retention horizon that purge() sweeps
 CLOCK_SKEW = 3600  # records from instances whose clocks run ahead are still found

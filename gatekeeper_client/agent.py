@@ -32,7 +32,10 @@ from gatekeeper_client.client import GatekeeperClient, GatekeeperRefused, upload
 
 TOKEN_ENV = "DUALKEY_AGENT_TOKEN"
 TIMEOUT = 30
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# Mirrors portal/tickets/manifest.py (which this Django-free package cannot import).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")   # used with fullmatch
+MAX_FILES = 100
+MAX_FILE_SIZE = 100 * 1024 * 1024
 CONTENT_TYPES = {
     ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
     ".json": "application/json", ".txt": "text/plain", ".log": "text/plain",
@@ -57,10 +60,14 @@ def check_files(files: list[File]) -> None:
     """Refuse locally what the portal would refuse, before anything is sent."""
     if not files:
         raise SubmitFailed("manifest", "a ticket needs at least one file", code="no_files")
+    if len(files) > MAX_FILES:
+        raise SubmitFailed("manifest", f"at most {MAX_FILES} files a ticket", code="too_many_files")
     seen = set()
-    for name, _data, content_type in files:
-        if not NAME_RE.match(name):
+    for name, data, content_type in files:
+        if not NAME_RE.fullmatch(name):
             raise SubmitFailed("manifest", f"file name not allowed: {name!r}", code="bad_name")
+        if len(data) > MAX_FILE_SIZE:
+            raise SubmitFailed("manifest", f"{name} is over {MAX_FILE_SIZE // 2**20} MiB", code="too_large")
         if name in seen:
             raise SubmitFailed("manifest", f"file name repeated: {name!r}", code="bad_name")
         if content_type not in ALLOWED_TYPES:

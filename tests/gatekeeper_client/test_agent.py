@@ -172,7 +172,7 @@ def test_it_refuses_results_for_keys_it_did_not_ask_for(world):
     assert world.stored == {}
 
 
-@pytest.mark.parametrize("name", ["../etc/passwd", "a/b.txt", ".hidden", "", "x" * 201])
+@pytest.mark.parametrize("name", ["../etc/passwd", "a/b.txt", ".hidden", "", "x" * 201, "notes.txt\n"])
 def test_it_refuses_bad_file_names_before_sending_anything(world, name):
     with pytest.raises(SubmitFailed, match="file name not allowed"):
         submit_ticket(world.url, TOKEN, "s", [(name, b"x", "text/plain")])

@@ -1,0 +1,133 @@
+// Talking to the portal (for a grant), the tenant's gatekeeper (for presigned
+// URLs) and the tenant's storage (for the objects). Every failure becomes an
+// ApiError whose message can be shown to the user as it is.
+
+export class ApiError extends Error {
+  constructor(message, { source, status = null, code = null, hint = null } = {}) {
+    super(message);
+    this.source = source; // "portal" | "gatekeeper" | "storage"
+    this.status = status;
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+// What a help-desk person can do about each refusal. The gatekeeper's own
+// code and message are always shown too, verbatim.
+const TRUST = "The customer's gatekeeper does not accept this portal's grants. Ask the tenant admin to check its trusted keys and settings.";
+const CLOCK = "The portal's and the gatekeeper's clocks may disagree. Try again in a minute.";
+const GATEKEEPER_HINTS = {
+  address_denied: "The customer's access policy does not allow the address you are connecting from.",
+  country_denied: "The customer's access policy does not allow the country you are connecting from.",
+  kill_switch: "The customer has suspended all access to its report data.",
+  expired: "The access grant expired. Reload the page to get a new one.",
+  grant_reused: "The access grant was already used. Reload the page to get a new one.",
+  revoked: "The customer has revoked access for this account.",
+  audit_unavailable: "The customer's audit log cannot be written, so its gatekeeper refuses everything (fail closed).",
+  origin_not_allowed: "The customer's gatekeeper does not list this portal's origin.",
+  invalid_grant: TRUST, unknown_kid: TRUST, bad_signature: TRUST, wrong_audience: TRUST,
+  wrong_issuer: TRUST, algorithm_refused: TRUST,
+  not_yet_valid: CLOCK, too_long_lived: CLOCK,
+};
+
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function text(value) {
+  return typeof value === "string" ? value : null;
+}
+
+export async function requestGrant(grantUrl, csrfToken) {
+  let response;
+  try {
+    response = await fetch(grantUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+    });
+  } catch {
+    throw new ApiError("Could not reach the portal to get an access grant.", { source: "portal" });
+  }
+  const body = await readJson(response);
+  if (!response.ok) {
+    // DRF answers {"detail": ...}; ours {"error", "message"}.
+    const reason = text(body?.message) || text(body?.detail) || `HTTP ${response.status}`;
+    throw new ApiError(`The portal did not give an access grant: ${reason}`, {
+      source: "portal", status: response.status, code: text(body?.error) || text(body?.code),
+    });
+  }
+  if (!text(body?.grant)) {
+    throw new ApiError("The portal's grant answer is malformed.", { source: "portal" });
+  }
+  return body;
+}
+
+export function gatekeeperRefusal(status, body, requestId = null) {
+  const code = text(body?.error) || `http_${status}`;
+  const message = text(body?.message) || "no reason given";
+  // The request id finds the refusal in the customer's audit log (readable
+  // only if the gatekeeper exposes the header to CORS).
+  const hints = [GATEKEEPER_HINTS[code], requestId && `Gatekeeper request id: ${requestId}.`];
+  return new ApiError(`The gatekeeper refused: ${message} (${code})`, {
+    source: "gatekeeper", status, code, hint: hints.filter(Boolean).join(" ") || null,
+  });
+}
+
+// One /v1/sign call for the whole ticket: the gatekeeper audits and decides
+// the batch as a whole, and one round trip keeps the page fast.
+export async function signAll(gatekeeperUrl, grant, ops) {
+  const url = gatekeeperUrl.replace(/\/+$/, "") + "/v1/sign";
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      mode: "cors",
+      credentials: "omit", // the grant is the only credential the gatekeeper needs
+      referrerPolicy: "no-referrer",
+      headers: { Authorization: `Bearer ${grant}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ ops }),
+    });
+  } catch {
+    // A CORS refusal and a dead host look the same to a page, so say both.
+    throw new ApiError(
+      `Could not reach the customer's gatekeeper at ${new URL(url).origin}.`,
+      { source: "gatekeeper", hint: "It may be down, or it may not allow this portal's origin (CORS)." },
+    );
+  }
+  const body = await readJson(response);
+  if (!response.ok) throw gatekeeperRefusal(response.status, body, response.headers.get("X-Request-Id"));
+  if (!Array.isArray(body?.results) || body.results.length !== ops.length) {
+    throw new ApiError("The gatekeeper's answer is malformed.", { source: "gatekeeper" });
+  }
+  return body.results;
+}
+
+// Fetch one object through its presigned GET. No cookies, no referrer: the URL
+// itself is the (short-lived) credential and must not leak anywhere else.
+export async function fetchObject(url) {
+  let response;
+  try {
+    response = await fetch(url, { credentials: "omit", referrerPolicy: "no-referrer", cache: "no-store" });
+  } catch {
+    throw new ApiError("Could not reach the customer's storage.", { source: "storage" });
+  }
+  if (!response.ok) {
+    throw new ApiError(`The customer's storage refused (HTTP ${response.status}).`, {
+      source: "storage", status: response.status,
+    });
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+// SHA-256 as lowercase hex, or null where WebCrypto is unavailable (it needs a
+// secure context: https, or localhost in development).
+export async function sha256Hex(bytes) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}

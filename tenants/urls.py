@@ -1,0 +1,15 @@
+from django.urls import path
+
+from tenants import views
+
+urlpatterns = [
+    path("settings/", views.settings_page, name="tenant-settings"),
+    path("settings/storage/", views.update_storage, name="tenant-storage"),
+    path("settings/tokens/", views.create_token, name="agent-token-create"),
+    path("settings/tokens/<int:token_id>/revoke/", views.revoke_token, name="agent-token-revoke"),
+    path("support/", views.support_home, name="support"),
+    path("support/tenants/new/", views.support_create_tenant, name="support-tenant-create"),
+    path("support/tenants/<slug:slug>/", views.support_tenant, name="support-tenant"),
+    path("support/tenants/<slug:slug>/invite/", views.support_invite_admin, name="support-invite-admin"),
+    path("support/tenants/<slug:slug>/status/", views.support_set_status, name="support-tenant-status"),
+]

@@ -1,0 +1,147 @@
+"""Tenant admin pages (/settings/) and vendor support pages (/support/).
+
+Admin pages answer 403 to a tenant's staff (wrong role in their own tenant) and
+404 for another tenant's objects; the support area is 404 to anyone who is not
+vendor support.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from tenants import forms
+from tenants.access import (
+    access_agent_token_for_admin,
+    access_tenant_for_support,
+    admin_membership_for_user,
+    agent_tokens_for_admin,
+    tenants_for_support,
+)
+from tenants.services import create_tenant, invite_admin
+from tenants.signing import trusted_public_keys, vendor_keys_toml
+from tenants.tokens import issue_agent_token
+
+
+def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, status=200):
+    tenant = admin_membership_for_user(request.user).tenant
+    context = {
+        "tenant": tenant,
+        "storage_form": storage_form or forms.StorageSettingsForm(instance=tenant),
+        "token_form": token_form or forms.AgentTokenForm(),
+        "tokens": agent_tokens_for_admin(request.user),
+        "new_token": new_token,
+        "signing_keys": trusted_public_keys(tenant),
+        "vendor_keys_toml": vendor_keys_toml(tenant),
+    }
+    return render(request, "tenants/settings.html", context, status=status)
+
+
+@login_required
+@require_GET
+def settings_page(request):
+    return _settings_page(request)
+
+
+@login_required
+@require_POST
+def update_storage(request):
+    tenant = admin_membership_for_user(request.user).tenant
+    form = forms.StorageSettingsForm(request.POST, instance=tenant)
+    if not form.is_valid():
+        return _settings_page(request, storage_form=form, status=400)
+    form.save()
+    messages.success(request, "Storage settings saved.")
+    return redirect("tenant-settings")
+
+
+@login_required
+@require_POST
+def create_token(request):
+    tenant = admin_membership_for_user(request.user).tenant
+    form = forms.AgentTokenForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, token_form=form, status=400)
+    token, plaintext = issue_agent_token(tenant, form.cleaned_data["name"])
+    # Rendered, not redirected: the plaintext must not travel through a URL or
+    # the session, and this response is the only time it is shown.
+    response = _settings_page(request, new_token={"token": token, "plaintext": plaintext})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def revoke_token(request, token_id):
+    token = access_agent_token_for_admin(request.user, token_id)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("tenant-settings")
+
+
+# --- vendor support ------------------------------------------------------------
+
+@login_required
+@require_GET
+def support_home(request):
+    return render(request, "tenants/support_home.html", {"tenants": tenants_for_support(request.user)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def support_create_tenant(request):
+    tenants_for_support(request.user)  # 404 unless vendor support
+    form = forms.TenantCreateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.is_valid():
+            tenant = create_tenant(**form.cleaned_data)
+            messages.success(request, f"Tenant {tenant.slug} created with its signing key.")
+            return redirect("support-tenant", slug=tenant.slug)
+        return render(request, "tenants/support_create.html", {"form": form}, status=400)
+    return render(request, "tenants/support_create.html", {"form": form})
+
+
+def _support_tenant_page(request, tenant, *, invite_form=None, status_form=None, invited=None, status=200):
+    context = {
+        "tenant": tenant,
+        "members": tenant.memberships.select_related("user").order_by("user__username"),
+        "invite_form": invite_form or forms.InviteAdminForm(),
+        "status_form": status_form or forms.TenantStatusForm(instance=tenant),
+        "invited": invited,
+        "vendor_keys_toml": vendor_keys_toml(tenant),
+    }
+    return render(request, "tenants/support_tenant.html", context, status=status)
+
+
+@login_required
+@require_GET
+def support_tenant(request, slug):
+    return _support_tenant_page(request, access_tenant_for_support(request.user, slug))
+
+
+@login_required
+@require_POST
+def support_invite_admin(request, slug):
+    tenant = access_tenant_for_support(request.user, slug)
+    form = forms.InviteAdminForm(request.POST)
+    if not form.is_valid():
+        return _support_tenant_page(request, tenant, invite_form=form, status=400)
+    membership, password = invite_admin(tenant, form.cleaned_data["username"], form.cleaned_data["email"])
+    response = _support_tenant_page(request, tenant, invited={"user": membership.user, "password": password})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def support_set_status(request, slug):
+    tenant = access_tenant_for_support(request.user, slug)
+    form = forms.TenantStatusForm(request.POST, instance=tenant)
+    if not form.is_valid():
+        return _support_tenant_page(request, tenant, status_form=form, status=400)
+    form.save()
+    messages.success(request, f"{tenant.slug} is now {tenant.get_status_display().lower()}.")
+    return redirect("support-tenant", slug=tenant.slug)

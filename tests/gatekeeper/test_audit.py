@@ -1,0 +1,518 @@
+"""The audit log and the jti registry, on a real SQLite file and on moto's real
+DynamoDB server. Every store test runs against both."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import sqlite3
+import threading
+import time
+import uuid
+
+import pytest
+
+from gatekeeper import audit
+from gatekeeper.audit import (
+    AuditRecord, DynamoAuditStore, SearchQuery, SqliteAuditStore, open_store, parse_search,
+)
+from gatekeeper.errors import AuditUnavailable, BadRequest, ConfigError
+
+HOUR, DAY = 3600, 86400
+RETENTION_DAYS = 30
+NOW = time.time()
+
+
+def make_records(count: int = 60) -> list[AuditRecord]:
+    """A varied log: three hours apart (so DynamoDB spans several day partitions),
+    keys under tickets/1/ and tickets/10/ (a prefix must not confuse them), denials."""
+    ops = ["get", "list", "put", "delete", "audit", "request"]
+    subs = ["user:7", "user:8", "agent:3", ""]
+    ips = ["203.0.113.5", "2001:db8::1", "198.51.100.7"]
+    records = []
+    for i in range(count):
+        op = ops[i % len(ops)]
+        ticket = ["1", "10", "11", "2", "ü"][i % 5]
+        key = {"list": f"tickets/{ticket}/", "audit": "", "request": ""}.get(op, f"tickets/{ticket}/f{i}.png")
+        deny = i % 7 == 0
+        records.append(AuditRecord(
+            ts=NOW - i * 3 * HOUR - 0.123, request_id=f"req-{i}", client_ip=ips[i % len(ips)],
+            country="FR", user_agent="Mozilla/5.0", origin="https://portal.test", op=op, key=key,
+            outcome="deny" if deny else "allow", reason="ip_denied" if deny else "",
+            status=403 if deny else 200, jti=f"jti-{i}", sub=subs[i % len(subs)], kid="k1",
+        ))
+    return records
+
+
+def expected(records: list[AuditRecord], q: SearchQuery) -> list[dict]:
+    """The same search, done the slow and obvious way."""
+    def keep(r: AuditRecord) -> bool:
+        return (
+            (q.since is None or r.ts >= q.since) and (q.until is None or r.ts < q.until)
+            and all(getattr(q, f) is None or getattr(r, f) == getattr(q, f)
+                    for f in ("op", "outcome", "client_ip", "sub"))
+            and (q.key_prefix is None or r.key.startswith(q.key_prefix))
+        )
+    return [r.to_dict() for r in sorted(records, key=lambda r: -r.ts) if keep(r)]
+
+
+def search_all(store, body: dict) -> tuple[list[dict], int]:
+    """Follow the cursor to the end; return every entry and the number of pages."""
+    entries, cursor, pages = [], None, 0
+    while True:
+        page, cursor = store.search(parse_search({**body, **({"cursor": cursor} if cursor else {})}))
+        entries += page
+        pages += 1
+        assert len(page) <= body.get("limit", audit.DEFAULT_LIMIT)
+        assert pages < 200, "the cursor never ends"
+        if cursor is None:
+            return entries, pages
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        sqlite_store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS, busy_timeout=0.2)
+        yield sqlite_store
+        sqlite_store.close()
+    else:
+        moto_url = request.getfixturevalue("moto_url")
+        dynamo_store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS,
+                                        endpoint_url=moto_url, region="us-east-1")
+        dynamo_store.create_table()
+        yield dynamo_store
+
+
+@pytest.fixture
+def filled(store):
+    records = make_records()
+    shuffled = records[:]
+    random.Random(4).shuffle(shuffled)  # written out of order: search must sort
+    store.write(shuffled[:25])
+    store.write(shuffled[25:])
+    return store, records
+
+
+# --- writing and searching --------------------------------------------------------------
+
+def test_it_round_trips_every_field(store):
+    record = make_records(1)[0]
+    store.write([record])
+    entries, cursor = store.search(SearchQuery())
+    assert entries == [record.to_dict()]
+    assert cursor is None
+    assert list(entries[0]) == [
+        "ts", "request_id", "client_ip", "country", "user_agent", "origin", "op", "key",
+        "outcome", "reason", "status", "jti", "sub", "kid",
+    ]
+
+
+def test_it_returns_newest_first(filled):
+    store, records = filled
+    entries, _ = store.search(parse_search({"limit": 500}))
+    assert [e["request_id"] for e in entries] == [r["request_id"] for r in expected(records, SearchQuery())]
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"op": "get"},
+    {"op": "request"},
+    {"outcome": "deny"},
+    {"client_ip": "2001:DB8:0::1"},  # normalized before comparing
+    {"client_ip": "198.51.100.7"},
+    {"sub": "user:7"},
+    {"sub": ""},  # refusals that came without a readable grant
+    {"key_prefix": "tickets/1/"},  # not tickets/10/ or tickets/11/
+    {"key_prefix": "tickets/ü/"},
+    {"key_prefix": "tickets/1"},
+    {"since": NOW - 2 * DAY},
+    {"until": NOW - 2 * DAY},
+    {"since": NOW - 5 * DAY, "until": NOW - 2 * DAY},
+    {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3 * DAY))},
+    {"op": "get", "outcome": "deny"},
+    {"op": "put", "outcome": "allow", "sub": "user:7", "client_ip": "203.0.113.5",
+     "key_prefix": "tickets/", "since": NOW - 6 * DAY, "until": NOW},
+    {"sub": "nobody"},
+])
+def test_it_filters(filled, body):
+    store, records = filled
+    entries, _ = search_all(store, {**body, "limit": 500})
+    want = expected(records, parse_search(body))
+    assert entries == want
+    assert body == {"sub": "nobody"} or want  # each case means something
+
+
+@pytest.mark.parametrize("body", [{"limit": 7}, {"limit": 1, "outcome": "deny"}, {"limit": 3, "op": "get"}])
+def test_it_pages_without_duplicates_or_gaps(filled, body):
+    store, records = filled
+    entries, pages = search_all(store, body)
+    want = expected(records, parse_search(body))
+    assert entries == want
+    assert pages >= len(want) // body["limit"]
+
+
+def test_a_page_is_at_most_limit_long(filled):
+    store, _ = filled
+    first, cursor = store.search(parse_search({"limit": 10}))
+    assert len(first) == 10 and cursor
+    second, _ = store.search(parse_search({"limit": 10, "cursor": cursor}))
+    assert len(second) == 10 and second[0]["ts"] < first[-1]["ts"]
+
+
+def test_the_last_page_has_no_cursor(filled):
+    store, _ = filled
+    entries, cursor = store.search(parse_search({"sub": "agent:3", "limit": 500}))
+    assert entries and cursor is None
+
+
+def test_a_cursor_only_works_for_its_own_search(filled):
+    store, _ = filled
+    _, cursor = store.search(parse_search({"op": "get", "limit": 2}))
+    with pytest.raises(BadRequest, match="cursor"):
+        store.search(parse_search({"op": "list", "limit": 2, "cursor": cursor}))
+    # The page size may change between pages.
+    store.search(parse_search({"op": "get", "limit": 5, "cursor": cursor}))
+
+
+def forged(payload: dict) -> str:
+    """A well-formed cursor body without the right check bytes."""
+    return base64.urlsafe_b64encode(json.dumps(payload).encode() + b"12345678").decode()
+
+
+@pytest.mark.parametrize("cursor", [
+    "garbage", "", "====", "é", "AAAAAAAAAAAAAAAAAAAAAAAA",
+    forged({"f": "0" * 16, "p": [1.0, 1]}),
+    "tamper",  # replaced below by a real cursor with one character changed
+])
+def test_a_garbage_cursor_is_refused(filled, cursor):
+    store, _ = filled
+    if cursor == "tamper":
+        _, real = store.search(parse_search({"limit": 2}))
+        cursor = real[:10] + ("A" if real[10] != "A" else "B") + real[11:]
+    with pytest.raises(BadRequest, match="cursor"):
+        store.search(parse_search({"limit": 2, "cursor": cursor}))
+
+
+def test_a_cursor_from_the_other_kind_of_store_is_refused(filled):
+    store, _ = filled
+    q = parse_search({"limit": 2})
+    position = ["2025-01-01", None] if isinstance(store, SqliteAuditStore) else [NOW, 1]
+    with pytest.raises(BadRequest, match="cursor"):
+        store.search(parse_search({"limit": 2, "cursor": audit.encode_cursor(q, position)}))
+
+
+def test_limit_bounds(filled):
+    store, _ = filled
+    assert len(store.search(parse_search({"limit": 1}))[0]) == 1
+    assert len(store.search(parse_search({}))[0]) == 60  # default 100
+    assert len(search_all(store, {"limit": 500})[0]) == 60
+
+
+def test_awkward_text_is_stored_not_refused(store):
+    """Header values and grant claims are attacker input: a lone surrogate or a
+    huge user agent must not make the audit write (and so the request) fail."""
+    record = AuditRecord(ts=NOW, user_agent="x" * 100_000, sub="\ud800bad", key="tickets/1/\x00")
+    store.write([record])
+    [entry] = store.search(SearchQuery())[0]
+    assert len(entry["user_agent"]) == audit.MAX_FIELD_CHARS
+    assert entry["sub"] == "?bad"
+    assert entry["key"] == "tickets/1/\x00"
+
+
+def test_an_empty_write_is_fine(store):
+    store.write([])
+    assert store.search(SearchQuery()) == ([], None)
+
+
+# --- single-use grants ----------------------------------------------------------------
+
+def test_a_jti_can_be_claimed_once(store):
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW) is True
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW + 1) is False
+    assert store.claim_jti("grant-2", expires_at=NOW + 300, now=NOW + 1) is True
+
+
+def test_an_expired_jti_can_be_claimed_again(store):
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW)
+    assert not store.claim_jti("grant-1", expires_at=NOW + 600, now=NOW + 299)
+    assert store.claim_jti("grant-1", expires_at=NOW + 900, now=NOW + 301)
+    assert not store.claim_jti("grant-1", expires_at=NOW + 900, now=NOW + 302)
+
+
+def test_any_jti_string_can_be_claimed(store):
+    for jti in ["x" * 5000, "\ud800", "#", ""]:
+        assert store.claim_jti(jti, expires_at=NOW + 60, now=NOW)
+        assert not store.claim_jti(jti, expires_at=NOW + 60, now=NOW)
+
+
+def test_two_racing_claims_have_one_winner(store):
+    results = []
+    barrier = threading.Barrier(8)
+
+    def claim():
+        barrier.wait()
+        results.append(store.claim_jti("raced", expires_at=NOW + 60, now=NOW))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+# --- retention --------------------------------------------------------------------------
+
+def test_purge_removes_old_records(store):
+    old = [AuditRecord(ts=NOW - (RETENTION_DAYS + 2) * DAY - i, request_id=f"old-{i}", op="get")
+           for i in range(3)]
+    young = [AuditRecord(ts=NOW - (RETENTION_DAYS - 1) * DAY, request_id="young", op="get")]
+    store.write(old + young, now=NOW - (RETENTION_DAYS + 2) * DAY)
+    assert store.purge(NOW) >= 3
+    assert store.purge(NOW) == 0
+    entries, _ = store.search(SearchQuery(since=0))
+    assert [e["request_id"] for e in entries] == ["young"]
+
+
+def test_purge_forgets_expired_jtis(tmp_path):
+    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+    store.claim_jti("spent", expires_at=NOW - 1, now=NOW - 60)
+    store.claim_jti("live", expires_at=NOW + 60, now=NOW)
+    assert store.purge(NOW) == 1
+    assert not store.claim_jti("live", expires_at=NOW + 60, now=NOW)
+
+
+def test_write_purges_at_most_once_an_hour(tmp_path):
+    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+    expired = NOW - (RETENTION_DAYS + 1) * DAY
+    store.write([AuditRecord(ts=expired, request_id="a")], now=NOW)  # purged at once
+    store.write([AuditRecord(ts=expired, request_id="b")], now=NOW + HOUR - 1)  # too soon
+    assert [e["request_id"] for e in store.search(SearchQuery())[0]] == ["b"]
+    store.write([AuditRecord(ts=NOW + HOUR, request_id="c")])  # the records' time counts
+    assert [e["request_id"] for e in store.search(SearchQuery())[0]] == ["c"]
+
+
+# --- failing closed --------------------------------------------------------------------
+
+def test_a_locked_sqlite_database_fails_closed(tmp_path):
+    path = str(tmp_path / "audit.db")
+    store = SqliteAuditStore(path, RETENTION_DAYS, busy_timeout=0.2)
+    store.write([AuditRecord(ts=NOW, request_id="before")])
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(AuditUnavailable):
+            store.write([AuditRecord(ts=NOW, request_id="during")])
+        assert time.monotonic() - started < 2  # fails, rather than hanging
+        with pytest.raises(AuditUnavailable):
+            store.claim_jti("grant", expires_at=NOW + 60, now=NOW)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.write([AuditRecord(ts=NOW, request_id="after")])
+    assert [e["request_id"] for e in store.search(SearchQuery())[0]] == ["after", "before"]
+
+
+def test_an_unopenable_sqlite_file_fails_closed(tmp_path):
+    store = SqliteAuditStore(str(tmp_path / "missing-dir" / "audit.db"), RETENTION_DAYS)
+    with pytest.raises(AuditUnavailable):
+        store.write([AuditRecord(ts=NOW)])
+    with pytest.raises(AuditUnavailable):
+        store.search(SearchQuery())
+    assert not store.healthy()
+
+
+def test_a_missing_dynamodb_table_fails_closed(moto_url):
+    store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
+    store.create_table()
+    assert store.healthy()
+    store.client.delete_table(TableName=store.table)
+    with pytest.raises(AuditUnavailable) as refused:
+        store.write([AuditRecord(ts=NOW)])
+    assert store.table not in refused.value.message  # nothing about the account leaks
+    with pytest.raises(AuditUnavailable):
+        store.claim_jti("grant", expires_at=NOW + 60, now=NOW)
+    with pytest.raises(AuditUnavailable):
+        store.search(SearchQuery())
+    assert not store.healthy()
+
+
+def test_an_unreachable_dynamodb_fails_closed():
+    from tests.support import free_port
+
+    store = DynamoAuditStore("audit", RETENTION_DAYS, f"http://127.0.0.1:{free_port()}", "us-east-1")
+    with pytest.raises(AuditUnavailable):
+        store.write([AuditRecord(ts=NOW)])
+
+
+# --- the stores' own mechanics ------------------------------------------------------------
+
+def test_sqlite_writes_from_many_threads(tmp_path):
+    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+
+    def work(n):
+        for i in range(20):
+            store.write([AuditRecord(ts=NOW + i, request_id=f"{n}-{i}"), AuditRecord(ts=NOW + i)])
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(search_all(store, {"limit": 500})[0]) == 6 * 20 * 2
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"sub": "u"}, {"client_ip": "192.0.2.1"}, {"op": "get", "outcome": "deny"},
+    {"outcome": "deny"}, {"since": 1, "until": 2}, {"key_prefix": "tickets/1/"},
+])
+def test_sqlite_searches_walk_an_index_without_sorting(tmp_path, body):
+    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+    store.write(make_records())
+    _, cursor = store.search(parse_search({**body, "limit": 1}))
+    conn = store._conn()
+    statements = []
+    conn.set_trace_callback(statements.append)
+    store.search(parse_search({**body, "limit": 1, **({"cursor": cursor} if cursor else {})}))
+    conn.set_trace_callback(None)
+    select = [sql for sql in statements if "ORDER BY" in sql][-1]
+    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + select))
+    assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+    if not body.get("key_prefix"):  # a narrow prefix reads the key index and sorts
+        assert "TEMP B-TREE" not in plan, plan
+
+
+def test_dynamodb_pages_may_be_short_but_the_cursor_finds_everything(moto_url, monkeypatch):
+    """Little work per call: a few items per Query, a few Queries per page."""
+    monkeypatch.setattr(audit, "DYNAMO_PAGE_ITEMS", 4)
+    monkeypatch.setattr(audit, "DYNAMO_MAX_CALLS", 3)
+    store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
+    store.create_table()
+    records = [AuditRecord(ts=NOW - i * 10 * HOUR, request_id=f"r{i}", op="get" if i % 9 else "put")
+               for i in range(60)]
+    store.write(records)
+    for body in [{"op": "put", "limit": 2}, {"limit": 5}]:
+        entries, pages = search_all(store, body)
+        assert entries == expected(records, parse_search(body))
+        assert pages > len(entries) / body["limit"]  # some pages came back short
+
+
+def test_dynamodb_writes_big_batches(moto_url):
+    store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
+    store.create_table()
+    store.create_table()  # idempotent
+    same_time = [AuditRecord(ts=NOW, request_id="batch", key=f"k{i}") for i in range(150)]
+    store.write(same_time)
+    store.write(same_time)  # the same request id again is a new record, not an overwrite
+    assert len(search_all(store, {"limit": 500})[0]) == 300
+
+
+def test_dynamodb_hides_records_past_retention_before_ttl_runs(moto_url):
+    store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
+    store.create_table()
+    store.write([AuditRecord(ts=NOW - (RETENTION_DAYS + 1) * DAY, request_id="old"),
+                 AuditRecord(ts=NOW, request_id="new")])
+    assert [e["request_id"] for e in store.search(SearchQuery(since=0))[0]] == ["new"]
+
+
+# --- parsing search requests ----------------------------------------------------------------
+
+def test_parse_search_reads_every_field():
+    q = parse_search({
+        "since": "2025-01-02T03:04:05Z", "until": 1735790000.5, "op": "get", "outcome": "deny",
+        "client_ip": "2001:DB8::0:1", "sub": "user:7", "key_prefix": "tickets/42/",
+        "limit": 500, "cursor": "abc",
+    })
+    assert q == SearchQuery(since=1735787045.0, until=1735790000.5, op="get", outcome="deny",
+                            client_ip="2001:db8::1", sub="user:7", key_prefix="tickets/42/",
+                            limit=500, cursor="abc")
+
+
+def test_parse_search_defaults():
+    assert parse_search({}) == SearchQuery(limit=100)
+    assert parse_search({"key_prefix": ""}).key_prefix is None  # "" matches everything
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("2025-01-02T03:04:05Z", 1735787045.0),
+    ("2025-01-02T03:04:05", 1735787045.0),  # no offset: UTC
+    ("2025-01-02T05:04:05+02:00", 1735787045.0),
+    ("2025-01-02", 1735776000.0),
+    ("1970-01-01T00:00:00Z", 0.0),
+])
+def test_parse_search_reads_iso_times(text, seconds):
+    assert parse_search({"since": text}).since == seconds
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"subject": "x"}, "subject"),
+    ({"since": "yesterday"}, "since"),
+    ({"since": -1}, "since"),
+    ({"since": True}, "since"),
+    ({"until": 1e400}, "until"),
+    ({"until": float("nan")}, "until"),
+    ({"until": 10**400}, "until"),
+    ({"until": "1969-12-31T23:59:59Z"}, "until"),
+    ({"until": "2025-01-02T03:04:05" + " " * 100}, "until"),
+    ({"since": 10, "until": 5}, "since"),
+    ({"op": "sudo"}, "op"),
+    ({"op": ["get"]}, "op"),
+    ({"outcome": "maybe"}, "outcome"),
+    ({"client_ip": "10.0.0.0/8"}, "client_ip"),
+    ({"client_ip": 167772161}, "client_ip"),
+    ({"sub": 7}, "sub"),
+    ({"sub": "\ud800"}, "sub"),
+    ({"key_prefix": "k" * 1025}, "key_prefix"),
+    ({"key_prefix": {"$gt": ""}}, "key_prefix"),
+    ({"limit": 0}, "limit"),
+    ({"limit": 501}, "limit"),
+    ({"limit": True}, "limit"),
+    ({"limit": 1.0}, "limit"),
+    ({"limit": "10"}, "limit"),
+    ({"cursor": 5}, "cursor"),
+    ({"cursor": "c" * 2000}, "cursor"),
+])
+def test_parse_search_refuses_bad_fields_by_name(body, field):
+    with pytest.raises(BadRequest) as refused:
+        parse_search(body)
+    assert repr(field) in refused.value.message
+
+
+@pytest.mark.parametrize("body", [None, [], "since", 5, True, [{"op": "get"}]])
+def test_parse_search_wants_an_object(body):
+    with pytest.raises(BadRequest, match="JSON object"):
+        parse_search(body)
+
+
+def test_parse_search_raises_only_bad_request_for_any_json():
+    rng = random.Random(7)
+    names = sorted(audit.SEARCH_FIELDS) + ["x", ""]
+    samples = [None, True, False, 0, -1, 1, 500, 501, 2**70, 1.5, -0.0, 1e308, float("inf"),
+               float("nan"), "", "get", "deny", "::1", "2025-01-01", "\ud800", "\x00", [], {}, [1], {"a": 1}]
+    for _ in range(3000):
+        body = {rng.choice(names): rng.choice(samples) for _ in range(rng.randint(0, 4))}
+        try:
+            parse_search(json.loads(json.dumps(body)))
+        except BadRequest:
+            pass
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+def test_open_store_reads_the_url(tmp_path):
+    sqlite_store = open_store(f"sqlite:///{tmp_path}/audit.db", 7)
+    assert isinstance(sqlite_store, SqliteAuditStore)
+    assert sqlite_store.path == f"{tmp_path}/audit.db" and sqlite_store.retention_days == 7
+    dynamo_store = open_store("dynamodb://gk-audit", 7, endpoint_url="http://127.0.0.1:1", region="eu-west-3")
+    assert isinstance(dynamo_store, DynamoAuditStore)
+    assert (dynamo_store.table, dynamo_store.endpoint_url, dynamo_store.region) == (
+        "gk-audit", "http://127.0.0.1:1", "eu-west-3")
+    assert open_store("dynamodb://gk-audit", 7).endpoint_url is None
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "postgres://db", "dynamodb://", "dynamodb://a b", "audit.db"])
+def test_open_store_refuses_other_urls(url):
+    with pytest.raises(ConfigError, match="audit.url"):
+        open_store(url, 7)

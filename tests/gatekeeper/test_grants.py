@@ -1,0 +1,90 @@
+"""Grant verification in-process, with time injected (no clock patching), and the
+test vector published in docs/protocol.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gatekeeper import config as config_module
+from gatekeeper.errors import Unauthorized
+from gatekeeper.grants import GrantVerifier
+from gatekeeper_client.grants import SigningKey, mint_grant, private_key_from_seed
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+SEED = bytes(range(32))
+IAT = 1767225600  # 2026-01-01T00:00:00Z
+KEY = SigningKey("k1", private_key_from_seed(SEED))
+
+
+def verifier(**env) -> GrantVerifier:
+    base = {
+        "GATEKEEPER_GATEKEEPER_ID": "gk-acme", "GATEKEEPER_ISSUER": "https://portal.example",
+        "GATEKEEPER_VENDOR_KEYS": f"k1:{KEY.public_b64}", "GATEKEEPER_STORAGE_BUCKET": "acme-reports",
+        "GATEKEEPER_STORAGE_REGION": "us-east-1",
+    }
+    return GrantVerifier(config_module.load(None, env={**base, **env}))
+
+
+def vector() -> str:
+    return mint_grant(KEY, issuer="https://portal.example", audience="gk-acme", subject="user:7",
+                      name="Bob Staff", prefix="tickets/42/", ops=["get", "list"], lifetime=120,
+                      now=IAT, jti="vector-1")
+
+
+def test_the_documented_vector_is_what_we_mint_and_verify():
+    text = DOCS.read_text()
+    documented_key = re.search(r"public key \(base64url\): `([^`]+)`", text).group(1)
+    documented_grant = re.search(r"```\n(eyJ[^\n]+)\n```", text).group(1)
+    assert documented_key == KEY.public_b64
+    assert documented_grant == vector()  # Ed25519 signatures are deterministic
+    grant = verifier().verify(documented_grant, now=IAT + 10)
+    assert (grant.sub, grant.name, grant.jti, grant.prefix) == ("user:7", "Bob Staff", "vector-1", "tickets/42/")
+    assert grant.ops == {"get", "list"} and not grant.single_use
+
+
+@pytest.mark.parametrize("now,ok", [
+    (IAT - 30, True),   # issuer clock slightly ahead: within the leeway
+    (IAT - 31, False),  # not yet valid
+    (IAT + 120 + 30, True),
+    (IAT + 120 + 31, False),  # expired
+])
+def test_the_leeway_is_applied_at_both_ends(now, ok):
+    if ok:
+        verifier().verify(vector(), now=now)
+    else:
+        with pytest.raises(Unauthorized) as caught:
+            verifier().verify(vector(), now=now)
+        assert caught.value.code in ("not_yet_valid", "expired")
+
+
+def test_the_maximum_lifetime_is_the_customers():
+    with pytest.raises(Unauthorized, match="lifetime"):
+        verifier(GATEKEEPER_MAX_GRANT_LIFETIME="60").verify(vector(), now=IAT)
+
+
+def test_key_rotation_accepts_both_listed_keys():
+    new = SigningKey("k2", private_key_from_seed(bytes(range(5, 37))))
+    both = verifier(GATEKEEPER_VENDOR_KEYS=f"k1:{KEY.public_b64},k2:{new.public_b64}")
+    token = mint_grant(new, issuer="https://portal.example", audience="gk-acme", subject="user:7",
+                       prefix="tickets/42/", ops=["get"], now=IAT)
+    assert both.verify(token, now=IAT).kid == "k2"
+    assert both.verify(vector(), now=IAT).kid == "k1"
+
+
+@pytest.mark.parametrize("scope", [
+    None, {"prefix": "tickets/42", "ops": ["get"]}, {"prefix": "../", "ops": ["get"]},
+    {"prefix": "tickets/42/", "ops": []}, {"prefix": "tickets/42/", "ops": ["sudo"]},
+    {"prefix": "tickets/42/", "ops": [["get"]]},
+])
+def test_a_malformed_scope_is_refused(scope):
+    import jwt
+
+    claims = {"iss": "https://portal.example", "aud": "gk-acme", "sub": "u", "iat": IAT,
+              "exp": IAT + 60, "jti": "j", "scope": scope}
+    token = jwt.encode(claims, KEY.private_key, algorithm="EdDSA", headers={"kid": "k1"})
+    with pytest.raises(Unauthorized) as caught:
+        verifier().verify(token, now=IAT)
+    assert caught.value.code == "malformed_grant"
