@@ -50,8 +50,11 @@ class AgentOrPerson(BasePermission):
     message = "POST takes an agent token; GET takes a logged-in session."
 
     def has_permission(self, request, view):
-        check = IsAgent() if request.method == "POST" else IsPerson()
-        return check.has_permission(request, view)
+        if request.method == "POST":
+            return IsAgent().has_permission(request, view)
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return IsPerson().has_permission(request, view)
+        return True  # any other method: let the view answer 405
 
 
 @extend_schema(

@@ -9,8 +9,24 @@ def _no_control_characters(value: str) -> None:
         raise serializers.ValidationError("Control characters are not allowed.")
 
 
+class StrictCharField(serializers.CharField):
+    """DRF's CharField turns 7 into "7"; a manifest that sends a number for a name
+    is broken and should hear so."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(StrictCharField, serializers.RegexField):
+    pass
+
+
 class FileEntrySerializer(serializers.Serializer):
-    name = serializers.RegexField(
+    name = StrictRegexField(
         manifest.FILE_NAME_RE,
         max_length=200,
         trim_whitespace=False,  # a key is exact: " a.png" is refused, not quietly trimmed
@@ -18,7 +34,7 @@ class FileEntrySerializer(serializers.Serializer):
     )
     size = serializers.IntegerField(min_value=1, max_value=manifest.MAX_FILE_SIZE)
     content_type = serializers.ChoiceField(choices=manifest.CONTENT_TYPES)
-    sha256 = serializers.RegexField(
+    sha256 = StrictRegexField(
         manifest.SHA256_RE, trim_whitespace=False, error_messages={"invalid": "64 hexadecimal characters."}
     )
 
@@ -27,7 +43,7 @@ class FileEntrySerializer(serializers.Serializer):
 
 
 class TicketCreateSerializer(serializers.Serializer):
-    subject = serializers.CharField(max_length=manifest.MAX_SUBJECT, validators=[_no_control_characters])
+    subject = StrictCharField(max_length=manifest.MAX_SUBJECT, validators=[_no_control_characters])
     files = serializers.ListField(
         child=FileEntrySerializer(), min_length=1, max_length=manifest.MAX_FILES
     )

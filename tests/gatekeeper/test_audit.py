@@ -131,7 +131,7 @@ def test_it_returns_newest_first(filled):
     {"since": NOW - 5 * DAY, "until": NOW - 2 * DAY},
     {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3 * DAY))},
     {"op": "get", "outcome": "deny"},
-    {"op": "put", "outcome": "allow", "sub": "user:7", "client_ip": "203.0.113.5",
+    {"op": "put", "outcome": "allow", "sub": "user:7", "client_ip": "198.51.100.7",
      "key_prefix": "tickets/", "since": NOW - 6 * DAY, "until": NOW},
     {"sub": "nobody"},
 ])

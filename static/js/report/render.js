@@ -1,0 +1,361 @@
+// Builds the report's DOM. Everything in a report is untrusted input written by
+// a program on an end user's machine, so: elements are made with createElement /
+// createElementNS, text goes in as text nodes (append/textContent), never
+// innerHTML; every field is type-checked as it is read and every list is capped.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const DASH = "—";
+
+export const LIMITS = {
+  processes: 5000, events: 10000, samples: 10000, sections: 50, rows: 500,
+  machineKeys: 64, logBytes: 1024 * 1024,
+};
+
+// --- reading untrusted values --------------------------------------------------
+
+export function str(value, max = 2000) {
+  if (typeof value === "string") return value.slice(0, max);
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return "";
+}
+export const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+export const list = (v, max) => (Array.isArray(v) ? v.slice(0, max) : []);
+export const obj = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v : {});
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+
+export function formatTime(value, format = dateTime) {
+  const text = str(value, 64);
+  const date = new Date(text);
+  return text && !Number.isNaN(date.getTime()) ? format.format(date) : text || DASH;
+}
+export function formatNumber(n, digits = 1) {
+  return n == null ? DASH : n.toLocaleString(undefined, { maximumFractionDigits: digits });
+}
+export function formatBytes(n) {
+  if (n == null) return DASH;
+  const units = ["bytes", "KB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${formatNumber(n, i ? 1 : 0)} ${units[i]}`;
+}
+function formatDuration(seconds) {
+  if (seconds == null) return DASH;
+  const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
+}
+const humanize = (key) => key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+
+// --- element helpers -------------------------------------------------------------
+
+// Props are our own attribute names; children are nodes or strings (which
+// append() turns into text nodes, so data can never become markup).
+export function el(tag, props = {}, ...children) {
+  return assemble(document.createElement(tag), props, children);
+}
+function svg(tag, props = {}, ...children) {
+  return assemble(document.createElementNS(SVG_NS, tag), props, children);
+}
+function assemble(node, props, children) {
+  for (const [key, value] of Object.entries(props)) {
+    if (value == null || value === false) continue;
+    if (key === "testid") node.dataset.testid = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key === "className" ? "class" : key, value === true ? "" : String(value));
+  }
+  node.append(...children.flat().filter((c) => c != null && c !== false));
+  return node;
+}
+
+function kvTable(title, rows) {
+  return el("table", { className: "kv" },
+    el("caption", {}, title),
+    el("tbody", {}, rows.map(([label, value]) =>
+      el("tr", {}, el("th", { scope: "row" }, label), el("td", {}, value || DASH)))));
+}
+
+export function emptyNote(text) {
+  return el("p", { className: "empty" }, text);
+}
+
+// --- banners and file status ---------------------------------------------------------
+
+export function showBanner(banner, title, details = []) {
+  banner.replaceChildren(el("strong", {}, title), ...details.filter(Boolean).map((d) => el("p", {}, d)));
+  banner.hidden = false;
+}
+
+const BADGES = {
+  pending: ["Checking…", "Fetching and checking the file"],
+  verified: ["✓ Verified", "SHA-256 matches the manifest recorded at submission"],
+  mismatch: ["⚠ Changed", "SHA-256 differs from the manifest: the file changed after it was submitted"],
+  unverifiable: ["Not verified", "This browser cannot compute SHA-256 here (WebCrypto needs HTTPS)"],
+  missing: ["Missing", "The file is not in the customer's storage"],
+  error: ["Not loaded", "The file could not be fetched"],
+};
+export function badge(status) {
+  const [label, title] = BADGES[status] || BADGES.error;
+  return el("span", { className: `badge badge-${status}`, title, "data-status": status }, label);
+}
+
+// --- sections --------------------------------------------------------------------------
+
+export function renderMessage(body, report) {
+  const user = obj(report.user);
+  body.replaceChildren(
+    el("blockquote", { className: "message", testid: "message" }, str(report.message, 20000) || "(no message)"),
+    el("p", { className: "muted" },
+      `${str(user.name, 200) || "Unknown user"} · written ${formatTime(report.submitted_at)} (the user's clock)`),
+  );
+}
+
+const MACHINE_LABELS = {
+  hostname: "Host name", os: "Operating system", os_version: "OS version", cpu: "CPU",
+  cpu_cores: "CPU cores", memory_total_mb: "Memory", uptime_seconds: "Uptime",
+};
+const MACHINE_FORMATS = {
+  memory_total_mb: (v) => (num(v) == null ? str(v) : `${formatNumber(v / 1024)} GB`),
+  uptime_seconds: (v) => formatDuration(num(v)),
+};
+
+export function renderDetails(body, report) {
+  const user = obj(report.user);
+  const machine = obj(report.machine);
+  const keys = Object.keys(machine).slice(0, LIMITS.machineKeys);
+  const ordered = [...Object.keys(MACHINE_LABELS).filter((k) => k in machine),
+    ...keys.filter((k) => !(k in MACHINE_LABELS))];
+  body.replaceChildren(el("div", { className: "grid" },
+    kvTable("User", [["Name", str(user.name, 200)], ["Email", str(user.email, 200)],
+      ["Department", str(user.department, 200)]]),
+    kvTable("Machine", ordered.map((k) => [
+      MACHINE_LABELS[k] || humanize(str(k, 64)), (MACHINE_FORMATS[k] || str)(machine[k])])),
+  ));
+}
+
+export function renderSystemInfo(body, sections) {
+  const tables = list(sections, LIMITS.sections).map((section) => kvTable(
+    str(obj(section).title, 200) || "Untitled",
+    list(obj(section).rows, LIMITS.rows).map((row) => [str(list(row, 2)[0], 200), str(list(row, 2)[1])]),
+  ));
+  body.replaceChildren(tables.length ? el("div", { className: "grid" }, tables) : emptyNote("No system information in this report."));
+}
+
+const PROCESS_COLUMNS = [
+  { key: "pid", label: "PID", numeric: true, digits: 0 },
+  { key: "name", label: "Name" },
+  { key: "user", label: "User" },
+  { key: "cpu_percent", label: "CPU %", numeric: true, digits: 1 },
+  { key: "memory_mb", label: "Memory (MB)", numeric: true, digits: 1 },
+  { key: "threads", label: "Threads", numeric: true, digits: 0 },
+];
+
+function compareBy(column, direction) {
+  return (a, b) => {
+    const x = a[column.key], y = b[column.key];
+    if (!column.numeric) return direction * x.localeCompare(y, undefined, { numeric: true, sensitivity: "base" });
+    if (x == null || y == null) return (x == null) - (y == null); // blanks last either way
+    return direction * (x - y);
+  };
+}
+
+export function renderProcesses(body, processes) {
+  const rows = list(processes, LIMITS.processes).map((p) => Object.fromEntries(
+    PROCESS_COLUMNS.map((c) => [c.key, c.numeric ? num(obj(p)[c.key]) : str(obj(p)[c.key], 200)])));
+  if (!rows.length) return body.replaceChildren(emptyNote("No process list in this report."));
+
+  let sort = { column: PROCESS_COLUMNS[3], direction: -1 }; // busiest first
+  const tbody = el("tbody");
+  const count = el("span", { className: "muted" });
+  const filter = el("input", { type: "search", placeholder: "Filter by name or user", "aria-label": "Filter processes", oninput: draw });
+  const headers = PROCESS_COLUMNS.map((column) => el("th", { scope: "col", className: column.numeric ? "num" : null },
+    el("button", { type: "button", className: "sort", onclick: () => {
+      sort = { column, direction: sort.column === column ? -sort.direction : (column.numeric ? -1 : 1) };
+      draw();
+    } }, column.label)));
+
+  function draw() {
+    const needle = filter.value.trim().toLowerCase();
+    const shown = rows.filter((r) => !needle || r.name.toLowerCase().includes(needle) || r.user.toLowerCase().includes(needle))
+      .sort(compareBy(sort.column, sort.direction));
+    tbody.replaceChildren(...shown.map((r) => el("tr", { testid: "process-row", className: r.cpu_percent >= 50 ? "hot" : null },
+      PROCESS_COLUMNS.map((c) => el("td", { className: c.numeric ? "num" : null },
+        c.numeric ? formatNumber(r[c.key], c.digits) : r[c.key] || DASH)))));
+    headers.forEach((th, i) => {
+      const active = PROCESS_COLUMNS[i] === sort.column;
+      th.setAttribute("aria-sort", active ? (sort.direction > 0 ? "ascending" : "descending") : "none");
+    });
+    count.textContent = `${shown.length} of ${rows.length} processes`;
+  }
+  draw();
+  body.replaceChildren(
+    el("div", { className: "toolbar" }, filter, count),
+    el("div", { className: "table-scroll" },
+      el("table", { className: "data", testid: "process-table" }, el("thead", {}, el("tr", {}, headers)), tbody)),
+  );
+}
+
+const LEVELS = ["critical", "error", "warning", "info", "debug"];
+
+export function renderEvents(body, events) {
+  const rows = list(events, LIMITS.events).map((e) => {
+    const level = str(obj(e).level, 20).toLowerCase();
+    return { ...obj(e), level: LEVELS.includes(level) ? level : "other", time: str(obj(e).time, 64) };
+  }).sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)); // newest first
+  if (!rows.length) return body.replaceChildren(emptyNote("No event log in this report."));
+
+  const counts = Object.fromEntries([...LEVELS, "other"].map((l) => [l, rows.filter((r) => r.level === l).length]));
+  const count = el("span", { className: "muted" });
+  const select = el("select", { "aria-label": "Show level", testid: "event-level-filter", onchange: apply },
+    el("option", { value: "" }, `All levels (${rows.length})`),
+    [...LEVELS, "other"].filter((l) => counts[l]).map((l) => el("option", { value: l }, `${humanize(l)} (${counts[l]})`)));
+  const trs = rows.map((r) => el("tr", { testid: "event-row", "data-level": r.level },
+    el("td", { className: "nowrap" }, formatTime(r.time)),
+    el("td", {}, el("span", { className: `level level-${r.level}` }, humanize(r.level))),
+    el("td", {}, str(r.source, 200) || DASH),
+    el("td", { className: "num" }, formatNumber(num(r.event_id), 0)),
+    el("td", { className: "wrap" }, str(r.message, 4000))));
+
+  function apply() {
+    trs.forEach((tr) => { tr.hidden = Boolean(select.value) && tr.dataset.level !== select.value; });
+    count.textContent = `${trs.filter((tr) => !tr.hidden).length} of ${rows.length} events, newest first`;
+  }
+  apply();
+  body.replaceChildren(
+    el("div", { className: "toolbar" }, el("label", {}, "Level ", select), count),
+    el("div", { className: "table-scroll" }, el("table", { className: "data events" },
+      el("thead", {}, el("tr", {}, ["Time", "Level", "Source", "Event ID", "Message"].map((h) =>
+        el("th", { scope: "col", className: h === "Event ID" ? "num" : null }, h)))),
+      el("tbody", {}, trs))),
+  );
+}
+
+// --- attachments: one slot per file, filled when its bytes are checked ------------
+
+let lightbox = null;
+function openLightbox(src, caption) {
+  if (!lightbox) {
+    lightbox = el("dialog", { className: "lightbox", testid: "lightbox", onclick: () => lightbox.close() },
+      el("img", { alt: "" }), el("p", {}), el("button", { type: "button", className: "close", "aria-label": "Close" }, "×"));
+    document.body.append(lightbox);
+  }
+  lightbox.querySelector("img").src = src;
+  lightbox.querySelector("img").alt = caption;
+  lightbox.querySelector("p").textContent = caption;
+  lightbox.showModal();
+}
+
+export function screenshotSlot(file) {
+  return el("figure", { className: "shot", "data-file": file.name },
+    el("div", { className: "thumb placeholder" }, "Loading…"),
+    el("figcaption", {}, el("span", { className: "name" }, file.name), badge("pending")));
+}
+
+// `src` is a blob: URL of the bytes that were just hashed, so what is shown is
+// exactly what was verified (and the presigned URL is used once).
+export function fillScreenshot(slot, src, name) {
+  const img = el("img", { src, alt: `Screenshot ${name}`, testid: "screenshot", loading: "lazy" });
+  slot.querySelector(".thumb").replaceWith(el("button", {
+    type: "button", className: "thumb", title: "Click to enlarge", onclick: () => openLightbox(src, name),
+  }, img));
+}
+
+export function logSlot(file) {
+  return el("details", { className: "log", "data-file": file.name, open: true },
+    el("summary", {}, el("span", { className: "name" }, file.name),
+      el("span", { className: "muted" }, formatBytes(file.size)), badge("pending")),
+    el("pre", { testid: "log" }, "Loading…"));
+}
+
+export function fillLog(slot, bytes) {
+  const shown = bytes.subarray(0, LIMITS.logBytes);
+  slot.querySelector("pre").textContent = new TextDecoder("utf-8").decode(shown);
+  if (bytes.length > shown.length) {
+    slot.append(emptyNote(`Showing the first ${formatBytes(shown.length)} of ${formatBytes(bytes.length)}.`));
+  }
+}
+
+export function setSlotStatus(slot, status, message = null) {
+  slot.querySelector(".badge").replaceWith(badge(status));
+  if (message) {
+    const target = slot.querySelector("pre") || slot.querySelector(".thumb");
+    target.textContent = message;
+  }
+}
+
+// --- the resource-use chart (SVG) ---------------------------------------------------
+
+const SERIES = [
+  { key: "cpu_percent", label: "CPU", className: "series-cpu" },
+  { key: "memory_percent", label: "Memory", className: "series-memory" },
+];
+
+export function renderChart(body, usage) {
+  usage = obj(usage);
+  const samples = list(usage.samples, LIMITS.samples).map(obj).filter((s) => num(s.t) != null)
+    .sort((a, b) => a.t - b.t);
+  if (samples.length < 2) return body.replaceChildren(emptyNote("No resource samples in this report."));
+
+  const W = 800, H = 280, L = 48, R = 16, T = 40, B = 36;
+  const t0 = samples[0].t, span = Math.max(1, samples.at(-1).t - t0);
+  const x = (t) => L + ((t - t0) / span) * (W - L - R);
+  const y = (p) => T + (1 - Math.min(100, Math.max(0, p)) / 100) * (H - T - B);
+  const startedMs = new Date(str(usage.started_at, 64)).getTime();
+  const tickLabel = (t) => (Number.isNaN(startedMs) ? `+${Math.round(t)} s`
+    : clock.format(new Date(startedMs + t * 1000)));
+
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, className: "chart", role: "img", testid: "resource-chart",
+    "aria-label": "CPU and memory use over time, percent" }, svg("title", {}, "CPU and memory use (%)"));
+  for (const p of [0, 25, 50, 75, 100]) {
+    chart.append(svg("line", { x1: L, x2: W - R, y1: y(p), y2: y(p), className: p ? "grid" : "axis" }),
+      svg("text", { x: L - 8, y: y(p) + 4, className: "tick", "text-anchor": "end" }, `${p}%`));
+  }
+  chart.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, className: "axis" }));
+  for (let i = 0; i <= 5; i += 1) {
+    const t = t0 + (span * i) / 5;
+    chart.append(svg("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 5, className: "axis" }),
+      svg("text", { x: x(t), y: H - B + 20, className: "tick", "text-anchor": "middle" }, tickLabel(t)));
+  }
+  for (const series of SERIES) {
+    // A gap in the data (a missing value) starts a new line segment.
+    let d = "", pen = "M";
+    for (const s of samples) {
+      const v = num(s[series.key]);
+      if (v == null) { pen = "M"; continue; }
+      d += `${pen}${x(s.t).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = "L";
+    }
+    chart.append(svg("path", { d: d.trim(), className: `line ${series.className}` }));
+  }
+  SERIES.forEach((series, i) => {  // the legend, top left
+    const lx = L + i * 110;
+    chart.append(svg("rect", { x: lx, y: 12, width: 14, height: 4, className: `swatch ${series.className}` }),
+      svg("text", { x: lx + 20, y: 18, className: "legend" }, series.label));
+  });
+
+  // A guide line and a readout that follow the pointer.
+  const guide = svg("line", { y1: T, y2: H - B, className: "guide", visibility: "hidden" });
+  const readout = el("p", { className: "readout muted", "aria-live": "polite" }, "Point at the chart to read values.");
+  const overlay = svg("rect", { x: L, y: T, width: W - L - R, height: H - T - B, className: "overlay" });
+  overlay.addEventListener("pointermove", (event) => {
+    const box = chart.getBoundingClientRect();
+    const t = t0 + (((event.clientX - box.left) / box.width) * W - L) / (W - L - R) * span;
+    const s = samples.reduce((best, c) => (Math.abs(c.t - t) < Math.abs(best.t - t) ? c : best));
+    guide.setAttribute("x1", x(s.t)); guide.setAttribute("x2", x(s.t)); guide.setAttribute("visibility", "visible");
+    readout.textContent = `${tickLabel(s.t)} — CPU ${formatNumber(num(s.cpu_percent))} % · memory ${formatNumber(num(s.memory_percent))} % · disk ${formatNumber(num(s.disk_io_kbps), 0)} KB/s`;
+  });
+  chart.append(guide, overlay);
+
+  const values = (key) => samples.map((s) => num(s[key])).filter((v) => v != null);
+  const peak = (key) => formatNumber(values(key).length ? Math.max(...values(key)) : null, 0);
+  const cpu = values("cpu_percent");
+  const average = cpu.length ? cpu.reduce((a, b) => a + b, 0) / cpu.length : null;
+  body.replaceChildren(
+    el("p", { className: "stats" },
+      `CPU average ${formatNumber(average, 0)} %, peak ${peak("cpu_percent")} % · memory peak ${peak("memory_percent")} % · disk I/O peak ${peak("disk_io_kbps")} KB/s · ${samples.length} samples every ${formatNumber(num(usage.interval_seconds), 1)} s`),
+    el("div", { className: "chart-box" }, chart),
+    readout,
+  );
+}

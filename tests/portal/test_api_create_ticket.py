@@ -1,0 +1,191 @@
+import json
+import time
+
+from portal.tickets.grants import PUT_GRANT_LIFETIME
+from portal.tickets.models import Ticket
+from tenants.models import Tenant
+from tests.portal.base import BaseTestCase, decode_grant, manifest_entry
+
+URL = "/api/v1/tickets"
+
+
+class CreateTicketTestCase(BaseTestCase):
+    def post(self, body, token=None, **extra):
+        headers = self.agent_headers(token or self.agent_a_token)
+        data = body if isinstance(body, str) else json.dumps(body)
+        return self.client.post(URL, data, content_type="application/json", **headers, **extra)
+
+    def valid_body(self, **changes):
+        return {"subject": "Cannot print", "files": [manifest_entry("screenshot.png")], **changes}
+
+    def test_it_creates_a_ticket_with_its_manifest(self):
+        r = self.post(self.valid_body())
+        self.assertEqual(r.status_code, 201)
+        body = r.json()
+        ticket = Ticket.objects.get(id=body["id"])
+        self.assertEqual(ticket.tenant, self.tenant_a)
+        self.assertEqual(ticket.agent, self.agent_a)
+        self.assertEqual(body["status"], "uploading")
+        self.assertEqual(body["prefix"], f"tickets/{ticket.id.hex}/")
+        self.assertEqual(body["gatekeeper_url"], "https://gk.alpha.example/dualkey")
+        self.assertEqual(
+            body["files"],
+            [{**manifest_entry("screenshot.png"), "key": f"tickets/{ticket.id.hex}/screenshot.png"}],
+        )
+        self.assertEqual(set(body), {"id", "number", "status", "prefix", "gatekeeper_url", "grant",
+                                     "grant_expires_at", "files"})
+
+    def test_it_numbers_tickets_per_tenant(self):
+        first = self.post(self.valid_body()).json()["number"]
+        second = self.post(self.valid_body()).json()["number"]
+        other = self.post(self.valid_body(), token=self.agent_b_token).json()["number"]
+        self.assertEqual((first, second), (2, 3))  # A's fixture ticket is #1
+        self.assertEqual(other, 2)  # so is B's
+
+    def test_it_returns_a_put_grant_for_exactly_the_tickets_prefix(self):
+        before = int(time.time())
+        body = self.post(self.valid_body()).json()
+        claims = decode_grant(body["grant"], self.tenant_a)
+        self.assertEqual(claims["scope"], {"prefix": body["prefix"], "ops": ["put"]})
+        self.assertEqual(claims["aud"], "gk-alpha")
+        self.assertEqual(claims["iss"], "http://127.0.0.1:8000")
+        self.assertEqual(claims["sub"], f"agent:{self.agent_a.id}")
+        self.assertEqual(claims["name"], "Alpha help button")
+        self.assertEqual(claims["exp"] - claims["iat"], PUT_GRANT_LIFETIME)
+        self.assertLessEqual(PUT_GRANT_LIFETIME, 300)
+        self.assertGreaterEqual(claims["iat"], before)
+        self.assertTrue(body["grant_expires_at"].endswith("Z"))
+
+    def test_each_ticket_gets_its_own_grant(self):
+        one = decode_grant(self.post(self.valid_body()).json()["grant"], self.tenant_a)
+        two = decode_grant(self.post(self.valid_body()).json()["grant"], self.tenant_a)
+        self.assertNotEqual(one["jti"], two["jti"])
+        self.assertNotEqual(one["scope"]["prefix"], two["scope"]["prefix"])
+
+    def test_it_signs_with_the_agents_own_tenant_key(self):
+        body = self.post(self.valid_body(), token=self.agent_b_token).json()
+        claims = decode_grant(body["grant"], self.tenant_b)
+        self.assertEqual(claims["aud"], "gk-beta")
+        with self.assertRaises(Exception):
+            decode_grant(body["grant"], self.tenant_a)
+
+    def test_it_normalizes_sha256_to_lowercase(self):
+        entry = manifest_entry()
+        body = self.post(self.valid_body(files=[{**entry, "sha256": entry["sha256"].upper()}])).json()
+        self.assertEqual(body["files"][0]["sha256"], entry["sha256"])
+
+    def test_it_requires_a_token(self):
+        r = self.client.post(URL, json.dumps(self.valid_body()), content_type="application/json")
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(r["WWW-Authenticate"], "Token")
+
+    def test_it_rejects_an_unknown_token(self):
+        r = self.post(self.valid_body(), token="dkat_nope")
+        self.assertEqual(r.status_code, 401)
+
+    def test_it_rejects_a_malformed_authorization_header(self):
+        r = self.client.post(URL, json.dumps(self.valid_body()), content_type="application/json",
+                             HTTP_AUTHORIZATION="Token a b")
+        self.assertEqual(r.status_code, 401)
+
+    def test_it_rejects_a_revoked_token(self):
+        self.agent_a.revoked_at = self.agent_a.created_at
+        self.agent_a.save()
+        self.assertEqual(self.post(self.valid_body()).status_code, 401)
+
+    def test_it_rejects_tokens_of_a_suspended_tenant(self):
+        Tenant.objects.filter(pk=self.tenant_a.pk).update(status=Tenant.Status.SUSPENDED)
+        self.assertEqual(self.post(self.valid_body()).status_code, 401)
+
+    def test_it_records_when_the_token_was_used(self):
+        self.post(self.valid_body())
+        self.agent_a.refresh_from_db()
+        self.assertIsNotNone(self.agent_a.last_used_at)
+
+    def test_a_logged_in_person_cannot_create_tickets(self):
+        self.login(self.alice)
+        r = self.client.post(URL, json.dumps(self.valid_body()), content_type="application/json")
+        self.assertEqual(r.status_code, 403)
+
+    def test_it_answers_409_without_a_gatekeeper(self):
+        Tenant.objects.filter(pk=self.tenant_a.pk).update(gatekeeper_url="")
+        r = self.post(self.valid_body())
+        self.assertEqual(r.status_code, 409)
+        self.assertIn("gatekeeper", r.json()["detail"])
+        self.assertEqual(Ticket.objects.filter(tenant=self.tenant_a).count(), 1)
+
+    def test_it_rejects_a_wrong_method(self):
+        r = self.client.put(URL, "{}", content_type="application/json", **self.agent_headers(self.agent_a_token))
+        self.assertEqual(r.status_code, 405)
+
+    def assertRejected(self, body, field):
+        r = self.post(body)
+        self.assertEqual(r.status_code, 400, r.content)
+        self.assertIn(field, r.json())
+        self.assertEqual(Ticket.objects.filter(tenant=self.tenant_a).count(), 1)
+        return r.json()[field]
+
+    def test_it_rejects_invalid_json(self):
+        r = self.post("{not json")
+        self.assertEqual(r.status_code, 400)
+        self.assertIn("JSON", r.json()["detail"])
+
+    def test_it_rejects_a_body_that_is_not_an_object(self):
+        self.assertRejected([1, 2], "non_field_errors")
+
+    def test_it_requires_a_subject(self):
+        self.assertRejected({"files": [manifest_entry()]}, "subject")
+        self.assertRejected(self.valid_body(subject="   "), "subject")
+
+    def test_it_rejects_a_long_subject(self):
+        self.assertRejected(self.valid_body(subject="x" * 201), "subject")
+
+    def test_it_rejects_control_characters_in_the_subject(self):
+        self.assertRejected(self.valid_body(subject="a\x00b"), "subject")
+
+    def test_it_requires_at_least_one_file(self):
+        self.assertRejected(self.valid_body(files=[]), "files")
+
+    def test_it_rejects_more_than_100_files(self):
+        files = [manifest_entry(f"f{i}.txt") for i in range(101)]
+        self.assertRejected(self.valid_body(files=files), "files")
+
+    def test_it_accepts_100_files(self):
+        files = [manifest_entry(f"f{i}.txt") for i in range(100)]
+        self.assertEqual(self.post(self.valid_body(files=files)).status_code, 201)
+
+    def test_it_rejects_duplicate_file_names(self):
+        reason = self.assertRejected(self.valid_body(files=[manifest_entry(), manifest_entry()]), "files")
+        self.assertIn("unique", str(reason))
+
+    def test_it_rejects_bad_file_names(self):
+        for name in ["", ".hidden", "../etc", "a/b", "a\\b", "a b", "x" * 201, "name\n", "ünï.txt", 7]:
+            with self.subTest(name=name):
+                self.assertRejected(self.valid_body(files=[{**manifest_entry(), "name": name}]), "files")
+
+    def test_it_accepts_a_200_character_name(self):
+        self.assertEqual(self.post(self.valid_body(files=[manifest_entry("x" * 200)])).status_code, 201)
+
+    def test_it_rejects_bad_sizes(self):
+        for size in [0, -1, 100 * 1024 * 1024 + 1, "big", None, True]:
+            with self.subTest(size=size):
+                self.assertRejected(self.valid_body(files=[{**manifest_entry(), "size": size}]), "files")
+
+    def test_it_accepts_the_largest_size(self):
+        entry = {**manifest_entry(), "size": 100 * 1024 * 1024}
+        self.assertEqual(self.post(self.valid_body(files=[entry])).status_code, 201)
+
+    def test_it_rejects_content_types_outside_the_allow_list(self):
+        for content_type in ["text/html", "image/svg+xml", "application/javascript", ""]:
+            with self.subTest(content_type=content_type):
+                entry = {**manifest_entry(), "content_type": content_type}
+                self.assertRejected(self.valid_body(files=[entry]), "files")
+
+    def test_it_rejects_bad_checksums(self):
+        for sha256 in ["", "0" * 63, "0" * 65, "g" * 64, "0" * 64 + "\n"]:
+            with self.subTest(sha256=sha256):
+                entry = {**manifest_entry(), "sha256": sha256}
+                self.assertRejected(self.valid_body(files=[entry]), "files")
+
+    def test_it_rejects_a_file_entry_that_is_not_an_object(self):
+        self.assertRejected(self.valid_body(files=["screenshot.png"]), "files")
