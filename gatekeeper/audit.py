@@ -119,18 +119,18 @@ SEARCH_FIELDS = frozenset(SEARCH_FILTERS + ("limit", "cursor"))
 def parse_search(body: object) -> SearchQuery:
     """Validate the JSON body of an audit search. Raises only BadRequest."""
     if not isinstance(body, dict):
-        raise BadRequest("the audit search body must be a JSON object")
+        raise BadRequest("the audit search body must be a JSON object", code="bad_filter")
     unknown = sorted(str(name) for name in body if name not in SEARCH_FIELDS)
     if unknown:
-        raise BadRequest(f"unknown audit search field {unknown[0]!r}")
+        raise BadRequest(f"unknown audit search field {unknown[0]!r}", code="bad_filter")
     since = _time(body, "since")
     until = _time(body, "until")
     if since is not None and until is not None and since > until:
-        raise BadRequest("'since' must not be after 'until'")
+        raise BadRequest("'since' must not be after 'until'", code="bad_filter")
     limit = body.get("limit", DEFAULT_LIMIT)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"'limit' must be an integer from 1 to {MAX_LIMIT}")
-    return SearchQuery(
+        raise BadRequest(f"'limit' must be an integer from 1 to {MAX_LIMIT}", code="bad_filter")
+    query = SearchQuery(
         since=since,
         until=until,
         op=_choice(body, "op", OPS),
@@ -141,6 +141,8 @@ def parse_search(body: object) -> SearchQuery:
         limit=limit,
         cursor=_text(body, "cursor", MAX_CURSOR_CHARS),
     )
+    decode_cursor(query)  # a bad cursor is refused here, before the search is audited as allowed
+    return query
 
 
 def _text(body: dict, name: str, max_chars: int) -> str | None:
@@ -148,18 +150,18 @@ def _text(body: dict, name: str, max_chars: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > max_chars:
-        raise BadRequest(f"{name!r} must be a string of at most {max_chars} characters")
+        raise BadRequest(f"{name!r} must be a string of at most {max_chars} characters", code="bad_filter")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate escape from JSON
-        raise BadRequest(f"{name!r} is not valid Unicode") from None
+        raise BadRequest(f"{name!r} is not valid Unicode", code="bad_filter") from None
     return value
 
 
 def _choice(body: dict, name: str, allowed: frozenset[str]) -> str | None:
     value = body.get(name)
     if value is not None and (not isinstance(value, str) or value not in allowed):
-        raise BadRequest(f"{name!r} must be one of {', '.join(sorted(allowed))}")
+        raise BadRequest(f"{name!r} must be one of {', '.join(sorted(allowed))}", code="bad_filter")
     return value
 
 
@@ -172,7 +174,7 @@ def _ip(body: dict) -> str | None:
             raise ValueError
         return str(ipaddress.ip_address(value))
     except ValueError:
-        raise BadRequest("'client_ip' must be an IPv4 or IPv6 address") from None
+        raise BadRequest("'client_ip' must be an IPv4 or IPv6 address", code="bad_filter") from None
 
 
 def _time(body: dict, name: str) -> float | None:
@@ -185,13 +187,13 @@ def _time(body: dict, name: str) -> float | None:
         try:
             moment = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise BadRequest(problem) from None
+            raise BadRequest(problem, code="bad_filter") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
         value = (moment - EPOCH).total_seconds()
     # Compared before float(): NaN fails every comparison, and huge ints stay exact.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_TS:
-        raise BadRequest(problem)
+        raise BadRequest(problem, code="bad_filter")
     return float(value)
 
 
@@ -223,7 +225,7 @@ def decode_cursor(q: SearchQuery) -> list | None:
     """The position stored in q.cursor, or None for the first page."""
     if q.cursor is None:
         return None
-    invalid = BadRequest("'cursor' is not a cursor from this search")
+    invalid = BadRequest("'cursor' is not a cursor from this search", code="bad_filter")
     try:
         raw = base64.urlsafe_b64decode(q.cursor + "=" * (-len(q.cursor) % 4))
         payload, check = raw[:-CURSOR_CHECK_BYTES], raw[-CURSOR_CHECK_BYTES:]
@@ -251,7 +253,8 @@ class AuditStore(Protocol):
         """All records or none; any storage failure raises AuditUnavailable."""
 
     def search(self, q: SearchQuery, now: float | None = None) -> tuple[list[dict], str | None]:
-        """A page of records (as dicts) newest first, and the next page's cursor."""
+        """A page of records (as dicts) newest first, and the next page's cursor.
+        `now` only matters to DynamoDB, which hides records TTL has not deleted yet."""
 
     def claim_jti(self, jti: str, expires_at: float, now: float) -> bool:
         """True once per grant id until it expires; AuditUnavailable on failure."""
@@ -298,6 +301,8 @@ CREATE INDEX IF NOT EXISTS audit_sub_ts ON audit (sub, ts);
 CREATE INDEX IF NOT EXISTS audit_ip_ts ON audit (client_ip, ts);
 CREATE INDEX IF NOT EXISTS audit_op_ts ON audit (op, ts);
 CREATE INDEX IF NOT EXISTS audit_outcome_ts ON audit (outcome, ts);
+-- "denied gets" is a common search, and some op/outcome pairs never occur at all.
+CREATE INDEX IF NOT EXISTS audit_op_outcome_ts ON audit (op, outcome, ts);
 CREATE INDEX IF NOT EXISTS audit_key_ts ON audit (key, ts);
 CREATE TABLE IF NOT EXISTS jti (id TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
 """
@@ -359,7 +364,7 @@ class SqliteAuditStore:
                 conn.executemany(SQLITE_INSERT, rows)
         except sqlite3.Error as exc:
             log.error("audit write failed: %s", exc)
-            raise AuditUnavailable("the audit log is unavailable; nothing was signed") from None
+            raise AuditUnavailable("the audit log is unavailable") from None
         if now is None:  # the records carry the caller's clock (injectable in tests)
             now = max((record.ts for record in records), default=time.time())
         self._maybe_purge(now)
@@ -381,7 +386,7 @@ class SqliteAuditStore:
             and isinstance(position[1], int) and not isinstance(position[1], bool)
             and abs(position[1]) < 2**63  # SQLite's INTEGER range
         ):
-            raise BadRequest("'cursor' is not a cursor from this search")
+            raise BadRequest("'cursor' is not a cursor from this search", code="bad_filter")
         where, args = [], []
         for name in ("op", "outcome", "client_ip", "sub"):
             if getattr(q, name) is not None:
@@ -514,15 +519,16 @@ class DynamoAuditStore:
     @property
     def client(self):
         """One client per process, made on first use (boto3 clients are thread-safe)."""
-        with self._lock:
-            if self._client is None:
-                self._client = boto3.session.Session().client(
-                    "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url,
-                    # Short timeouts and few retries: a request waits on its audit record.
-                    config=BotoConfig(connect_timeout=2, read_timeout=5,
-                                  retries={"max_attempts": 3, "mode": "standard"}),
-                )
-            return self._client
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = boto3.session.Session().client(
+                        "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url,
+                        # Bounded timeouts and few retries: a request waits on its audit record.
+                        config=BotoConfig(connect_timeout=2, read_timeout=10,
+                                          retries={"max_attempts": 3, "mode": "standard"}),
+                    )
+        return self._client
 
     def _call(self, method: str, **kwargs) -> dict:
         """Every storage failure becomes AuditUnavailable; no AWS detail leaks to callers.
@@ -644,7 +650,7 @@ class DynamoAuditStore:
 
     @staticmethod
     def _position(position: list) -> tuple[dt.date, str | None]:
-        invalid = BadRequest("'cursor' is not a cursor from this search")
+        invalid = BadRequest("'cursor' is not a cursor from this search", code="bad_filter")
         if len(position) != 2 or not isinstance(position[0], str) or not DAY_RE.match(position[0]):
             raise invalid
         below = position[1]

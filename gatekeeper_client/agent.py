@@ -50,10 +50,10 @@ class SubmitFailed(Exception):
     """One step of a submission was refused or failed. `step` is create, sign,
     upload or complete; `code`/`message` are the refusing service's own words."""
 
-    def __init__(self, step: str, message: str, status: int | None = None, code: str = "error"):
+    def __init__(self, step: str, message: str, status: int | None = None, code: str | None = None):
         self.step, self.message, self.status, self.code = step, message, status, code
-        where = f"{status} {code}" if status else code
-        super().__init__(f"{step}: {where}: {message}")
+        where = " ".join(filter(None, [f"HTTP {status}" if status else None, code]))
+        super().__init__(f"{step}: {where}: {message}" if where else f"{step}: {message}")
 
 
 def check_files(files: list[File]) -> None:
@@ -141,7 +141,7 @@ def _portal_post(http, step, url, body, headers, timeout, ok) -> dict:
     if response.status_code not in ok or not isinstance(answer, dict):
         code = answer.get("error") if isinstance(answer, dict) else None
         raise SubmitFailed(step, _portal_message(answer, response), response.status_code,
-                           code if isinstance(code, str) else "refused")
+                           code if isinstance(code, str) else None)
     return answer
 
 

@@ -210,14 +210,15 @@ def _iso(moment: datetime) -> str:
 def _log_text(rng: random.Random, start: datetime, app: str, lines: int,
               marker: str | None = None) -> bytes:
     levels = ["INFO"] * 6 + ["DEBUG"] * 3 + ["WARN", "ERROR"]
-    msgs = ["opened workbook {n}", "autosave completed in {n} ms", "network share latency {n} ms",
-            "add-in loaded: {n}", "retrying write to \\\\fs01\\finance (attempt {n})",
-            "cache hit ratio {n}%", "COM call returned 0x8001010{n}"]
-    out = []
+    msgs = [("opened workbook Q{n}-forecast.xlsx", 4), ("autosave completed in {n} ms", 900),
+            ("network share latency {n} ms", 400), ("add-in loaded: plugin-{n}", 12),
+            ("retrying write to \\\\fs01\\finance (attempt {n})", 5), ("cache hit ratio {n}%", 100),
+            ("COM call returned 0x8001010{n}", 9)]
+    out, moment = [], start
     for i in range(lines):
-        moment = start + timedelta(seconds=i * rng.randint(1, 9))
-        text = rng.choice(msgs).format(n=rng.randint(1, 999))
-        out.append(f"{_iso(moment)} {rng.choice(levels):5} [{app}] {text}")
+        moment += timedelta(seconds=rng.randint(1, 9))
+        template, top = rng.choice(msgs)
+        out.append(f"{_iso(moment)} {rng.choice(levels):5} [{app}] {template.format(n=rng.randint(1, top))}")
         if marker and i == lines // 2:
             out.append(f"{_iso(moment)} INFO  [{app}] user note: {marker}")
     return ("\n".join(out) + "\n").encode()

@@ -42,7 +42,7 @@ def _check_http_url(value: str) -> tuple[str, str]:
 
 def validate_origin(value: str) -> None:
     _check_http_url(value)
-    if urlsplit(value).path not in ("",):
+    if urlsplit(value).path:
         raise ValidationError("An origin only: scheme://host[:port], no path or trailing slash.")
 
 

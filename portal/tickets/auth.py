@@ -17,7 +17,6 @@ class AgentPrincipal:
 
     def __init__(self, token: AgentToken):
         self.token = token
-        self.pk = None
 
     def __str__(self):
         return f"agent:{self.token.pk}"

@@ -3,13 +3,13 @@
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from portal.csp import set_report_csp
-from tenants.access import access_ticket_for_user, tenant_for_user, tickets_for_user
-from tenants.models import Membership
+from tenants.access import access_ticket_for_user, membership_for_user, tenant_for_user, tickets_for_user
 
 TICKETS_PER_PAGE = 25
 
@@ -23,8 +23,11 @@ def home(request):
     """Send each kind of user to where their work is."""
     if not request.user.is_authenticated:
         return redirect("login")
-    if Membership.objects.filter(user=request.user).exists():
+    try:
+        membership_for_user(request.user)
         return redirect("tickets")
+    except Http404:
+        pass  # not a member of a live tenant: maybe vendor support
     if request.user.is_staff:
         return redirect("support")
     return render(request, "no_tenant.html", status=404)

@@ -423,11 +423,16 @@ def test_parse_search_reads_every_field():
     q = parse_search({
         "since": "2025-01-02T03:04:05Z", "until": 1735790000.5, "op": "get", "outcome": "deny",
         "client_ip": "2001:DB8::0:1", "sub": "user:7", "key_prefix": "tickets/42/",
-        "limit": 500, "cursor": "abc",
+        "limit": 500,
     })
     assert q == SearchQuery(since=1735787045.0, until=1735790000.5, op="get", outcome="deny",
                             client_ip="2001:db8::1", sub="user:7", key_prefix="tickets/42/",
-                            limit=500, cursor="abc")
+                            limit=500)
+
+
+def test_parse_search_refuses_a_garbage_cursor_before_anything_is_searched():
+    with pytest.raises(BadRequest):
+        parse_search({"cursor": "abc"})
 
 
 def test_parse_search_defaults():

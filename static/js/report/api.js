@@ -72,7 +72,8 @@ export function gatekeeperRefusal(status, body, requestId = null) {
   const message = text(body?.message) || "no reason given";
   // The request id finds the refusal in the customer's audit log (readable
   // only if the gatekeeper exposes the header to CORS).
-  const hints = [GATEKEEPER_HINTS[code], requestId && `Gatekeeper request id: ${requestId}.`];
+  const hints = [Object.hasOwn(GATEKEEPER_HINTS, code) && GATEKEEPER_HINTS[code],
+    requestId && `Gatekeeper request id: ${requestId.slice(0, 100)}.`];
   return new ApiError(`The gatekeeper refused: ${message} (${code})`, {
     source: "gatekeeper", status, code, hint: hints.filter(Boolean).join(" ") || null,
   });

@@ -8,9 +8,12 @@ import { fetchObject, requestGrant, sha256Hex, signAll } from "./api.js";
 import * as render from "./render.js";
 
 const REPORT_NAME = "report.json";
-const MAX_REPORT_BYTES = 2 * 1024 * 1024;
+const MiB = 1024 * 1024;
 const IMAGE_TYPES = new Set(["image/png", "image/jpeg"]);
 const TEXT_TYPES = new Set(["text/plain", "text/csv"]);
+// The page fetches only what it shows, and only up to these sizes (see
+// docs/report-format.md); other files are checked by their listed size alone.
+const FETCH_LIMITS = { report: 2 * MiB, image: 10 * MiB, text: 10 * MiB };
 const REPORT_SECTIONS = ["message", "details", "resources", "processes", "events", "system"];
 
 const root = document.querySelector("[data-report-root]");
@@ -30,13 +33,17 @@ function csrfToken() {
 
 // The manifest is rendered by the server into the Files table, one row per file.
 function readManifest() {
-  return [...root.querySelectorAll("[data-manifest-file]")].map((row) => ({
-    name: row.dataset.name,
-    size: Number(row.dataset.size),
-    contentType: row.dataset.contentType,
-    sha256: (row.dataset.sha256 || "").toLowerCase(),
-    row,
-  }));
+  return [...root.querySelectorAll("[data-manifest-file]")].map((row) => {
+    const { name, contentType } = row.dataset;
+    const size = Number(row.dataset.size);
+    const kind = name === REPORT_NAME ? "report" : IMAGE_TYPES.has(contentType) ? "image"
+      : TEXT_TYPES.has(contentType) ? "text" : null;
+    return {
+      name, size, contentType, row,
+      sha256: (row.dataset.sha256 || "").toLowerCase(),
+      fetch: Boolean(kind) && size <= FETCH_LIMITS[kind],
+    };
+  });
 }
 
 function setFileStatus(file, status) {
@@ -52,9 +59,10 @@ async function signManifest(files) {
   const ops = [{ op: "list", prefix }, ...files.map((f) => ({ op: "get", key: prefix + f.name }))];
   const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops);
   const objects = render.list(listing?.objects, 10000);
-  const stored = new Set(objects.map((o) => o?.key));
+  const stored = new Map(objects.map((o) => [o?.key, o]));
   files.forEach((f, i) => {
     f.url = typeof gets[i]?.url === "string" ? gets[i].url : null;
+    f.storedSize = stored.get(prefix + f.name)?.size;
     // A truncated listing cannot prove absence, so only a full one marks files missing.
     f.missing = !listing?.truncated && !stored.has(prefix + f.name);
   });
@@ -67,6 +75,11 @@ async function loadFile(file) {
   if (file.missing || !file.url) {
     setFileStatus(file, "missing");
     throw new Error("it is not in the customer's storage");
+  }
+  if (!file.fetch) {
+    const sizeDiffers = typeof file.storedSize === "number" && file.storedSize !== file.size;
+    setFileStatus(file, sizeDiffers ? "mismatch" : "skipped");
+    throw new Error(`${render.formatBytes(file.size)} is too large to preview here`);
   }
   let bytes;
   try {
@@ -82,7 +95,7 @@ async function loadFile(file) {
 }
 
 function parseReport(bytes) {
-  if (bytes.length > MAX_REPORT_BYTES) throw new Error("it is larger than 2 MiB");
+  if (bytes.length > FETCH_LIMITS.report) throw new Error("it is larger than 2 MiB");
   const report = JSON.parse(new TextDecoder("utf-8").decode(bytes));
   if (!report || typeof report !== "object" || Array.isArray(report)) throw new Error("it is not a JSON object");
   if (report.schema_version !== 1) throw new Error(`schema_version ${render.str(report.schema_version, 20) || "missing"} is not supported`);
@@ -156,8 +169,9 @@ async function main() {
     unlisted = await signManifest(files);
   } catch (error) {
     render.showBanner(root.querySelector("[data-testid=error-banner]"), error.message, [error.hint]);
-    [...REPORT_SECTIONS, "screenshots", "logs"].forEach((name) => setState(name, "error", "Not loaded: see the message above."));
+    [...REPORT_SECTIONS, "screenshots", "logs"].forEach((name) => setState(name, "blocked", "Not loaded: see the message above."));
     files.forEach((f) => setFileStatus(f, "error"));
+    root.dataset.loaded = "true";
     return;
   }
 
@@ -185,4 +199,9 @@ async function main() {
   root.dataset.loaded = "true"; // for tests: everything has settled
 }
 
-main();
+main().catch((error) => {
+  // A bug here must still leave the user a message rather than spinners.
+  console.error(error);
+  render.showBanner(root.querySelector("[data-testid=error-banner]"), "The report page failed to load the report.", [String(error?.message || error)]);
+  root.dataset.loaded = "true";
+});

@@ -34,6 +34,8 @@ export function formatTime(value, format = dateTime) {
 export function formatNumber(n, digits = 1) {
   return n == null ? DASH : n.toLocaleString(undefined, { maximumFractionDigits: digits });
 }
+// Identifiers (PIDs, event IDs) are numbers but read without digit grouping.
+const formatId = (n) => (n == null ? DASH : String(n));
 export function formatBytes(n) {
   if (n == null) return DASH;
   const units = ["bytes", "KB", "MB", "GB"];
@@ -47,7 +49,7 @@ function formatDuration(seconds) {
   const m = Math.floor((seconds % 3600) / 60);
   return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
 }
-const humanize = (key) => key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+const humanize = (key) => key.replace(/_/g, " ").trim().replace(/^./, (c) => c.toUpperCase()) || key;
 
 // --- element helpers -------------------------------------------------------------
 
@@ -74,7 +76,7 @@ function kvTable(title, rows) {
   return el("table", { className: "kv" },
     el("caption", {}, title),
     el("tbody", {}, rows.map(([label, value]) =>
-      el("tr", {}, el("th", { scope: "row" }, label), el("td", {}, value || DASH)))));
+      el("tr", {}, el("th", { scope: "row" }, label || DASH), el("td", {}, value || DASH)))));
 }
 
 export function emptyNote(text) {
@@ -95,6 +97,7 @@ const BADGES = {
   unverifiable: ["Not verified", "This browser cannot compute SHA-256 here (WebCrypto needs HTTPS)"],
   missing: ["Missing", "The file is not in the customer's storage"],
   error: ["Not loaded", "The file could not be fetched"],
+  skipped: ["Not fetched", "This page does not preview this file; its size in storage matches the manifest"],
 };
 export function badge(status) {
   const [label, title] = BADGES[status] || BADGES.error;
@@ -106,7 +109,7 @@ export function badge(status) {
 export function renderMessage(body, report) {
   const user = obj(report.user);
   body.replaceChildren(
-    el("blockquote", { className: "message", testid: "message" }, str(report.message, 20000) || "(no message)"),
+    el("blockquote", { className: "report-message", testid: "message" }, str(report.message, 20000) || "(no message)"),
     el("p", { className: "muted" },
       `${str(user.name, 200) || "Unknown user"} · written ${formatTime(report.submitted_at)} (the user's clock)`),
   );
@@ -125,13 +128,16 @@ export function renderDetails(body, report) {
   const user = obj(report.user);
   const machine = obj(report.machine);
   const keys = Object.keys(machine).slice(0, LIMITS.machineKeys);
-  const ordered = [...Object.keys(MACHINE_LABELS).filter((k) => k in machine),
-    ...keys.filter((k) => !(k in MACHINE_LABELS))];
+  // Object.hasOwn, not `in`: report keys like "constructor" must not match Object.prototype.
+  const known = (k) => Object.hasOwn(MACHINE_LABELS, k);
+  const ordered = [...Object.keys(MACHINE_LABELS).filter((k) => Object.hasOwn(machine, k)),
+    ...keys.filter((k) => !known(k))];
   body.replaceChildren(el("div", { className: "grid" },
     kvTable("User", [["Name", str(user.name, 200)], ["Email", str(user.email, 200)],
       ["Department", str(user.department, 200)]]),
     kvTable("Machine", ordered.map((k) => [
-      MACHINE_LABELS[k] || humanize(str(k, 64)), (MACHINE_FORMATS[k] || str)(machine[k])])),
+      known(k) ? MACHINE_LABELS[k] : humanize(str(k, 64)),
+      Object.hasOwn(MACHINE_FORMATS, k) ? MACHINE_FORMATS[k](machine[k]) : str(machine[k])])),
   ));
 }
 
@@ -144,7 +150,7 @@ export function renderSystemInfo(body, sections) {
 }
 
 const PROCESS_COLUMNS = [
-  { key: "pid", label: "PID", numeric: true, digits: 0 },
+  { key: "pid", label: "PID", numeric: true, id: true },
   { key: "name", label: "Name" },
   { key: "user", label: "User" },
   { key: "cpu_percent", label: "CPU %", numeric: true, digits: 1 },
@@ -182,7 +188,7 @@ export function renderProcesses(body, processes) {
       .sort(compareBy(sort.column, sort.direction));
     tbody.replaceChildren(...shown.map((r) => el("tr", { testid: "process-row", className: r.cpu_percent >= 50 ? "hot" : null },
       PROCESS_COLUMNS.map((c) => el("td", { className: c.numeric ? "num" : null },
-        c.numeric ? formatNumber(r[c.key], c.digits) : r[c.key] || DASH)))));
+        c.id ? formatId(r[c.key]) : c.numeric ? formatNumber(r[c.key], c.digits) : r[c.key] || DASH)))));
     headers.forEach((th, i) => {
       const active = PROCESS_COLUMNS[i] === sort.column;
       th.setAttribute("aria-sort", active ? (sort.direction > 0 ? "ascending" : "descending") : "none");
@@ -215,7 +221,7 @@ export function renderEvents(body, events) {
     el("td", { className: "nowrap" }, formatTime(r.time)),
     el("td", {}, el("span", { className: `level level-${r.level}` }, humanize(r.level))),
     el("td", {}, str(r.source, 200) || DASH),
-    el("td", { className: "num" }, formatNumber(num(r.event_id), 0)),
+    el("td", { className: "num" }, formatId(num(r.event_id))),
     el("td", { className: "wrap" }, str(r.message, 4000))));
 
   function apply() {
@@ -262,8 +268,9 @@ export function fillScreenshot(slot, src, name) {
   }, img));
 }
 
-export function logSlot(file) {
-  return el("details", { className: "log", "data-file": file.name, open: true },
+export function logSlot(file, index) {
+  // The first logs open; a ticket with many stays scannable.
+  return el("details", { className: "log", "data-file": file.name, open: index < 2 },
     el("summary", {}, el("span", { className: "name" }, file.name),
       el("span", { className: "muted" }, formatBytes(file.size)), badge("pending")),
     el("pre", { testid: "log" }, "Loading…"));
@@ -316,7 +323,7 @@ export function renderChart(body, usage) {
   for (let i = 0; i <= 5; i += 1) {
     const t = t0 + (span * i) / 5;
     chart.append(svg("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 5, className: "axis" }),
-      svg("text", { x: x(t), y: H - B + 20, className: "tick", "text-anchor": "middle" }, tickLabel(t)));
+      svg("text", { x: x(t), y: H - B + 20, className: "tick", "text-anchor": i === 5 ? "end" : "middle" }, tickLabel(t)));
   }
   for (const series of SERIES) {
     // A gap in the data (a missing value) starts a new line segment.

@@ -1,0 +1,117 @@
+"""Settings from the environment: typed, and loud about what is wrong."""
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from portal import env
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = base64.b64encode(b"k" * 32).decode()
+
+
+def test_env_bool_reads_common_spellings():
+    assert env.env_bool("X", False, environ={"X": "yes"}) is True
+    assert env.env_bool("X", True, environ={"X": "0"}) is False
+    assert env.env_bool("X", True, environ={}) is True
+
+
+def test_env_bool_names_the_variable_when_wrong():
+    with pytest.raises(ImproperlyConfigured, match="DUALKEY_DEBUG"):
+        env.env_bool("DUALKEY_DEBUG", True, environ={"DUALKEY_DEBUG": "maybe"})
+
+
+def test_env_list_splits_on_commas():
+    assert env.env_list("H", environ={"H": "a.example, b.example,"}) == ["a.example", "b.example"]
+    with pytest.raises(ImproperlyConfigured, match="H is required"):
+        env.env_list("H", environ={})
+
+
+def test_env_int_names_the_variable():
+    with pytest.raises(ImproperlyConfigured, match="N must be an integer"):
+        env.env_int("N", 1, environ={"N": "x"})
+
+
+def test_env_secret_falls_back_only_in_debug():
+    assert env.env_secret("S", "dev", debug=True, environ={}) == "dev"
+    with pytest.raises(ImproperlyConfigured, match="S is required"):
+        env.env_secret("S", "dev", debug=False, environ={})
+    with pytest.raises(ImproperlyConfigured, match="S is the development default"):
+        env.env_secret("S", "dev", debug=False, environ={"S": "dev"})
+
+
+def test_env_key_takes_32_bytes_of_either_base64_alphabet():
+    raw = bytes(range(200, 232))
+    assert env.env_key("K", KEY, debug=False, environ={"K": base64.b64encode(raw).decode()}) == raw
+    assert env.env_key("K", KEY, debug=False, environ={"K": base64.urlsafe_b64encode(raw).decode().rstrip("=")}) == raw
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("not base64!", "not base64"),
+    (base64.b64encode(b"short").decode(), "32 bytes"),
+])
+def test_env_key_names_the_variable(value, problem):
+    with pytest.raises(ImproperlyConfigured, match=f"DUALKEY_MASTER_KEY.*{problem}"):
+        env.env_key("DUALKEY_MASTER_KEY", KEY, debug=False, environ={"DUALKEY_MASTER_KEY": value})
+
+
+@pytest.mark.parametrize("value", ["portal.example.com", "https://portal.example.com/app", "ftp://x.example"])
+def test_env_origin_refuses_anything_but_an_origin(value):
+    with pytest.raises(ImproperlyConfigured, match="DUALKEY_PORTAL_ORIGIN"):
+        env.env_origin("DUALKEY_PORTAL_ORIGIN", environ={"DUALKEY_PORTAL_ORIGIN": value})
+
+
+def test_env_origin_drops_a_trailing_slash():
+    assert env.env_origin("O", environ={"O": "https://portal.example.com/"}) == "https://portal.example.com"
+
+
+def _load_settings(**variables):
+    """Import the settings in a fresh interpreter with exactly these variables."""
+    base = {name: value for name, value in os.environ.items() if not name.startswith(("DUALKEY_", "DATABASE_URL"))}
+    code = "import portal.settings as s; print(s.DEBUG, s.DUALKEY_PORTAL_ORIGIN, s.DATABASES['default']['ENGINE'])"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, **variables},
+                          capture_output=True, text=True, timeout=60)
+
+
+PRODUCTION = {
+    "DUALKEY_DEBUG": "0",
+    "DUALKEY_SECRET_KEY": "a-real-secret-" + "x" * 40,
+    "DUALKEY_MASTER_KEY": KEY,
+    "DUALKEY_ALLOWED_HOSTS": "portal.example.com",
+    "DUALKEY_PORTAL_ORIGIN": "https://portal.example.com",
+}
+
+
+def test_production_settings_load_with_every_variable():
+    result = _load_settings(**PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["False", "https://portal.example.com"]
+
+
+@pytest.mark.parametrize("missing", ["DUALKEY_SECRET_KEY", "DUALKEY_MASTER_KEY", "DUALKEY_ALLOWED_HOSTS",
+                                     "DUALKEY_PORTAL_ORIGIN"])
+def test_production_refuses_to_start_without_a_variable(missing):
+    variables = {name: value for name, value in PRODUCTION.items() if name != missing}
+    result = _load_settings(**variables)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert missing in result.stderr
+
+
+def test_production_refuses_the_development_master_key():
+    from portal.settings import DEV_MASTER_KEY
+
+    result = _load_settings(**{**PRODUCTION, "DUALKEY_MASTER_KEY": DEV_MASTER_KEY})
+    assert result.returncode != 0
+    assert "DUALKEY_MASTER_KEY is the development default" in result.stderr
+
+
+def test_database_url_selects_postgresql():
+    result = _load_settings(**PRODUCTION, DATABASE_URL="postgres://u:p@db.example:5432/dualkey")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[2] == "django.db.backends.postgresql"

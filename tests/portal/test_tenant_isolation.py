@@ -1,0 +1,148 @@
+"""Walk every URL the portal has, with its path parameters filled in with tenant
+A's objects, as someone from tenant B, as B's agent, and as nobody: none of them
+may find anything of A's. Each gets exactly the answer it gets for an object
+that does not exist (a refusal: 404, or 401/403/405 where its credentials or the
+method are wrong for the endpoint whatever the object), and no page shows A's data.
+
+New URL patterns are picked up automatically; a new kind of path parameter makes
+`fill` fail until this test knows which of A's objects to put there.
+"""
+
+import re
+import uuid
+
+from django.urls import URLResolver, get_resolver
+
+from tenants.signing import trusted_public_keys
+from tests.portal.base import BaseTestCase
+
+PARAM_RE = re.compile(r"<(?:\w+:)?(\w+)>")
+REFUSALS = {401, 403, 404, 405}
+ANONYMOUS_REFUSALS = REFUSALS | {302}  # pages send visitors to log in
+
+
+def url_patterns(patterns=None, prefix=""):
+    """(route, pattern) for every pattern, with the prefixes of includes joined on."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from url_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern), pattern
+
+
+class TenantIsolationTestCase(BaseTestCase):
+    def setUp(self):
+        super().setUp()
+        self.values = {"ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug}
+        self.ghosts = {"ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant"}
+        self.routes = [("/" + route, bool(PARAM_RE.search(route))) for route, _ in url_patterns()]
+        # Anything of A's that must never show up for B.
+        self.markers = [
+            "Alpha printer on fire", str(self.ticket.id), self.ticket.id.hex, "Alpha Ltd", "gk-alpha",
+            "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
+            *[key.public_key for key in trusted_public_keys(self.tenant_a)],
+            *[key.kid for key in trusted_public_keys(self.tenant_a)],
+        ]
+
+    def fill(self, route, values=None):
+        values = values or self.values
+
+        def value(match):
+            name = match.group(1)
+            self.assertIn(name, values, f"{route}: which of tenant A's objects goes into <{name}>?")
+            return values[name]
+
+        return PARAM_RE.sub(value, route)
+
+    def assertLikeAGhost(self, route, refusals, log_in=lambda: None, **headers):
+        """A's object gets the same refusal as an object that does not exist."""
+        ghost_url = self.fill(route, self.ghosts)
+        log_in()
+        ghost = [(method, response.status_code) for method, response in self.requests(ghost_url, **headers)]
+        log_in()
+        real = [(method, response.status_code) for method, response in self.requests(self.fill(route), **headers)]
+        self.assertEqual(real, ghost, route)
+        for method, status in real:
+            self.assertIn(status, refusals, f"{method} {route}")
+
+    def requests(self, url, **extra):
+        yield "GET", self.client.get(url, **extra)
+        yield "POST", self.client.post(url, "{}", content_type="application/json", **extra)
+        yield "POST form", self.client.post(url, {}, **extra)
+
+    def assertNothingOfA(self, who, method, url, response):
+        body = response.content.decode(errors="replace")
+        for marker in self.markers:
+            self.assertNotIn(marker, body, f"{who} {method} {url} ({response.status_code}) shows {marker!r}")
+
+    def test_the_walk_covers_the_portal(self):
+        urls = {route for route, _ in self.routes}
+        for expected in ["/tickets/<uuid:ticket_id>/", "/api/v1/tickets/<uuid:ticket_id>/grant",
+                         "/api/v1/tickets/<uuid:ticket_id>/complete", "/settings/tokens/<int:token_id>/revoke/",
+                         "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/"]:
+            self.assertIn(expected, urls)
+
+    def as_charlie(self):
+        self.client.force_login(self.charlie)  # before every request: the walk includes logout
+
+    def test_charlie_finds_nothing_of_tenant_a(self):
+        for route, has_params in self.routes:
+            url = self.fill(route)
+            with self.subTest(url=url):
+                if has_params:
+                    self.assertLikeAGhost(route, REFUSALS, self.as_charlie)
+                self.as_charlie()
+                for method, response in self.requests(url):
+                    self.assertNothingOfA("charlie", method, url, response)
+
+    def test_charlie_gets_404_where_his_session_is_the_right_credential(self):
+        for url in [f"/tickets/{self.ticket.id}/", f"/api/v1/tickets/{self.ticket.id}",
+                    f"/settings/tokens/{self.agent_a.id}/revoke/"]:
+            self.as_charlie()
+            get = self.client.get(url)
+            post = self.client.post(url)
+            self.assertIn(404, (get.status_code, post.status_code), url)
+        self.as_charlie()
+        self.assertEqual(self.client.post(f"/api/v1/tickets/{self.ticket.id}/grant").status_code, 404)
+
+    def test_tenant_bs_agent_finds_nothing_of_tenant_a(self):
+        headers = self.agent_headers(self.agent_b_token)
+        for route, has_params in self.routes:
+            url = self.fill(route)
+            with self.subTest(url=url):
+                if has_params:
+                    self.assertLikeAGhost(route, ANONYMOUS_REFUSALS, **headers)
+                for method, response in self.requests(url, **headers):
+                    self.assertNothingOfA("agent B", method, url, response)
+        r = self.client.post(f"/api/v1/tickets/{self.ticket.id}/complete", **headers)
+        self.assertEqual(r.status_code, 404)
+
+    def test_anonymous_visitors_find_nothing(self):
+        for route, has_params in self.routes:
+            url = self.fill(route)
+            with self.subTest(url=url):
+                if has_params:
+                    self.assertLikeAGhost(route, ANONYMOUS_REFUSALS)
+                for method, response in self.requests(url):
+                    if response.status_code == 302 and has_params:
+                        self.assertTrue(response["Location"].startswith("/accounts/login/"))
+                    self.assertNothingOfA("anonymous", method, url, response)
+
+    def test_the_filled_urls_do_reach_tenant_as_objects(self):
+        """The control: with the right caller each filled URL finds A's object, so
+        the 404s above come from the tenant check, not from a bad fill."""
+        callers = [
+            ("alice", lambda: self.client.force_login(self.alice), {}),
+            ("victor", lambda: self.client.force_login(self.victor), {}),
+            ("agent A", self.client.logout, self.agent_headers(self.agent_a_token)),
+        ]
+        for route, has_params in self.routes:
+            if not has_params:
+                continue
+            url = self.fill(route)
+            statuses = []
+            for _, log_in, headers in callers:
+                log_in()
+                statuses += [response.status_code for _, response in self.requests(url, **headers)]
+            with self.subTest(url=url):
+                self.assertTrue(any(status not in (404, 405) for status in statuses), statuses)
