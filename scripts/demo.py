@@ -1,0 +1,214 @@
+"""`make demo`: the whole system on loopback, on its embedded defaults.
+
+moto's S3 server (the storage of both demo customers), the portal, and two
+gatekeepers — one per demo tenant: "acme" (vendor-hosted) and "globex"
+(customer-owned, whose ACL denies the address DENIED_ADDRESS) — then demo users
+and tickets submitted the real way (agent API, gatekeeper, presigned POSTs).
+Prints the URL and the logins, and runs until Ctrl-C.
+
+    python scripts/demo.py [--check]     # --check: set up, verify, stop (used by the tests)
+
+Ports: DUALKEY_DEMO_PORT (portal, default 8000); storage, and the gatekeepers on
+the three ports after 9100 (DUALKEY_DEMO_SERVICE_PORT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import support  # noqa: E402  (process helpers shared with the tests)
+
+DENIED_ADDRESS = "198.51.100.23"
+TICKETS_PER_TENANT = {"acme": 4, "globex": 2}
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return "[" + ", ".join(toml_value(v) for v in value) + "]"
+
+
+def gatekeeper_toml(tenant: dict, issuer: str, portal_origin: str, storage_url: str, audit_path: Path) -> str:
+    acl = {"allow": ["0.0.0.0/0", "::/0"], "deny": []}
+    if tenant["data_location"] == "customer":
+        # The customer's own policy: refuse one named address, believe the local proxy
+        # (so the demo can show the refusal with an X-Forwarded-For hop).
+        acl = {"allow": ["0.0.0.0/0", "::/0"], "deny": [f"{DENIED_ADDRESS}/32"],
+               "trusted_proxies": ["127.0.0.1/32"]}
+    sections = {
+        "vendor_keys": tenant["vendor_keys"],
+        "storage": {"bucket": tenant["bucket"], "region": tenant["region"], "endpoint_url": storage_url,
+                    "encryption": "sse-s3"},
+        "acl": acl,
+        "audit": {"url": f"sqlite:///{audit_path}", "retention_days": 180},
+    }
+    lines = [
+        f"gatekeeper_id = {toml_value(tenant['gatekeeper_id'])}",
+        f"issuer = {toml_value(issuer)}",
+        f"allowed_origins = {toml_value([portal_origin])}",
+        "presign_ttl = 60", "max_grant_lifetime = 300", "clock_leeway = 30",
+    ]
+    for name, body in sections.items():
+        lines.append(f"\n[{name}]")
+        lines += [f"{json.dumps(k) if name == 'vendor_keys' else k} = {toml_value(v)}" for k, v in body.items()]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: list[str], env: dict, capture: bool = False) -> str:
+    result = subprocess.run(args, cwd=ROOT, env=env, text=True, capture_output=capture)
+    if result.returncode != 0:
+        sys.exit(f"demo: {' '.join(args[1:3])} failed:\n{result.stderr if capture else ''}")
+    return result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="set up, verify, then stop")
+    args = parser.parse_args()
+
+    portal_port = int(os.environ.get("DUALKEY_DEMO_PORT", "8000"))
+    service_port = int(os.environ.get("DUALKEY_DEMO_SERVICE_PORT", "9100"))
+    storage_url = f"http://127.0.0.1:{service_port}"
+    portal_url = f"http://127.0.0.1:{portal_port}"
+    workdir = Path(os.environ.get("DUALKEY_DEMO_DIR", ROOT / "var" / "demo"))
+    # Storage lives in moto's memory, so the demo starts from a clean slate every time.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    os.environ.update(support.AWS_ENV)  # moto's storage accepts any credentials
+    env = {
+        **os.environ, **support.AWS_ENV,
+        "DUALKEY_DEBUG": "1",
+        "DUALKEY_PORTAL_ORIGIN": portal_url,
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'portal.sqlite3'}"),
+        "DUALKEY_DEMO_TENANTS": ";".join([
+            f"acme,gk-acme,http://127.0.0.1:{service_port + 1},acme-reports,{storage_url}",
+            f"globex,gk-globex,http://127.0.0.1:{service_port + 2},globex-reports,{storage_url}",
+        ]),
+    }
+    processes: list[subprocess.Popen] = []
+
+    def stop(*_):
+        for proc in reversed(processes):
+            support.stop_process(proc)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print(f"starting storage (moto's S3 server) on {storage_url}", flush=True)
+        processes.append(support.start_process(
+            [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(service_port)],
+            storage_url + "/moto-api/", env=env, log_path=workdir / "storage.log"))
+
+        print("preparing the portal database and the demo tenants", flush=True)
+        run([python, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+        seeded = json.loads(run([python, "manage.py", "seed_demo", "--json"], env, capture=True))
+
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=storage_url, region_name="us-east-1")
+        for tenant in seeded["tenants"]:
+            s3.create_bucket(Bucket=tenant["bucket"])
+            # Browsers read objects straight from storage: the bucket allows the portal's origin.
+            s3.put_bucket_cors(Bucket=tenant["bucket"], CORSConfiguration={"CORSRules": [{
+                "AllowedOrigins": [portal_url], "AllowedMethods": ["GET", "POST"],
+                "AllowedHeaders": ["*"], "MaxAgeSeconds": 600}]})
+            config_path = workdir / f"{tenant['gatekeeper_id']}.toml"
+            config_path.write_text(gatekeeper_toml(
+                tenant, seeded["issuer"], portal_url, storage_url, workdir / f"audit-{tenant['slug']}.db"))
+            port = tenant["gatekeeper_url"].rsplit(":", 1)[1]
+            print(f"starting gatekeeper {tenant['gatekeeper_id']} on {tenant['gatekeeper_url']}", flush=True)
+            processes.append(support.start_process(
+                [python, "-m", "gatekeeper", "serve", "--config", str(config_path), "--port", port],
+                tenant["gatekeeper_url"] + "/v1/health", env=env,
+                log_path=workdir / f"{tenant['gatekeeper_id']}.log"))
+
+        print(f"starting the portal on {portal_url}", flush=True)
+        processes.append(support.start_process(
+            [python, "-m", "waitress", "--listen", f"127.0.0.1:{portal_port}", "--threads", "8",
+             "portal.wsgi:application"],
+            portal_url + "/accounts/login/", env=env, log_path=workdir / "portal.log"))
+
+        for tenant in seeded["tenants"]:
+            count = TICKETS_PER_TENANT.get(tenant["slug"], 1)
+            print(f"submitting {count} demo tickets for {tenant['slug']} through its gatekeeper", flush=True)
+            run([python, "-m", "gatekeeper_client.agent", "demo", "--portal", portal_url,
+                 "--count", str(count)], {**env, "DUALKEY_AGENT_TOKEN": tenant["agent_token"]}, capture=True)
+
+        print_welcome(seeded, portal_url)
+        if args.check:
+            check(seeded, portal_url)
+            stop()
+        while all(proc.poll() is None for proc in processes):
+            time.sleep(1)
+        sys.exit("demo: a service stopped; see the logs in " + str(workdir))
+    except KeyboardInterrupt:
+        stop()
+    except BaseException:
+        for proc in reversed(processes):
+            support.stop_process(proc)
+        raise
+
+
+def print_welcome(seeded: dict, portal_url: str) -> None:
+    from gatekeeper_client.grants import mint_grant  # noqa: F401  (documented below)
+
+    password = seeded["password"]
+    print("\n" + "=" * 72)
+    print(f"Dualkey is running: {portal_url}/")
+    print(f"Every demo login uses the password: {password}")
+    for tenant in seeded["tenants"]:
+        people = ", ".join(f"{u['username']} ({u['role']})" for u in tenant["users"])
+        where = "vendor-hosted" if tenant["data_location"] == "vendor" else "customer-owned"
+        print(f"  {tenant['name']} ({where}): {people}; gatekeeper {tenant['gatekeeper_url']}")
+    print(f"  vendor support: {seeded['support']['username']}")
+    globex = next(t for t in seeded["tenants"] if t["slug"] == "globex")
+    print(f"\nGlobex's gatekeeper refuses {DENIED_ADDRESS}. Try it (a fresh grant is minted by the portal;")
+    print("here we ask the gatekeeper directly, as a proxy would forward that client):")
+    print(f"  curl -s {globex['gatekeeper_url']}/v1/sign -H 'X-Forwarded-For: {DENIED_ADDRESS}' \\")
+    print("       -H 'Authorization: Bearer <grant>' -d '{\"ops\":[{\"op\":\"list\",\"prefix\":\"tickets/\"}]}'")
+    print(f"  health: curl -s {globex['gatekeeper_url']}/v1/health")
+    print("Stop with Ctrl-C. Logs and data: var/demo/")
+    print("=" * 72, flush=True)
+
+
+def check(seeded: dict, portal_url: str) -> None:
+    """What --check verifies: every service answers and the demo tickets are complete."""
+    import requests
+
+    session = requests.Session()
+    login = session.get(f"{portal_url}/accounts/login/", timeout=10)
+    token = session.cookies.get("csrftoken")
+    answer = session.post(f"{portal_url}/accounts/login/", timeout=10, data={
+        "username": "bob", "password": seeded["password"], "csrfmiddlewaretoken": token},
+        headers={"Referer": login.url})
+    tickets = session.get(f"{portal_url}/api/v1/tickets", timeout=10).json()
+    results = tickets.get("results", tickets)
+    statuses = sorted({t["status"] for t in results})
+    print(f"check: bob sees {len(results)} tickets, statuses {statuses}; login answered {answer.status_code}")
+    if len(results) != TICKETS_PER_TENANT["acme"] or statuses != ["complete"]:
+        sys.exit("check failed")
+    for tenant in seeded["tenants"]:
+        health = requests.get(tenant["gatekeeper_url"] + "/v1/health", timeout=10).json()
+        if health["status"] != "ok" or set(health["vendor_kids"]) != set(tenant["vendor_keys"]):
+            sys.exit(f"check failed: {tenant['gatekeeper_id']} health {health}")
+    print("check: ok")
+
+
+if __name__ == "__main__":
+    main()
