@@ -22,8 +22,8 @@ system-deps:
 demo: setup
 	$(PY) scripts/demo.py
 
-test: setup system-deps
-	$(PY) -m pytest -n 2 -q
+test: setup
+	bash scripts/test.sh
 
 test-fast: setup
 	$(PY) -m pytest -n 2 -q -m "not e2e"

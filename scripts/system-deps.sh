@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs, only when they are missing.
+# Installs the Debian packages the test suite needs, only when they are missing:
+# Chromium (browser tests) and PostgreSQL (the portal's tests run on it too).
 # Runs as root on CI and the developers' machines (apt-get works there).
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
-for extra in "$@"; do
-  case "$extra" in
-    postgresql) command -v pg_ctlcluster >/dev/null || need+=(postgresql) ;;
-    redis) command -v redis-server >/dev/null || need+=(redis-server) ;;
-  esac
-done
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
+  echo "installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite on SQLite (browser tests included), then the
+# portal's and tenants' tests again on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+bash scripts/system-deps.sh
+
+echo "== the whole suite, SQLite =="
+$PY -m pytest -n 2 -q "$@"
+
+if [ "${DUALKEY_SKIP_POSTGRES:-0}" = 1 ]; then
+  echo "PostgreSQL run skipped (DUALKEY_SKIP_POSTGRES=1)"
+  exit 0
+fi
+echo "== portal and tenants, PostgreSQL =="
+DATABASE_URL=$(bash scripts/postgres.sh)
+export DATABASE_URL
+$PY -m pytest -n 2 -q tests/portal tests/tenants
