@@ -150,9 +150,9 @@ def main() -> None:
             run([python, "-m", "gatekeeper_client.agent", "demo", "--portal", portal_url,
                  "--count", str(count)], {**env, "DUALKEY_AGENT_TOKEN": tenant["agent_token"]}, capture=True)
 
-        print_welcome(seeded, portal_url)
+        print_welcome(seeded, portal_url, env["DATABASE_URL"])
         if args.check:
-            check(seeded, portal_url)
+            check(seeded, portal_url, env)
             stop()
         while all(proc.poll() is None for proc in processes):
             time.sleep(1)
@@ -165,9 +165,7 @@ def main() -> None:
         raise
 
 
-def print_welcome(seeded: dict, portal_url: str) -> None:
-    from gatekeeper_client.grants import mint_grant  # noqa: F401  (documented below)
-
+def print_welcome(seeded: dict, portal_url: str, database_url: str) -> None:
     password = seeded["password"]
     print("\n" + "=" * 72)
     print(f"Dualkey is running: {portal_url}/")
@@ -178,16 +176,21 @@ def print_welcome(seeded: dict, portal_url: str) -> None:
         print(f"  {tenant['name']} ({where}): {people}; gatekeeper {tenant['gatekeeper_url']}")
     print(f"  vendor support: {seeded['support']['username']}")
     globex = next(t for t in seeded["tenants"] if t["slug"] == "globex")
-    print(f"\nGlobex's gatekeeper refuses {DENIED_ADDRESS}. Try it (a fresh grant is minted by the portal;")
-    print("here we ask the gatekeeper directly, as a proxy would forward that client):")
+    mint = (f"DATABASE_URL={database_url} .venv/bin/python manage.py mint_grant"
+            f" --tenant globex --prefix tickets/ --ops list")
+    print("\nAsk Globex's gatekeeper directly with a fresh grant (as the browser does):")
+    print(f"  GRANT=$({mint})")
+    print(f"  curl -s {globex['gatekeeper_url']}/v1/sign -H \"Authorization: Bearer $GRANT\" \\")
+    print("       -d '{\"ops\":[{\"op\":\"list\",\"prefix\":\"tickets/\"}]}'")
+    print(f"Its ACL refuses {DENIED_ADDRESS}; the same request forwarded for that client is a 403:")
     print(f"  curl -s {globex['gatekeeper_url']}/v1/sign -H 'X-Forwarded-For: {DENIED_ADDRESS}' \\")
-    print("       -H 'Authorization: Bearer <grant>' -d '{\"ops\":[{\"op\":\"list\",\"prefix\":\"tickets/\"}]}'")
+    print("       -H \"Authorization: Bearer $GRANT\" -d '{\"ops\":[{\"op\":\"list\",\"prefix\":\"tickets/\"}]}'")
     print(f"  health: curl -s {globex['gatekeeper_url']}/v1/health")
     print("Stop with Ctrl-C. Logs and data: var/demo/")
     print("=" * 72, flush=True)
 
 
-def check(seeded: dict, portal_url: str) -> None:
+def check(seeded: dict, portal_url: str, env: dict) -> None:
     """What --check verifies: every service answers and the demo tickets are complete."""
     import requests
 
@@ -207,6 +210,20 @@ def check(seeded: dict, portal_url: str) -> None:
         health = requests.get(tenant["gatekeeper_url"] + "/v1/health", timeout=10).json()
         if health["status"] != "ok" or set(health["vendor_kids"]) != set(tenant["vendor_keys"]):
             sys.exit(f"check failed: {tenant['gatekeeper_id']} health {health}")
+    # The printed example works: a fresh grant lists Globex's tickets; the named address is refused.
+    globex = next(t for t in seeded["tenants"] if t["slug"] == "globex")
+    grant = run([sys.executable, "manage.py", "mint_grant", "--tenant", "globex", "--ops", "list"],
+                env, capture=True).strip()
+    body = {"ops": [{"op": "list", "prefix": "tickets/"}]}
+    listed = requests.post(globex["gatekeeper_url"] + "/v1/sign", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {grant}"})
+    denied = requests.post(globex["gatekeeper_url"] + "/v1/sign", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {grant}", "X-Forwarded-For": DENIED_ADDRESS})
+    objects = listed.json()["results"][0]["objects"] if listed.ok else []
+    print(f"check: example request {listed.status_code} with {len(objects)} objects; "
+          f"from {DENIED_ADDRESS}: {denied.status_code} {denied.json().get('error')}")
+    if not objects or denied.status_code != 403:
+        sys.exit("check failed: the printed example does not behave as described")
     print("check: ok")
 
 
