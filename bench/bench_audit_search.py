@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gatekeeper.audit import FIELDS, SQLITE_INSERT, SqliteAuditStore, parse_search  # noqa: E402
+from gatekeeper.audit import FIELDS, parse_search  # noqa: E402
+from gatekeeper.audit_sqlite import SQLITE_INSERT, SqliteAuditStore  # noqa: E402
 
 DAY = 86400
 SPAN_DAYS = 180

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 bash scripts/system-deps.sh
 
+echo "== lint (ruff: undefined names, unused imports) =="
+$PY -m ruff check .
+
 echo "== the whole suite, SQLite =="
 $PY -m pytest -n 2 -q "$@"
 

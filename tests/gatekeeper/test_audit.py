@@ -13,10 +13,10 @@ import uuid
 
 import pytest
 
-from gatekeeper import audit
-from gatekeeper.audit import (
-    AuditRecord, DynamoAuditStore, SearchQuery, SqliteAuditStore, open_store, parse_search,
-)
+from gatekeeper import audit, audit_dynamodb
+from gatekeeper.audit import AuditRecord, SearchQuery, open_store, parse_search
+from gatekeeper.audit_dynamodb import DynamoAuditStore
+from gatekeeper.audit_sqlite import SqliteAuditStore
 from gatekeeper.errors import AuditUnavailable, BadRequest, ConfigError
 
 HOUR, DAY = 3600, 86400
@@ -386,8 +386,8 @@ def test_sqlite_searches_walk_an_index_without_sorting(tmp_path, body):
 
 def test_dynamodb_pages_may_be_short_but_the_cursor_finds_everything(moto_url, monkeypatch):
     """Little work per call: a few items per Query, a few Queries per page."""
-    monkeypatch.setattr(audit, "DYNAMO_PAGE_ITEMS", 4)
-    monkeypatch.setattr(audit, "DYNAMO_MAX_CALLS", 3)
+    monkeypatch.setattr(audit_dynamodb, "DYNAMO_PAGE_ITEMS", 4)
+    monkeypatch.setattr(audit_dynamodb, "DYNAMO_MAX_CALLS", 3)
     store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
     store.create_table()
     records = [AuditRecord(ts=NOW - i * 10 * HOUR, request_id=f"r{i}", op="get" if i % 9 else "put")

@@ -1,0 +1,272 @@
+"""The audit store of the AWS deployment: one DynamoDB table.
+
+See audit.py for the records, the search queries and the store interface.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import re
+import threading
+import time
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .audit import (
+    DAY,
+    TEXT_FIELDS,
+    AuditRecord,
+    SearchQuery,
+    _clean,
+    _jti_id,
+    decode_cursor,
+    encode_cursor,
+)
+from .errors import AuditUnavailable, BadRequest
+
+log = logging.getLogger("gatekeeper.audit")
+
+# One table, two kinds of item:
+#   audit record  pk = "d#<UTC day YYYY-MM-DD>", sk = "<ts in µs, 16 digits>#<batch token>#<n>"
+#   used jti      pk = "jti#<sha256 of the jti>", sk = "jti"
+# Both carry `expires_at` (epoch seconds), the table's TTL attribute: DynamoDB drops
+# old records and spent jtis itself. A search queries day partitions newest first
+# (ScanIndexForward=false) and applies the other filters as a FilterExpression; its
+# cursor is the (day, last sort key) to resume below. One partition per day is far
+# below DynamoDB's per-partition limits for one customer's gatekeeper.
+
+DYNAMO_PAGE_ITEMS = 1000  # items read per Query call, before filtering
+DYNAMO_MAX_CALLS = 60  # Query calls per page (~2 months of empty days): bounds latency
+DYNAMO_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+DYNAMO_PURGE_LOOKBACK_DAYS = 30  # days behind the retention horizon that purge() sweeps
+CLOCK_SKEW = 3600  # records from instances whose clocks run ahead are still found
+DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SORT_KEY_RE = re.compile(r"^\d{16}#[0-9a-f]{16}#\d{4,}$")
+SORT_KEY_MIN, SORT_KEY_MAX = "0", "~"  # below and above every "<digits>#..." sort key
+
+
+def _day(ts: float) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).date()
+
+
+def _micros(ts: float) -> str:
+    return f"{round(ts * 1_000_000):016d}"
+
+
+class DynamoAuditStore:
+    def __init__(self, table: str, retention_days: int, endpoint_url: str | None = None,
+                 region: str | None = None):
+        self.table = table
+        self.retention_days = retention_days
+        self.endpoint_url = endpoint_url or None
+        self.region = region
+        self._client = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        """One client per process, made on first use (boto3 clients are thread-safe)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = boto3.session.Session().client(
+                        "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url,
+                        # Bounded timeouts and few retries: a request waits on its audit record.
+                        config=BotoConfig(connect_timeout=2, read_timeout=10,
+                                          retries={"max_attempts": 3, "mode": "standard"}),
+                    )
+        return self._client
+
+    def _call(self, method: str, **kwargs) -> dict:
+        """Every storage failure becomes AuditUnavailable; no AWS detail leaks to callers.
+        A failed condition is not a failure: it re-raises for the caller to handle."""
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise
+            log.error("audit %s failed: %s", method, exc)
+        except BotoCoreError as exc:
+            log.error("audit %s failed: %s", method, exc)
+        raise AuditUnavailable("the audit log is unavailable")
+
+    def create_table(self) -> None:
+        """Create the table with TTL on `expires_at`; harmless if it already exists."""
+        client = self.client
+        try:
+            client.create_table(
+                TableName=self.table, BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                           {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "S"}],
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+        client.get_waiter("table_exists").wait(
+            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        ttl = client.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            client.update_time_to_live(
+                TableName=self.table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+
+    def write(self, records: list[AuditRecord], now: float | None = None) -> None:
+        token = os.urandom(8).hex()  # sort keys unique even if request ids are not
+        items = [self._item(record, token, n) for n, record in enumerate(records)]
+        # Transactions hold at most 100 items; a bigger batch is several, and if a
+        # later one fails the request is still refused (fail closed).
+        for start in range(0, len(items), DYNAMO_TRANSACTION_ITEMS):
+            self._call("transact_write_items", TransactItems=[
+                # The condition makes an audit record impossible to overwrite.
+                {"Put": {"TableName": self.table, "Item": item,
+                         "ConditionExpression": "attribute_not_exists(pk)"}}
+                for item in items[start:start + DYNAMO_TRANSACTION_ITEMS]
+            ])
+
+    def _item(self, record: AuditRecord, token: str, n: int) -> dict:
+        item = {name: {"S": _clean(getattr(record, name))} for name in TEXT_FIELDS}
+        item.update(
+            pk={"S": f"d#{_day(record.ts).isoformat()}"},
+            sk={"S": f"{_micros(record.ts)}#{token}#{n:04d}"},
+            ts={"N": repr(float(record.ts))},
+            status={"N": str(int(record.status))},
+            expires_at={"N": str(math.ceil(record.ts) + self.retention_days * DAY)},
+        )
+        return item
+
+    def search(self, q: SearchQuery, now: float | None = None) -> tuple[list[dict], str | None]:
+        now = time.time() if now is None else now
+        newest = _day(min(q.until, now + CLOCK_SKEW) if q.until is not None else now + CLOCK_SKEW)
+        oldest = _day(max(q.since or 0.0, now - self.retention_days * DAY))
+        day, below = newest, None
+        position = decode_cursor(q)
+        if position is not None:
+            day, below = self._position(position)
+        names, values = {"#exp": "expires_at"}, {":now": {"N": repr(now)}}
+        conditions = ["#exp > :now"]  # TTL deletes lazily; retention holds at once
+        for name in ("op", "outcome", "client_ip", "sub"):
+            if getattr(q, name) is not None:
+                names[f"#{name}"] = name
+                values[f":{name}"] = {"S": getattr(q, name)}
+                conditions.append(f"#{name} = :{name}")
+        if q.key_prefix:
+            names["#key"] = "key"
+            values[":prefix"] = {"S": q.key_prefix}
+            conditions.append("begins_with(#key, :prefix)")
+        # The sort key narrows by time to the microsecond; the filter on ts is exact.
+        low, top = SORT_KEY_MIN, SORT_KEY_MAX
+        if q.since is not None:
+            low = _micros(q.since)
+            names["#ts"], values[":since"] = "ts", {"N": repr(q.since)}
+            conditions.append("#ts >= :since")
+        if q.until is not None:
+            top = _micros(q.until + 1e-6)
+            names["#ts"], values[":until"] = "ts", {"N": repr(q.until)}
+            conditions.append("#ts < :until")
+
+        found: list[dict] = []
+        calls = 0
+        while day >= oldest and len(found) < q.limit and calls < DYNAMO_MAX_CALLS:
+            high = below or top
+            if high < low:  # nothing left in this day's time window
+                day, below = day - dt.timedelta(days=1), None
+                continue
+            calls += 1
+            answer = self._call(
+                "query", TableName=self.table, ScanIndexForward=False, Limit=DYNAMO_PAGE_ITEMS,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                FilterExpression=" AND ".join(conditions), ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":pk": {"S": f"d#{day.isoformat()}"},
+                                           ":low": {"S": low}, ":high": {"S": high}},
+            )
+            # BETWEEN is inclusive, the cursor's sort key is not: skip that one item.
+            items = [item for item in answer["Items"] if item["sk"]["S"] != below]
+            if len(found) + len(items) >= q.limit:
+                found += items[: q.limit - len(found)]
+                below = found[-1]["sk"]["S"]  # resume below the last record returned
+            elif answer.get("LastEvaluatedKey"):
+                found += items
+                below = answer["LastEvaluatedKey"]["sk"]["S"]
+            else:
+                found += items
+                day, below = day - dt.timedelta(days=1), None
+        cursor = encode_cursor(q, [day.isoformat(), below]) if day >= oldest else None
+        return [self._record(item) for item in found], cursor
+
+    @staticmethod
+    def _position(position: list) -> tuple[dt.date, str | None]:
+        invalid = BadRequest("'cursor' is not a cursor from this search", code="bad_filter")
+        if len(position) != 2 or not isinstance(position[0], str) or not DAY_RE.match(position[0]):
+            raise invalid
+        below = position[1]
+        if below is not None and not (isinstance(below, str) and SORT_KEY_RE.match(below)):
+            raise invalid
+        try:
+            return dt.date.fromisoformat(position[0]), below
+        except ValueError:
+            raise invalid from None
+
+    @staticmethod
+    def _record(item: dict) -> dict:
+        record = AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]))
+        for name in TEXT_FIELDS:
+            setattr(record, name, item.get(name, {}).get("S", ""))
+        return record.to_dict()
+
+    def claim_jti(self, jti: str, expires_at: float, now: float) -> bool:
+        try:
+            self._call(
+                "put_item", TableName=self.table,
+                Item={"pk": {"S": f"jti#{_jti_id(jti)}"}, "sk": {"S": "jti"},
+                      "expires_at": {"N": str(math.ceil(expires_at))}},
+                # A conditional put is atomic: of two instances racing, one wins.
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": {"N": repr(float(now))}},
+            )
+        except ClientError:  # only ConditionalCheckFailed gets through _call
+            return False
+        return True
+
+    def purge(self, now: float) -> int:
+        """TTL does this in DynamoDB, lazily (up to days late); this sweeps the days
+        just behind the retention horizon for stores without TTL (moto, DynamoDB
+        Local). Spent jtis need no sweep: an expired one can be claimed again."""
+        cutoff = now - self.retention_days * DAY
+        removed = 0
+        day = _day(cutoff)
+        for _ in range(DYNAMO_PURGE_LOOKBACK_DAYS + 1):
+            start: dict | None = None
+            while True:
+                extra = {"ExclusiveStartKey": start} if start else {}
+                answer = self._call(
+                    "query", TableName=self.table, KeyConditionExpression="pk = :pk",
+                    FilterExpression="#ts < :cutoff",
+                    ProjectionExpression="pk, sk", ExpressionAttributeNames={"#ts": "ts"},
+                    ExpressionAttributeValues={":pk": {"S": f"d#{day.isoformat()}"},
+                                               ":cutoff": {"N": repr(float(cutoff))}},
+                    **extra,
+                )
+                for item in answer["Items"]:
+                    self._call("delete_item", TableName=self.table, Key=item)  # item = its key
+                    removed += 1
+                start = answer.get("LastEvaluatedKey")
+                if not start:
+                    break
+            day -= dt.timedelta(days=1)
+        return removed
+
+    def healthy(self) -> bool:
+        try:
+            status = self._call("describe_table", TableName=self.table)["Table"]["TableStatus"]
+        except AuditUnavailable:
+            return False
+        return status == "ACTIVE"
+
+
