@@ -195,29 +195,40 @@ def main(argv: list[str] | None = None) -> int:
     if not token:
         parser.error(f"no agent token: pass --token or set {TOKEN_ENV}")
 
-    if args.command == "submit":
-        try:
-            jobs = [(args.subject, _read_files(args.files))]
-        except OSError as exc:
-            print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
-            return 2
-    else:
-        from gatekeeper_client.demo_report import build_demo_report
-        jobs = []
-        for i in range(args.count):
-            files = build_demo_report(args.seed + i, args.marker, args.extra_logs)
-            jobs.append((f"[demo {args.seed + i}] {_demo_subject(files)}", files))
-
     session = requests.Session()
-    for subject, files in jobs:
-        try:
-            ticket = submit_ticket(args.portal, token, subject, files, session=session)
-        except SubmitFailed as failed:
-            print(f"error: {failed}", file=sys.stderr)
-            return 1
+    try:
+        if args.command == "submit":
+            try:
+                files = _read_files(args.files)
+            except OSError as exc:
+                print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+                return 2
+            tickets = [(submit_ticket(args.portal, token, args.subject, files, session=session), files)]
+        else:
+            tickets = submit_demo_reports(args.portal, token, count=args.count, seed=args.seed,
+                                          marker=args.marker, extra_logs=args.extra_logs, session=session)
+    except SubmitFailed as failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
+    for ticket, files in tickets:
         print(f"ticket {ticket.get('number', '?')} ({ticket['id']}) {ticket['status']}: "
               f"{len(files)} files under {ticket['prefix']}")
     return 0
+
+
+def submit_demo_reports(portal_url: str, token: str, *, count: int = 1, seed: int = 1,
+                        marker: str | None = None, extra_logs: int = 0,
+                        session: requests.Session | None = None) -> list[tuple[dict, list[File]]]:
+    """Generate `count` demo reports and submit each the real way; returns
+    (ticket, files) pairs. Raises SubmitFailed at the first refusal."""
+    from gatekeeper_client.demo_report import build_demo_report
+
+    submitted = []
+    for i in range(count):
+        files = build_demo_report(seed + i, marker, extra_logs)
+        subject = f"[demo {seed + i}] {_demo_subject(files)}"
+        submitted.append((submit_ticket(portal_url, token, subject, files, session=session), files))
+    return submitted
 
 
 def _demo_subject(files: list[File]) -> str:

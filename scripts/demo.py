@@ -147,8 +147,8 @@ def main() -> None:
         for tenant in seeded["tenants"]:
             count = TICKETS_PER_TENANT.get(tenant["slug"], 1)
             print(f"submitting {count} demo tickets for {tenant['slug']} through its gatekeeper", flush=True)
-            run([python, "-m", "gatekeeper_client.agent", "demo", "--portal", portal_url,
-                 "--count", str(count)], {**env, "DUALKEY_AGENT_TOKEN": tenant["agent_token"]}, capture=True)
+            run([python, "manage.py", "make_demo_tickets", "--tenant", tenant["slug"], "--portal", portal_url,
+                 "--count", str(count)], env, capture=True)
 
         print_welcome(seeded, portal_url, env["DATABASE_URL"])
         if args.check:
