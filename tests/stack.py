@@ -1,0 +1,444 @@
+"""The whole system on loopback, for end-to-end tests and benchmarks.
+
+`start_stack(workdir)` starts what `scripts/demo.py` starts — moto's S3 server,
+the portal (waitress), one gatekeeper per tenant — in a fresh directory on free
+ports, seeds the demo tenants and submits one demo ticket per tenant the real
+way (agent → portal → gatekeeper → presigned POSTs). `stop()` ends it.
+
+The tenants:
+
+| slug | people | storage origin | gatekeeper policy |
+| --- | --- | --- | --- |
+| acme | alice (admin), bob (staff) | http://127.0.0.1:<moto> | allows everyone |
+| globex | charlie (admin) | http://localhost:<moto> | the demo's: denies 198.51.100.23 |
+| initech | initech-admin | http://127.0.0.1:<moto> | denies loopback for reads; uploads allowed |
+
+Globex reaches the same moto server under another origin (`localhost`), so each
+tenant's Content-Security-Policy has something of its own to get right.
+
+Every portal process (the server, `manage.py` commands) runs behind the network
+guard in tests/e2e/netguard: a connection to a gatekeeper or to storage is
+refused and logged in `netguard_log`. The portal never needs one.
+
+The portal's database is SQLite in the work directory, or `DATABASE_URL` when it
+is set: used as it is, except that each pytest-xdist worker gets its own fresh
+database next to it (`<name>_e2e_<worker>`), since the stacks would otherwise
+overwrite each other's tenants and agent tokens.
+
+For pytest: the session fixtures `dualkey_stack` and `chromium` (import them into
+a conftest or a test module). However many modules import them, one stack and
+one browser serve the whole session (per xdist worker).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.util
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests import support
+
+ROOT = support.ROOT
+PYTHON = support.PYTHON
+NETGUARD_DIR = ROOT / "tests" / "e2e" / "netguard"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TICKET_LINE = re.compile(r"^ticket (\d+) \(([0-9a-f-]{36})\) (\w+): (\d+) files under (\S+)$", re.M)
+DEMO_PASSWORD = "dualkey-demo"
+READS_DENIED = ["127.0.0.0/8", "::1/128"]
+
+
+@functools.cache
+def demo_script():
+    """scripts/demo.py, for its gatekeeper config writer (a script, not a package:
+    loaded by path, and only when a stack starts)."""
+    spec = importlib.util.spec_from_file_location("dualkey_demo_script", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Tenant:
+    slug: str
+    seeded: dict              # seed_demo's --json entry: bucket, gatekeeper_id/url, storage_origin, agent_token, ...
+    config_path: Path
+    audit_path: Path
+    log_path: Path
+    tickets: list[dict] = field(default_factory=list)  # submitted by the stack: id, number, prefix, files
+
+    @property
+    def gatekeeper_url(self) -> str:
+        return self.seeded["gatekeeper_url"]
+
+    @property
+    def storage_origin(self) -> str:
+        return self.seeded["storage_origin"]
+
+    @property
+    def bucket(self) -> str:
+        return self.seeded["bucket"]
+
+    @property
+    def admin(self) -> str:
+        return next(u["username"] for u in self.seeded["users"] if u["role"] == "admin")
+
+
+@dataclass(eq=False)  # compared (and hashed) by identity
+class Stack:
+    workdir: Path
+    portal_url: str
+    storage_url: str
+    database_url: str
+    portal_env: dict          # the guarded environment of every portal process
+    netguard_log: Path
+    tenants: dict[str, Tenant]
+    password: str = DEMO_PASSWORD
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    drop_database: bool = False
+    _user_ids: dict | None = None
+
+    # --- the portal's side ----------------------------------------------------------
+
+    def manage(self, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """A manage.py command in the portal's (guarded) environment."""
+        result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, text=True, capture_output=True,
+                                env={**self.portal_env, **(env or {})}, timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args[:2])} failed ({result.returncode}):\n"
+                               f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def user_ids(self) -> dict[str, int]:
+        if self._user_ids is None:
+            code = ("import json; from django.contrib.auth import get_user_model; "
+                    "print(json.dumps({u.username: u.pk for u in get_user_model().objects.all()}))")
+            self._user_ids = json.loads(self.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
+        return self._user_ids
+
+    @property
+    def portal_pid(self) -> int:
+        return self.processes["portal"].pid
+
+    def netguard_attempts(self, path: Path | None = None) -> list[dict]:
+        path = path or self.netguard_log
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def netguard_armed_pids(self) -> set[int]:
+        armed = Path(str(self.netguard_log) + ".armed")
+        return {record["pid"] for record in self.netguard_attempts(armed)}
+
+    @property
+    def portal_log(self) -> Path:
+        return self.workdir / "portal.log"
+
+    # --- the customers' side ----------------------------------------------------------
+
+    def submit(self, slug: str, count: int = 1, marker: str | None = None, extra_logs: int = 0,
+               seed: int = 1) -> list[dict]:
+        """Submit demo tickets the way an agent does; returns them (id, number, prefix, files)."""
+        proc = self._agent(slug, count, marker, extra_logs, seed)
+        return self._agent_result(slug, proc)
+
+    def _agent(self, slug, count=1, marker=None, extra_logs=0, seed=1) -> subprocess.Popen:
+        args = [PYTHON, "-m", "gatekeeper_client.agent", "demo", "--portal", self.portal_url,
+                "--count", str(count), "--seed", str(seed), "--extra-logs", str(extra_logs)]
+        if marker:
+            args += ["--marker", marker]
+        env = {**os.environ, **support.AWS_ENV, "DUALKEY_AGENT_TOKEN": self.tenants[slug].seeded["agent_token"]}
+        return subprocess.Popen(args, cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def _agent_result(self, slug: str, proc: subprocess.Popen) -> list[dict]:
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"agent for {slug} failed ({proc.returncode}): {err}{out}")
+        tickets = [{"number": int(n), "id": tid, "status": status, "file_count": int(files), "prefix": prefix}
+                   for n, tid, status, files, prefix in TICKET_LINE.findall(out)]
+        if not tickets or any(t["status"] != "complete" for t in tickets):
+            raise RuntimeError(f"agent for {slug} did not complete its tickets: {out}")
+        return tickets
+
+    def s3(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.storage_url, region_name="us-east-1",
+                            aws_access_key_id=support.AWS_ENV["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=support.AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+
+    def stored_objects(self, slug: str, prefix: str) -> dict[str, bytes]:
+        """Every object under `prefix` in the tenant's bucket, read straight from storage."""
+        s3, bucket = self.s3(), self.tenants[slug].bucket
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+        return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+    def audit_rows(self, slug: str) -> list[dict]:
+        """The tenant gatekeeper's audit log (its SQLite file, table `audit`), oldest first."""
+        with sqlite3.connect(f"file:{self.tenants[slug].audit_path}?mode=ro", uri=True) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute("SELECT * FROM audit ORDER BY id")]
+
+    # --- logs ---------------------------------------------------------------------------
+
+    def portal_log_files(self) -> list[Path]:
+        return [self.portal_log, *sorted(self.workdir.glob("manage-*.log"))]
+
+    def gatekeeper_log_files(self) -> list[Path]:
+        return [t.log_path for t in self.tenants.values()]
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            proc = self.processes.pop(name)
+            if proc.poll() is None:
+                support.stop_process(proc)
+        if self.drop_database:
+            _drop_postgres_database(self.database_url)
+            self.drop_database = False
+
+
+# --- starting it ------------------------------------------------------------------------
+
+def _portal_database(workdir: Path) -> tuple[str, bool]:
+    """(DATABASE_URL for the portal, whether the stack created it and must drop it)."""
+    given = os.environ.get("DATABASE_URL", "").strip()
+    if not given:
+        return f"sqlite:///{workdir / 'portal.sqlite3'}", False
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker or not given.startswith(("postgres://", "postgresql://")):
+        return given, False
+    parts = urlsplit(given)
+    name = f"{parts.path.lstrip('/')}_e2e_{worker}"
+    url = urlunsplit(parts._replace(path="/" + name))
+    _drop_postgres_database(url)
+    _admin_postgres(given, f'CREATE DATABASE "{name}"')
+    return url, True
+
+
+def _admin_postgres(url: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _drop_postgres_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    # Connect to the server's maintenance database to drop this one.
+    _admin_postgres(urlunsplit(parts._replace(path="/postgres")), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _gatekeeper_config(tenant: dict, issuer: str, portal_url: str, audit_path: Path) -> str:
+    demo = demo_script()
+    text = demo.gatekeeper_toml(tenant, issuer, portal_url, tenant["storage_origin"], audit_path)
+    if tenant["slug"] != "initech":
+        return text
+    # Initech's policy refuses reads from loopback (where the browser is) while its
+    # agents may still upload from anywhere: [acl.upload] governs `put` alone.
+    acl = '\n[acl]\nallow = ["0.0.0.0/0", "::/0"]\ndeny = []\n'
+    assert acl in text, text
+    text = text.replace(acl, f'\n[acl]\nallow = ["0.0.0.0/0", "::/0"]\ndeny = {demo.toml_value(READS_DENIED)}\n')
+    return text + '\n[acl.upload]\nallow = ["0.0.0.0/0", "::/0"]\ndeny = []\n'
+
+
+def _run(args: list[str], env: dict, log: Path) -> str:
+    result = subprocess.run(args, cwd=ROOT, env=env, text=True, capture_output=True, timeout=180)
+    log.write_text(result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[1:4])} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _spawn(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "wb") as out:
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: str = "DEBUG") -> Stack:
+    """Start everything. The portal logs at DEBUG by default: the more it writes,
+    the more a search of its logs for report content covers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    portal_port, storage_port = support.free_port(), support.free_port()
+    gatekeeper_ports = {slug: support.free_port() for slug in ("acme", "globex", "initech")}
+    portal_url = f"http://127.0.0.1:{portal_port}"
+    storage_url = f"http://127.0.0.1:{storage_port}"
+    storage_origins = {"acme": storage_url, "globex": f"http://localhost:{storage_port}", "initech": storage_url}
+    database_url, drop_database = _portal_database(workdir)
+    netguard_log = workdir / "netguard.log"
+
+    base_env = {**os.environ, **support.AWS_ENV}
+    base_env.pop("PYTHONPATH", None)
+    denied = [f"127.0.0.1:{storage_port}", f"localhost:{storage_port}",
+              *(f"127.0.0.1:{port}" for port in gatekeeper_ports.values())]
+    portal_env = {
+        **base_env,
+        "PYTHONPATH": os.pathsep.join([str(NETGUARD_DIR), str(ROOT)]),
+        "DUALKEY_NETGUARD_DENY": ",".join(denied),
+        "DUALKEY_NETGUARD_LOG": str(netguard_log),
+        "DUALKEY_DEBUG": "1",
+        "DUALKEY_LOG_LEVEL": portal_log_level,
+        "DUALKEY_PORTAL_ORIGIN": portal_url,
+        "DATABASE_URL": database_url,
+        "DUALKEY_DEMO_TENANTS": ";".join(
+            f"{slug},gk-{slug},http://127.0.0.1:{port},{slug}-reports,{storage_origins[slug]}"
+            for slug, port in gatekeeper_ports.items()),
+    }
+    stack = Stack(workdir=workdir, portal_url=portal_url, storage_url=storage_url, database_url=database_url,
+                  portal_env=portal_env, netguard_log=netguard_log, tenants={}, drop_database=drop_database)
+    _ACTIVE.add(stack)
+    try:
+        stack.processes["storage"] = _spawn(
+            [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(storage_port)],
+            base_env, workdir / "storage.log")
+        # The database, while storage starts.
+        _run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], portal_env, workdir / "manage-migrate.log")
+        seeded = json.loads(_run([PYTHON, "manage.py", "seed_demo", "--json"], portal_env,
+                                 workdir / "manage-seed.log"))
+        stack.password = seeded["password"]
+        stack.processes["portal"] = _spawn(
+            [PYTHON, "-m", "waitress", "--listen", f"127.0.0.1:{portal_port}", "--threads", "8",
+             "portal.wsgi:application"], portal_env, stack.portal_log)
+
+        support.wait_for_http(storage_url + "/moto-api/", stack.processes["storage"])
+        s3 = stack.s3()
+        for entry in seeded["tenants"]:
+            slug = entry["slug"]
+            s3.create_bucket(Bucket=entry["bucket"])
+            # Browsers read objects straight from storage: the bucket allows the portal's origin.
+            s3.put_bucket_cors(Bucket=entry["bucket"], CORSConfiguration={"CORSRules": [{
+                "AllowedOrigins": [portal_url], "AllowedMethods": ["GET", "POST"],
+                "AllowedHeaders": ["*"], "MaxAgeSeconds": 600}]})
+            tenant = Tenant(slug, entry, workdir / f"gk-{slug}.toml", workdir / f"audit-{slug}.db",
+                            workdir / f"gk-{slug}.log")
+            tenant.config_path.write_text(_gatekeeper_config(entry, seeded["issuer"], portal_url, tenant.audit_path))
+            stack.tenants[slug] = tenant
+            stack.processes[f"gk-{slug}"] = _spawn(
+                [PYTHON, "-m", "gatekeeper", "serve", "--config", str(tenant.config_path),
+                 "--port", str(gatekeeper_ports[slug])], base_env, tenant.log_path)
+        for slug, tenant in stack.tenants.items():
+            support.wait_for_http(tenant.gatekeeper_url + "/v1/health", stack.processes[f"gk-{slug}"])
+        support.wait_for_http(portal_url + "/accounts/login/", stack.processes["portal"])
+
+        if tickets_per_tenant:
+            agents = {slug: stack._agent(slug, tickets_per_tenant) for slug in stack.tenants}
+            for slug, proc in agents.items():
+                stack.tenants[slug].tickets = stack._agent_result(slug, proc)
+    except BaseException:
+        stack.stop()
+        _ACTIVE.discard(stack)
+        raise
+    return stack
+
+
+# Whatever happens to the test run, no server outlives it.
+_ACTIVE: set[Stack] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for stack in list(_ACTIVE):
+        stack.stop()
+
+
+# --- pytest fixtures -----------------------------------------------------------------------
+
+class _Shared:
+    """One instance per session however many modules import the fixture: each
+    import makes its own FixtureDef, so the instance is counted, not owned."""
+
+    def __init__(self):
+        self.value, self.users, self.lock = None, 0, threading.Lock()
+
+    def acquire(self, make):
+        with self.lock:
+            if self.users == 0:
+                self.value = make()
+            self.users += 1
+            return self.value
+
+    def release(self, close):
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                close(self.value)
+                self.value = None
+
+
+_STACK, _BROWSER = _Shared(), _Shared()
+
+
+def _close_stack(stack: Stack) -> None:
+    stack.stop()
+    _ACTIVE.discard(stack)
+
+
+@pytest.fixture(scope="session")
+def dualkey_stack(tmp_path_factory):
+    stack = _STACK.acquire(lambda: start_stack(tmp_path_factory.mktemp("dualkey-stack")))
+    yield stack
+    _STACK.release(_close_stack)
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def _open_browser():
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        return playwright, launch_chromium(playwright)
+    except BaseException:
+        playwright.stop()
+        raise
+
+
+def _close_browser(pair) -> None:
+    playwright, browser = pair
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium, driven by Playwright (never a downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is not installed (make system-deps)")
+    _, browser = _BROWSER.acquire(_open_browser)
+    yield browser
+    _BROWSER.release(_close_browser)
+
+
+# --- browser helpers ------------------------------------------------------------------------
+
+def log_in(browser, stack: Stack, username: str, **context_options):
+    """A fresh browser context logged in as `username`; returns (context, page)."""
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.goto(f"{stack.portal_url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", stack.password)
+    with page.expect_navigation():
+        page.click("[type=submit]")
+    if "/accounts/login/" in page.url:
+        context.close()
+        raise AssertionError(f"{username} could not log in")
+    return context, page
+
+
+def wait_until_loaded(page, timeout: float = 20_000) -> None:
+    page.wait_for_selector("[data-report-root][data-loaded=true]", state="attached", timeout=timeout)
