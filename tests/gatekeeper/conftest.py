@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,11 @@ def start_gatekeeper(moto_url, s3, tmp_path_factory):
             else:
                 config[key] = value
         (workdir / "gatekeeper.toml").write_text(toml_dumps(config))
+        if config["audit"]["url"].startswith("dynamodb://"):
+            # As an operator would: the CLI creates the table before the first start.
+            subprocess.run([support.PYTHON, "-m", "gatekeeper", "init-audit", "--config",
+                            str(workdir / "gatekeeper.toml")], check=True, cwd=support.ROOT,
+                           env={**os.environ, **support.AWS_ENV, **(env or {})}, capture_output=True)
         port = support.free_port()
         url = f"http://127.0.0.1:{port}"
         proc = support.start_process(

@@ -49,3 +49,15 @@ def test_it_refuses_bad_filters(gatekeeper):
     audit = gatekeeper.grant(prefix="tickets/", ops=["audit"])
     for filters in ({"limit": 501}, {"colour": "red"}, {"client_ip": "nope"}, {"cursor": "garbage"}):
         assert_refused(gatekeeper, search(gatekeeper, audit, **filters), 400, "bad_filter")
+
+
+def test_a_gatekeeper_auditing_to_dynamodb_over_http(start_gatekeeper):
+    gk = start_gatekeeper({"audit": {"url": "dynamodb://gk-http-audit"}})
+    assert requests.get(gk.url + "/v1/health", timeout=5).json()["audit"] == "ok"
+    assert sign(gk, gk.grant(subject="user:dyn"), GET_42).status_code == 200
+    refused = sign(gk, gk.grant(subject="user:dyn", prefix="tickets/7/"), GET_42)
+    assert refused.status_code == 403
+    audit = gk.grant(prefix="tickets/", ops=["audit"])
+    entries = search(gk, audit, sub="user:dyn").json()["entries"]
+    assert [(e["outcome"], e["reason"], e["key"]) for e in entries] == [
+        ("deny", "out_of_scope", "tickets/42/report.json"), ("allow", "", "tickets/42/report.json")]
