@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite on SQLite (browser tests included), then the
-# portal's and tenants' tests again on PostgreSQL.
+# portal, tenants and browser tests again on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -16,7 +16,7 @@ if [ "${DUALKEY_SKIP_POSTGRES:-0}" = 1 ]; then
   echo "PostgreSQL run skipped (DUALKEY_SKIP_POSTGRES=1)"
   exit 0
 fi
-echo "== portal and tenants, PostgreSQL =="
+echo "== portal, tenants and the browser tests, PostgreSQL =="
 DATABASE_URL=$(bash scripts/postgres.sh)
 export DATABASE_URL
-$PY -m pytest -n 2 -q tests/portal tests/tenants
+$PY -m pytest -n 2 -q tests/portal tests/tenants tests/e2e tests/test_no_report_content_at_vendor.py
