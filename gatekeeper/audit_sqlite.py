@@ -79,12 +79,14 @@ class SqliteAuditStore:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout,
                                    isolation_level="IMMEDIATE")
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                # WAL is a property of the file: set once, with the schema, by one thread
+                # (switching journal modes while other connections open can fail busy).
                 with self._lock:
                     if not self._schema_ready:
+                        conn.execute("PRAGMA journal_mode=WAL")
                         conn.executescript(SQLITE_SCHEMA)
                         self._schema_ready = True
+                conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error:
                 conn.close()
                 raise
