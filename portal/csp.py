@@ -1,5 +1,6 @@
-"""Content-Security-Policy: one strict default for every response, and the report
-page's policy, which names exactly its tenant's gatekeeper and storage origins.
+"""Content-Security-Policy: one strict default for every response, the report
+page's policy, which names exactly its tenant's gatekeeper and storage origins,
+and the audit log page's, which names exactly its tenant's gatekeeper.
 
 No page has inline script or style, so neither 'unsafe-inline' nor nonces are
 needed anywhere.
@@ -39,6 +40,18 @@ def report_policy(tenant) -> str:
 
 def set_report_csp(response, tenant):
     response[HEADER] = report_policy(tenant)
+    return response
+
+
+def audit_policy(tenant) -> str:
+    """The default plus this tenant's gatekeeper in connect-src: the audit page
+    searches the log there and fetches nothing from storage."""
+    gatekeeper = (tenant.gatekeeper_origin,) if tenant.gatekeeper_origin else ()
+    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeeper})
+
+
+def set_audit_csp(response, tenant):
+    response[HEADER] = audit_policy(tenant)
     return response
 
 

@@ -51,6 +51,12 @@ def admin_membership_for_user(user) -> Membership:
     return membership
 
 
+def tenant_for_admin(user) -> Tenant:
+    """The caller's tenant if they are its admin: 403 for its staff, 404 for anyone
+    without a live tenant."""
+    return admin_membership_for_user(user).tenant
+
+
 def tickets_for_user(user) -> QuerySet[Ticket]:
     if not user.is_authenticated:
         return Ticket.objects.none()

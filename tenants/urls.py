@@ -7,6 +7,7 @@ urlpatterns = [
     path("settings/storage/", views.update_storage, name="tenant-storage"),
     path("settings/tokens/", views.create_token, name="agent-token-create"),
     path("settings/tokens/<int:token_id>/revoke/", views.revoke_token, name="agent-token-revoke"),
+    path("audit/", views.audit_page, name="tenant-audit"),
     path("support/", views.support_home, name="support"),
     path("support/tenants/new/", views.support_create_tenant, name="support-tenant-create"),
     path("support/tenants/<slug:slug>/", views.support_tenant, name="support-tenant"),

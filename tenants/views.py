@@ -1,4 +1,4 @@
-"""Tenant admin pages (/settings/) and vendor support pages (/support/).
+"""Tenant admin pages (/settings/, /audit/) and vendor support pages (/support/).
 
 Admin pages answer 403 to a tenant's staff (wrong role in their own tenant) and
 404 for another tenant's objects; the support area is 404 to anyone who is not
@@ -8,15 +8,18 @@ vendor support.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.csp import set_audit_csp
 from tenants import forms
 from tenants.access import (
     access_agent_token_for_admin,
     access_tenant_for_support,
     admin_membership_for_user,
     agent_tokens_for_admin,
+    tenant_for_admin,
     tenants_for_support,
 )
 from tenants.services import create_tenant, invite_admin
@@ -80,6 +83,26 @@ def revoke_token(request, token_id):
         token.save(update_fields=["revoked_at"])
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("tenant-settings")
+
+
+# What the gatekeeper's audit search accepts as `op` (docs/protocol.md, section 9).
+AUDIT_SEARCH_OPS = ("get", "list", "put", "delete", "unwrap", "audit", "sign", "request")
+
+
+@login_required
+@require_GET
+def audit_page(request):
+    """The audit log shell: filters and an empty table. The log itself is the
+    customer's: the page's JS gets an audit grant and searches it at the tenant's
+    gatekeeper, so no entry passes through the portal."""
+    tenant = tenant_for_admin(request.user)
+    context = {
+        "tenant": tenant,
+        "gatekeeper_url": tenant.gatekeeper_url if tenant.has_gatekeeper else "",
+        "grant_url": reverse("api-audit-grant"),
+        "ops": AUDIT_SEARCH_OPS,
+    }
+    return set_audit_csp(render(request, "tenants/audit.html", context), tenant)
 
 
 # --- vendor support ------------------------------------------------------------

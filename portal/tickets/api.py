@@ -1,5 +1,6 @@
 """The REST API (/api/v1/). Agents create and complete tickets with a token;
-people list tickets and get read grants with their session.
+people list tickets and get read grants with their session; tenant admins get
+audit grants for their gatekeeper's audit log.
 
 Every ticket is reached through tenants.access, so another tenant's ticket is a
 404 like a ticket that never existed.
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from portal.tickets import grants, services
 from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
 from portal.tickets.serializers import (
+    AuditGrantSerializer,
     ReadGrantSerializer,
     TicketCompletedSerializer,
     TicketCreatedSerializer,
@@ -25,7 +27,13 @@ from portal.tickets.serializers import (
     TicketListQuerySerializer,
     TicketSummarySerializer,
 )
-from tenants.access import access_ticket_for_agent, access_ticket_for_user, tenant_for_user, tickets_for_user
+from tenants.access import (
+    access_ticket_for_agent,
+    access_ticket_for_user,
+    tenant_for_admin,
+    tenant_for_user,
+    tickets_for_user,
+)
 from tenants.models import Tenant
 
 
@@ -151,3 +159,25 @@ def ticket_grant(request, ticket_id):
         "expires_at": grant.expires_at,
     }
     return Response(ReadGrantSerializer(answer).data)
+
+
+@extend_schema(
+    operation_id="audit_grant",
+    request=None,
+    responses={
+        200: AuditGrantSerializer,
+        403: OpenApiResponse(description="Not an admin of the tenant."),
+        409: OpenApiResponse(description="No gatekeeper configured."),
+    },
+    description="A short audit grant for the tenant's gatekeeper, for the audit log page: the browser "
+    "searches the log at the gatekeeper itself (POST /v1/audit/search); the log never passes through "
+    "the portal. Tenant admins only.",
+)
+@api_view(["POST"])
+@permission_classes([IsPerson])
+def audit_grant(request):
+    tenant = tenant_for_admin(request.user)
+    _require_gatekeeper(tenant)
+    grant = grants.audit_grant(tenant, request.user)
+    answer = {"grant": grant.token, "gatekeeper_url": tenant.gatekeeper_url, "expires_at": grant.expires_at}
+    return Response(AuditGrantSerializer(answer).data)

@@ -1,7 +1,9 @@
-"""The grants the portal hands out for tickets: who may do what, for how long.
+"""The grants the portal hands out: who may do what, for how long.
 
 A put grant lets one agent upload into one new ticket's prefix; a read grant lets
-one logged-in user read one ticket. Both are for exactly `tickets/<id>/`.
+one logged-in user read one ticket. Both are for exactly `tickets/<id>/`. An
+audit grant lets a tenant admin search the tenant gatekeeper's audit log (the
+gatekeeper reads the whole log for it, whatever its prefix).
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ from django.conf import settings
 
 from gatekeeper_client.grants import mint_grant
 from portal.tickets.models import Ticket
-from tenants.models import AgentToken
+from tenants.models import AgentToken, Tenant
 from tenants.signing import active_signing_key
 
-# Both must stay within tenants.signing.MAX_GRANT_LIFETIME: key rotation relies on it.
+# All must stay within tenants.signing.MAX_GRANT_LIFETIME: key rotation relies on it.
 PUT_GRANT_LIFETIME = 300
 READ_GRANT_LIFETIME = 120
+AUDIT_GRANT_LIFETIME = 120
 PUT_OPS = ("put",)
 READ_OPS = ("get", "list")
+AUDIT_OPS = ("audit",)
+# A grant needs a prefix; an audit search ignores it, so it names where every
+# ticket's data lives rather than any one ticket.
+AUDIT_PREFIX = "tickets/"
 
 
 @dataclass(frozen=True)
@@ -30,15 +37,16 @@ class Grant:
     expires_at: dt.datetime
 
 
-def _mint(ticket: Ticket, *, subject: str, name: str, ops, lifetime: int, now: float | None) -> Grant:
+def _mint(tenant: Tenant, *, prefix: str, subject: str, name: str, ops, lifetime: int,
+          now: float | None) -> Grant:
     issued = time.time() if now is None else now
     token = mint_grant(
-        active_signing_key(ticket.tenant),
+        active_signing_key(tenant),
         issuer=settings.DUALKEY_PORTAL_ORIGIN,
-        audience=ticket.tenant.gatekeeper_id,
+        audience=tenant.gatekeeper_id,
         subject=subject,
         name=name,
-        prefix=ticket.prefix,
+        prefix=prefix,
         ops=ops,
         lifetime=lifetime,
         now=issued,
@@ -49,16 +57,23 @@ def _mint(ticket: Ticket, *, subject: str, name: str, ops, lifetime: int, now: f
 
 def put_grant(ticket: Ticket, agent: AgentToken, *, now: float | None = None) -> Grant:
     return _mint(
-        ticket, subject=f"agent:{agent.pk}", name=agent.name, ops=PUT_OPS, lifetime=PUT_GRANT_LIFETIME, now=now
+        ticket.tenant, prefix=ticket.prefix, subject=f"agent:{agent.pk}", name=agent.name, ops=PUT_OPS,
+        lifetime=PUT_GRANT_LIFETIME, now=now,
     )
+
+
+def _person(user) -> dict:
+    return {"subject": f"user:{user.pk}", "name": user.get_full_name() or user.get_username()}
 
 
 def read_grant(ticket: Ticket, user, *, now: float | None = None) -> Grant:
     return _mint(
-        ticket,
-        subject=f"user:{user.pk}",
-        name=user.get_full_name() or user.get_username(),
-        ops=READ_OPS,
-        lifetime=READ_GRANT_LIFETIME,
-        now=now,
+        ticket.tenant, prefix=ticket.prefix, **_person(user), ops=READ_OPS, lifetime=READ_GRANT_LIFETIME, now=now
+    )
+
+
+def audit_grant(tenant: Tenant, user, *, now: float | None = None) -> Grant:
+    """For a tenant admin (the caller checks the role: tenants.access.tenant_for_admin)."""
+    return _mint(
+        tenant, prefix=AUDIT_PREFIX, **_person(user), ops=AUDIT_OPS, lifetime=AUDIT_GRANT_LIFETIME, now=now
     )

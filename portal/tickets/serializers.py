@@ -101,5 +101,11 @@ class ReadGrantSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class AuditGrantSerializer(serializers.Serializer):
+    grant = serializers.CharField()
+    gatekeeper_url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class TicketListQuerySerializer(serializers.Serializer):
     number = serializers.IntegerField(required=False, min_value=1)

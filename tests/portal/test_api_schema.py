@@ -9,7 +9,7 @@ class SchemaTestCase(BaseTestCase):
         paths = schema["paths"]
         self.assertEqual(set(paths), {
             "/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/tickets/{ticket_id}/complete",
-            "/api/v1/tickets/{ticket_id}/grant",
+            "/api/v1/tickets/{ticket_id}/grant", "/api/v1/audit/grant",
         })
         self.assertEqual(set(paths["/api/v1/tickets"]), {"get", "post"})
         create = paths["/api/v1/tickets"]["post"]

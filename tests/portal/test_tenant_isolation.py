@@ -79,7 +79,8 @@ class TenantIsolationTestCase(BaseTestCase):
         urls = {route for route, _ in self.routes}
         for expected in ["/tickets/<uuid:ticket_id>/", "/api/v1/tickets/<uuid:ticket_id>/grant",
                          "/api/v1/tickets/<uuid:ticket_id>/complete", "/settings/tokens/<int:token_id>/revoke/",
-                         "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/"]:
+                         "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/", "/audit/",
+                         "/api/v1/audit/grant"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
