@@ -87,7 +87,7 @@ class Context:
             user_agent=self.user_agent, origin=self.origin, op=op, key=key,
             outcome=outcome, reason=reason, status=status,
             jti=grant.jti if grant else "", sub=grant.sub if grant else "",
-            kid=grant.kid if grant else "",
+            name=grant.name if grant else "", kid=grant.kid if grant else "",
         )
 
 

@@ -68,6 +68,7 @@ class AuditRecord:
     status: int = 0
     jti: str = ""
     sub: str = ""
+    name: str = ""  # the grant's display name, so the log reads "Bob", not "user:7"
     kid: str = ""
 
     def to_dict(self) -> dict:

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS audit (
     request_id TEXT NOT NULL, client_ip TEXT NOT NULL, country TEXT NOT NULL,
     user_agent TEXT NOT NULL, origin TEXT NOT NULL, op TEXT NOT NULL, key TEXT NOT NULL,
     outcome TEXT NOT NULL, reason TEXT NOT NULL, status INTEGER NOT NULL,
-    jti TEXT NOT NULL, sub TEXT NOT NULL, kid TEXT NOT NULL
+    jti TEXT NOT NULL, sub TEXT NOT NULL, name TEXT NOT NULL, kid TEXT NOT NULL
 );
 -- Every index ends in ts (and, implicitly, the rowid), so a filtered search walks
 -- one index backwards and stops after `limit` rows: no sort, no full scan.

@@ -32,7 +32,8 @@ document.addEventListener("securitypolicyviolation", (e) => window.__cspViolatio
 """
 # Alice's browser is in New York, so local time and UTC differ by hours.
 TIMEZONE = "America/New_York"
-COLUMNS = ["time", "outcome", "op", "key", "client_ip", "country", "sub", "reason", "status", "user_agent"]
+COLUMNS = ["time", "outcome", "op", "key", "client_ip", "country", "sub", "name", "reason", "status",
+           "user_agent"]
 # A user agent is whatever a client sends: here markup and a spreadsheet formula.
 HOSTILE_AGENT = '=HYPERLINK("http://evil.example/","open me")<b data-hostile>bold</b><img src=x>'
 
@@ -82,7 +83,7 @@ class AuditView:
             (row) => Object.fromEntries([...row.cells].map((cell, i) => [columns[i], cell.textContent])
               .concat([["utc", row.querySelector("time")?.getAttribute("datetime")],
                        ["time_title", row.querySelector("time")?.title],
-                       ["agent_title", row.cells[9].title],
+                       ["agent_title", row.cells[10].title],
                        ["request_id", row.dataset.requestId]])))""", COLUMNS)
 
     def status_text(self) -> str:
@@ -161,6 +162,7 @@ def test_alice_finds_bobs_reads_by_subject(dualkey_stack, alice_view, bobs_read)
     rows = alice_view.rows()
     assert rows, alice_view.status_text()
     assert {r["sub"] for r in rows} == {bob}
+    assert {r["name"] for r in rows} == {"Bob"}  # the grant's display name, recorded by the gatekeeper
     assert {"get", "list"} <= {r["op"] for r in rows}
     assert {(r["outcome"], r["status"], r["reason"]) for r in rows} == {("allow", "200", "—")}
     assert {r["client_ip"] for r in rows} == {"127.0.0.1"}
@@ -386,7 +388,7 @@ def test_the_csv_export_has_the_loaded_rows_with_formulas_neutralized(alice_view
     text = open(download.value.path(), encoding="utf-8-sig", newline="").read()
     table = list(csv.DictReader(io.StringIO(text)))
     assert list(table[0]) == ["time_utc", "request_id", "outcome", "op", "key", "client_ip", "country", "sub",
-                              "reason", "status", "user_agent", "origin", "jti", "kid"]
+                              "name", "reason", "status", "user_agent", "origin", "jti", "kid"]
     assert [(r["request_id"], r["time_utc"]) for r in table] == [(r["request_id"], r["utc"]) for r in shown]
     [hostile] = [r for r in table if r["request_id"] == hostile_entry]
     assert hostile["user_agent"] == "'" + HOSTILE_AGENT  # opens as text, not as a formula

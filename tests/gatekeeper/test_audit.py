@@ -40,7 +40,7 @@ def make_records(count: int = 60) -> list[AuditRecord]:
             ts=NOW - i * 3 * HOUR - 0.123, request_id=f"req-{i}", client_ip=ips[i % len(ips)],
             country="FR", user_agent="Mozilla/5.0", origin="https://portal.test", op=op, key=key,
             outcome="deny" if deny else "allow", reason="ip_denied" if deny else "",
-            status=403 if deny else 200, jti=f"jti-{i}", sub=subs[i % len(subs)], kid="k1",
+            status=403 if deny else 200, jti=f"jti-{i}", sub=subs[i % len(subs)], name=f"Person {i % 3}", kid="k1",
         ))
     return records
 
@@ -104,7 +104,7 @@ def test_it_round_trips_every_field(store):
     assert cursor is None
     assert list(entries[0]) == [
         "ts", "request_id", "client_ip", "country", "user_agent", "origin", "op", "key",
-        "outcome", "reason", "status", "jti", "sub", "kid",
+        "outcome", "reason", "status", "jti", "sub", "name", "kid",
     ]
 
 

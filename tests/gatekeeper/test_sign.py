@@ -73,6 +73,7 @@ def test_it_audits_each_allowed_op_with_the_grant_subject(gatekeeper):
     assert [(r["op"], r["key"], r["outcome"], r["status"]) for r in rows] == [
         ("list", "tickets/42/", "allow", 200), ("get", "tickets/42/report.json", "allow", 200)]
     assert {r["sub"] for r in rows} == {"user:99"}
+    assert {r["name"] for r in rows} == {"Bob Staff"}
     assert {r["jti"] for r in rows} == {"jti-audit-1"}
     assert {r["kid"] for r in rows} == {"k1"}
     assert rows[0]["user_agent"] == "pytest-agent"

@@ -8,7 +8,7 @@
 
 import { readEntry } from "./table.js";
 
-export const COLUMNS = ["time_utc", "request_id", "outcome", "op", "key", "client_ip", "country", "sub",
+export const COLUMNS = ["time_utc", "request_id", "outcome", "op", "key", "client_ip", "country", "sub", "name",
   "reason", "status", "user_agent", "origin", "jti", "kid"];
 const FORMULA_START = /^[=+\-@\t\r]/;
 

@@ -37,6 +37,7 @@ export function readEntry(entry) {
     status: typeof status === "number" && Number.isInteger(status) ? String(status) : "",
     jti: str(entry?.jti, 128),
     sub: str(entry?.sub, 256),
+    name: str(entry?.name, 200),
     kid: str(entry?.kid, 128),
   };
 }
@@ -62,6 +63,7 @@ export function row(entry) {
     el("td", { className: "mono nowrap" }, e.client_ip || DASH),
     el("td", {}, e.country || DASH),
     el("td", { className: "mono" }, e.sub || DASH),
+    el("td", {}, e.name || DASH),
     el("td", { className: "mono" }, e.reason || DASH),
     el("td", { className: "num" }, e.status || DASH),
     el("td", { className: "agent", title: e.user_agent || null }, e.user_agent || DASH),
