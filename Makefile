@@ -2,13 +2,13 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt gatekeeper/requirements.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
 
 .PHONY: setup system-deps demo test test-fast bench clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt gatekeeper/requirements.txt
+$(STAMP): requirements.txt gatekeeper/requirements.txt gatekeeper/requirements-geoip.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt

@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .config import AclConfig, Config, Network
-from .errors import BadRequest, Forbidden
+from .errors import BadRequest, ConfigError, Forbidden
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_FORWARDED_HOPS = 32
@@ -88,10 +88,16 @@ class Policy:
 
 
 def _open_geoip(path: str):
-    # Optional dependency: only a customer who configures geoip_db needs maxminddb.
-    import maxminddb
-
-    reader = maxminddb.open_database(path)
+    # Optional dependency: only a customer who configures geoip_db needs maxminddb
+    # (gatekeeper/requirements-geoip.txt).
+    try:
+        import maxminddb
+    except ImportError:
+        raise ConfigError("acl.geoip_db", "needs the maxminddb package (requirements-geoip.txt)") from None
+    try:
+        reader = maxminddb.open_database(path)
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        raise ConfigError("acl.geoip_db", f"not a readable MaxMind database: {type(exc).__name__}") from None
 
     def lookup(address: IPAddress) -> str:
         record = reader.get(str(address)) or {}

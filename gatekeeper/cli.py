@@ -37,10 +37,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import Gatekeeper
 
+    try:
+        gatekeeper = Gatekeeper(config)  # opens the GeoIP database, if any: it can fail too
+    except ConfigError as exc:
+        print(f"gatekeeper: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.command == "check-config":
         print(f"config ok: gatekeeper_id={config.gatekeeper_id} vendor_kids={','.join(config.vendor_key_ids)}")
         return 0
-    gatekeeper = Gatekeeper(config)
     if args.command == "init-audit":
         create = getattr(gatekeeper.audit, "create_table", None)
         if create:

@@ -168,3 +168,49 @@ def test_health_reports_what_the_portal_checks_and_no_secrets(gatekeeper):
     assert body["encryption"] == "sse-s3" and body["audit"] == "ok"
     assert "testing-secret" not in response.text and "bucket" not in response.text
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+# --- countries from a GeoIP database ----------------------------------------------
+
+def geoip_db(path):
+    """A small MaxMind-format database: loopback in NL, 10/8 in KP."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Country")
+    writer.insert_network(IPSet(["127.0.0.0/8"]), {"country": {"iso_code": "NL"}})
+    writer.insert_network(IPSet(["10.0.0.0/8"]), {"country": {"iso_code": "KP"}})
+    writer.to_db_file(str(path))
+    return str(path)
+
+
+def test_countries_come_from_the_geoip_database(start_gatekeeper, tmp_path):
+    gk = start_gatekeeper({"acl": {"countries": ["NL", "IE"], "geoip_db": geoip_db(tmp_path / "c.mmdb"),
+                                   "trusted_proxies": ["127.0.0.1/32"]}})
+    ok = sign(gk, gk.grant(), GET_42)
+    assert ok.status_code == 200
+    assert {r["country"] for r in gk.audit_rows(ok.headers["X-Request-Id"])} == {"NL"}
+    # Forwarded by our proxy for a client in 10/8: looked up, and refused.
+    response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "10.1.2.3"})
+    rows = assert_refused(gk, response, 403, "country_denied", op="get", client_ip="10.1.2.3")
+    assert rows[0]["country"] == "KP"
+    # An address the database does not know has no country: refused while a list is set.
+    unknown = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "192.0.2.7"})
+    assert_refused(gk, unknown, 403, "country_denied", op="get", client_ip="192.0.2.7")
+
+
+def test_a_file_that_is_not_a_geoip_database_refuses_to_start(tmp_path):
+    import subprocess
+
+    from tests import support
+
+    from .conftest import base_config, toml_dumps
+
+    bogus = tmp_path / "bogus.mmdb"
+    bogus.write_bytes(b"not a database")
+    config = base_config("http://127.0.0.1:9", "acme-reports", f"sqlite:///{tmp_path}/a.db")
+    config["acl"]["geoip_db"] = str(bogus)
+    (tmp_path / "gk.toml").write_text(toml_dumps(config))
+    result = subprocess.run([support.PYTHON, "-m", "gatekeeper", "check-config", "--config", str(tmp_path / "gk.toml")],
+                            capture_output=True, text=True, timeout=30, cwd=support.ROOT)
+    assert result.returncode == 2 and "acl.geoip_db" in result.stderr and "Traceback" not in result.stderr
