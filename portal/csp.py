@@ -1,6 +1,8 @@
 """Content-Security-Policy: one strict default for every response, the report
 page's policy, which names exactly its tenant's gatekeeper and storage origins,
-and the audit log page's, which names exactly its tenant's gatekeeper.
+and the policy of the pages whose browser code talks to the tenant's gatekeeper
+alone (the audit log, the settings page's gatekeeper check), which names exactly
+that gatekeeper.
 
 No page has inline script or style, so neither 'unsafe-inline' nor nonces are
 needed anywhere.
@@ -43,15 +45,16 @@ def set_report_csp(response, tenant):
     return response
 
 
-def audit_policy(tenant) -> str:
+def gatekeeper_policy(tenant) -> str:
     """The default plus this tenant's gatekeeper in connect-src: the audit page
-    searches the log there and fetches nothing from storage."""
+    searches the log there, the settings page asks it for its health; neither
+    fetches anything from storage. Without a gatekeeper: the default."""
     gatekeeper = (tenant.gatekeeper_origin,) if tenant.gatekeeper_origin else ()
     return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeeper})
 
 
-def set_audit_csp(response, tenant):
-    response[HEADER] = audit_policy(tenant)
+def set_gatekeeper_csp(response, tenant):
+    response[HEADER] = gatekeeper_policy(tenant)
     return response
 
 

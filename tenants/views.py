@@ -10,9 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from portal.csp import set_audit_csp
+from portal.csp import set_gatekeeper_csp
 from tenants import forms
 from tenants.access import (
     access_agent_token_for_admin,
@@ -22,27 +22,47 @@ from tenants.access import (
     tenant_for_admin,
     tenants_for_support,
 )
+from tenants.models import TenantSigningKey
 from tenants.services import create_tenant, invite_admin
 from tenants.signing import trusted_public_keys, vendor_keys_toml
 from tenants.tokens import issue_agent_token
 
 
+def _gatekeeper_check(tenant, signing_keys) -> dict | None:
+    """What the settings page's gatekeeper check compares the gatekeeper's health
+    with: the saved URL and id, and the kids it should trust. The check itself
+    runs in the admin's browser (static/js/settings/gatekeeper-check.js): the
+    portal never contacts a customer's gatekeeper."""
+    if not tenant.gatekeeper_url:
+        return None
+    return {
+        "url": tenant.gatekeeper_url,
+        "id": tenant.gatekeeper_id,
+        "active_kid": next((k.kid for k in signing_keys if k.status == TenantSigningKey.Status.ACTIVE), ""),
+        "previous_kids": " ".join(k.kid for k in signing_keys if k.status != TenantSigningKey.Status.ACTIVE),
+    }
+
+
 def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, status=200):
+    # A fresh tenant: a rejected storage form must not show (nor put into the
+    # CSP) values that were not saved.
     tenant = admin_membership_for_user(request.user).tenant
+    signing_keys = trusted_public_keys(tenant)
     context = {
         "tenant": tenant,
         "storage_form": storage_form or forms.StorageSettingsForm(instance=tenant),
         "token_form": token_form or forms.AgentTokenForm(),
         "tokens": agent_tokens_for_admin(request.user),
         "new_token": new_token,
-        "signing_keys": trusted_public_keys(tenant),
+        "signing_keys": signing_keys,
         "vendor_keys_toml": vendor_keys_toml(tenant),
+        "gatekeeper_check": _gatekeeper_check(tenant, signing_keys),
     }
-    return render(request, "tenants/settings.html", context, status=status)
+    return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), tenant)
 
 
 @login_required
-@require_GET
+@require_safe  # HEAD too: the gatekeeper check reads the portal's clock from its Date header
 def settings_page(request):
     return _settings_page(request)
 
@@ -102,7 +122,7 @@ def audit_page(request):
         "grant_url": reverse("api-audit-grant"),
         "ops": AUDIT_SEARCH_OPS,
     }
-    return set_audit_csp(render(request, "tenants/audit.html", context), tenant)
+    return set_gatekeeper_csp(render(request, "tenants/audit.html", context), tenant)
 
 
 # --- vendor support ------------------------------------------------------------

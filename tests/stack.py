@@ -3,7 +3,8 @@
 `start_stack(workdir)` starts what `scripts/demo.py` starts — moto's S3 server,
 the portal (waitress), one gatekeeper per tenant — in a fresh directory on free
 ports, seeds the demo tenants and submits one demo ticket per tenant the real
-way (agent → portal → gatekeeper → presigned POSTs). `stop()` ends it.
+way (agent → portal → gatekeeper → presigned POSTs; not for Hooli, whose
+gatekeeper refuses every grant). `stop()` ends it.
 
 The tenants:
 
@@ -12,6 +13,10 @@ The tenants:
 | acme | alice (admin), bob (staff) | http://127.0.0.1:<moto> | allows everyone |
 | globex | charlie (admin) | http://localhost:<moto> | the demo's: denies 198.51.100.23 |
 | initech | initech-admin | http://127.0.0.1:<moto> | denies loopback for reads; uploads allowed |
+| hooli | hooli-admin | http://127.0.0.1:<moto> | misconfigured: another gatekeeper id, a key the portal never had, kill switch thrown |
+
+Hooli's gatekeeper refuses every grant, so the stack submits no ticket for it:
+it is there for the settings page's gatekeeper check to find fault with.
 
 Globex reaches the same moto server under another origin (`localhost`), so each
 tenant's Content-Security-Policy has something of its own to get right.
@@ -58,6 +63,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 TICKET_LINE = re.compile(r"^ticket (\d+) \(([0-9a-f-]{36})\) (\w+): (\d+) files under (\S+)$", re.M)
 DEMO_PASSWORD = "dualkey-demo"
 READS_DENIED = ["127.0.0.0/8", "::1/128"]
+SLUGS = ("acme", "globex", "initech", "hooli")
+# Hooli's gatekeeper as a careless deployment left it: the id of some other
+# gatekeeper, a vendor key this portal never had, and the kill switch thrown.
+MISCONFIGURED = "hooli"
+MISCONFIGURED_ID = "gk-hooli-staging"
+MISCONFIGURED_KID = "hooli-20250101-0a1b2c"
 
 
 @functools.cache
@@ -94,6 +105,10 @@ class Tenant:
     @property
     def admin(self) -> str:
         return next(u["username"] for u in self.seeded["users"] if u["role"] == "admin")
+
+    @property
+    def accepts_grants(self) -> bool:
+        return self.slug != MISCONFIGURED
 
 
 @dataclass(eq=False)  # compared (and hashed) by identity
@@ -243,6 +258,14 @@ def _drop_postgres_database(url: str) -> None:
 
 def _gatekeeper_config(tenant: dict, issuer: str, portal_url: str, audit_path: Path) -> str:
     demo = demo_script()
+    if tenant["slug"] == MISCONFIGURED:
+        from gatekeeper_client.grants import SigningKey
+
+        stranger = SigningKey.generate(MISCONFIGURED_KID)
+        tenant = {**tenant, "gatekeeper_id": MISCONFIGURED_ID, "vendor_keys": {stranger.kid: stranger.public_b64}}
+        # Top-level keys come before the first [table].
+        return "enabled = false\n" + demo.gatekeeper_toml(tenant, issuer, portal_url, tenant["storage_origin"],
+                                                          audit_path)
     text = demo.gatekeeper_toml(tenant, issuer, portal_url, tenant["storage_origin"], audit_path)
     if tenant["slug"] != "initech":
         return text
@@ -272,10 +295,10 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
     the more a search of its logs for report content covers."""
     workdir.mkdir(parents=True, exist_ok=True)
     portal_port, storage_port = support.free_port(), support.free_port()
-    gatekeeper_ports = {slug: support.free_port() for slug in ("acme", "globex", "initech")}
+    gatekeeper_ports = {slug: support.free_port() for slug in SLUGS}
     portal_url = f"http://127.0.0.1:{portal_port}"
     storage_url = f"http://127.0.0.1:{storage_port}"
-    storage_origins = {"acme": storage_url, "globex": f"http://localhost:{storage_port}", "initech": storage_url}
+    storage_origins = {slug: storage_url for slug in SLUGS} | {"globex": f"http://localhost:{storage_port}"}
     database_url, drop_database = _portal_database(workdir)
     netguard_log = workdir / "netguard.log"
 
@@ -333,7 +356,8 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
         support.wait_for_http(portal_url + "/accounts/login/", stack.processes["portal"])
 
         if tickets_per_tenant:
-            agents = {slug: stack._agent(slug, tickets_per_tenant) for slug in stack.tenants}
+            agents = {slug: stack._agent(slug, tickets_per_tenant)
+                      for slug, tenant in stack.tenants.items() if tenant.accepts_grants}
             for slug, proc in agents.items():
                 stack.tenants[slug].tickets = stack._agent_result(slug, proc)
     except BaseException:

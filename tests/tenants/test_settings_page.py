@@ -1,10 +1,23 @@
+import re
 import tomllib
 
 from gatekeeper import config as gatekeeper_config
+from portal.csp import DEFAULT_HEADER
+from tenants.models import Tenant
 from tenants.signing import rotate_signing_key
 from tests.portal.base import BaseTestCase
 
 URL = "/settings/"
+CHECK_SCRIPT = '<script type="module" src="/static/js/settings/gatekeeper-check.js">'
+
+
+def csp_directives(header: str) -> dict[str, str]:
+    return dict(part.strip().split(" ", 1) for part in header.split(";"))
+
+
+def check_panel(html: str) -> str:
+    """The opening tag of the gatekeeper check's panel."""
+    return re.search(r'<section[^>]*data-testid="gatekeeper-check"[^>]*>', html).group(0)
 
 
 class SettingsPageTestCase(BaseTestCase):
@@ -38,7 +51,11 @@ class SettingsPageTestCase(BaseTestCase):
 
     def test_it_returns_403_for_staff(self):
         self.login(self.bob)
-        self.assertEqual(self.client.get(URL).status_code, 403)
+        r = self.client.get(URL)
+        self.assertEqual(r.status_code, 403)
+        self.assertNotContains(r, "gk.alpha.example", status_code=403)
+        self.assertNotContains(r, "gatekeeper-check", status_code=403)
+        self.assertEqual(self.client.head(URL).status_code, 403)
 
     def test_it_shows_charlie_his_own_tenant(self):
         self.login(self.charlie)
@@ -56,3 +73,108 @@ class SettingsPageTestCase(BaseTestCase):
     def test_it_rejects_a_wrong_method(self):
         self.login(self.alice)
         self.assertEqual(self.client.post(URL).status_code, 405)
+
+
+class GatekeeperCheckPanelTestCase(BaseTestCase):
+    """The panel's data: the check itself runs in the browser (tests/e2e/test_gatekeeper_check.py)."""
+
+    def test_it_carries_the_gatekeeper_and_the_kids_to_compare_with(self):
+        key = self.tenant_a.signing_keys.get()
+        self.login(self.alice)
+        r = self.client.get(URL)
+        panel = check_panel(r.content.decode())
+        self.assertIn("data-gatekeeper-check", panel)
+        self.assertIn('data-gatekeeper-url="https://gk.alpha.example/dualkey"', panel)
+        self.assertIn('data-gatekeeper-id="gk-alpha"', panel)
+        self.assertIn(f'data-active-kid="{key.kid}"', panel)
+        self.assertIn('data-previous-kids=""', panel)
+        self.assertIn('data-clock-url="/settings/"', panel)
+        self.assertContains(r, "Check again")
+        self.assertContains(r, CHECK_SCRIPT)
+
+    def test_previous_keys_are_listed_apart_from_the_active_one(self):
+        old = self.tenant_a.signing_keys.get()
+        new = rotate_signing_key(self.tenant_a)
+        older = rotate_signing_key(self.tenant_a)  # two rotations: two previous keys
+        self.login(self.alice)
+        panel = check_panel(self.client.get(URL).content.decode())
+        self.assertIn(f'data-active-kid="{older.kid}"', panel)
+        previous = re.search(r'data-previous-kids="([^"]*)"', panel).group(1).split()
+        self.assertEqual(sorted(previous), sorted([old.kid, new.kid]))
+
+    def test_charlie_gets_his_own_gatekeeper_and_keys(self):
+        key = self.tenant_b.signing_keys.get()
+        self.login(self.charlie)
+        r = self.client.get(URL)
+        panel = check_panel(r.content.decode())
+        self.assertIn('data-gatekeeper-url="https://gk.beta.example"', panel)
+        self.assertIn('data-gatekeeper-id="gk-beta"', panel)
+        self.assertIn(f'data-active-kid="{key.kid}"', panel)
+        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.beta.example")
+        self.assertNotContains(r, "alpha")
+
+    def test_its_csp_names_exactly_the_tenants_gatekeeper(self):
+        self.login(self.alice)
+        csp = self.client.get(URL)["Content-Security-Policy"]
+        directives = csp_directives(csp)
+        self.assertEqual(directives["connect-src"], "'self' https://gk.alpha.example")
+        self.assertEqual(directives["script-src"], "'self'")
+        self.assertEqual(directives["img-src"], "'self'")
+        self.assertEqual(directives["style-src"], "'self'")
+        self.assertEqual(directives["default-src"], "'self'")
+        self.assertEqual(directives["frame-ancestors"], "'none'")
+        self.assertNotIn("amazonaws", csp)  # no storage: the check fetches nothing from it
+        self.assertNotIn("beta", csp)
+
+    def test_it_has_no_inline_script(self):
+        self.login(self.alice)
+        html = self.client.get(URL).content.decode()
+        self.assertEqual(re.findall(r"<script[^>]*>", html), [CHECK_SCRIPT])
+        self.assertNotRegex(html, r"\son[a-z]+=")
+        self.assertNotRegex(html, r"\sstyle=")
+
+    def test_without_a_gatekeeper_url_it_says_so_and_loads_no_script(self):
+        Tenant.objects.filter(pk=self.tenant_a.pk).update(gatekeeper_url="", gatekeeper_id="")
+        self.login(self.alice)
+        r = self.client.get(URL)
+        self.assertEqual(r.status_code, 200)
+        self.assertContains(r, "No gatekeeper URL is configured yet")
+        self.assertNotIn("data-gatekeeper-check", check_panel(r.content.decode()))
+        self.assertNotContains(r, "<script")
+        self.assertNotContains(r, "Check again")
+        self.assertEqual(r["Content-Security-Policy"], DEFAULT_HEADER)
+
+    def test_a_gatekeeper_url_without_an_id_is_still_checked(self):
+        """The check then tells the admin which id the gatekeeper has."""
+        Tenant.objects.filter(pk=self.tenant_a.pk).update(gatekeeper_id="")
+        self.login(self.alice)
+        r = self.client.get(URL)
+        panel = check_panel(r.content.decode())
+        self.assertIn('data-gatekeeper-id=""', panel)
+        self.assertContains(r, CHECK_SCRIPT)
+        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.alpha.example")
+
+    def test_a_rejected_form_checks_the_saved_gatekeeper_not_the_submitted_one(self):
+        self.login(self.alice)
+        r = self.client.post("/settings/storage/", {
+            "data_location": "customer", "region": "not a region!", "bucket": "alpha-reports",
+            "gatekeeper_url": "https://gk.elsewhere.example", "gatekeeper_id": "gk-elsewhere",
+            "storage_origin": "https://alpha-reports.s3.eu-west-1.amazonaws.com"})
+        self.assertEqual(r.status_code, 400)
+        panel = check_panel(r.content.decode())
+        self.assertIn('data-gatekeeper-url="https://gk.alpha.example/dualkey"', panel)
+        self.assertIn('data-gatekeeper-id="gk-alpha"', panel)
+        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.alpha.example")
+
+    def test_a_new_tokens_page_gets_the_same_csp(self):
+        self.login(self.alice)
+        r = self.client.post("/settings/tokens/", {"name": "Second button"})
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.alpha.example")
+        self.assertContains(r, CHECK_SCRIPT)
+
+    def test_head_answers_for_the_portal_clock(self):
+        self.login(self.alice)
+        r = self.client.head(URL)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.content, b"")

@@ -1,0 +1,194 @@
+// The gatekeeper check's verdicts, as pure functions of what the gatekeeper's
+// health answer says and what this portal expects (no DOM, no network: the
+// page's gatekeeper-check.js does those). Every string the gatekeeper sent is
+// untrusted: shown with textContent, and cut short here.
+
+export const PROTOCOL = 1;
+// The gatekeeper accepts grants whose times are off by at most its clock_leeway
+// (30 s by default, and what the portal's key rotation allows for).
+export const CLOCK_LIMIT = 30;
+export const CLOCK_WARN = 10;
+
+const MAX_TEXT = 120;
+const MAX_KIDS = 12;
+const KEYS_HINT = "Paste the [vendor_keys] block below into its config and restart it.";
+
+export const TITLES = {
+  reachable: "Reachable from your browser",
+  protocol: `Speaks protocol ${PROTOCOL}`,
+  gatekeeper_id: "Gatekeeper id matches",
+  active_kid: "Trusts the portal's active key",
+  previous_kids: "Trusts the portal's previous keys",
+  unknown_kids: "Trusts only this portal's keys",
+  clock: "Clock agrees with the portal's",
+  audit: "Audit log can be written",
+  enabled: "Switched on",
+  encryption: "Encryption at rest",
+};
+
+const ENCRYPTION = {
+  "sse-s3": "S3 encrypts each object with keys it manages (SSE-S3).",
+  "sse-kms": "S3 encrypts each object with your KMS key (SSE-KMS).",
+  cse: "Objects are encrypted before they reach S3, under your master key (client-side).",
+};
+
+export function clip(value, max = MAX_TEXT) {
+  const s = String(value);
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+function quoted(value) {
+  return `“${clip(value)}”`;
+}
+
+function kidList(kids) {
+  const shown = kids.slice(0, MAX_KIDS).map((kid) => clip(kid, 64)).join(", ");
+  return kids.length > MAX_KIDS ? `${shown} and ${kids.length - MAX_KIDS} more` : shown;
+}
+
+function check(id, status, detail, extra = {}) {
+  return { id, title: TITLES[id], status, detail, hint: null, anchor: null, ...extra };
+}
+
+function seconds(value) {
+  const n = Math.round(Math.abs(value));
+  return `${n} s`;
+}
+
+// "4 s ahead of the portal's" / "within a second of the portal's"
+function offset(value, whose) {
+  if (Math.abs(value) < 1) return `within a second of ${whose}`;
+  return `${seconds(value)} ${value > 0 ? "ahead of" : "behind"} ${whose}`;
+}
+
+function clockCheck(health, clock) {
+  if (typeof health.time !== "number" || !Number.isFinite(health.time)) {
+    return check("clock", "fail", "It did not say what time it is.");
+  }
+  const whose = clock.portalSkew == null ? "your computer's" : "the portal's";
+  const skew = clock.portalSkew ?? clock.browserSkew;
+  const abs = Math.abs(skew);
+  let detail = `The gatekeeper's clock is ${offset(skew, whose)}.`;
+  if (clock.portalSkew == null) {
+    detail += " (The portal's clock could not be read, so your computer's clock stood in for it.)";
+  } else if (Math.abs(clock.browserSkew - clock.portalSkew) >= 2) {
+    // Only informative: grants are dated by the portal and checked by the gatekeeper.
+    detail += ` Your computer's clock is ${offset(clock.portalSkew - clock.browserSkew, "the portal's")};`
+      + " that does not matter for grants.";
+  }
+  if (abs > CLOCK_LIMIT) {
+    return check("clock", "fail", detail, {
+      hint: `More than ${CLOCK_LIMIT} s apart, it refuses the portal's grants as expired or not yet valid. `
+        + "Synchronise its clock (NTP).",
+    });
+  }
+  if (abs > CLOCK_WARN) {
+    return check("clock", "warn", detail, {
+      hint: `Within the ${CLOCK_LIMIT} s it tolerates, but drifting: check its time synchronisation (NTP).`,
+    });
+  }
+  return check("clock", "pass", detail);
+}
+
+// expected: {gatekeeperId, activeKid, previousKids: [...]}
+// clock: {portalSkew, browserSkew}: the gatekeeper's clock minus the portal's
+// (null when the portal's could not be read) and minus the browser's, in seconds.
+export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
+  const checks = [];
+  const version = typeof health.version === "string" ? ` Version ${clip(health.version, 40)}.` : "";
+  const took = elapsedMs == null ? "" : ` in ${Math.round(elapsedMs)} ms`;
+  checks.push(check("reachable", "pass", `GET /v1/health answered${took}.${version}`));
+
+  checks.push(health.protocol === PROTOCOL
+    ? check("protocol", "pass", `Protocol ${PROTOCOL}.`)
+    : check("protocol", "fail", `It speaks protocol ${quoted(health.protocol ?? "none")}; this portal speaks ${PROTOCOL}.`,
+      { hint: "Deploy a gatekeeper release that speaks this portal's protocol." }));
+
+  const theirs = typeof health.gatekeeper_id === "string" ? health.gatekeeper_id : "";
+  if (!expected.gatekeeperId) {
+    checks.push(check("gatekeeper_id", "fail",
+      `These settings have no gatekeeper id; it calls itself ${quoted(theirs || "nothing")}.`,
+      { hint: "Enter its gatekeeper_id in the settings above and save: grants are addressed to that id." }));
+  } else if (theirs === expected.gatekeeperId) {
+    checks.push(check("gatekeeper_id", "pass", `${quoted(theirs)}.`));
+  } else {
+    checks.push(check("gatekeeper_id", "fail",
+      `It calls itself ${quoted(theirs || "nothing")}; these settings say ${quoted(expected.gatekeeperId)}.`,
+      { hint: "It refuses grants addressed to another id (wrong_audience). "
+          + "Correct the id in the settings above, or gatekeeper_id in its config." }));
+  }
+
+  const kids = Array.isArray(health.vendor_kids) ? health.vendor_kids.filter((k) => typeof k === "string") : null;
+  if (kids == null) {
+    checks.push(check("active_kid", "fail", "It did not list the vendor keys it trusts (vendor_kids).",
+      { hint: KEYS_HINT, anchor: "#vendor-keys" }));
+  } else if (!expected.activeKid) {
+    checks.push(check("active_kid", "fail", "This portal has no active signing key for your tenant.",
+      { hint: "Contact vendor support." }));
+  } else if (kids.includes(expected.activeKid)) {
+    checks.push(check("active_kid", "pass", `${clip(expected.activeKid, 64)}.`));
+  } else {
+    checks.push(check("active_kid", "fail",
+      `It does not trust ${clip(expected.activeKid, 64)}, the key this portal signs your grants with, `
+        + "so it refuses every grant.",
+      { hint: KEYS_HINT, anchor: "#vendor-keys" }));
+  }
+  if (kids != null && expected.previousKids.length) {
+    const missing = expected.previousKids.filter((kid) => !kids.includes(kid));
+    checks.push(missing.length
+      ? check("previous_kids", "warn",
+        `It does not trust ${kidList(missing)}: grants signed just before the last key rotation `
+          + "are refused until they expire (five minutes at most).",
+        { hint: KEYS_HINT, anchor: "#vendor-keys" })
+      : check("previous_kids", "pass", `${kidList(expected.previousKids)}.`));
+  }
+  if (kids != null) {
+    const ours = new Set([expected.activeKid, ...expected.previousKids]);
+    const unknown = kids.filter((kid) => !ours.has(kid));
+    if (unknown.length) {
+      checks.push(check("unknown_kids", "warn",
+        `It also trusts ${kidList(unknown)}: ${unknown.length === 1 ? "not a key" : "not keys"} this portal `
+          + "holds for your tenant.",
+        { hint: "Replace its [vendor_keys] with the block below, so that it trusts only keys in use.",
+          anchor: "#vendor-keys" }));
+    }
+  }
+
+  checks.push(clockCheck(health, clock));
+
+  checks.push(health.audit === "ok"
+    ? check("audit", "pass", "Its audit store is writable.")
+    : check("audit", "fail", `Its audit store is ${quoted(health.audit ?? "not reported")}: it refuses every `
+        + "request while it cannot write the audit log (fail closed).",
+    { hint: "Check its audit store (SQLite file, PostgreSQL or DynamoDB table) and its permissions on it." }));
+
+  checks.push(health.enabled === true
+    ? check("enabled", "pass", "Its kill switch is off.")
+    : check("enabled", "fail", "Its kill switch is thrown (enabled = false): it refuses every grant.",
+      { hint: "If that is not intended, set enabled = true in its config and restart it." }));
+
+  const encryption = typeof health.encryption === "string" ? health.encryption : "";
+  checks.push(check("encryption", "info", encryption
+    ? `${clip(encryption, 40)}: ${Object.hasOwn(ENCRYPTION, encryption) ? ENCRYPTION[encryption] : "a mode this portal does not know."}`
+    : "Not reported."));
+  return checks;
+}
+
+// The gatekeeper could not be asked: one failure, and nothing else known.
+export function notReached(detail, hint) {
+  return [check("reachable", "fail", detail, { hint }),
+    ...["protocol", "gatekeeper_id", "active_kid", "clock", "audit", "enabled"].map(
+      (id) => check(id, "skip", "The gatekeeper did not answer."))];
+}
+
+export function summarize(checks) {
+  const fails = checks.filter((c) => c.status === "fail").length;
+  const warns = checks.filter((c) => c.status === "warn").length;
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  if (fails) {
+    const also = warns ? `, ${plural(warns, "warning", "warnings")}` : "";
+    return { status: "fail", text: `${plural(fails, "check failed", "checks failed")}${also}: see how to fix below.` };
+  }
+  if (warns) return { status: "warn", text: `Usable, with ${plural(warns, "warning", "warnings")}: see below.` };
+  return { status: "pass", text: "All checks passed: the gatekeeper is ready for this portal." };
+}
