@@ -21,9 +21,13 @@ MAX_FORWARDED_HOPS = 32
 
 def parse_ip(text: str) -> IPAddress:
     address = ipaddress.ip_address(text.strip())
-    # ::ffff:10.0.0.1 is 10.0.0.1: an IPv4 deny rule must not be sidestepped.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # A zone id ("fe80::1%eth0") names an interface of whoever saw the address,
+        # and may be any text: rules and the audit log use the address alone.
+        address = ipaddress.IPv6Address(int(address))
+        # ::ffff:10.0.0.1 is 10.0.0.1: an IPv4 deny rule must not be sidestepped.
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
     return address
 
 
@@ -100,7 +104,10 @@ def _open_geoip(path: str):
         raise ConfigError("acl.geoip_db", f"not a readable MaxMind database: {type(exc).__name__}") from None
 
     def lookup(address: IPAddress) -> str:
-        record = reader.get(str(address)) or {}
+        try:
+            record = reader.get(str(address)) or {}
+        except ValueError:  # an IPv6 address in an IPv4-only database: not known
+            return ""
         country = record.get("country") or record.get("registered_country") or {}
         return str(country.get("iso_code") or "")
 

@@ -153,8 +153,7 @@ class Gatekeeper:
             raise PayloadTooLarge(
                 f"uploads are limited to {self.config.max_upload_bytes} bytes", code="too_large"
             )
-        if grant.single_use and not self.audit.claim_jti(grant.jti, grant.exp + self.config.clock_leeway, context.now):
-            raise Forbidden("this grant has already been used", code="grant_reused")
+        self._claim_if_single_use(context)
         # Fail closed: the records are written before anything is signed or done.
         self.audit.write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops])
         return [self._perform(op, context.now) for op in context.ops]
@@ -182,8 +181,9 @@ class Gatekeeper:
         if "audit" not in context.grant.ops:
             raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
         self.policy.check(context.client, upload=False)
+        self._claim_if_single_use(context)
         self.audit.write([context.record("audit", "", "allow", "", 200)])
-        entries, cursor = self.audit.search(query)
+        entries, cursor = self.audit.search(query, context.now)
         return {"entries": entries, "next": cursor}
 
     # --- shared steps ----------------------------------------------------------------
@@ -203,6 +203,14 @@ class Gatekeeper:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("an Authorization: Bearer grant is required", code="missing_grant")
         context.grant = self.verifier.verify(token.strip(), context.now)
+
+    def _claim_if_single_use(self, context: Context) -> None:
+        """A grant carrying put or delete is good for one request, on any endpoint.
+        Claimed last, so that a request refused for another reason does not use it up."""
+        grant = context.grant
+        if grant.single_use and not self.audit.claim_jti(grant.jti, grant.exp + self.config.clock_leeway,
+                                                         context.now):
+            raise Forbidden("this grant has already been used", code="grant_reused")
 
     def _refuse(self, refusal: GatekeeperError, context: Context) -> Response:
         """Audit the refusal (per op when the ops were read), then answer."""

@@ -24,7 +24,6 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Protocol
 
+from .acl import parse_ip
 from .errors import BadRequest, ConfigError
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def _ip(body: dict) -> str | None:
     try:
         if not isinstance(value, str):
             raise ValueError
-        return str(ipaddress.ip_address(value))
+        return str(parse_ip(value))  # spelt as the log records client addresses
     except ValueError:
         raise BadRequest("'client_ip' must be an IPv4 or IPv6 address", code="bad_filter") from None
 
@@ -251,7 +251,9 @@ class AuditStore(Protocol):
         `now` only matters to DynamoDB, which hides records TTL has not deleted yet."""
 
     def claim_jti(self, jti: str, expires_at: float, now: float) -> bool:
-        """True once per grant id until it expires; AuditUnavailable on failure."""
+        """True once per grant id until it expires; AuditUnavailable on failure.
+        A claimed jti stays spent while now <= expires_at, the grant's last
+        acceptable instant (grants.py refuses only now > exp + leeway)."""
 
     def purge(self, now: float) -> int:
         """Drop records older than the retention and expired jtis; return how many."""

@@ -227,7 +227,7 @@ class DynamoAuditStore:
                 Item={"pk": {"S": f"jti#{_jti_id(jti)}"}, "sk": {"S": "jti"},
                       "expires_at": {"N": str(math.ceil(expires_at))}},
                 # A conditional put is atomic: of two instances racing, one wins.
-                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
                 ExpressionAttributeValues={":now": {"N": repr(float(now))}},
             )
         except ClientError:  # only ConditionalCheckFailed gets through _call

@@ -187,7 +187,7 @@ class SqliteAuditStore:
                 # One statement, so two instances racing for the same jti cannot both win.
                 changed = conn.execute(
                     "INSERT INTO jti (id, expires_at) VALUES (?, ?) ON CONFLICT (id)"
-                    " DO UPDATE SET expires_at = excluded.expires_at WHERE jti.expires_at <= ?",
+                    " DO UPDATE SET expires_at = excluded.expires_at WHERE jti.expires_at < ?",
                     (_jti_id(jti), expires_at, now),
                 ).rowcount
         except sqlite3.Error as exc:
@@ -211,7 +211,7 @@ class SqliteAuditStore:
                 if count < PURGE_CHUNK:
                     break
             with conn:
-                removed += conn.execute("DELETE FROM jti WHERE expires_at <= ?", (now,)).rowcount
+                removed += conn.execute("DELETE FROM jti WHERE expires_at < ?", (now,)).rowcount
         except sqlite3.Error as exc:
             log.error("audit purge failed: %s", exc)
             raise AuditUnavailable("the audit log is unavailable") from None

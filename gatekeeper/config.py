@@ -3,10 +3,12 @@
 Every key can come from `GATEKEEPER_<SECTION>_<KEY>` (for the Lambda deployment,
 where there is no file); the environment wins over the file. Lists in the
 environment are JSON arrays or comma-separated; `GATEKEEPER_VENDOR_KEYS` is a JSON
-object or `kid:key,kid:key`.
+object or `kid:key,kid:key`, and replaces the file's whole [vendor_keys] table (a
+key rotated out in the environment must not stay trusted through the file).
 
 Anything wrong refuses to start with a ConfigError naming the offending key.
-Unknown keys are errors too: a misspelt `deny` must not silently allow everyone.
+Unknown keys are errors too, in the file and among GATEKEEPER_* variables: a
+misspelt `deny` must not silently allow everyone.
 Nothing the vendor sends at run time can change any of this.
 """
 
@@ -28,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from .errors import ConfigError
 
 ENV_PREFIX = "GATEKEEPER_"
+ENV_VENDOR_KEYS = "GATEKEEPER_VENDOR_KEYS"
+ENV_CONFIG_PATH = "GATEKEEPER_CONFIG"  # the Lambda adapter's file path, not a key
 ENCRYPTION_MODES = ("sse-s3", "sse-kms")
 MAX_PRESIGN_TTL = 3600
 MAX_GRANT_LIFETIME = 3600
@@ -96,6 +100,7 @@ SCHEMA: dict[str, dict[str, str]] = {
 }
 
 EVERYWHERE = ["0.0.0.0/0", "::/0"]
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 KID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -115,7 +120,10 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Confi
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", f"not valid TOML: {exc}") from None
     flat = _flatten(raw)
-    flat.update(_from_env(env))
+    from_env = _from_env(env)
+    if any(key.startswith("vendor_keys.") for key in from_env):
+        flat = {key: value for key, value in flat.items() if not key.startswith("vendor_keys.")}
+    flat.update(from_env)
     return _build(flat)
 
 
@@ -161,8 +169,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if name in names:
             dotted, kind = names[name]
             out[dotted] = _parse_env_value(name, text, kind)
-    if ENV_PREFIX + "VENDOR_KEYS" in env:
-        for kid, key in _parse_vendor_keys_env(env[ENV_PREFIX + "VENDOR_KEYS"]).items():
+        elif name.startswith(ENV_PREFIX) and name not in (ENV_VENDOR_KEYS, ENV_CONFIG_PATH):
+            raise ConfigError(name, "unknown variable (misspelt?)")
+    if ENV_VENDOR_KEYS in env:
+        for kid, key in _parse_vendor_keys_env(env[ENV_VENDOR_KEYS]).items():
             out[f"vendor_keys.{kid}"] = key
     return out
 
@@ -198,15 +208,15 @@ def _parse_vendor_keys_env(text: str) -> dict[str, str]:
         try:
             value = json.loads(text)
         except ValueError:
-            raise ConfigError("GATEKEEPER_VENDOR_KEYS", "not valid JSON") from None
+            raise ConfigError(ENV_VENDOR_KEYS, "not valid JSON") from None
         if not isinstance(value, dict):
-            raise ConfigError("GATEKEEPER_VENDOR_KEYS", "must be a JSON object")
+            raise ConfigError(ENV_VENDOR_KEYS, "must be a JSON object")
         return value
     pairs = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         kid, sep, key = item.partition(":")
         if not sep:
-            raise ConfigError("GATEKEEPER_VENDOR_KEYS", "entries are kid:key")
+            raise ConfigError(ENV_VENDOR_KEYS, "entries are kid:key")
         pairs[kid.strip()] = key.strip()
     return pairs
 
@@ -241,9 +251,13 @@ def _networks(flat, key, default) -> tuple[Network, ...]:
     out = []
     for text in _get(flat, key, "list", default):
         try:
-            out.append(ipaddress.ip_network(text, strict=True))
+            network = ipaddress.ip_network(text, strict=True)
         except ValueError:
             raise ConfigError(key, f"{text!r} is not a CIDR network (host bits set?)") from None
+        # Clients are compared as IPv4 (acl.parse_ip): a rule in this form matches nobody.
+        if network.version == 6 and network.subnet_of(IPV4_MAPPED):
+            raise ConfigError(key, f"{text!r} is IPv4-mapped and would never match: write it as IPv4")
+        out.append(network)
     return tuple(out)
 
 

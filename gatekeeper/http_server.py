@@ -31,7 +31,10 @@ def wsgi_app(gatekeeper: Gatekeeper):
             start_response(STATUS_TEXT[500], [("Content-Type", "application/json"),
                                               ("Cache-Control", "no-store"),
                                               ("Content-Length", str(len(body)))])
-        return [body]
+        # A HEAD answer has the GET headers and no body (RFC 9110), and waitress
+        # sends whatever we return: a body here would be read as the start of the
+        # next response on a kept-alive connection.
+        return [b""] if environ["REQUEST_METHOD"].upper() == "HEAD" else [body]
 
     return application
 

@@ -14,6 +14,9 @@ from .app import MAX_BODY_BYTES, Gatekeeper, Request
 
 log = logging.getLogger("gatekeeper")
 _gatekeeper: Gatekeeper | None = None
+# Base64 characters that decode to one byte over the body limit, in whole
+# 4-character groups: a cut mid-group would make a big body look malformed.
+BASE64_CHARS_OVER_LIMIT = (MAX_BODY_BYTES + 1 + 2) // 3 * 4
 INTERNAL_ERROR = {"statusCode": 500, "headers": {"Content-Type": "application/json"},
                   "body": '{"error":"internal","message":"internal error"}'}
 
@@ -21,7 +24,7 @@ INTERNAL_ERROR = {"statusCode": 500, "headers": {"Content-Type": "application/js
 def _instance() -> Gatekeeper:
     global _gatekeeper
     if _gatekeeper is None:
-        _gatekeeper = Gatekeeper(config_module.load(os.environ.get("GATEKEEPER_CONFIG") or None))
+        _gatekeeper = Gatekeeper(config_module.load(os.environ.get(config_module.ENV_CONFIG_PATH) or None))
     return _gatekeeper
 
 
@@ -31,7 +34,7 @@ def to_request(event: dict) -> Request:
     raw = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
-            body = base64.b64decode(raw[: (MAX_BODY_BYTES + 3) * 4 // 3 + 4])
+            body = base64.b64decode(raw[:BASE64_CHARS_OVER_LIMIT])
         except (binascii.Error, ValueError):
             body = b"\xff"  # undecodable: reported as malformed JSON
     else:
@@ -47,7 +50,8 @@ def to_request(event: dict) -> Request:
 
 def handler(event: dict, context: object = None, *, gatekeeper: Gatekeeper | None = None) -> dict:
     try:
-        response = (gatekeeper or _instance()).handle(to_request(event))
+        request = to_request(event)
+        response = (gatekeeper or _instance()).handle(request)
     except Exception:  # a bug of ours: log it, answer without details
         log.exception("unhandled error")
         return dict(INTERNAL_ERROR)
@@ -57,6 +61,6 @@ def handler(event: dict, context: object = None, *, gatekeeper: Gatekeeper | Non
     return {
         "statusCode": response.status,
         "headers": headers,
-        "body": response.encoded().decode("utf-8"),
+        "body": "" if request.method == "HEAD" else response.encoded().decode("utf-8"),
         "isBase64Encoded": False,
     }

@@ -28,10 +28,15 @@ class Storage:
         self.presigner = Presigner(config, self.credentials)
 
     def credentials(self) -> Credentials:
-        found = self._session.get_credentials()
-        if found is None:
-            raise StorageUnavailable("no storage credentials are configured", code="storage_credentials")
-        frozen = found.get_frozen_credentials()
+        # Role credentials are fetched (and refreshed) from a metadata endpoint,
+        # which can fail: that is a storage failure, refused and audited like one.
+        try:
+            found = self._session.get_credentials()
+            frozen = found.get_frozen_credentials() if found is not None else None
+        except botocore.exceptions.BotoCoreError:
+            frozen = None
+        if frozen is None:
+            raise StorageUnavailable("no storage credentials are available", code="storage_credentials")
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
     @property

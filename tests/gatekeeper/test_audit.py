@@ -240,6 +240,17 @@ def test_an_expired_jti_can_be_claimed_again(store):
     assert not store.claim_jti("grant-1", expires_at=NOW + 900, now=NOW + 302)
 
 
+def test_a_jti_stays_spent_through_its_last_second(store):
+    # Grants are accepted while now <= exp + leeway, which is what expires_at
+    # holds: at exactly that instant the grant still verifies, so its jti must
+    # still be spent.
+    expires_at = float(int(NOW) + 300)
+    assert store.claim_jti("grant-edge", expires_at=expires_at, now=NOW)
+    assert not store.claim_jti("grant-edge", expires_at=expires_at, now=expires_at)
+    store.purge(expires_at)  # nor is it forgotten then
+    assert not store.claim_jti("grant-edge", expires_at=expires_at, now=expires_at)
+
+
 def test_any_jti_string_can_be_claimed(store):
     for jti in ["x" * 5000, "\ud800", "#", ""]:
         assert store.claim_jti(jti, expires_at=NOW + 60, now=NOW)
@@ -428,6 +439,15 @@ def test_parse_search_reads_every_field():
     assert q == SearchQuery(since=1735787045.0, until=1735790000.5, op="get", outcome="deny",
                             client_ip="2001:db8::1", sub="user:7", key_prefix="tickets/42/",
                             limit=500)
+
+
+@pytest.mark.parametrize("text,recorded", [
+    ("::ffff:203.0.113.9", "203.0.113.9"), ("2001:db8::1%eth0", "2001:db8::1"),
+])
+def test_parse_search_names_an_address_as_the_log_records_it(text, recorded):
+    # The gatekeeper records IPv4-mapped clients as IPv4 and drops zone ids
+    # (acl.parse_ip): a search for the same client in another spelling finds it.
+    assert parse_search({"client_ip": text}).client_ip == recorded
 
 
 def test_parse_search_refuses_a_garbage_cursor_before_anything_is_searched():

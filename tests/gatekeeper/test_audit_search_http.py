@@ -45,6 +45,15 @@ def test_it_refuses_a_search_without_an_audit_grant(gatekeeper):
     assert_refused(gatekeeper, response, 403, "op_not_granted")
 
 
+def test_a_single_use_grant_is_single_use_for_searches_too(gatekeeper):
+    # A grant carrying put or delete is good for one request, whichever endpoint.
+    grant = gatekeeper.grant(prefix="tickets/", ops=["audit", "delete"])
+    assert search(gatekeeper, grant, limit=1).status_code == 200
+    assert_refused(gatekeeper, search(gatekeeper, grant, limit=1), 403, "grant_reused")
+    response = sign(gatekeeper, grant, [{"op": "delete", "key": "tickets/42/x"}])
+    assert_refused(gatekeeper, response, 403, "grant_reused", op="delete")
+
+
 def test_it_refuses_bad_filters(gatekeeper):
     audit = gatekeeper.grant(prefix="tickets/", ops=["audit"])
     for filters in ({"limit": 501}, {"colour": "red"}, {"client_ip": "nope"}, {"cursor": "garbage"}):

@@ -85,7 +85,6 @@ def test_the_environment_overrides_the_file(tmp_path):
         "GATEKEEPER_REVOCATION_SUBJECTS": "user:13",
         "GATEKEEPER_STORAGE_ENCRYPTION": "sse-kms",
         "GATEKEEPER_STORAGE_KMS_KEY_ID": "alias/reports",
-        "GATEKEEPER_VENDOR_KEYS": f"k2:{VENDOR_KEY.public_b64}",
     }
     config = load_dict(good(), env=env, tmp_path=tmp_path)
     assert config.presign_ttl == 30 and config.enabled is False
@@ -93,18 +92,50 @@ def test_the_environment_overrides_the_file(tmp_path):
     assert [str(n) for n in config.upload_acl.allow] == ["10.0.0.0/8"]
     assert config.revoked_subjects == {"user:13"}
     assert config.storage.kms_key_id == "alias/reports"
-    assert set(config.vendor_key_ids) == {"k1", "k2"}
+
+
+def test_vendor_keys_from_the_environment_replace_the_files(tmp_path):
+    # As every other key: the environment wins. A key rotated out by setting the
+    # variable must not stay trusted because the file still lists it.
+    config = load_dict(good(), env={"GATEKEEPER_VENDOR_KEYS": f"k2:{VENDOR_KEY.public_b64}"},
+                       tmp_path=tmp_path)
+    assert config.vendor_key_ids == ("k2",)
+
+
+ENV_ALONE = {
+    "GATEKEEPER_GATEKEEPER_ID": "gk-env", "GATEKEEPER_ISSUER": "https://portal.example",
+    "GATEKEEPER_VENDOR_KEYS": f'{{"k1": "{VENDOR_KEY.public_b64}"}}',
+    "GATEKEEPER_STORAGE_BUCKET": "acme-reports", "GATEKEEPER_STORAGE_REGION": "eu-west-1",
+    "GATEKEEPER_AUDIT_URL": "dynamodb://acme-audit",
+}
 
 
 def test_a_config_from_the_environment_alone_loads():
-    env = {
-        "GATEKEEPER_GATEKEEPER_ID": "gk-env", "GATEKEEPER_ISSUER": "https://portal.example",
-        "GATEKEEPER_VENDOR_KEYS": f'{{"k1": "{VENDOR_KEY.public_b64}"}}',
-        "GATEKEEPER_STORAGE_BUCKET": "acme-reports", "GATEKEEPER_STORAGE_REGION": "eu-west-1",
-        "GATEKEEPER_AUDIT_URL": "dynamodb://acme-audit",
-    }
-    config = config_module.load(None, env=env)
+    config = config_module.load(None, env=ENV_ALONE)
     assert config.gatekeeper_id == "gk-env" and config.audit_url == "dynamodb://acme-audit"
+
+
+@pytest.mark.parametrize("key", ["acl.deny", "acl.allow", "acl.trusted_proxies", "acl.upload.deny"])
+def test_an_ipv4_mapped_network_is_refused(key):
+    # Clients are compared as IPv4 (::ffff:203.0.113.9 is 203.0.113.9), so a rule
+    # written as ::ffff:203.0.113.0/120 would never match anyone.
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(None, env={**ENV_ALONE, "GATEKEEPER_" + key.replace(".", "_").upper():
+                                      "::ffff:203.0.113.0/120"})
+    assert caught.value.key == key
+
+
+@pytest.mark.parametrize("name", ["GATEKEEPER_ACL_DNEY", "GATEKEEPER_ENABLE", "GATEKEEPER_REVOCATION_SUBJECT"])
+def test_a_misspelt_environment_variable_refuses_to_start(name):
+    # The environment is the whole configuration on Lambda: a misspelt deny list
+    # or kill switch must not be ignored, any more than in the file.
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(None, env={**ENV_ALONE, name: "203.0.113.0/24"})
+    assert caught.value.key == name
+
+
+def test_gatekeeper_config_is_the_lambdas_file_path_not_a_key():
+    assert config_module.load(None, env={**ENV_ALONE, "GATEKEEPER_CONFIG": ""}).gatekeeper_id == "gk-env"
 
 
 def test_a_bad_environment_value_names_the_variable():

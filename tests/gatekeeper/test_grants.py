@@ -3,6 +3,7 @@ test vector published in docs/protocol.md."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -88,3 +89,19 @@ def test_a_malformed_scope_is_refused(scope):
     with pytest.raises(Unauthorized) as caught:
         verifier().verify(token, now=IAT)
     assert caught.value.code == "malformed_grant"
+
+
+@pytest.mark.parametrize("iss", ["https://portal.exampl", "portal.example", "", ["https://portal.example"]])
+def test_the_issuer_must_be_exactly_ours(iss):
+    # PyJWT 2.10.0 matched `iss` as a substring (CVE-2024-53861): pinned past it,
+    # and this keeps it so.
+    import jwt
+
+    claims = {"iss": iss, "aud": "gk-acme", "sub": "u", "iat": IAT, "exp": IAT + 60, "jti": "j",
+              "scope": {"prefix": "tickets/42/", "ops": ["get"]}}
+    # Signed as a raw JWS: PyJWT's encoder refuses a list issuer; its decoder must too.
+    token = jwt.api_jws.encode(json.dumps(claims).encode(), KEY.private_key, algorithm="EdDSA",
+                               headers={"kid": "k1"})
+    with pytest.raises(Unauthorized) as caught:
+        verifier().verify(token, now=IAT)
+    assert caught.value.code in ("wrong_issuer", "malformed_grant")

@@ -122,6 +122,13 @@ def test_the_lambda_audits_to_dynamodb_and_searches_it(lambda_env):
     assert entry["client_ip"] == "203.0.113.9" and entry["user_agent"] == "Mozilla/5.0 test"
 
 
+def test_a_base64_body_over_the_limit_is_too_large_not_malformed(lambda_env):
+    event = http_api_event("/v1/sign", b64=True, body={"ops": [], "pad": "x" * 100_000},
+                           headers={"authorization": f"Bearer {lambda_env.grant()}"})
+    status, body, _ = call(event)
+    assert (status, body["error"]) == (400, "body_too_large")
+
+
 def test_the_lambda_refuses_with_json_errors(lambda_env):
     status, body, headers = call(http_api_event("/v1/sign", body={"ops": []}))
     assert (status, body["error"]) == (401, "missing_grant")
@@ -133,3 +140,8 @@ def test_the_lambda_refuses_with_json_errors(lambda_env):
     assert status == 200 and body["audit"] == "ok" and body["time"] == pytest.approx(time.time(), abs=5)
     status, body, _ = call(http_api_event("/nothing", method="GET"))
     assert status == 404
+
+
+def test_head_on_health_has_no_body(lambda_env):
+    response = lambda_handler.handler(http_api_event("/v1/health", method="HEAD"), None)
+    assert response["statusCode"] == 200 and response["body"] == ""

@@ -66,6 +66,14 @@ def test_a_malformed_forwarded_header_from_a_trusted_proxy_is_a_400(start_gateke
     assert response.status_code == 400 and response.json()["error"] == "bad_forwarded_for"
 
 
+def test_a_zone_id_is_not_part_of_the_client_address(start_gatekeeper):
+    # "%eth0" names an interface of whoever saw the address: rules and the audit
+    # log use the address alone, so a search by client_ip finds it.
+    gk = proxied(start_gatekeeper, deny=["2001:db8::/32"])
+    response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "2001:db8::1%any text"})
+    assert_refused(gk, response, 403, "address_denied", op="get", client_ip="2001:db8::1")
+
+
 def test_it_refuses_a_country_not_on_the_list(start_gatekeeper):
     gk = start_gatekeeper({"acl": {"countries": ["US", "CA", "GB", "AU", "NZ", "IE", "NL"],
                                    "country_header": "CloudFront-Viewer-Country",
@@ -126,6 +134,24 @@ def test_it_signs_nothing_when_the_audit_record_cannot_be_written(gatekeeper):
         blocker.rollback()
         blocker.close()
     assert sign(gatekeeper, gatekeeper.grant(), GET_42).status_code == 200
+
+
+def test_credentials_that_cannot_be_fetched_are_a_refusal_on_record(start_gatekeeper):
+    # The role's credentials come from a metadata endpoint that is down: the
+    # answer is a 502 whose failure is audited (as a failed list or delete is,
+    # after its "allow"), not a 500 the log never hears about.
+    from tests import support
+
+    gk = start_gatekeeper(env={
+        "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://127.0.0.1:{support.free_port()}/creds",
+    })
+    response = sign(gk, gk.grant(), GET_42)
+    assert (response.status_code, response.json()["error"]) == (502, "storage_credentials")
+    rows = gk.audit_rows(response.headers["X-Request-Id"])
+    assert [(r["op"], r["outcome"], r["reason"], r["status"]) for r in rows] == [
+        ("get", "allow", "", 200), ("get", "deny", "storage_credentials", 502)]
 
 
 # --- CORS and health ------------------------------------------------------------
@@ -214,3 +240,18 @@ def test_a_file_that_is_not_a_geoip_database_refuses_to_start(tmp_path):
     result = subprocess.run([support.PYTHON, "-m", "gatekeeper", "check-config", "--config", str(tmp_path / "gk.toml")],
                             capture_output=True, text=True, timeout=30, cwd=support.ROOT)
     assert result.returncode == 2 and "acl.geoip_db" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_ipv6_client_with_an_ipv4_only_geoip_database_has_no_country(start_gatekeeper, tmp_path):
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=4, database_type="GeoIP2-Country")
+    writer.insert_network(IPSet(["127.0.0.0/8"]), {"country": {"iso_code": "NL"}})
+    writer.to_db_file(str(tmp_path / "v4.mmdb"))
+    gk = start_gatekeeper({"acl": {"countries": ["NL"], "geoip_db": str(tmp_path / "v4.mmdb"),
+                                   "trusted_proxies": ["127.0.0.1/32"]}})
+    assert sign(gk, gk.grant(), GET_42).status_code == 200
+    response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "2001:db8::7"})
+    rows = assert_refused(gk, response, 403, "country_denied", op="get", client_ip="2001:db8::7")
+    assert rows[0]["country"] == ""

@@ -4,8 +4,10 @@ each refusal audited."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import time
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -290,3 +292,19 @@ def test_it_answers_404_and_405_as_json(gatekeeper):
     assert requests.get(gatekeeper.url + "/v1/nothing", timeout=5).json()["error"] == "not_found"
     response = requests.get(gatekeeper.url + "/v1/sign", timeout=5)
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+
+
+def test_head_answers_headers_only_so_keep_alive_stays_in_step(gatekeeper):
+    # A HEAD response carries no body (RFC 9110): one sent anyway would be read
+    # as the start of the next response on the same connection.
+    url = urlsplit(gatekeeper.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        connection.request("HEAD", "/v1/health")
+        head = connection.getresponse()
+        assert head.status == 200 and head.read() == b""
+        connection.request("GET", "/v1/health")
+        get = connection.getresponse()
+        assert get.status == 200 and json.loads(get.read())["gatekeeper_id"] == "gk-test"
+    finally:
+        connection.close()
