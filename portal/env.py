@@ -97,8 +97,12 @@ def env_key(name: str, dev_default: str, *, debug: bool, length: int = 32, envir
 def env_origin(name: str, default: str | None = None, *, environ=None) -> str:
     """An origin: scheme://host[:port], nothing after it."""
     value = env_str(name, default, environ=environ).rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # "https://[::1", a port that is not a number or out of range
+        valid = False
+    if not valid:
         raise ImproperlyConfigured(f"{name} must be an http(s) origin like https://portal.example.com")
     if parts.path or parts.query or parts.fragment or parts.username:
         raise ImproperlyConfigured(f"{name} must be an origin only, with no path, query or user")

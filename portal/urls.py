@@ -8,3 +8,7 @@ urlpatterns = [
     path("", include("portal.tickets.urls")),
     path("", include("tenants.urls")),
 ]
+
+handler400 = "portal.errors.bad_request"
+handler404 = "portal.errors.not_found"
+handler500 = "portal.errors.server_error"

@@ -25,8 +25,22 @@ validate_bucket = RegexValidator(
 validate_gatekeeper_id = RegexValidator(r"\A[A-Za-z0-9._-]{1,64}\Z", "1-64 letters, digits, '.', '_' or '-'.")
 
 
+def _split(value: str):
+    """urlsplit, and the port read now: either raises ValueError on a malformed
+    URL ("https://[::1", "https://a.example:99999999"), which must be a refusal,
+    not a 500."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValidationError("Enter an http(s) URL: scheme://host[:port], with a port from 1 to 65535.") from None
+    if port == 0 or parts.netloc.endswith(":"):
+        raise ValidationError("The port must be from 1 to 65535.")
+    return parts
+
+
 def _check_http_url(value: str) -> tuple[str, str]:
-    parts = urlsplit(value)
+    parts = _split(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("Enter an http(s) URL.")
     if parts.username or parts.password or parts.query or parts.fragment:
@@ -42,13 +56,13 @@ def _check_http_url(value: str) -> tuple[str, str]:
 
 def validate_origin(value: str) -> None:
     _check_http_url(value)
-    if urlsplit(value).path:
+    if _split(value).path:
         raise ValidationError("An origin only: scheme://host[:port], no path or trailing slash.")
 
 
 def validate_gatekeeper_url(value: str) -> None:
     _check_http_url(value)
-    if not re.fullmatch(r"[A-Za-z0-9._~/-]*", urlsplit(value).path):
+    if not re.fullmatch(r"[A-Za-z0-9._~/-]*", _split(value).path):
         raise ValidationError("The path has characters that are not allowed.")
 
 

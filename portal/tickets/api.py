@@ -6,6 +6,7 @@ Every ticket is reached through tenants.access, so another tenant's ticket is a
 404 like a ticket that never existed.
 """
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
@@ -19,12 +20,14 @@ from portal.tickets import grants, services
 from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
 from portal.tickets.serializers import (
     AuditGrantSerializer,
+    ErrorSerializer,
     ReadGrantSerializer,
     TicketCompletedSerializer,
     TicketCreatedSerializer,
     TicketCreateSerializer,
     TicketDetailSerializer,
     TicketListQuerySerializer,
+    TicketPageSerializer,
     TicketSummarySerializer,
 )
 from tenants.access import (
@@ -45,6 +48,34 @@ class GatekeeperNotConfigured(APIException):
 
 class TicketPagination(PageNumberPagination):
     page_size = 25
+
+
+# What the schema says about refusals (docs/portal.md, "The API"). Each operation
+# lists the ones it can really answer; tests/portal/test_api_fuzz.py holds it to that.
+POSITIVE_INT = {"type": "integer", "minimum": 1}
+# /api/v1/tickets takes both kinds of caller, one per method. Only it names its
+# security by hand: a hand-named scheme is not added to the schema's
+# securitySchemes, the other operations' authenticators add them.
+AGENT = [{"agentToken": []}]
+SESSION = [{"cookieAuth": []}]  # and the CSRF token in X-CSRFToken on a POST
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+INVALID = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='Invalid input: `{"field": ["reason"]}` (nested for `files`), or `{"detail": "reason"}` for a '
+    "body that is not JSON (malformed, not UTF-8, nested too deeply, or holding a lone surrogate).",
+)
+BAD_BODY = _error("The body is not JSON: malformed, not UTF-8, nested too deeply, or holding a lone surrogate.")
+NO_TOKEN = _error("No agent token, or a bad or revoked one (`WWW-Authenticate: Token`).")
+NO_SESSION = _error("Not logged in, no or a bad CSRF token, or an agent token on a session endpoint.")
+NOT_FOUND = _error("No such ticket, or another tenant's: `not found`.")
+NO_GATEKEEPER = _error("The tenant has no gatekeeper configured yet.")
+TOO_LARGE = _error("The body is larger than the portal accepts.")
+NOT_JSON = _error("The body is not `application/json`.")
 
 
 def _require_gatekeeper(tenant: Tenant) -> None:
@@ -68,15 +99,34 @@ class AgentOrPerson(BasePermission):
 @extend_schema(
     methods=["GET"],
     operation_id="tickets_list",
-    parameters=[OpenApiParameter("number", int, description="Only the ticket with this number.")],
-    responses={200: TicketSummarySerializer(many=True)},
+    auth=SESSION,
+    parameters=[
+        OpenApiParameter("number", POSITIVE_INT, description="Only the ticket with this number (1 or more)."),
+        OpenApiParameter("page", POSITIVE_INT, description="The page, from 1; past the last: 404."),
+    ],
+    responses={
+        200: TicketPageSerializer,
+        400: INVALID,
+        401: _error("Not logged in (`WWW-Authenticate: Token`: this URL also takes agent tokens, for POST)."),
+        403: _error("An agent token: listing is for people."),
+        404: _error("No such page, or the caller belongs to no live tenant."),
+    },
     description="The caller's tenant's tickets, newest first, 25 a page.",
 )
 @extend_schema(
     methods=["POST"],
     operation_id="tickets_create",
+    auth=AGENT,
     request=TicketCreateSerializer,
-    responses={201: TicketCreatedSerializer, 409: OpenApiResponse(description="No gatekeeper configured.")},
+    responses={
+        201: TicketCreatedSerializer,
+        400: INVALID,
+        401: NO_TOKEN,
+        403: _error("A session, not an agent token (or its CSRF check failed)."),
+        409: NO_GATEKEEPER,
+        413: TOO_LARGE,
+        415: NOT_JSON,
+    },
     description="An agent creates a ticket with its file manifest and gets a put grant for its prefix.",
 )
 @api_view(["GET", "POST"])
@@ -120,7 +170,10 @@ def _list_tickets(request):
     return paginator.get_paginated_response(TicketSummarySerializer(page, many=True).data)
 
 
-@extend_schema(responses={200: TicketDetailSerializer}, description="One ticket with its file manifest.")
+@extend_schema(
+    responses={200: TicketDetailSerializer, 403: NO_SESSION, 404: NOT_FOUND},
+    description="One ticket with its file manifest.",
+)
 @api_view(["GET"])
 @permission_classes([IsPerson])
 def ticket_detail(request, ticket_id):
@@ -130,8 +183,8 @@ def ticket_detail(request, ticket_id):
 
 @extend_schema(
     request=None,
-    responses={200: TicketCompletedSerializer},
-    description="The agent has uploaded every file. Idempotent.",
+    responses={200: TicketCompletedSerializer, 401: NO_TOKEN, 404: NOT_FOUND},
+    description="The agent has uploaded every file. Idempotent. No body (one is ignored).",
 )
 @api_view(["POST"])
 @authentication_classes([AgentTokenAuthentication])
@@ -143,8 +196,17 @@ def ticket_complete(request, ticket_id):
 
 @extend_schema(
     request=None,
-    responses={200: ReadGrantSerializer, 409: OpenApiResponse(description="No gatekeeper configured.")},
-    description="A short read grant (get, list) for this ticket's prefix, for the report page.",
+    responses={
+        200: ReadGrantSerializer,
+        400: BAD_BODY,
+        403: NO_SESSION,
+        404: NOT_FOUND,
+        409: NO_GATEKEEPER,
+        413: TOO_LARGE,
+        415: NOT_JSON,
+    },
+    description="A short read grant (get, list) for this ticket's prefix, for the report page. Session + CSRF "
+    "(`X-CSRFToken`); no body, or `{}` as JSON.",
 )
 @api_view(["POST"])
 @permission_classes([IsPerson])
@@ -166,12 +228,16 @@ def ticket_grant(request, ticket_id):
     request=None,
     responses={
         200: AuditGrantSerializer,
-        403: OpenApiResponse(description="Not an admin of the tenant."),
-        409: OpenApiResponse(description="No gatekeeper configured."),
+        400: BAD_BODY,
+        403: _error("Not logged in, no or a bad CSRF token, or not an admin of the tenant."),
+        404: _error("The caller belongs to no live tenant."),
+        409: NO_GATEKEEPER,
+        413: TOO_LARGE,
+        415: NOT_JSON,
     },
     description="A short audit grant for the tenant's gatekeeper, for the audit log page: the browser "
     "searches the log at the gatekeeper itself (POST /v1/audit/search); the log never passes through "
-    "the portal. Tenant admins only.",
+    "the portal. Tenant admins only; session + CSRF (`X-CSRFToken`); no body, or `{}` as JSON.",
 )
 @api_view(["POST"])
 @permission_classes([IsPerson])

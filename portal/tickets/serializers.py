@@ -1,12 +1,8 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.tickets import manifest
 from portal.tickets.models import Ticket, TicketFile
-
-
-def _no_control_characters(value: str) -> None:
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise serializers.ValidationError("Control characters are not allowed.")
 
 
 class StrictCharField(serializers.CharField):
@@ -25,6 +21,55 @@ class StrictRegexField(StrictCharField, serializers.RegexField):
     pass
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: DRF's IntegerField also takes the string "5". (5.0 is an
+    integer to JSON Schema too, and is taken; 5.5 is not.)"""
+
+    def to_internal_value(self, data):
+        if isinstance(data, (str, bool)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """A query-string integer: decimal digits, given once. DRF's reads " 5", "+5"
+    and "5.0" as 5, an empty value as no value, and a repeated one as its last."""
+
+    default_error_messages = {"invalid": "A whole number in decimal digits, given once."}
+
+    def get_value(self, dictionary):
+        if not hasattr(dictionary, "getlist"):
+            return super().get_value(dictionary)
+        values = dictionary.getlist(self.field_name)
+        if not values:
+            return serializers.empty
+        return values[0] if len(values) == 1 else values
+
+    def to_internal_value(self, data):
+        if not (isinstance(data, str) and data.isascii() and data.isdigit()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _subject_rules(value: str) -> None:
+    reason = manifest.subject_problem(value)
+    if reason:
+        raise serializers.ValidationError(reason)
+
+
+@extend_schema_field({
+    "type": "string", "minLength": 1, "maxLength": manifest.MAX_SUBJECT, "pattern": manifest.SUBJECT_PATTERN,
+})
+class SubjectField(StrictCharField):
+    """Taken as sent, not trimmed: the schema's length and pattern are then
+    exactly what is checked (manifest.subject_problem)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            trim_whitespace=False, max_length=manifest.MAX_SUBJECT, validators=[_subject_rules], **kwargs
+        )
+
+
 class FileEntrySerializer(serializers.Serializer):
     name = StrictRegexField(
         manifest.FILE_NAME_RE,
@@ -32,7 +77,7 @@ class FileEntrySerializer(serializers.Serializer):
         trim_whitespace=False,  # a key is exact: " a.png" is refused, not quietly trimmed
         error_messages={"invalid": "1-200 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit."},
     )
-    size = serializers.IntegerField(min_value=1, max_value=manifest.MAX_FILE_SIZE)
+    size = StrictIntegerField(min_value=1, max_value=manifest.MAX_FILE_SIZE)
     content_type = serializers.ChoiceField(choices=manifest.CONTENT_TYPES)
     sha256 = StrictRegexField(
         manifest.SHA256_RE, trim_whitespace=False, error_messages={"invalid": "64 hexadecimal characters."}
@@ -43,9 +88,10 @@ class FileEntrySerializer(serializers.Serializer):
 
 
 class TicketCreateSerializer(serializers.Serializer):
-    subject = StrictCharField(max_length=manifest.MAX_SUBJECT, validators=[_no_control_characters])
+    subject = SubjectField()
     files = serializers.ListField(
-        child=FileEntrySerializer(), min_length=1, max_length=manifest.MAX_FILES
+        child=FileEntrySerializer(), min_length=1, max_length=manifest.MAX_FILES,
+        help_text="File names must be unique within a ticket (a rule JSON Schema cannot state).",
     )
 
     def validate_files(self, files: list[dict]) -> list[dict]:
@@ -108,4 +154,20 @@ class AuditGrantSerializer(serializers.Serializer):
 
 
 class TicketListQuerySerializer(serializers.Serializer):
-    number = serializers.IntegerField(required=False, min_value=1)
+    number = QueryIntegerField(required=False, min_value=1)
+    page = QueryIntegerField(required=False, min_value=1)  # read by the paginator; a page past the last is its 404
+
+
+class TicketPageSerializer(serializers.Serializer):
+    """GET /api/v1/tickets: DRF's page-number pagination, 25 a page."""
+
+    count = serializers.IntegerField(min_value=0)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = TicketSummarySerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every refusal but a validation error: `{"detail": "reason"}`."""
+
+    detail = serializers.CharField()

@@ -133,15 +133,53 @@ class CreateTicketTestCase(BaseTestCase):
     def test_it_rejects_a_body_that_is_not_an_object(self):
         self.assertRejected([1, 2], "non_field_errors")
 
+    def test_it_rejects_json_nested_too_deeply(self):
+        # Python's json module raises RecursionError, not ValueError, on these: it was a 500.
+        deep_field = json.dumps(self.valid_body(files=[{**manifest_entry(), "size": "SIZE"}]))
+        deep_field = deep_field.replace('"SIZE"', "[" * 40 + "]" * 40)  # parses, then too deep
+        for body in ["[" * 100_000, '{"a":' * 50_000, deep_field]:
+            with self.subTest(body=body[:20]):
+                r = self.post(body)
+                self.assertEqual(r.status_code, 400)
+                self.assertIn("nested more than 32 levels", r.json()["detail"])
+        self.assertEqual(Ticket.objects.filter(tenant=self.tenant_a).count(), 1)
+
+    def test_it_rejects_a_lone_surrogate(self):
+        # "\ud800" is valid JSON but not Unicode: quoting it in "…is not a valid choice" was a 500.
+        entry = json.dumps(manifest_entry())[:-1] + ', "content_type": "\\ud800"}'
+        for body in ['{"subject": "x", "files": [%s]}' % entry, '{"subject": "a\\udfffb", "files": []}',
+                     '{"\\ud800": 1}']:
+            with self.subTest(body=body):
+                r = self.post(body)
+                self.assertEqual(r.status_code, 400)
+                self.assertIn("lone surrogate", r.json()["detail"])
+
+    def test_it_refuses_a_body_over_the_upload_limit(self):
+        with self.settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000):
+            r = self.post(self.valid_body(subject="x" * 1000))
+        self.assertEqual(r.status_code, 413)
+        self.assertIn("larger than 1000 bytes", r.json()["detail"])
+
     def test_it_requires_a_subject(self):
         self.assertRejected({"files": [manifest_entry()]}, "subject")
-        self.assertRejected(self.valid_body(subject="   "), "subject")
+        self.assertRejected(self.valid_body(subject=""), "subject")
+        for blank in ["   ", "\u3000", "\xa0 \u2003", "\ufeff"]:
+            with self.subTest(subject=blank):
+                self.assertRejected(self.valid_body(subject=blank), "subject")
+
+    def test_it_keeps_the_subject_as_sent(self):
+        # No trimming: the schema's maxLength and pattern are then exactly what is checked.
+        body = self.post(self.valid_body(subject=" Printer on fire ")).json()
+        self.assertEqual(Ticket.objects.get(id=body["id"]).subject, " Printer on fire ")
 
     def test_it_rejects_a_long_subject(self):
         self.assertRejected(self.valid_body(subject="x" * 201), "subject")
+        self.assertRejected(self.valid_body(subject=" " + "x" * 200), "subject")  # was trimmed to 200, and taken
 
     def test_it_rejects_control_characters_in_the_subject(self):
-        self.assertRejected(self.valid_body(subject="a\x00b"), "subject")
+        for subject in ["a\x00b", "a\nb", "a\x7fb", "a\x85b", "a\x9fb"]:  # C0, DEL and C1
+            with self.subTest(subject=subject):
+                self.assertRejected(self.valid_body(subject=subject), "subject")
 
     def test_it_requires_at_least_one_file(self):
         self.assertRejected(self.valid_body(files=[]), "files")
@@ -167,9 +205,14 @@ class CreateTicketTestCase(BaseTestCase):
         self.assertEqual(self.post(self.valid_body(files=[manifest_entry("x" * 200)])).status_code, 201)
 
     def test_it_rejects_bad_sizes(self):
-        for size in [0, -1, 100 * 1024 * 1024 + 1, "big", None, True]:
+        for size in [0, -1, 100 * 1024 * 1024 + 1, "big", None, True, "5", 5.5, 1e20]:
             with self.subTest(size=size):
                 self.assertRejected(self.valid_body(files=[{**manifest_entry(), "size": size}]), "files")
+
+    def test_it_takes_an_integral_float_as_json_schema_does(self):
+        r = self.post(self.valid_body(files=[{**manifest_entry(), "size": 1234.0}]))
+        self.assertEqual(r.status_code, 201)
+        self.assertEqual(r.json()["files"][0]["size"], 1234)
 
     def test_it_accepts_the_largest_size(self):
         entry = {**manifest_entry(), "size": 100 * 1024 * 1024}

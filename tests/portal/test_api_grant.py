@@ -56,6 +56,26 @@ class ReadGrantTestCase(BaseTestCase):
         r = client.generic("POST", self.url(self.ticket.id), b"", content_type="", HTTP_X_CSRFTOKEN=token)
         self.assertEqual(r.status_code, 200)
 
+    def test_it_refuses_a_malformed_body_with_a_reason(self):
+        # The CSRF check reads the body (it looks for csrfmiddlewaretoken), so a body
+        # nested too deeply or with a lone surrogate was a 500 before the view ran.
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(self.alice)
+        client.get("/tickets/")
+        token = client.cookies["csrftoken"].value
+        for body, status, reason in [
+            ("[" * 100_000, 400, "nested more than 32 levels"),
+            ("[" * 950 + "]" * 950, 400, "nested more than 32 levels"),
+            ('{"a": "\\ud800"}', 400, "lone surrogate"),
+            ("{x", 400, "JSON parse error"),
+            ("a=b", 415, "Unsupported media type"),
+        ]:
+            content_type = "application/x-www-form-urlencoded" if status == 415 else "application/json"
+            with self.subTest(body=body[:10]):
+                r = client.post(self.url(self.ticket.id), body, content_type=content_type, HTTP_X_CSRFTOKEN=token)
+                self.assertEqual(r.status_code, status)
+                self.assertIn(reason, r.json()["detail"])
+
     def test_it_returns_404_for_another_tenants_ticket(self):
         self.login(self.charlie)
         r = self.client.post(self.url(self.ticket.id))

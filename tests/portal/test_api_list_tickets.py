@@ -45,15 +45,36 @@ class ListTicketsTestCase(BaseTestCase):
 
     def test_it_rejects_a_bad_number(self):
         self.login(self.alice)
-        for number in ["abc", "0", "-3"]:
+        # The schema says a positive integer: DRF also read "", " 1", "+1" and "1.0", and a repeated one.
+        for number in ["abc", "0", "-3", "", " 1", "+1", "1.0", ["1", "1"], "9" * 1001]:
             with self.subTest(number=number):
                 r = self.client.get(URL, {"number": number})
                 self.assertEqual(r.status_code, 400)
                 self.assertIn("number", r.json())
 
-    def test_it_answers_404_for_a_bad_page(self):
+    def test_a_huge_number_finds_nothing(self):
         self.login(self.alice)
-        self.assertEqual(self.client.get(URL, {"page": 9}).status_code, 404)
+        for number in [2**31, 2**63, 10**30]:
+            with self.subTest(number=number):
+                r = self.client.get(URL, {"number": number})
+                self.assertEqual(r.status_code, 200)
+                self.assertEqual(r.json()["count"], 0)
+
+    def test_it_rejects_a_malformed_page(self):
+        self.login(self.alice)
+        for page in ["abc", "0", "-1", "", "1.0", "last", ["1", "2"], "9" * 1001]:
+            with self.subTest(page=page):
+                r = self.client.get(URL, {"page": page})
+                self.assertEqual(r.status_code, 400)
+                self.assertIn("page", r.json())
+
+    def test_it_answers_404_for_a_page_past_the_last(self):
+        self.login(self.alice)
+        for page in [9, 10**30]:
+            with self.subTest(page=page):
+                r = self.client.get(URL, {"page": page})
+                self.assertEqual(r.status_code, 404)
+                self.assertIn("detail", r.json())
 
     def test_it_requires_login(self):
         self.assertIn(self.client.get(URL).status_code, (401, 403))

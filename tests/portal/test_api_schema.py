@@ -1,7 +1,61 @@
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portal.tickets import manifest
 from tests.portal.base import BaseTestCase
 
 
 class SchemaTestCase(BaseTestCase):
+    def schema(self):
+        return self.client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    def operations(self, schema):
+        for path, methods in schema["paths"].items():
+            for method, operation in methods.items():
+                yield f"{method.upper()} {path}", operation
+
+    def test_it_defines_every_security_scheme_it_names(self):
+        # Naming a scheme by hand (extend_schema(auth=…)) does not add it to
+        # securitySchemes: the schema named schemes it never defined.
+        schema = self.schema()
+        defined = set(schema["components"]["securitySchemes"])
+        self.assertEqual(defined, {"agentToken", "cookieAuth"})
+        for label, operation in self.operations(schema):
+            with self.subTest(operation=label):
+                self.assertTrue(operation["security"])
+                self.assertLessEqual({name for rule in operation["security"] for name in rule}, defined)
+
+    def test_each_method_names_its_one_kind_of_caller(self):
+        security = {label: operation["security"] for label, operation in self.operations(self.schema())}
+        agent, session = [{"agentToken": []}], [{"cookieAuth": []}]
+        self.assertEqual(security, {
+            "GET /api/v1/tickets": session, "POST /api/v1/tickets": agent,
+            "GET /api/v1/tickets/{ticket_id}": session, "POST /api/v1/tickets/{ticket_id}/complete": agent,
+            "POST /api/v1/tickets/{ticket_id}/grant": session, "POST /api/v1/audit/grant": session,
+        })
+
+    def test_it_documents_the_list_as_the_page_it_is(self):
+        schema = self.schema()
+        operation = schema["paths"]["/api/v1/tickets"]["get"]
+        ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        page = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        self.assertEqual(set(page["properties"]), {"count", "next", "previous", "results"})
+        self.assertEqual(
+            {p["name"]: p["schema"] for p in operation["parameters"]},
+            {"number": {"type": "integer", "minimum": 1}, "page": {"type": "integer", "minimum": 1}},
+        )
+
+    def test_every_refusal_is_documented_as_json(self):
+        for label, operation in self.operations(self.schema()):
+            refusals = {code: answer for code, answer in operation["responses"].items() if code[0] != "2"}
+            with self.subTest(operation=label):
+                self.assertIn("404" if "{ticket_id}" in label else "403", refusals)
+                for answer in refusals.values():
+                    self.assertEqual(set(answer["content"]), {"application/json"})
+                    self.assertTrue(answer["description"])
+
     def test_it_serves_the_openapi_schema(self):
         r = self.client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
         self.assertEqual(r.status_code, 200)
@@ -45,3 +99,13 @@ class DocsTestCase(BaseTestCase):
     def test_the_sidecar_assets_are_served(self):
         r = self.client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
         self.assertEqual(r.status_code, 200)
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(st.text(max_size=30) | st.text(st.sampled_from(" \xa0\u3000\ufeff\u2003\x85\x00ab"), max_size=6))
+def test_the_subject_pattern_says_what_the_api_checks(subject):
+    """The schema's pattern (which a JSON Schema validator reads, e.g. an agent's)
+    and manifest.subject_problem (what the API runs) agree on every string."""
+    assert bool(re.fullmatch(manifest.SUBJECT_PATTERN.strip("^$"), subject)) == (
+        len(subject) >= 1 and manifest.subject_problem(subject) is None
+    )

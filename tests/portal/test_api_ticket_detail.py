@@ -27,6 +27,17 @@ class TicketDetailTestCase(BaseTestCase):
         self.login(self.alice)
         self.assertEqual(self.client.get(self.url(uuid.uuid4())).status_code, 404)
 
+    def test_a_malformed_id_is_a_json_404(self):
+        # The URL pattern refuses it before DRF: Django's HTML 404 page was the answer.
+        self.login(self.alice)
+        for ticket_id in ["nope", "null,null", str(self.ticket.id)[:-1] + "g", "%ff"]:
+            for r in [self.client.get(self.url(ticket_id)), self.client.post(self.url(ticket_id) + "/grant"),
+                      self.client.post(self.url(ticket_id) + "/complete", **self.agent_headers(self.agent_a_token))]:
+                with self.subTest(ticket_id=ticket_id, path=r.request["PATH_INFO"]):
+                    self.assertEqual(r.status_code, 404)
+                    self.assertEqual(r["Content-Type"], "application/json")
+                    self.assertEqual(r.json(), {"detail": "not found"})
+
     def test_it_returns_404_for_vendor_support(self):
         self.login(self.victor)
         self.assertEqual(self.client.get(self.url(self.ticket.id)).status_code, 404)

@@ -60,7 +60,11 @@ def test_env_key_names_the_variable(value, problem):
         env.env_key("DUALKEY_MASTER_KEY", KEY, debug=False, environ={"DUALKEY_MASTER_KEY": value})
 
 
-@pytest.mark.parametrize("value", ["portal.example.com", "https://portal.example.com/app", "ftp://x.example"])
+@pytest.mark.parametrize("value", [
+    "portal.example.com", "https://portal.example.com/app", "ftp://x.example",
+    # urlsplit raises ValueError for these: still the variable's name, not a traceback.
+    "https://[::1", "https://portal.example.com:99999999", "https://portal.example.com:port",
+])
 def test_env_origin_refuses_anything_but_an_origin(value):
     with pytest.raises(ImproperlyConfigured, match="DUALKEY_PORTAL_ORIGIN"):
         env.env_origin("DUALKEY_PORTAL_ORIGIN", environ={"DUALKEY_PORTAL_ORIGIN": value})

@@ -50,6 +50,27 @@ class UpdateStorageTestCase(BaseTestCase):
         self.tenant_a.refresh_from_db()
         self.assertEqual(self.tenant_a.storage_origin, "https://alpha-reports.s3.eu-west-1.amazonaws.com")
 
+    def test_it_rejects_a_malformed_host_or_port_with_a_reason(self):
+        # urlsplit raises ValueError on "[::1" (and on a bad port once asked): it was a 500.
+        self.login(self.alice)
+        bad = ["https://[::1", "https://[zz]", "http://[::1", "https://a.example:99999999",
+               "https://a.example:abc", "https://a.example:0", "https://a.example:"]
+        for value in bad:
+            for field in ["gatekeeper_url", "storage_origin"]:
+                with self.subTest(field=field, value=value):
+                    r = self.client.post(URL, self.form(**{field: value}))
+                    self.assertEqual(r.status_code, 400)
+                    self.assertTrue(r.context["storage_form"].errors[field])
+        self.tenant_a.refresh_from_db()
+        self.assertEqual(self.tenant_a.gatekeeper_url, "https://gk.alpha.example/dualkey")
+
+    def test_it_takes_a_port_and_an_ipv6_loopback(self):
+        self.login(self.alice)
+        r = self.client.post(URL, self.form(gatekeeper_url="http://[::1]:9101", storage_origin="https://s3.example:8443"))
+        self.assertEqual(r.status_code, 302)
+        self.tenant_a.refresh_from_db()
+        self.assertEqual(self.tenant_a.gatekeeper_origin, "http://[::1]:9101")
+
     def test_it_rejects_bad_values_with_a_reason(self):
         self.login(self.alice)
         cases = {
