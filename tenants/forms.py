@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from tenants.models import Tenant
+from tenants.validators import validate_printable
 
 
 class StorageSettingsForm(forms.ModelForm):
@@ -18,13 +19,18 @@ class StorageSettingsForm(forms.ModelForm):
 
 
 class AgentTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, label="Token name")
+    name = forms.CharField(max_length=100, label="Token name", validators=[validate_printable])
 
 
 class TenantCreateForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ["slug", "name", "data_location", "region"]
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        validate_printable(name)
+        return name
 
 
 class TenantStatusForm(forms.ModelForm):

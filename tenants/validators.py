@@ -25,6 +25,13 @@ validate_bucket = RegexValidator(
 validate_gatekeeper_id = RegexValidator(r"\A[A-Za-z0-9._-]{1,64}\Z", "1-64 letters, digits, '.', '_' or '-'.")
 
 
+def validate_printable(value: str) -> None:
+    """Names travel into grants (`name`) and the customer's audit log: no control
+    characters (C0, DEL, C1), which would forge lines or hide text there."""
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+        raise ValidationError("No control characters.")
+
+
 def _split(value: str):
     """urlsplit, and the port read now: either raises ValueError on a malformed
     URL ("https://[::1", "https://a.example:99999999"), which must be a refusal,

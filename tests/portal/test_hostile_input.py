@@ -149,3 +149,13 @@ class HostileInputTestCase(BaseTestCase):
         r = self.client.get("/nope/")
         self.assertEqual(r.status_code, 404)
         self.assertContains(r, "Not found", status_code=404)
+
+
+class UnreadableBodyTestCase(BaseTestCase):
+    def test_an_unreadable_form_body_gets_a_400_page_with_a_reason(self):
+        self.login(self.alice)
+        # More fields than DATA_UPLOAD_MAX_NUMBER_FIELDS: Django refuses to read it.
+        body = "&".join(f"f{i}=x" for i in range(1500))
+        r = self.client.post("/settings/tokens/", body, content_type="application/x-www-form-urlencoded")
+        self.assertEqual(r.status_code, 400)
+        self.assertContains(r, "could not be read", status_code=400)

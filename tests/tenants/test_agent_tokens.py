@@ -37,6 +37,15 @@ class CreateTokenTestCase(BaseTestCase):
         self.assertEqual(r.status_code, 400)
         self.assertTrue(r.context["token_form"].errors["name"])
 
+    def test_it_refuses_control_characters_in_the_name(self):
+        # The name travels into grants and the customer's audit log.
+        self.login(self.alice)
+        for name in ["evil\x1b[2J", "two\nlines", "c1\x85inside"]:
+            with self.subTest(name=name):
+                r = self.client.post(self.URL, {"name": name})
+                self.assertEqual(r.status_code, 400)
+                self.assertTrue(r.context["token_form"].errors["name"])
+
     def test_it_returns_403_for_staff(self):
         self.login(self.bob)
         self.assertEqual(self.client.post(self.URL, {"name": "x"}).status_code, 403)

@@ -51,6 +51,14 @@ class CreateTenantTestCase(BaseTestCase):
         key = tenant.signing_keys.get()
         self.assertEqual(key.status, TenantSigningKey.Status.ACTIVE)
 
+    def test_it_refuses_control_characters_in_the_name(self):
+        self.login(self.victor)
+        r = self.client.post(self.URL, {"slug": "ctl", "name": "Bad\x07Name", "data_location": "vendor",
+                                        "region": "us-east-1"})
+        self.assertEqual(r.status_code, 400)
+        self.assertTrue(r.context["form"].errors["name"])
+        self.assertFalse(Tenant.objects.filter(slug="ctl").exists())
+
     def test_it_rejects_a_taken_or_bad_slug(self):
         self.login(self.victor)
         for slug in ["alpha", "Bad Slug", "", "-x", "a" * 41]:
