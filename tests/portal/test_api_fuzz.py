@@ -71,7 +71,23 @@ def _ticket(tenant, agent, ticket_id, subject):
 
 
 @pytest.fixture
-def story(db):
+def keep_test_connection():
+    """The WSGI handler closes "old" database connections when a request ends.
+    Inside a test that is the connection holding the test's transaction: on
+    PostgreSQL the next query would find it closed. Django's own test client
+    disconnects the same signal handlers for the same reason."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def story(db, keep_test_connection):
     """Alpha's admin Alice (a session) and Alpha's agent (a token), as in
     tests/portal/base.py; Beta owns a ticket that Alpha's callers must not see."""
     alpha = create_tenant(
