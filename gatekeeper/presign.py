@@ -133,14 +133,18 @@ class Presigner:
         # botocore's POST URL ends in "/" only when the bucket is in the host.
         self._post_url = f"{base}/" if bucket_in_host else f"{base}/{bucket}"
 
-    def presign_get(self, key: str, expires_in: int, now: datetime.datetime) -> str:
-        """A URL that lets its holder GET `key` for `expires_in` seconds from `now`."""
+    def presign_get(self, key: str, expires_in: int, now: datetime.datetime,
+                    content_disposition: str | None = None) -> str:
+        """A URL that lets its holder GET `key` for `expires_in` seconds from `now`.
+        With `content_disposition`, S3 answers with that Content-Disposition header
+        (the signed `response-content-disposition` parameter)."""
         _check_key(key)
         _check_expires_in(expires_in)
         creds = self._credentials()
         amz_date, scope = self._date_and_scope(now)
         # botocore's order in the URL; the canonical form sorts them below.
-        params = [
+        params = [("response-content-disposition", content_disposition)] if content_disposition else []
+        params += [
             ("X-Amz-Algorithm", ALGORITHM),
             ("X-Amz-Credential", f"{creds.access_key}/{scope}"),
             ("X-Amz-Date", amz_date),

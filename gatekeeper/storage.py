@@ -80,7 +80,10 @@ class Storage:
             raise StorageUnavailable("the object could not be deleted") from None
 
     def presign_get(self, key: str, ttl: int, now: float) -> str:
-        return self.presigner.presign_get(key, ttl, _utc(now))
+        # "attachment": a URL opened directly downloads rather than renders, whatever
+        # Content-Type an uploader chose (a text/html object cannot run as a page).
+        # fetch() and <img> are unaffected.
+        return self.presigner.presign_get(key, ttl, _utc(now), content_disposition="attachment")
 
     def presign_post(self, key: str, content_type: str, size: int, ttl: int, now: float):
         return self.presigner.presign_post(key, content_type, size, ttl, _utc(now))

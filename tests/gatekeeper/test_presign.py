@@ -169,9 +169,14 @@ def test_get_urls_are_byte_identical_to_botocore(botocore_session):
                     if client_key not in clients:
                         clients[client_key] = botocore_client(
                             botocore_session, region, endpoint_url, credential_sets[creds_index])
+                    # Every other URL also asks S3 for a Content-Disposition, as the gatekeeper does.
+                    disposition = "attachment" if compared % 2 else None
+                    params = {"Bucket": bucket, "Key": key}
+                    if disposition:
+                        params["ResponseContentDisposition"] = disposition
                     expected = clients[client_key].generate_presigned_url(
-                        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)
-                    ours = presigner.presign_get(key, expires_in, amz_date_of(expected))
+                        "get_object", Params=params, ExpiresIn=expires_in)
+                    ours = presigner.presign_get(key, expires_in, amz_date_of(expected), disposition)
                     assert ours == expected, (region, endpoint_url, bucket, key, expires_in)
                     compared += 1
     assert compared == len(REGIONS) * len(ENDPOINTS) * len(BUCKETS) * 3  # 780

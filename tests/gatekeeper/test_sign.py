@@ -63,6 +63,7 @@ def test_it_round_trips_put_list_get_with_matching_bytes(gatekeeper):
     assert listing["objects"][0]["etag"] == hashlib.md5(data).hexdigest()
     assert listing["truncated"] is False
     assert got["method"] == "GET" and got["expires_at"] > time.time()
+    assert "response-content-disposition=attachment&" in got["url"]  # opened directly: downloads
     assert download(got) == data
 
 
