@@ -466,3 +466,18 @@ def log_in(browser, stack: Stack, username: str, **context_options):
 
 def wait_until_loaded(page, timeout: float = 20_000) -> None:
     page.wait_for_selector("[data-report-root][data-loaded=true]", state="attached", timeout=timeout)
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL, as browsers and CSP headers name it."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def csp_directives(header: str) -> dict[str, list[str]]:
+    """A Content-Security-Policy header as {directive: [sources]}."""
+    directives = {}
+    for part in filter(None, (p.strip() for p in header.split(";"))):
+        name, *sources = part.split()
+        directives[name] = sources
+    return directives

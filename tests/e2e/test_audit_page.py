@@ -14,13 +14,13 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass, field
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
-from tests.stack import log_in, wait_until_loaded
+from tests.stack import csp_directives, log_in, origin, wait_until_loaded
 
 pytestmark = pytest.mark.e2e
 
@@ -38,17 +38,6 @@ COLUMNS = ["time", "outcome", "op", "key", "client_ip", "country", "sub", "name"
 HOSTILE_AGENT = '=HYPERLINK("http://evil.example/","open me")<b data-hostile>bold</b><img src=x>'
 
 
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def csp_directives(header: str) -> dict[str, list[str]]:
-    directives = {}
-    for part in filter(None, (p.strip() for p in header.split(";"))):
-        name, *sources = part.split()
-        directives[name] = sources
-    return directives
 
 
 @dataclass

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.stack import MISCONFIGURED, MISCONFIGURED_ID, MISCONFIGURED_KID, log_in
+from tests.stack import (
+    MISCONFIGURED, MISCONFIGURED_ID, MISCONFIGURED_KID, csp_directives, log_in, origin,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,17 +39,6 @@ ALL_PASS = {"reachable": "pass", "protocol": "pass", "gatekeeper_id": "pass", "a
             "clock": "pass", "audit": "pass", "enabled": "pass", "encryption": "info"}
 
 
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def csp_directives(header: str) -> dict[str, list[str]]:
-    directives = {}
-    for part in filter(None, (p.strip() for p in header.split(";"))):
-        name, *sources = part.split()
-        directives[name] = sources
-    return directives
 
 
 def signing_keys(stack, slug: str) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.stack import log_in, wait_until_loaded
+from tests.stack import csp_directives, log_in, origin, wait_until_loaded
 
 pytestmark = pytest.mark.e2e
 
@@ -30,22 +30,11 @@ document.addEventListener("securitypolicyviolation", (e) => window.__cspViolatio
 """
 
 
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
 
 def jwt_claims(token: str) -> dict:
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
-
-def csp_directives(header: str) -> dict[str, list[str]]:
-    directives = {}
-    for part in filter(None, (p.strip() for p in header.split(";"))):
-        name, *sources = part.split()
-        directives[name] = sources
-    return directives
 
 
 @dataclass

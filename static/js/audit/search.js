@@ -2,7 +2,7 @@
 // with a short audit grant from the portal. The log never passes through the
 // portal: the portal signs the grant, the browser asks the gatekeeper.
 
-import { ApiError, gatekeeperRefusal, requestGrant } from "../report/api.js";
+import { ApiError, postToGatekeeper, requestGrant } from "../report/api.js";
 
 // Audit grants live 120 s and are not single-use: one serves several searches.
 // Renewed well before it runs out, measured on this browser's own clock (the
@@ -13,14 +13,6 @@ const GRANT_REUSE_MS = 60_000;
 // the calls of one load; the user can always ask for more.
 export const MAX_CALLS_PER_LOAD = 25;
 const MAX_PAGE = 500; // the protocol's largest limit: more from one call is not believed
-
-async function readJson(response) {
-  try {
-    return await response.json();
-  } catch {
-    return null;
-  }
-}
 
 export class AuditLog {
   constructor({ grantUrl, csrfToken, gatekeeperUrl }) {
@@ -55,28 +47,7 @@ export class AuditLog {
   }
 
   async post(body, grant, signal) {
-    const url = this.gatekeeperUrl.replace(/\/+$/, "") + "/v1/audit/search";
-    let response;
-    try {
-      response = await fetch(url, {
-        method: "POST",
-        mode: "cors",
-        credentials: "omit", // the grant is the only credential the gatekeeper needs
-        referrerPolicy: "no-referrer",
-        cache: "no-store",
-        headers: { Authorization: `Bearer ${grant}`, "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-        signal,
-      });
-    } catch (error) {
-      if (error?.name === "AbortError") throw error;
-      // A CORS refusal and a dead host look the same to a page, so say both.
-      throw new ApiError(`Could not reach the customer's gatekeeper at ${new URL(url).origin}.`, {
-        source: "gatekeeper", hint: "It may be down, or it may not allow this portal's origin (CORS).",
-      });
-    }
-    const answer = await readJson(response);
-    if (!response.ok) throw gatekeeperRefusal(response.status, answer, response.headers.get("X-Request-Id"));
+    const answer = await postToGatekeeper(this.gatekeeperUrl, "/v1/audit/search", grant, body, signal);
     if (!Array.isArray(answer?.entries) || !(answer.next === null || typeof answer.next === "string")) {
       throw new ApiError("The gatekeeper's answer is malformed.", { source: "gatekeeper" });
     }

@@ -79,10 +79,10 @@ export function gatekeeperRefusal(status, body, requestId = null) {
   });
 }
 
-// One /v1/sign call for the whole ticket: the gatekeeper audits and decides
-// the batch as a whole, and one round trip keeps the page fast.
-export async function signAll(gatekeeperUrl, grant, ops) {
-  const url = gatekeeperUrl.replace(/\/+$/, "") + "/v1/sign";
+// Every POST to a gatekeeper (sign, audit search): the JSON answer, or an
+// ApiError that says what happened. An abort is passed through untouched.
+export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, signal) {
+  const url = gatekeeperUrl.replace(/\/+$/, "") + path;
   let response;
   try {
     response = await fetch(url, {
@@ -90,10 +90,13 @@ export async function signAll(gatekeeperUrl, grant, ops) {
       mode: "cors",
       credentials: "omit", // the grant is the only credential the gatekeeper needs
       referrerPolicy: "no-referrer",
+      cache: "no-store",
       headers: { Authorization: `Bearer ${grant}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ ops }),
+      body: JSON.stringify(payload),
+      signal,
     });
-  } catch {
+  } catch (error) {
+    if (error?.name === "AbortError") throw error;
     // A CORS refusal and a dead host look the same to a page, so say both.
     throw new ApiError(
       `Could not reach the customer's gatekeeper at ${new URL(url).origin}.`,
@@ -102,6 +105,13 @@ export async function signAll(gatekeeperUrl, grant, ops) {
   }
   const body = await readJson(response);
   if (!response.ok) throw gatekeeperRefusal(response.status, body, response.headers.get("X-Request-Id"));
+  return body;
+}
+
+// One /v1/sign call for the whole ticket: the gatekeeper audits and decides
+// the batch as a whole, and one round trip keeps the page fast.
+export async function signAll(gatekeeperUrl, grant, ops) {
+  const body = await postToGatekeeper(gatekeeperUrl, "/v1/sign", grant, { ops });
   if (!Array.isArray(body?.results) || body.results.length !== ops.length) {
     throw new ApiError("The gatekeeper's answer is malformed.", { source: "gatekeeper" });
   }
