@@ -481,3 +481,10 @@ def csp_directives(header: str) -> dict[str, list[str]]:
         name, *sources = part.split()
         directives[name] = sources
     return directives
+
+# Collected in the page before any of its own scripts run: every CSP violation.
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(
+  {directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample}));
+"""

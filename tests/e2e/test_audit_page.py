@@ -20,16 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.stack import csp_directives, log_in, origin, wait_until_loaded
+from tests.stack import CSP_RECORDER, csp_directives, log_in, origin, wait_until_loaded
 
 pytestmark = pytest.mark.e2e
 
-# Collected in the page before any of its own scripts run: every CSP violation.
-CSP_RECORDER = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(
-  {directive: e.effectiveDirective, blocked: e.blockedURI}));
-"""
 # Alice's browser is in New York, so local time and UTC differ by hours.
 TIMEZONE = "America/New_York"
 COLUMNS = ["time", "outcome", "op", "key", "client_ip", "country", "sub", "name", "reason", "status",

@@ -23,17 +23,11 @@ import pytest
 import requests
 
 from tests.stack import (
-    MISCONFIGURED, MISCONFIGURED_ID, MISCONFIGURED_KID, csp_directives, log_in, origin,
+    CSP_RECORDER, MISCONFIGURED, MISCONFIGURED_ID, MISCONFIGURED_KID, csp_directives, log_in, origin,
 )
 
 pytestmark = pytest.mark.e2e
 
-# Collected in the page before any of its own scripts run: every CSP violation.
-CSP_RECORDER = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(
-  {directive: e.effectiveDirective, blocked: e.blockedURI}));
-"""
 KEYS_HINT = "Paste the [vendor_keys] block below into its config and restart it."
 ALL_PASS = {"reachable": "pass", "protocol": "pass", "gatekeeper_id": "pass", "active_kid": "pass",
             "clock": "pass", "audit": "pass", "enabled": "pass", "encryption": "info"}

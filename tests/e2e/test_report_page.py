@@ -18,17 +18,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.stack import csp_directives, log_in, origin, wait_until_loaded
+from tests.stack import CSP_RECORDER, csp_directives, log_in, origin, wait_until_loaded
 
 pytestmark = pytest.mark.e2e
-
-# Collected in the page before any of its own scripts run: every CSP violation.
-CSP_RECORDER = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(
-  {directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample}));
-"""
-
 
 
 def jwt_claims(token: str) -> dict:
