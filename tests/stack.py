@@ -488,3 +488,43 @@ window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(
   {directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample}));
 """
+
+
+@dataclass
+class BrowserView:
+    """One page as a logged-in browser saw it: what it requested, logged and broke.
+    Subclasses say when their page has settled (`wait`)."""
+    page: object
+    status: int = 0
+    csp: str = ""
+    requests: list[tuple[str, str]] = field(default_factory=list)   # (method, url)
+    console: list[tuple[str, str]] = field(default_factory=list)    # (type, text)
+    page_errors: list[str] = field(default_factory=list)
+
+    def wait(self) -> None:
+        raise NotImplementedError
+
+    def requests_to(self, origin_: str, method: str | None = None) -> list[str]:
+        return [url for m, url in self.requests if origin(url) == origin_ and (method is None or m == method)]
+
+    def csp_violations(self) -> list[dict]:
+        return self.page.evaluate("window.__cspViolations")
+
+
+def open_view(view_class, browser, stack, username: str, path: str, before_load=None, **context_options):
+    """Log in as `username`, open `path` recording everything, wait until it settles.
+    Returns (browser context, view); the caller closes the context."""
+    context, page = log_in(browser, stack, username, **context_options)
+    page.add_init_script(CSP_RECORDER)
+    view = view_class(page)
+    page.on("request", lambda r: view.requests.append((r.method, r.url)))
+    page.on("console", lambda m: view.console.append((m.type, m.text)))
+    page.on("pageerror", lambda e: view.page_errors.append(str(e)))
+    if before_load:
+        before_load(page)
+    response = page.goto(f"{stack.portal_url}{path}")
+    view.status = response.status
+    view.csp = response.headers.get("content-security-policy", "")
+    if response.status == 200:
+        view.wait()
+    return context, view

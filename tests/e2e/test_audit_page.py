@@ -13,14 +13,13 @@ import csv
 import datetime as dt
 import io
 import json
-from dataclasses import dataclass, field
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
-from tests.stack import CSP_RECORDER, csp_directives, log_in, origin, wait_until_loaded
+from tests.stack import BrowserView, csp_directives, log_in, open_view, origin, wait_until_loaded
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +33,8 @@ HOSTILE_AGENT = '=HYPERLINK("http://evil.example/","open me")<b data-hostile>bol
 
 
 
-@dataclass
-class AuditView:
+class AuditView(BrowserView):
     """One audit page as a browser saw it."""
-    page: object
-    status: int = 0
-    csp: str = ""
-    requests: list[tuple[str, str]] = field(default_factory=list)   # (method, url)
-    console: list[tuple[str, str]] = field(default_factory=list)    # (type, text)
-    page_errors: list[str] = field(default_factory=list)
-
-    def requests_to(self, origin_: str, method: str | None = None) -> list[str]:
-        return [url for m, url in self.requests if origin(url) == origin_ and (method is None or m == method)]
 
     def wait(self) -> None:
         self.page.wait_for_selector("[data-audit-root][data-loaded=true]", state="attached", timeout=20_000)
@@ -72,23 +61,9 @@ class AuditView:
     def status_text(self) -> str:
         return self.page.get_by_test_id("audit-status").text_content()
 
-    def csp_violations(self) -> list[dict]:
-        return self.page.evaluate("window.__cspViolations")
-
 
 def open_audit(browser, stack, username: str, query: str = "", **context_options) -> tuple[object, AuditView]:
-    context, page = log_in(browser, stack, username, **context_options)
-    page.add_init_script(CSP_RECORDER)
-    view = AuditView(page)
-    page.on("request", lambda r: view.requests.append((r.method, r.url)))
-    page.on("console", lambda m: view.console.append((m.type, m.text)))
-    page.on("pageerror", lambda e: view.page_errors.append(str(e)))
-    response = page.goto(f"{stack.portal_url}/audit/{query}")
-    view.status = response.status
-    view.csp = response.headers.get("content-security-policy", "")
-    if response.status == 200:
-        view.wait()
-    return context, view
+    return open_view(AuditView, browser, stack, username, f"/audit/{query}", **context_options)
 
 
 def sub_of(stack, username: str) -> str:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 
 import pytest
 import requests
 
 from tests.stack import (
-    CSP_RECORDER, MISCONFIGURED, MISCONFIGURED_ID, MISCONFIGURED_KID, csp_directives, log_in, origin,
+    MISCONFIGURED, MISCONFIGURED_ID, MISCONFIGURED_KID, BrowserView, csp_directives, open_view,
+    origin,
 )
 
 pytestmark = pytest.mark.e2e
@@ -43,15 +43,8 @@ def signing_keys(stack, slug: str) -> dict[str, list[str]]:
     return json.loads(stack.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
 
 
-@dataclass
-class CheckView:
+class CheckView(BrowserView):
     """One settings page as a browser saw it."""
-    page: object
-    status: int = 0
-    csp: str = ""
-    requests: list[tuple[str, str]] = field(default_factory=list)   # (method, url)
-    console: list[tuple[str, str]] = field(default_factory=list)    # (type, text)
-    page_errors: list[str] = field(default_factory=list)
 
     def wait(self) -> None:
         self.page.wait_for_selector("[data-gatekeeper-check][data-state=done]", state="attached", timeout=20_000)
@@ -79,25 +72,9 @@ class CheckView:
     def health_requests(self, gatekeeper_url: str) -> list[tuple[str, str]]:
         return [(m, url) for m, url in self.requests if url == gatekeeper_url + "/v1/health"]
 
-    def csp_violations(self) -> list[dict]:
-        return self.page.evaluate("window.__cspViolations")
-
 
 def open_settings(browser, stack, username: str, before_load=None) -> tuple[object, CheckView]:
-    context, page = log_in(browser, stack, username)
-    page.add_init_script(CSP_RECORDER)
-    view = CheckView(page)
-    page.on("request", lambda r: view.requests.append((r.method, r.url)))
-    page.on("console", lambda m: view.console.append((m.type, m.text)))
-    page.on("pageerror", lambda e: view.page_errors.append(str(e)))
-    if before_load:
-        before_load(page)
-    response = page.goto(f"{stack.portal_url}/settings/")
-    view.status = response.status
-    view.csp = response.headers.get("content-security-policy", "")
-    if response.status == 200:
-        view.wait()
-    return context, view
+    return open_view(CheckView, browser, stack, username, "/settings/", before_load=before_load)
 
 
 @pytest.fixture(scope="module")
