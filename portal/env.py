@@ -107,3 +107,27 @@ def env_origin(name: str, default: str | None = None, *, environ=None) -> str:
     if parts.path or parts.query or parts.fragment or parts.username:
         raise ImproperlyConfigured(f"{name} must be an origin only, with no path, query or user")
     return value
+
+
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "pgsql")
+
+
+def env_database(name: str, default: str, *, conn_max_age: int = 0, environ=None) -> dict:
+    """A Django DATABASES entry from a URL: sqlite:///PATH or postgres://USER:PASS@HOST:PORT/NAME.
+
+    The error names the variable and the scheme it found, never the whole value
+    (it may hold a password).
+    """
+    import dj_database_url
+
+    value = env_str(name, default, environ=environ)
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in DATABASE_SCHEMES or not scheme.isascii():
+        found = f"scheme {scheme!r}" if scheme and scheme.isalnum() else "no scheme"
+        raise ImproperlyConfigured(
+            f"{name} must be sqlite:///PATH or postgres://USER:PASSWORD@HOST:PORT/NAME ({found})"
+        )
+    try:
+        return dj_database_url.parse(value, conn_max_age=conn_max_age)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is not a valid database URL") from None

@@ -7,9 +7,7 @@ off, the secrets have no defaults and the portal refuses to start without them.
 
 from pathlib import Path
 
-import dj_database_url
-
-from portal.env import env_bool, env_int, env_key, env_list, env_origin, env_secret, env_str
+from portal.env import env_bool, env_database, env_int, env_key, env_list, env_origin, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -74,9 +72,8 @@ TEMPLATES = [
 
 DEFAULT_DATABASE_URL = f"sqlite:///{BASE_DIR / 'var' / 'portal.sqlite3'}"
 DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", DEFAULT_DATABASE_URL),
-        conn_max_age=env_int("DUALKEY_DB_CONN_MAX_AGE", 0),
+    "default": env_database(
+        "DATABASE_URL", DEFAULT_DATABASE_URL, conn_max_age=env_int("DUALKEY_DB_CONN_MAX_AGE", 0)
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

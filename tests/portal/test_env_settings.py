@@ -119,3 +119,41 @@ def test_database_url_selects_postgresql():
     result = _load_settings(**PRODUCTION, DATABASE_URL="postgres://u:p@db.example:5432/dualkey")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[2] == "django.db.backends.postgresql"
+
+
+def test_env_database_reads_sqlite_and_postgres_urls():
+    sqlite = env.env_database("DATABASE_URL", "sqlite:////tmp/x.sqlite3", environ={})
+    assert sqlite["ENGINE"] == "django.db.backends.sqlite3" and sqlite["NAME"] == "/tmp/x.sqlite3"
+    pg = env.env_database(
+        "DATABASE_URL", "", environ={"DATABASE_URL": "postgres://u:pw@127.0.0.1:5433/db"}, conn_max_age=5
+    )
+    assert (pg["ENGINE"], pg["HOST"], pg["PORT"], pg["NAME"], pg["CONN_MAX_AGE"]) == (
+        "django.db.backends.postgresql", "127.0.0.1", 5433, "db", 5,
+    )
+
+
+@pytest.mark.parametrize(
+    "value, found",
+    [
+        # What a shell script once produced: a notice printed in front of the URL.
+        ("Removed stale pid file.\npostgres://u:s3cret@127.0.0.1:5432/db", "no scheme"),
+        ("mysql://u:s3cret@db/x", "scheme 'mysql'"),
+        ("127.0.0.1:5432/db", "no scheme"),
+    ],
+)
+def test_env_database_names_the_variable_and_hides_the_password(value, found):
+    with pytest.raises(ImproperlyConfigured) as caught:
+        env.env_database("DATABASE_URL", "", environ={"DATABASE_URL": value})
+    message = str(caught.value)
+    assert message.startswith("DATABASE_URL must be") and found in message
+    assert "s3cret" not in message
+
+
+def test_a_bad_database_url_stops_manage_py_with_the_variable_named():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={**os.environ, "DATABASE_URL": "Removed stale pid file. postgres://x"},
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL must be sqlite:///PATH or postgres://" in result.stderr
