@@ -120,15 +120,16 @@ class DynamoAuditStore:
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
         token = os.urandom(8).hex()  # sort keys unique even if request ids are not
         items = [self._item(record, token, n) for n, record in enumerate(records)]
-        # Transactions hold at most 100 items; a bigger batch is several, and if a
-        # later one fails the request is still refused (fail closed).
-        for start in range(0, len(items), DYNAMO_TRANSACTION_ITEMS):
-            self._call("transact_write_items", TransactItems=[
-                # The condition makes an audit record impossible to overwrite.
-                {"Put": {"TableName": self.table, "Item": item,
-                         "ConditionExpression": "attribute_not_exists(pk)"}}
-                for item in items[start:start + DYNAMO_TRANSACTION_ITEMS]
-            ])
+        # One request's records are one transaction: all are stored or none is.
+        # A batch holds at most 100 ops (app.MAX_BATCH_OPS), TransactWriteItems' limit.
+        if len(items) > DYNAMO_TRANSACTION_ITEMS:
+            raise ValueError(f"at most {DYNAMO_TRANSACTION_ITEMS} audit records per request")
+        self._call("transact_write_items", TransactItems=[
+            # The condition makes an audit record impossible to overwrite.
+            {"Put": {"TableName": self.table, "Item": item,
+                     "ConditionExpression": "attribute_not_exists(pk)"}}
+            for item in items
+        ])
 
     def _item(self, record: AuditRecord, token: str, n: int) -> dict:
         item = {name: {"S": _clean(getattr(record, name))} for name in TEXT_FIELDS}

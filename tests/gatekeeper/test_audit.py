@@ -410,14 +410,22 @@ def test_dynamodb_pages_may_be_short_but_the_cursor_finds_everything(moto_url, m
         assert pages > len(entries) / body["limit"]  # some pages came back short
 
 
-def test_dynamodb_writes_big_batches(moto_url):
+def test_dynamodb_writes_a_full_batch_in_one_transaction(moto_url, monkeypatch):
+    from gatekeeper.app import MAX_BATCH_OPS
+
     store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
     store.create_table()
     store.create_table()  # idempotent
-    same_time = [AuditRecord(ts=NOW, request_id="batch", key=f"k{i}") for i in range(150)]
+    calls = []
+    real_call = store._call
+    monkeypatch.setattr(store, "_call", lambda name, **kw: (calls.append(name), real_call(name, **kw))[1])
+    same_time = [AuditRecord(ts=NOW, request_id="batch", key=f"k{i}") for i in range(MAX_BATCH_OPS)]
     store.write(same_time)
     store.write(same_time)  # the same request id again is a new record, not an overwrite
-    assert len(search_all(store, {"limit": 500})[0]) == 300
+    assert calls == ["transact_write_items", "transact_write_items"]  # all or nothing, per request
+    assert len(search_all(store, {"limit": 500})[0]) == 2 * MAX_BATCH_OPS
+    with pytest.raises(ValueError, match="at most 100 audit records"):
+        store.write(same_time + same_time[:1])
 
 
 def test_dynamodb_hides_records_past_retention_before_ttl_runs(moto_url):
