@@ -122,6 +122,8 @@ class DynamoAuditStore:
         items = [self._item(record, token, n) for n, record in enumerate(records)]
         # One request's records are one transaction: all are stored or none is.
         # A batch holds at most 100 ops (app.MAX_BATCH_OPS), TransactWriteItems' limit.
+        if not items:
+            return
         if len(items) > DYNAMO_TRANSACTION_ITEMS:
             raise ValueError(f"at most {DYNAMO_TRANSACTION_ITEMS} audit records per request")
         self._call("transact_write_items", TransactItems=[
