@@ -11,7 +11,7 @@ time, with an opaque `cursor` for the next page. Follow the cursor until it is
 null: a page may hold fewer than `limit` records (DynamoDB stops after a bounded
 amount of work per call) without being the last one.
 
-Record `op` names: the protocol's ops (get, list, put, delete, unwrap), "audit" for
+Record `op` names: the protocol's ops (get, list, put, delete), "audit" for
 an audit search, "sign" for a /v1/sign request recorded as a whole, and "request"
 for a refusal that happened before any op could be named (unknown path, bad body,
 bad grant, ACL). Search accepts exactly these names.
@@ -36,7 +36,7 @@ from .errors import BadRequest, ConfigError
 
 log = logging.getLogger(__name__)
 
-OPS = frozenset({"get", "list", "put", "delete", "unwrap", "audit", "sign", "request"})
+OPS = frozenset({"get", "list", "put", "delete", "audit", "sign", "request"})
 OUTCOMES = frozenset({"allow", "deny"})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500

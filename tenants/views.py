@@ -106,7 +106,7 @@ def revoke_token(request, token_id):
 
 
 # What the gatekeeper's audit search accepts as `op` (docs/protocol.md, section 9).
-AUDIT_SEARCH_OPS = ("get", "list", "put", "delete", "unwrap", "audit", "sign", "request")
+AUDIT_SEARCH_OPS = ("get", "list", "put", "delete", "audit", "sign", "request")
 
 
 @login_required
