@@ -81,7 +81,8 @@ class TenantSigningKey(models.Model):
     portal; the private half is stored encrypted (tenants/signing.py)."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
+        ACTIVE = "active", "Active (signs grants)"
+        NEXT = "next", "Next (published, not signing yet)"
         PREVIOUS = "previous", "Previous (verifying grants still alive)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="signing_keys")
@@ -97,6 +98,9 @@ class TenantSigningKey(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant"], condition=Q(status="active"), name="one_active_signing_key_per_tenant"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=Q(status="next"), name="one_next_signing_key_per_tenant"
             ),
         ]
 

@@ -24,7 +24,13 @@ from tenants.access import (
 )
 from tenants.models import TenantSigningKey
 from tenants.services import create_tenant, invite_admin
-from tenants.signing import trusted_public_keys, vendor_keys_toml
+from tenants.signing import (
+    RotationError,
+    activate_next_key,
+    prepare_next_key,
+    trusted_public_keys,
+    vendor_keys_toml,
+)
 from tenants.tokens import issue_agent_token
 
 
@@ -35,15 +41,20 @@ def _gatekeeper_check(tenant, signing_keys) -> dict | None:
     portal never contacts a customer's gatekeeper."""
     if not tenant.gatekeeper_url:
         return None
+    def kids(status):
+        return [k.kid for k in signing_keys if k.status == status]
+
     return {
         "url": tenant.gatekeeper_url,
         "id": tenant.gatekeeper_id,
-        "active_kid": next((k.kid for k in signing_keys if k.status == TenantSigningKey.Status.ACTIVE), ""),
-        "previous_kids": " ".join(k.kid for k in signing_keys if k.status != TenantSigningKey.Status.ACTIVE),
+        "active_kid": " ".join(kids(TenantSigningKey.Status.ACTIVE)),
+        "next_kid": " ".join(kids(TenantSigningKey.Status.NEXT)),
+        "previous_kids": " ".join(kids(TenantSigningKey.Status.PREVIOUS)),
     }
 
 
-def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, status=200):
+def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, rotation_error=None,
+                   status=200):
     # A fresh tenant: a rejected storage form must not show (nor put into the
     # CSP) values that were not saved.
     tenant = admin_membership_for_user(request.user).tenant
@@ -55,6 +66,8 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
         "tokens": agent_tokens_for_admin(request.user),
         "new_token": new_token,
         "signing_keys": signing_keys,
+        "next_key": next((k for k in signing_keys if k.status == TenantSigningKey.Status.NEXT), None),
+        "rotation_error": rotation_error,
         "vendor_keys_toml": vendor_keys_toml(tenant),
         "gatekeeper_check": _gatekeeper_check(tenant, signing_keys),
     }
@@ -103,6 +116,37 @@ def revoke_token(request, token_id):
         token.save(update_fields=["revoked_at"])
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("tenant-settings")
+
+
+@login_required
+@require_POST
+def prepare_signing_key(request):
+    """Rotation, step 1: publish a next key; grants are still signed with the active one."""
+    tenant = admin_membership_for_user(request.user).tenant
+    waiting = prepare_next_key(tenant)
+    messages.success(
+        request,
+        f"Next key {waiting.kid} is published. Paste the [vendor_keys] block into your gatekeeper's "
+        "configuration and restart it; switch once the check confirms the gatekeeper trusts it.",
+    )
+    return redirect(reverse("tenant-settings") + "#vendor-keys")
+
+
+@login_required
+@require_POST
+def activate_signing_key(request):
+    """Rotation, step 2: sign with the next key from now on."""
+    tenant = admin_membership_for_user(request.user).tenant
+    kid = request.POST.get("kid", "")
+    try:
+        if not kid or len(kid) > 64:
+            raise RotationError("Say which next key to switch to (kid).")
+        active = activate_next_key(tenant, kid)
+    except RotationError as error:
+        return _settings_page(request, rotation_error=str(error), status=400)
+    messages.success(request, f"Grants are now signed with {active.kid}. The previous key stays trusted "
+                              "until the grants it signed have expired (about five minutes).")
+    return redirect(reverse("tenant-settings") + "#vendor-keys")
 
 
 # What the gatekeeper's audit search accepts as `op` (docs/protocol.md, section 9).

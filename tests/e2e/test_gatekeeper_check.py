@@ -36,10 +36,10 @@ ALL_PASS = {"reachable": "pass", "protocol": "pass", "gatekeeper_id": "pass", "a
 
 
 def signing_keys(stack, slug: str) -> dict[str, list[str]]:
-    """{"active": [kid], "previous": [kids]} from the portal's database."""
+    """{"active": [kid], "next": [kid], "previous": [kids]} from the portal's database."""
     code = ("import json; from tenants.models import Tenant; from tenants.signing import trusted_public_keys; "
             f"keys = trusted_public_keys(Tenant.objects.get(slug={slug!r})); "
-            "print(json.dumps({s: [k.kid for k in keys if k.status == s] for s in ('active', 'previous')}))")
+            "print(json.dumps({s: [k.kid for k in keys if k.status == s] for s in ('active', 'next', 'previous')}))")
     return json.loads(stack.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
 
 
@@ -313,3 +313,62 @@ def test_staff_get_no_settings_page(dualkey_stack, chromium):
         assert view.health_requests(dualkey_stack.tenants["acme"].gatekeeper_url) == []
     finally:
         context.close()
+
+
+# --- key rotation: the switch waits for the gatekeeper to trust the next key ------------------------
+
+ROTOR_ADMIN = "rosa"
+
+
+@pytest.fixture(scope="module")
+def rotor(dualkey_stack):
+    """A tenant of its own (rotating Acme's key would break the other tests), served
+    by Acme's gatekeeper, whose health answer the test fakes in the browser."""
+    acme = dualkey_stack.tenants["acme"]
+    code = ("from django.contrib.auth import get_user_model; from tenants.models import Membership, Tenant; "
+            "from tenants.services import create_tenant; "
+            f"t = create_tenant(slug='rotor', name='Rotor plc', status=Tenant.Status.ACTIVE, region='us-east-1', "
+            f"bucket='rotor-reports', gatekeeper_url={acme.gatekeeper_url!r}, gatekeeper_id='gk-acme', "
+            f"storage_origin={acme.storage_origin!r}); "
+            f"u = get_user_model().objects.create_user({ROTOR_ADMIN!r}, password={dualkey_stack.password!r}); "
+            "Membership.objects.create(user=u, tenant=t, role=Membership.Role.ADMIN)")
+    dualkey_stack.manage("shell", "-c", code)
+    return acme
+
+
+def test_an_admin_rotates_the_key_once_the_gatekeeper_trusts_the_next_one(dualkey_stack, chromium, rotor):
+    fake = FakeHealth(requests.get(rotor.gatekeeper_url + "/v1/health", timeout=10).json())
+    [first] = signing_keys(dualkey_stack, "rotor")["active"]
+    fake.answer = (200, {"vendor_kids": [first]})
+    context, view = open_settings(chromium, dualkey_stack, ROTOR_ADMIN,
+                                  before_load=lambda page: page.route(rotor.gatekeeper_url + "/v1/health", fake))
+    try:
+        assert view.statuses()["active_kid"] == "pass" and "next_kid" not in view.statuses()
+        with view.page.expect_navigation():
+            view.page.get_by_role("button", name="Make a next key").click()
+        view.wait()
+        [waiting] = signing_keys(dualkey_stack, "rotor")["next"]
+        assert f'{waiting} = "' in view.page.locator("#vendor-keys-toml").text_content()
+        switch = view.page.get_by_role("button", name=f"Switch to {waiting}")
+        # The gatekeeper does not know the next key yet: the check warns and the switch waits.
+        checks = view.checks()
+        assert checks["next_kid"]["status"] == "warn"
+        assert "Switching now would make it refuse every grant" in checks["next_kid"]["detail"]
+        assert switch.is_disabled()
+        # The customer pastes the block and restarts the gatekeeper: it now trusts both.
+        fake.answer = (200, {"vendor_kids": [first, waiting]})
+        view.check_again()
+        assert view.checks()["next_kid"]["status"] == "pass"
+        assert "unknown_kids" not in view.statuses()
+        assert switch.is_enabled()
+        with view.page.expect_navigation():
+            switch.click()
+        view.wait()
+        assert signing_keys(dualkey_stack, "rotor") == {"active": [waiting], "next": [], "previous": [first]}
+        assert f"Grants are now signed with {waiting}" in view.page.content()
+        statuses = view.statuses()
+        assert statuses["active_kid"] == "pass" and statuses["previous_kids"] == "pass"
+        assert view.csp_violations() == [] and not view.page_errors
+    finally:
+        context.close()
+    assert dualkey_stack.netguard_attempts() == []

@@ -9,12 +9,17 @@ from gatekeeper_client.grants import mint_grant, private_key_seed
 from tenants.models import TenantSigningKey
 from tenants.signing import (
     RETIRED_KEY_TTL,
+    RotationError,
+    activate_next_key,
     active_signing_key,
     create_signing_key,
     open_seed,
+    prepare_next_key,
     purge_retired_keys,
     rotate_signing_key,
     seal_seed,
+    trusted_public_keys,
+    vendor_keys_toml,
 )
 from tests.portal.base import BaseTestCase, decode_grant
 
@@ -109,3 +114,66 @@ class RotationTestCase(BaseTestCase):
 
         rotate_signing_key(self.tenant_a, now=timezone.now() - RETIRED_KEY_TTL)
         self.assertEqual(purge_retired_signing_keys.delay().get(), 1)
+
+
+class TwoStepRotationTestCase(BaseTestCase):
+    """Prepare (publish a next key), then activate it once the gatekeeper trusts it."""
+
+    def kid_of(self, token):
+        return jwt.get_unverified_header(token)["kid"]
+
+    def mint(self):
+        return mint_grant(active_signing_key(self.tenant_a), issuer="http://127.0.0.1:8000", audience="gk-alpha",
+                          subject="user:1", prefix="tickets/x/", ops=["get"])
+
+    def test_a_prepared_key_is_published_but_signs_nothing(self):
+        active = self.tenant_a.signing_keys.get()
+        waiting = prepare_next_key(self.tenant_a)
+        self.assertEqual(waiting.status, TenantSigningKey.Status.NEXT)
+        self.assertEqual(self.kid_of(self.mint()), active.kid)
+        self.assertEqual([k.kid for k in trusted_public_keys(self.tenant_a)], [active.kid, waiting.kid])
+        self.assertIn(f'{waiting.kid} = "{waiting.public_key}"', vendor_keys_toml(self.tenant_a))
+
+    def test_preparing_twice_gives_the_same_key(self):
+        self.assertEqual(prepare_next_key(self.tenant_a).kid, prepare_next_key(self.tenant_a).kid)
+        self.assertEqual(self.tenant_a.signing_keys.count(), 2)
+
+    def test_a_tenant_has_only_one_next_key(self):
+        prepare_next_key(self.tenant_a)
+        from tenants.signing import _new_key_row
+
+        with self.assertRaises(IntegrityError), transaction.atomic():
+            _new_key_row(self.tenant_a, TenantSigningKey.Status.NEXT, timezone.now())
+
+    def test_activating_signs_with_the_next_key_and_keeps_the_old_as_previous(self):
+        old = self.tenant_a.signing_keys.get()
+        before = self.mint()
+        waiting = prepare_next_key(self.tenant_a)
+        activate_next_key(self.tenant_a, waiting.kid)
+        old.refresh_from_db()
+        self.assertEqual(old.status, TenantSigningKey.Status.PREVIOUS)
+        self.assertIsNotNone(old.retired_at)
+        self.assertEqual(self.kid_of(self.mint()), waiting.kid)
+        self.assertEqual(decode_grant(before, self.tenant_a)["sub"], "user:1")  # still verifies
+
+    def test_activating_a_stale_kid_changes_nothing(self):
+        old = self.tenant_a.signing_keys.get()
+        prepare_next_key(self.tenant_a)
+        with self.assertRaisesMessage(RotationError, "reload the page"):
+            activate_next_key(self.tenant_a, "alpha-20200101-abcdef")
+        old.refresh_from_db()
+        self.assertEqual(old.status, TenantSigningKey.Status.ACTIVE)
+
+    def test_activating_without_a_next_key_is_refused(self):
+        with self.assertRaisesMessage(RotationError, "prepare one first"):
+            activate_next_key(self.tenant_a, self.tenant_a.signing_keys.get().kid)
+
+    def test_another_tenants_next_key_cannot_be_activated(self):
+        theirs = prepare_next_key(self.tenant_b)
+        with self.assertRaises(RotationError):
+            activate_next_key(self.tenant_a, theirs.kid)
+        self.assertEqual(TenantSigningKey.objects.get(kid=theirs.kid).status, TenantSigningKey.Status.NEXT)
+
+    def test_immediate_rotation_uses_a_waiting_next_key(self):
+        waiting = prepare_next_key(self.tenant_a)
+        self.assertEqual(rotate_signing_key(self.tenant_a).kid, waiting.kid)

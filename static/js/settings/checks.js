@@ -18,6 +18,7 @@ export const TITLES = {
   protocol: `Speaks protocol ${PROTOCOL}`,
   gatekeeper_id: "Gatekeeper id matches",
   active_kid: "Trusts the portal's active key",
+  next_kid: "Trusts the portal's next key",
   previous_kids: "Trusts the portal's previous keys",
   unknown_kids: "Trusts only this portal's keys",
   clock: "Clock agrees with the portal's",
@@ -90,7 +91,7 @@ function clockCheck(health, clock) {
   return check("clock", "pass", detail);
 }
 
-// expected: {gatekeeperId, activeKid, previousKids: [...]}
+// expected: {gatekeeperId, activeKid, nextKid, previousKids: [...]}
 // clock: {portalSkew, browserSkew}: the gatekeeper's clock minus the portal's
 // (null when the portal's could not be read) and minus the browser's, in seconds.
 export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
@@ -133,6 +134,14 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
         + "so it refuses every grant.",
       { hint: KEYS_HINT, anchor: "#vendor-keys" }));
   }
+  if (kids != null && expected.nextKid) {
+    checks.push(kids.includes(expected.nextKid)
+      ? check("next_kid", "pass", `${clip(expected.nextKid, 64)}: you can switch to it.`)
+      : check("next_kid", "warn",
+        `It does not trust ${clip(expected.nextKid, 64)}, the key prepared for the next rotation, yet. `
+          + "Switching now would make it refuse every grant.",
+        { hint: KEYS_HINT, anchor: "#vendor-keys" }));
+  }
   if (kids != null && expected.previousKids.length) {
     const missing = expected.previousKids.filter((kid) => !kids.includes(kid));
     checks.push(missing.length
@@ -143,7 +152,7 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
       : check("previous_kids", "pass", `${kidList(expected.previousKids)}.`));
   }
   if (kids != null) {
-    const ours = new Set([expected.activeKid, ...expected.previousKids]);
+    const ours = new Set([expected.activeKid, expected.nextKid, ...expected.previousKids]);
     const unknown = kids.filter((kid) => !ours.has(kid));
     if (unknown.length) {
       checks.push(check("unknown_kids", "warn",

@@ -106,6 +106,14 @@ function renderCheck(item) {
   return li;
 }
 
+// The key rotation's "switch" button waits until the gatekeeper trusts the next key.
+function allowSwitch(trusted) {
+  const button = document.querySelector("[data-action=activate-next-key]");
+  if (!button) return;
+  button.disabled = !trusted;
+  button.title = trusted ? "" : "The gatekeeper does not trust this key yet: see the check above";
+}
+
 function start() {
   const list = root.querySelector("[data-testid=checklist]");
   const summary = root.querySelector("[data-testid=check-summary]");
@@ -113,6 +121,7 @@ function start() {
   const expected = {
     gatekeeperId: root.dataset.gatekeeperId || "",
     activeKid: root.dataset.activeKid || "",
+    nextKid: root.dataset.nextKid || "",
     previousKids: words(root.dataset.previousKids),
   };
   let current = null;
@@ -162,6 +171,7 @@ function start() {
     button.disabled = false;
     root.dataset.state = "done";
     root.dataset.verdict = verdict.status;
+    allowSwitch(checks.some((item) => item.id === "next_kid" && item.status === "pass"));
   }
 
   button.addEventListener("click", check);
