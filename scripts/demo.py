@@ -150,7 +150,7 @@ def main() -> None:
             run([python, "manage.py", "make_demo_tickets", "--tenant", tenant["slug"], "--portal", portal_url,
                  "--count", str(count)], env, capture=True)
 
-        print_welcome(seeded, portal_url, env["DATABASE_URL"])
+        print_welcome(seeded, portal_url, env["DATABASE_URL"], workdir)
         if args.check:
             check(seeded, portal_url, env)
             stop()
@@ -165,7 +165,14 @@ def main() -> None:
         raise
 
 
-def print_welcome(seeded: dict, portal_url: str, database_url: str) -> None:
+def mint_command(database_url: str, portal_url: str) -> str:
+    """The shell line the welcome prints. The grant's issuer must be this portal's
+    origin, whatever port it runs on."""
+    return (f"DATABASE_URL={database_url} DUALKEY_PORTAL_ORIGIN={portal_url} .venv/bin/python manage.py mint_grant"
+            f" --tenant globex --prefix tickets/ --ops list")
+
+
+def print_welcome(seeded: dict, portal_url: str, database_url: str, workdir: Path) -> None:
     password = seeded["password"]
     print("\n" + "=" * 72)
     print(f"Dualkey is running: {portal_url}/")
@@ -176,8 +183,7 @@ def print_welcome(seeded: dict, portal_url: str, database_url: str) -> None:
         print(f"  {tenant['name']} ({where}): {people}; gatekeeper {tenant['gatekeeper_url']}")
     print(f"  vendor support: {seeded['support']['username']}")
     globex = next(t for t in seeded["tenants"] if t["slug"] == "globex")
-    mint = (f"DATABASE_URL={database_url} .venv/bin/python manage.py mint_grant"
-            f" --tenant globex --prefix tickets/ --ops list")
+    mint = mint_command(database_url, portal_url)
     print("\nAsk Globex's gatekeeper directly with a fresh grant (as the browser does):")
     print(f"  GRANT=$({mint})")
     print(f"  curl -s {globex['gatekeeper_url']}/v1/sign -H \"Authorization: Bearer $GRANT\" \\")
@@ -186,7 +192,7 @@ def print_welcome(seeded: dict, portal_url: str, database_url: str) -> None:
     print(f"  curl -s {globex['gatekeeper_url']}/v1/sign -H 'X-Forwarded-For: {DENIED_ADDRESS}' \\")
     print("       -H \"Authorization: Bearer $GRANT\" -d '{\"ops\":[{\"op\":\"list\",\"prefix\":\"tickets/\"}]}'")
     print(f"  health: curl -s {globex['gatekeeper_url']}/v1/health")
-    print("Stop with Ctrl-C. Logs and data: var/demo/")
+    print(f"Stop with Ctrl-C. Logs and data: {workdir}/")
     print("=" * 72, flush=True)
 
 
@@ -212,8 +218,10 @@ def check(seeded: dict, portal_url: str, env: dict) -> None:
             sys.exit(f"check failed: {tenant['gatekeeper_id']} health {health}")
     # The printed example works: a fresh grant lists Globex's tickets; the named address is refused.
     globex = next(t for t in seeded["tenants"] if t["slug"] == "globex")
-    grant = run([sys.executable, "manage.py", "mint_grant", "--tenant", "globex", "--ops", "list"],
-                env, capture=True).strip()
+    # The printed line itself, in a shell without the demo's environment.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DUALKEY_") and k != "DATABASE_URL"}
+    grant = subprocess.run(["bash", "-c", mint_command(env["DATABASE_URL"], portal_url)], cwd=ROOT, env=clean,
+                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     body = {"ops": [{"op": "list", "prefix": "tickets/"}]}
     listed = requests.post(globex["gatekeeper_url"] + "/v1/sign", json=body, timeout=10,
                            headers={"Authorization": f"Bearer {grant}"})

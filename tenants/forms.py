@@ -17,6 +17,19 @@ class StorageSettingsForm(forms.ModelForm):
             "storage_origin": "Storage origin (where browsers fetch objects)",
         }
 
+    def clean(self):
+        cleaned = super().clean()
+        # Report pages fetch objects from the storage origin, and their CSP names
+        # exactly it: a gatekeeper without one would leave every report blank.
+        if cleaned.get("gatekeeper_url"):
+            if not cleaned.get("gatekeeper_id") and "gatekeeper_id" not in self.errors:
+                self.add_error("gatekeeper_id", "Required with a gatekeeper URL: its gatekeeper_id, "
+                                                "which every grant is addressed to.")
+            if not cleaned.get("storage_origin") and "storage_origin" not in self.errors:
+                self.add_error("storage_origin", "Required with a gatekeeper URL: the origin of its presigned "
+                                                 "URLs, such as https://BUCKET.s3.REGION.amazonaws.com.")
+        return cleaned
+
 
 class AgentTokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Token name", validators=[validate_printable])

@@ -96,3 +96,25 @@ class UpdateStorageTestCase(BaseTestCase):
     def test_it_rejects_a_wrong_method(self):
         self.login(self.alice)
         self.assertEqual(self.client.get(URL).status_code, 405)
+
+
+class GatekeeperNeedsItsOriginsTestCase(BaseTestCase):
+    def form(self, **changes):
+        return UpdateStorageTestCase.form(self, **changes)
+
+    def test_a_gatekeeper_without_a_storage_origin_is_refused_with_a_reason(self):
+        self.login(self.alice)
+        r = self.client.post(URL, self.form(storage_origin=""))
+        self.assertContains(r, "Required with a gatekeeper URL: the origin of its presigned URLs", status_code=400)
+        self.tenant_a.refresh_from_db()
+        self.assertEqual(self.tenant_a.storage_origin, "https://alpha-reports.s3.eu-west-1.amazonaws.com")
+
+    def test_a_gatekeeper_without_an_id_is_refused_with_a_reason(self):
+        self.login(self.alice)
+        r = self.client.post(URL, self.form(gatekeeper_id=""))
+        self.assertContains(r, "Required with a gatekeeper URL: its gatekeeper_id", status_code=400)
+
+    def test_no_gatekeeper_needs_neither(self):
+        self.login(self.alice)
+        r = self.client.post(URL, self.form(gatekeeper_url="", gatekeeper_id="", storage_origin=""))
+        self.assertEqual(r.status_code, 302)
