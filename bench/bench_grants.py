@@ -65,7 +65,7 @@ def setup_story():
     user = get_user_model().objects.create_user("bench", first_name="Bench")
     Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.STAFF)
     agent, token = issue_agent_token(tenant, "bench agent")
-    ticket = create_ticket(agent, "bench", MANIFEST)
+    ticket = create_ticket(agent, MANIFEST)
     return user, token, ticket
 
 
@@ -95,7 +95,7 @@ def main() -> int:
             assert response.status_code == 200, response.content
 
         agent = Client(HTTP_AUTHORIZATION=f"Token {token}")
-        body = json.dumps({"subject": "bench", "files": MANIFEST})
+        body = json.dumps({"files": MANIFEST})
 
         def create():
             response = agent.post("/api/v1/tickets", body, content_type="application/json")

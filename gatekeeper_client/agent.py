@@ -6,10 +6,12 @@ function and a command-line tool.
     → one presigned POST per file, straight to the tenant's storage
     → tell the portal the ticket is complete
 
-Report content goes only to storage; the portal sees the manifest. The agent
-token is a secret: it is sent only to the portal and never printed.
+Report content goes only to storage; the portal sees the manifest. That
+includes the subject: it is what the user typed, so it goes in report.json, not
+to the portal. The agent token is a secret: it is sent only to the portal and
+never printed.
 
-    python -m gatekeeper_client.agent submit --portal URL --subject S FILE...
+    python -m gatekeeper_client.agent submit --portal URL FILE...
     python -m gatekeeper_client.agent demo --portal URL [--count N] [--marker M]
 (the token comes from --token or, better, from DUALKEY_AGENT_TOKEN: a command
 line is visible to other users of the machine.)
@@ -81,7 +83,7 @@ def manifest(files: list[File]) -> list[dict[str, Any]]:
              "sha256": hashlib.sha256(data).hexdigest()} for name, data, content_type in files]
 
 
-def submit_ticket(portal_url: str, token: str, subject: str, files: list[File],
+def submit_ticket(portal_url: str, token: str, files: list[File],
                   session: requests.Session | None = None, timeout: float = TIMEOUT) -> dict:
     """Submit one ticket; returns the portal's ticket (id, number, prefix, files,
     status "complete"). Raises SubmitFailed naming the step that failed; a ticket
@@ -92,7 +94,7 @@ def submit_ticket(portal_url: str, token: str, subject: str, files: list[File],
     auth = {"Authorization": f"Token {token}"}
 
     ticket = _portal_post(http, "create", f"{portal_url}/api/v1/tickets",
-                          {"subject": subject, "files": manifest(files)}, auth, timeout, (201,))
+                          {"files": manifest(files)}, auth, timeout, (201,))
     missing = {"id", "prefix", "gatekeeper_url", "grant"} - ticket.keys()
     if missing:
         raise SubmitFailed("create", f"the portal's answer lacks {sorted(missing)}", code="bad_response")
@@ -182,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--portal", required=True, help="portal base URL")
         sub.add_argument("--token", help=f"agent token (default: ${TOKEN_ENV})")
     submit = commands.choices["submit"]
-    submit.add_argument("--subject", required=True)
     submit.add_argument("files", nargs="+", metavar="FILE")
     demo = commands.choices["demo"]
     demo.add_argument("--count", type=int, default=1)
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as exc:
                 print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
                 return 2
-            tickets = [(submit_ticket(args.portal, token, args.subject, files, session=session), files)]
+            tickets = [(submit_ticket(args.portal, token, files, session=session), files)]
         else:
             tickets = submit_demo_reports(args.portal, token, count=args.count, seed=args.seed,
                                           marker=args.marker, extra_logs=args.extra_logs, session=session)
@@ -226,14 +227,8 @@ def submit_demo_reports(portal_url: str, token: str, *, count: int = 1, seed: in
     submitted = []
     for i in range(count):
         files = build_demo_report(seed + i, marker, extra_logs)
-        subject = f"[demo {seed + i}] {_demo_subject(files)}"
-        submitted.append((submit_ticket(portal_url, token, subject, files, session=session), files))
+        submitted.append((submit_ticket(portal_url, token, files, session=session), files))
     return submitted
-
-
-def _demo_subject(files: list[File]) -> str:
-    import json
-    return json.loads(files[0][1]).get("subject", "demo report")
 
 
 if __name__ == "__main__":

@@ -228,9 +228,10 @@ def build_demo_report(seed: int, marker: str | None = None,
                       extra_logs: int = 0) -> list[DemoFile]:
     """The files of one demo ticket as (name, bytes, content_type), report.json first.
 
-    `marker` is planted in the message and in application.log so tests can prove
-    the vendor never stores report content. `extra_logs` adds that many small
-    text logs (a report has BASE_FILE_COUNT + extra_logs files in all).
+    `marker` is planted in the subject, the message and application.log so tests
+    can prove the vendor never stores report content (the subject included: it is
+    what the user typed, and lives only in report.json). `extra_logs` adds that
+    many small text logs (a report has BASE_FILE_COUNT + extra_logs files in all).
     """
     rng = random.Random(seed)
     submitted = datetime(2025, 3, 3, 8, 0, tzinfo=timezone.utc) + timedelta(
@@ -285,6 +286,7 @@ def build_demo_report(seed: int, marker: str | None = None,
                f"twice. The error says: \"{error}\"")
     if marker:
         message += f" Reference: {marker}"
+        subject = f"{subject} (ref {marker})"
     screenshots = {"screenshot-1.png": _screenshot_error_dialog(rng, app, error),
                    "screenshot-2.png": _screenshot_task_manager(rng, processes)}
     report = {

@@ -30,13 +30,13 @@ def render_policy(policy: dict[str, tuple[str, ...]]) -> str:
 
 def report_policy(tenant) -> str:
     """The default plus this tenant's origins: the browser may talk to its
-    gatekeeper and its storage, and show images from storage (or blobs and data
-    URLs made from what it fetched)."""
+    gatekeeper and its storage, and show images from storage or from blob: URLs
+    of the bytes it fetched and hashed (no data: URLs: the page makes none)."""
     origins = tuple(dict.fromkeys(filter(None, (tenant.gatekeeper_origin, tenant.storage_origin))))
     storage = (tenant.storage_origin,) if tenant.storage_origin else ()
     policy = dict(DEFAULT_POLICY)
     policy["connect-src"] = ("'self'",) + origins
-    policy["img-src"] = ("'self'", "blob:", "data:") + storage
+    policy["img-src"] = ("'self'", "blob:") + storage
     return render_policy(policy)
 
 

@@ -169,6 +169,17 @@ class Stack:
         proc = self._agent(slug, count, marker, extra_logs, seed)
         return self._agent_result(slug, proc)
 
+    def submit_files(self, slug: str, files: list[tuple[str, bytes, str]]) -> dict:
+        """Submit one ticket of these (name, bytes, content type) files the way an
+        agent does (gatekeeper_client.agent: the portal's API with the tenant's
+        agent token, one /v1/sign, presigned POSTs), from this process; returns
+        the ticket as `submit` does, plus `files` (the portal's manifest entries)."""
+        from gatekeeper_client.agent import submit_ticket
+
+        ticket = submit_ticket(self.portal_url, self.tenants[slug].seeded["agent_token"], files)
+        return {"number": ticket["number"], "id": ticket["id"], "status": ticket["status"],
+                "file_count": len(files), "prefix": ticket["prefix"], "files": ticket["files"]}
+
     def _agent(self, slug, count=1, marker=None, extra_logs=0, seed=1) -> subprocess.Popen:
         args = [PYTHON, "-m", "gatekeeper_client.agent", "demo", "--portal", self.portal_url,
                 "--count", str(count), "--seed", str(seed), "--extra-logs", str(extra_logs)]
@@ -528,3 +539,27 @@ def open_view(view_class, browser, stack, username: str, path: str, before_load=
     if response.status == 200:
         view.wait()
     return context, view
+
+
+class ReportView(BrowserView):
+    """One report page as a browser saw it; settled when every file has."""
+
+    def wait(self) -> None:
+        wait_until_loaded(self.page)
+
+    def banner(self, kind: str) -> str | None:
+        """The text of the `error` or `warning` banner, or None while it is hidden."""
+        banner = self.page.get_by_test_id(f"{kind}-banner")
+        return None if banner.is_hidden() else banner.text_content()
+
+    def file_statuses(self) -> dict[str, str]:
+        """{file name: its check badge's status} from the Files table."""
+        return dict(self.page.locator("[data-manifest-file]").evaluate_all(
+            "rows => rows.map(r => [r.dataset.name, r.querySelector('[data-file-status] .badge')?.dataset.status])"))
+
+
+def open_report_view(browser, stack, username: str, ticket: dict, before_load=None, **context_options):
+    """Open `ticket`'s report page as `username` and wait until it settles.
+    Returns (browser context, ReportView); the caller closes the context."""
+    return open_view(ReportView, browser, stack, username, f"/tickets/{ticket['id']}/", before_load,
+                     **context_options)

@@ -1,8 +1,8 @@
 """No report content reaches the vendor.
 
-A ticket is submitted with a unique marker planted in its message and in a log,
-then viewed in a real browser (so the portal mints a grant and the page runs its
-whole path). The marker must then be nowhere the vendor keeps anything — every
+A ticket is submitted with a unique marker planted in its subject and its message
+(report.json: what the user typed) and in a log, then viewed in a real browser
+(so the portal mints a grant and the page runs its whole path). The marker must then be nowhere the vendor keeps anything — every
 text and binary column of every table of the portal's database, the database's
 files (SQLite) or `pg_dump` (PostgreSQL), the portal's logs — nor in the
 gatekeepers' logs and audit stores; and it must be in the customer's storage,
@@ -12,6 +12,7 @@ so that the search could have found it.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from gatekeeper_client.demo_report import PROBLEMS
 from tests.stack import chromium, dualkey_stack, log_in, wait_until_loaded  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -100,10 +102,13 @@ def test_report_content_never_reaches_the_vendor(dualkey_stack, chromium):  # no
     finally:
         context.close()
 
-    # ...and storage has it, so a search for it can succeed,
+    # ...and storage has it, so a search for it can succeed: in the report's
+    # subject and message (report.json) and in a log,
     stored = dualkey_stack.stored_objects("acme", ticket["prefix"])
     assert sorted(key for key, data in stored.items() if marker.encode() in data) == sorted(
         ticket["prefix"] + name for name in ("report.json", "application.log"))
+    report = json.loads(stored[ticket["prefix"] + "report.json"])
+    assert marker in report["subject"] and marker in report["message"]
 
     # ...and the searches below do see what the vendor does hold about this ticket,
     database = database_contents(dualkey_stack)
@@ -117,9 +122,13 @@ def test_report_content_never_reaches_the_vendor(dualkey_stack, chromium):  # no
     portal_logs = file_contents(dualkey_stack.portal_log_files())
     assert occurrences(probe, portal_logs), "the portal's log does not record what it does"
 
-    # ...but the vendor holds none of the content.
+    # ...but the vendor holds none of the content: not the marker, nor any demo
+    # subject at all (what the user typed, marked or not).
     assert occurrences(marker, database) == []
     assert occurrences(marker, portal_logs) == []
+    for subject, _app, _error in PROBLEMS:
+        assert occurrences(subject, database) == [], subject
+        assert occurrences(subject, portal_logs) == [], subject
 
     # The customer's gatekeepers never see the bytes either (only keys and audit records).
     gatekeepers = file_contents(dualkey_stack.gatekeeper_log_files())

@@ -143,7 +143,7 @@ def _create_ticket(request):
     _require_gatekeeper(agent.tenant)
     body = TicketCreateSerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    ticket = services.create_ticket(agent, body.validated_data["subject"], body.validated_data["files"])
+    ticket = services.create_ticket(agent, body.validated_data["files"])
     grant = grants.put_grant(ticket, agent)
     answer = {
         "id": ticket.id,

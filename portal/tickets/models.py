@@ -1,5 +1,7 @@
-"""Tickets: what the vendor holds about a report. Metadata and the manifest only;
-the report's files live in the tenant's storage under `prefix`."""
+"""Tickets: what the vendor holds about a report. Metadata and the manifest only:
+tenant, number, times, status, the submitting agent, and the files' names, sizes,
+content types and SHA-256. Nothing the end user typed (not even the subject: that
+is in report.json) — the report's files live in the tenant's storage under `prefix`."""
 
 import uuid
 
@@ -18,7 +20,6 @@ class Ticket(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tickets")
     number = models.PositiveIntegerField()
-    subject = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADING)
     agent = models.ForeignKey(AgentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
     created_at = models.DateTimeField(auto_now_add=True)

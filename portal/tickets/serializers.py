@@ -1,5 +1,8 @@
-from drf_spectacular.utils import extend_schema_field
+from collections.abc import Mapping
+
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from portal.tickets import manifest
 from portal.tickets.models import Ticket, TicketFile
@@ -51,26 +54,48 @@ class QueryIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-def _subject_rules(value: str) -> None:
-    reason = manifest.subject_problem(value)
-    if reason:
-        raise serializers.ValidationError(reason)
+class StrictSerializer(serializers.Serializer):
+    """Refuses a field it does not know, by name: `{"name": ["Unknown field."]}`
+    (next to any other field's errors). DRF's Serializer drops unknown fields
+    quietly; an agent sending one (say, an old agent's `subject`, which is what
+    the user typed and must not reach the vendor) should hear so, and change.
+    The schema says it too: `additionalProperties: false` (StrictSerializerExtension).
+    Only names are echoed back, never values."""
+
+    # Why a particular unknown field is refused, where there is more to say.
+    unknown_field_reasons: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        unknown = [name for name in data if name not in self.fields] if isinstance(data, Mapping) else []
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not unknown:
+                raise
+            errors = dict(error.detail)  # a Mapping's errors are a dict of field errors
+        else:
+            if not unknown:
+                return value
+            errors = {}
+        for name in unknown:
+            reason = self.unknown_field_reasons.get(name, "Unknown field.")
+            errors[name] = [ErrorDetail(reason, code="unknown_field")]
+        raise serializers.ValidationError(errors)
 
 
-@extend_schema_field({
-    "type": "string", "minLength": 1, "maxLength": manifest.MAX_SUBJECT, "pattern": manifest.SUBJECT_PATTERN,
-})
-class SubjectField(StrictCharField):
-    """Taken as sent, not trimmed: the schema's length and pattern are then
-    exactly what is checked (manifest.subject_problem)."""
+class StrictSerializerExtension(OpenApiSerializerExtension):
+    """What drf-spectacular makes of the serializer, plus `additionalProperties:
+    false`: a client reading the schema knows unknown fields are refused."""
 
-    def __init__(self, **kwargs):
-        super().__init__(
-            trim_whitespace=False, max_length=manifest.MAX_SUBJECT, validators=[_subject_rules], **kwargs
-        )
+    target_class = StrictSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
 
 
-class FileEntrySerializer(serializers.Serializer):
+class FileEntrySerializer(StrictSerializer):
     name = StrictRegexField(
         manifest.FILE_NAME_RE,
         max_length=200,
@@ -87,8 +112,14 @@ class FileEntrySerializer(serializers.Serializer):
         return value.lower()
 
 
-class TicketCreateSerializer(serializers.Serializer):
-    subject = SubjectField()
+class TicketCreateSerializer(StrictSerializer):
+    """The file manifest, and nothing the user typed: the subject, the message and
+    everything else of the report go only to the tenant's storage (report.json)."""
+
+    unknown_field_reasons = {
+        "subject": "Not taken: the subject is what the user typed, report content, which the portal "
+        "does not hold. Put it in report.json, in the tenant's storage.",
+    }
     files = serializers.ListField(
         child=FileEntrySerializer(), min_length=1, max_length=manifest.MAX_FILES,
         help_text="File names must be unique within a ticket (a rule JSON Schema cannot state).",
@@ -112,7 +143,7 @@ class TicketSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Ticket
-        fields = ["id", "number", "subject", "status", "created_at", "completed_at", "prefix"]
+        fields = ["id", "number", "status", "created_at", "completed_at", "prefix"]
 
 
 class TicketDetailSerializer(TicketSummarySerializer):

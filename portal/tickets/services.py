@@ -18,11 +18,9 @@ def next_ticket_number(tenant: Tenant) -> int:
     return Tenant.objects.values_list("last_ticket_number", flat=True).get(pk=tenant.pk)
 
 
-def create_ticket(agent: AgentToken, subject: str, files: list[dict]) -> Ticket:
+def create_ticket(agent: AgentToken, files: list[dict]) -> Ticket:
     with transaction.atomic():
-        ticket = Ticket.objects.create(
-            tenant=agent.tenant, number=next_ticket_number(agent.tenant), subject=subject, agent=agent
-        )
+        ticket = Ticket.objects.create(tenant=agent.tenant, number=next_ticket_number(agent.tenant), agent=agent)
         TicketFile.objects.bulk_create(TicketFile(ticket=ticket, **entry) for entry in files)
     return ticket
 

@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -47,6 +48,8 @@ def ticket_list(request):
         if ticket is not None:
             return redirect("ticket-report", ticket_id=ticket.id)
         found = found.none()
+    # (A GROUP BY drops Meta.ordering: newest first is said again.)
+    found = found.select_related("agent").annotate(file_count=Count("files", distinct=True)).order_by("-number")
     page = Paginator(found, TICKETS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"tenant": tenant, "form": form, "page": page, "number": number}
     return render(request, "tickets/list.html", context)

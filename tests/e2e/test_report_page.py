@@ -282,7 +282,7 @@ def assert_report_csp(stack, slug: str, header: str) -> None:
     tenant = stack.tenants[slug]
     directives = csp_directives(header)
     assert directives["connect-src"] == ["'self'", tenant.gatekeeper_url, tenant.storage_origin], header
-    assert directives["img-src"] == ["'self'", "blob:", "data:", tenant.storage_origin], header
+    assert directives["img-src"] == ["'self'", "blob:", tenant.storage_origin], header  # no data:
     assert directives["script-src"] == ["'self'"], header
     assert directives["default-src"] == ["'self'"], header
     assert "'unsafe-inline'" not in header and "'unsafe-eval'" not in header

@@ -103,11 +103,11 @@ def world():
 
 
 def test_it_submits_manifest_signs_once_uploads_and_completes(world):
-    ticket = submit_ticket(world.url, TOKEN, "Excel crashes", FILES)
+    ticket = submit_ticket(world.url, TOKEN, FILES)
 
     assert ticket["status"] == "complete" and ticket["id"] == 7
     assert "grant" not in ticket
-    assert world.created["subject"] == "Excel crashes"
+    assert set(world.created) == {"files"}  # the manifest only: nothing the user typed
     assert world.created["files"] == [
         {"name": n, "size": len(d), "content_type": t, "sha256": hashlib.sha256(d).hexdigest()}
         for n, d, t in FILES]
@@ -119,7 +119,7 @@ def test_it_submits_manifest_signs_once_uploads_and_completes(world):
 
 
 def test_it_sends_the_token_only_to_the_portal_and_the_grant_only_to_the_gatekeeper(world):
-    submit_ticket(world.url, TOKEN, "s", FILES)
+    submit_ticket(world.url, TOKEN, FILES)
 
     for path, auth in world.calls:
         expected = {"/api": f"Token {TOKEN}", "/gk/": f"Bearer {GRANT}"}.get(path[:4], "")
@@ -127,7 +127,7 @@ def test_it_sends_the_token_only_to_the_portal_and_the_grant_only_to_the_gatekee
 
 
 def test_it_posts_the_policy_fields_before_the_file(world):
-    submit_ticket(world.url, TOKEN, "s", FILES)
+    submit_ticket(world.url, TOKEN, FILES)
 
     assert all(order[-1] == "file" for order in world.form_orders)
 
@@ -136,7 +136,7 @@ def test_it_reports_a_gatekeeper_refusal_verbatim_and_does_not_complete(world):
     world.sign_error = (403, {"error": "address_denied", "message": "your address is not allowed"})
 
     with pytest.raises(SubmitFailed) as failed:
-        submit_ticket(world.url, TOKEN, "s", FILES)
+        submit_ticket(world.url, TOKEN, FILES)
 
     assert (failed.value.step, failed.value.status, failed.value.code) == ("sign", 403, "address_denied")
     assert failed.value.message == "your address is not allowed"
@@ -146,7 +146,7 @@ def test_it_reports_a_gatekeeper_refusal_verbatim_and_does_not_complete(world):
 
 def test_it_reports_a_portal_refusal(world):
     with pytest.raises(SubmitFailed) as failed:
-        submit_ticket(world.url, "wrong-token", "s", FILES)
+        submit_ticket(world.url, "wrong-token", FILES)
 
     assert (failed.value.step, failed.value.status) == ("create", 401)
     assert failed.value.message == "Invalid token."
@@ -157,7 +157,7 @@ def test_it_reports_a_storage_refusal_and_does_not_complete(world):
     world.storage_status = 403
 
     with pytest.raises(SubmitFailed) as failed:
-        submit_ticket(world.url, TOKEN, "s", FILES)
+        submit_ticket(world.url, TOKEN, FILES)
 
     assert (failed.value.step, failed.value.status) == ("upload", 403)
     assert "report.json" in failed.value.message
@@ -168,26 +168,26 @@ def test_it_refuses_results_for_keys_it_did_not_ask_for(world):
     world.wrong_keys = True
 
     with pytest.raises(SubmitFailed, match="do not match"):
-        submit_ticket(world.url, TOKEN, "s", FILES)
+        submit_ticket(world.url, TOKEN, FILES)
     assert world.stored == {}
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "a/b.txt", ".hidden", "", "x" * 201, "notes.txt\n"])
 def test_it_refuses_bad_file_names_before_sending_anything(world, name):
     with pytest.raises(SubmitFailed, match="file name not allowed"):
-        submit_ticket(world.url, TOKEN, "s", [(name, b"x", "text/plain")])
+        submit_ticket(world.url, TOKEN, [(name, b"x", "text/plain")])
     assert world.calls == []
 
 
 def test_it_refuses_content_types_outside_the_allowed_list(world):
     with pytest.raises(SubmitFailed, match="content type"):
-        submit_ticket(world.url, TOKEN, "s", [("page.html", b"<b>", "text/html")])
+        submit_ticket(world.url, TOKEN, [("page.html", b"<b>", "text/html")])
     assert world.calls == []
 
 
 def test_it_reports_an_unreachable_portal():
     with pytest.raises(SubmitFailed) as failed:
-        submit_ticket("http://127.0.0.1:9", TOKEN, "s", FILES, timeout=2)
+        submit_ticket("http://127.0.0.1:9", TOKEN, FILES, timeout=2)
     assert failed.value.code == "unreachable"
     assert "could not reach the portal" in str(failed.value)
 
@@ -199,7 +199,7 @@ def test_cli_takes_the_token_from_the_environment(world, tmp_path, monkeypatch, 
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "shot.png").write_bytes(b"\x89PNG")
 
-    code = agent.main(["submit", "--portal", world.url, "--subject", "Help",
+    code = agent.main(["submit", "--portal", world.url,
                        str(tmp_path / "notes.txt"), str(tmp_path / "shot.png")])
 
     assert code == 0
@@ -212,8 +212,7 @@ def test_cli_exits_non_zero_on_refusal_and_never_prints_the_token(world, tmp_pat
     world.sign_error = (403, {"error": "kill_switch", "message": "all access is suspended"})
     (tmp_path / "a.log").write_text("x")
 
-    code = agent.main(["submit", "--portal", world.url, "--token", TOKEN, "--subject", "s",
-                       str(tmp_path / "a.log")])
+    code = agent.main(["submit", "--portal", world.url, "--token", TOKEN, str(tmp_path / "a.log")])
 
     out = capsys.readouterr()
     assert code == 1
@@ -224,9 +223,19 @@ def test_cli_exits_non_zero_on_refusal_and_never_prints_the_token(world, tmp_pat
 def test_cli_without_a_token_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.delenv(agent.TOKEN_ENV, raising=False)
     with pytest.raises(SystemExit) as exited:
-        agent.main(["submit", "--portal", "http://127.0.0.1:9", "--subject", "s", "f.txt"])
+        agent.main(["submit", "--portal", "http://127.0.0.1:9", "f.txt"])
     assert exited.value.code == 2
     assert agent.TOKEN_ENV in capsys.readouterr().err
+
+
+def test_cli_has_no_subject_option(world, tmp_path, capsys):
+    # The subject is what the user typed: it belongs in report.json, not at the portal.
+    (tmp_path / "a.log").write_text("x")
+    with pytest.raises(SystemExit) as exited:
+        agent.main(["submit", "--portal", world.url, "--token", TOKEN, "--subject", "s", str(tmp_path / "a.log")])
+    assert exited.value.code == 2
+    assert "--subject" in capsys.readouterr().err
+    assert world.calls == []
 
 
 def test_cli_demo_submits_count_reports_with_the_marker(world, capsys):
@@ -237,4 +246,6 @@ def test_cli_demo_submits_count_reports_with_the_marker(world, capsys):
     assert len(world.sign_bodies) == 2
     assert all(len(body["ops"]) == 8 for body in world.sign_bodies)
     assert b"MARKER-42" in world.stored[PREFIX + "application.log"]
-    assert world.created["subject"].startswith("[demo 2] ")
+    assert set(world.created) == {"files"}
+    report = json.loads(world.stored[PREFIX + "report.json"])
+    assert "MARKER-42" in report["subject"] and "MARKER-42" in report["message"]

@@ -81,11 +81,14 @@ def test_screenshots_are_valid_pngs():
         assert len(raw) == height * (1 + width * 3)
 
 
-def test_the_marker_is_planted_in_the_message_and_a_log():
+def test_the_marker_is_planted_in_the_subject_the_message_and_a_log():
     files = build_demo_report(4, marker="MARKER-7f3a")
+    assert "MARKER-7f3a" in report_of(files)["subject"]
     assert "MARKER-7f3a" in report_of(files)["message"]
     assert b"MARKER-7f3a" in dict((n, d) for n, d, _ in files)["application.log"]
     assert not any(b"MARKER" in d for _, d, _ in build_demo_report(4))
+    marked = report_of(build_demo_report(4, marker="DKMARKER" + "0" * 32))  # the e2e tests' kind of marker
+    jsonschema.validate(marked, SCHEMA, cls=jsonschema.Draft202012Validator)
 
 
 def test_extra_logs_make_a_report_of_any_size():

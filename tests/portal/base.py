@@ -66,10 +66,10 @@ class BaseTestCase(TestCase):
         self.agent_a, self.agent_a_token = issue_agent_token(self.tenant_a, "Alpha help button")
         self.agent_b, self.agent_b_token = issue_agent_token(self.tenant_b, "Beta help button")
         self.ticket = create_ticket(
-            self.agent_a, "Alpha printer on fire",
+            self.agent_a,
             [manifest_entry("screenshot.png"), manifest_entry("message.txt", content_type="text/plain", data=b"hi")],
         )
-        self.ticket_b = create_ticket(self.agent_b, "Beta laptop slow", [manifest_entry("logs.txt", content_type="text/plain")])
+        self.ticket_b = create_ticket(self.agent_b, [manifest_entry("logs.txt", content_type="text/plain")])
 
     @staticmethod
     def make_user(username, first_name, tenant, role):

@@ -12,9 +12,11 @@ class ListTicketsTestCase(BaseTestCase):
         body = r.json()
         self.assertEqual(body["count"], 1)
         self.assertEqual(body["results"][0]["id"], str(self.ticket.id))
-        self.assertEqual(body["results"][0]["subject"], "Alpha printer on fire")
         self.assertEqual(body["results"][0]["prefix"], self.ticket.prefix)
-        self.assertNotIn("Beta laptop slow", r.content.decode())
+        self.assertEqual(  # what the vendor holds: no subject, nothing the user typed
+            set(body["results"][0]), {"id", "number", "status", "created_at", "completed_at", "prefix"}
+        )
+        self.assertNotIn(str(self.ticket_b.id), r.content.decode())
 
     def test_it_shows_charlie_only_tenant_bs_tickets(self):
         self.login(self.charlie)
@@ -23,7 +25,7 @@ class ListTicketsTestCase(BaseTestCase):
 
     def test_it_paginates_by_25(self):
         for i in range(30):
-            create_ticket(self.agent_a, f"ticket {i}", [manifest_entry()])
+            create_ticket(self.agent_a, [manifest_entry()])
         self.login(self.alice)
         first = self.client.get(URL).json()
         self.assertEqual(first["count"], 31)
@@ -33,13 +35,13 @@ class ListTicketsTestCase(BaseTestCase):
         self.assertEqual(len(second["results"]), 6)
 
     def test_it_filters_by_number(self):
-        create_ticket(self.agent_a, "second", [manifest_entry()])
+        second = create_ticket(self.agent_a, [manifest_entry()])
         self.login(self.alice)
         body = self.client.get(URL, {"number": 2}).json()
-        self.assertEqual([t["subject"] for t in body["results"]], ["second"])
+        self.assertEqual([t["id"] for t in body["results"]], [str(second.id)])
 
     def test_a_number_of_another_tenant_finds_nothing(self):
-        create_ticket(self.agent_a, "second", [manifest_entry()])
+        create_ticket(self.agent_a, [manifest_entry()])
         self.login(self.charlie)
         self.assertEqual(self.client.get(URL, {"number": 2}).json()["count"], 0)
 

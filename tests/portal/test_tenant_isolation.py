@@ -38,7 +38,8 @@ class TenantIsolationTestCase(BaseTestCase):
         self.routes = [("/" + route, bool(PARAM_RE.search(route))) for route, _ in url_patterns()]
         # Anything of A's that must never show up for B.
         self.markers = [
-            "Alpha printer on fire", str(self.ticket.id), self.ticket.id.hex, "Alpha Ltd", "gk-alpha",
+            str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
+            "Alpha Ltd", "gk-alpha",
             "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],

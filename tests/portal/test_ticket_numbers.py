@@ -30,7 +30,7 @@ class ConcurrentNumberingTestCase(TransactionTestCase):
         def work():
             try:
                 for _ in range(PER_THREAD):
-                    create_ticket(agent, "concurrent", [manifest_entry()])
+                    create_ticket(agent, [manifest_entry()])
             except Exception as error:  # noqa: BLE001 - reported below, on the main thread
                 errors.append(error)
             finally:

@@ -26,7 +26,7 @@ class CreateTokenTestCase(BaseTestCase):
         self.login(self.alice)
         plaintext = self.client.post(self.URL, {"name": "Front desk"}).context["new_token"]["plaintext"]
         r = self.client.post(
-            "/api/v1/tickets", json.dumps({"subject": "s", "files": [manifest_entry()]}),
+            "/api/v1/tickets", json.dumps({"files": [manifest_entry()]}),
             content_type="application/json", HTTP_AUTHORIZATION=f"Token {plaintext}",
         )
         self.assertEqual(r.status_code, 201)

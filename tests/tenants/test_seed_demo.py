@@ -89,8 +89,7 @@ class SeedDemoTestCase(TestCase):
         result = self.seed()
         acme = result["tenants"][0]
         agent = access_agent_token(acme["agent_token"])
-        ticket = create_ticket(agent, "demo", [{"name": "a.txt", "size": 1, "content_type": "text/plain",
-                                                "sha256": "0" * 64}])
+        ticket = create_ticket(agent, [{"name": "a.txt", "size": 1, "content_type": "text/plain", "sha256": "0" * 64}])
         grant = read_grant(ticket, get_user_model().objects.get(username="bob")).token
         (public,) = acme["vendor_keys"].values()
         key = Ed25519PublicKey.from_public_bytes(b64url_decode(public))

@@ -4,7 +4,7 @@
 // what the vendor knows (ticket metadata and the manifest); no report content
 // passes through the vendor.
 
-import { fetchObject, requestGrant, sha256Hex, signAll } from "./api.js";
+import { fetchObject, requestGrant, sha256Hex, signAll, storageHint } from "./api.js";
 import * as render from "./render.js";
 
 const REPORT_NAME = "report.json";
@@ -39,7 +39,7 @@ function readManifest() {
     const kind = name === REPORT_NAME ? "report" : IMAGE_TYPES.has(contentType) ? "image"
       : TEXT_TYPES.has(contentType) ? "text" : null;
     return {
-      name, size, contentType, row,
+      name, size, contentType, row, kind,
       sha256: (row.dataset.sha256 || "").toLowerCase(),
       fetch: Boolean(kind) && size <= FETCH_LIMITS[kind],
     };
@@ -56,12 +56,16 @@ async function signManifest(files) {
   // The page's own gatekeeper URL is the one its CSP allows; the grant's is a fallback.
   const gatekeeper = root.dataset.gatekeeperUrl || grant.gatekeeper_url;
   const prefix = root.dataset.prefix || grant.prefix;
-  const ops = [{ op: "list", prefix }, ...files.map((f) => ({ op: "get", key: prefix + f.name }))];
+  // A `get` only for the files this page will fetch: each signed get is a read
+  // in the customer's audit log, so it must be one that really happens. The
+  // others are checked against the listing alone.
+  const fetched = files.filter((f) => f.fetch);
+  const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name }))];
   const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops);
+  fetched.forEach((f, i) => { f.url = typeof gets[i]?.url === "string" ? gets[i].url : null; });
   const objects = render.list(listing?.objects, 10000);
   const stored = new Map(objects.map((o) => [o?.key, o]));
-  files.forEach((f, i) => {
-    f.url = typeof gets[i]?.url === "string" ? gets[i].url : null;
+  files.forEach((f) => {
     f.storedSize = stored.get(prefix + f.name)?.size;
     // A truncated listing cannot prove absence, so only a full one marks files missing.
     f.missing = !listing?.truncated && !stored.has(prefix + f.name);
@@ -72,34 +76,65 @@ async function signManifest(files) {
 // Fetch one object and check it against the manifest. Resolves to its bytes
 // (even if they do not match: the user sees them, with a warning).
 async function loadFile(file) {
-  if (file.missing || !file.url) {
-    setFileStatus(file, "missing");
-    throw new Error("it is not in the customer's storage");
-  }
   if (!file.fetch) {
+    if (file.missing) {
+      setFileStatus(file, "missing");
+      throw new Error("it is not in the customer's storage");
+    }
     const sizeDiffers = typeof file.storedSize === "number" && file.storedSize !== file.size;
     setFileStatus(file, sizeDiffers ? "mismatch" : "skipped");
-    throw new Error(`${render.formatBytes(file.size)} is too large to preview here`);
+    throw new Error(file.kind ? `it is larger than this page's limit of ${render.formatBytes(FETCH_LIMITS[file.kind])}`
+      : "this page does not open files of this type");
   }
+  if (!file.url) {
+    setFileStatus(file, "error");
+    throw new Error("the gatekeeper did not sign a URL for it");
+  }
+  // A file the listing lacks is fetched all the same (its get was signed, and
+  // the listing may lag): storage's own answer, NoSuchKey, settles it.
   let bytes;
   try {
     bytes = await fetchObject(file.url);
   } catch (error) {
-    setFileStatus(file, "error");
-    throw error;
+    file.error = error;
+    if (!file.missing && error.code !== "NoSuchKey") {
+      setFileStatus(file, "error");
+      throw error;
+    }
+    setFileStatus(file, "missing");
+    const answer = error.code || (error.status ? `HTTP ${error.status}` : "no answer");
+    throw new Error(`it is not in the customer's storage (storage answered ${answer})`);
   }
+  file.missing = false;
   const digest = await sha256Hex(bytes);
   setFileStatus(file, digest == null ? "unverifiable"
     : digest === file.sha256 && bytes.length === file.size ? "verified" : "mismatch");
   return bytes;
 }
 
+// A message as one sentence, whether or not it already ends like one.
+const sentence = (text) => (/[.!?]$/.test(text) ? text : `${text}.`);
+
 function parseReport(bytes) {
-  if (bytes.length > FETCH_LIMITS.report) throw new Error("it is larger than 2 MiB");
-  const report = JSON.parse(new TextDecoder("utf-8").decode(bytes));
+  // The manifest's size was checked before fetching; storage's bytes may differ.
+  if (bytes.length > FETCH_LIMITS.report) throw new Error("it is larger than this page's limit of 2 MB");
+  let report;
+  try {
+    report = JSON.parse(new TextDecoder("utf-8").decode(bytes));
+  } catch {
+    throw new Error("it is not valid JSON");
+  }
   if (!report || typeof report !== "object" || Array.isArray(report)) throw new Error("it is not a JSON object");
   if (report.schema_version !== 1) throw new Error(`schema_version ${render.str(report.schema_version, 20) || "missing"} is not supported`);
   return report;
+}
+
+// The subject is what the user typed: it lives only in report.json (the vendor
+// never holds it), so it appears once the report has been fetched and read.
+function renderSubject(report) {
+  const subject = root.querySelector("[data-testid=subject]");
+  subject.textContent = render.str(report.subject, 200);
+  subject.hidden = !subject.textContent.trim();
 }
 
 function renderReport(report) {
@@ -142,21 +177,38 @@ function renderAttachments(name, files, makeSlot, fill, loads) {
   setState(name, "ready");
   files.forEach((file, i) => loads.get(file).then(
     (bytes) => { fill(slots[i], bytes, file); render.setSlotStatus(slots[i], file.status); },
-    (error) => render.setSlotStatus(slots[i], file.status || "error", `Not loaded: ${error.message}`),
+    (error) => render.setSlotStatus(slots[i], file.status || "error",
+      [`Not loaded: ${sentence(error.message)}`, error.hint].filter(Boolean).join(" ")),
   ));
 }
 
-function reportProblems(files, unlisted) {
+// Storage's error code (AccessDenied, RequestTimeTooSkewed, ...) goes with the
+// name, so a banner of many refusals still says why each one failed.
+function namesWithCodes(files) {
+  const byCode = new Map();
+  files.forEach((f) => {
+    const code = f.error?.source === "storage" ? f.error.code || "" : "";
+    byCode.set(code, [...(byCode.get(code) || []), f.name]);
+  });
+  return [...byCode].map(([code, names]) => names.join(", ") + (code ? ` (${code})` : "")).join("; ");
+}
+
+function reportProblems(files, unlisted, reportIssue) {
   const changed = files.filter((f) => f.status === "mismatch").map((f) => f.name);
   const missing = files.filter((f) => f.status === "missing").map((f) => f.name);
-  const failed = files.filter((f) => f.status === "error").map((f) => f.name);
-  if (!changed.length && !missing.length && !failed.length && !unlisted) return;
-  render.showBanner(root.querySelector("[data-testid=warning-banner]"), "Some files are not as submitted.", [
-    changed.length && `Changed since submission (SHA-256 differs from the manifest): ${changed.join(", ")}. They are shown, but may have been altered.`,
-    missing.length && `Missing from the customer's storage: ${missing.join(", ")}.`,
-    failed.length && `Could not be fetched: ${failed.join(", ")}.`,
-    unlisted && `${unlisted} other object(s) under this ticket's prefix are not in the manifest and are not shown.`,
-  ]);
+  const failed = files.filter((f) => f.status === "error");
+  if (!changed.length && !missing.length && !failed.length && !unlisted && !reportIssue) return;
+  const hints = new Set(failed.map((f) => storageHint(f.error?.code)).filter(Boolean));
+  const filesWrong = changed.length || missing.length || failed.length || unlisted;
+  render.showBanner(root.querySelector("[data-testid=warning-banner]"),
+    filesWrong ? "Some files are not as submitted." : `The report (${REPORT_NAME}) could not be read.`, [
+      changed.length && `Changed since submission (SHA-256 differs from the manifest): ${changed.join(", ")}. They are shown, but may have been altered.`,
+      missing.length && `Missing from the customer's storage: ${missing.join(", ")}.`,
+      failed.length && `Could not be fetched: ${namesWithCodes(failed)}.`,
+      ...hints,
+      reportIssue && `${reportIssue} The report's own sections are not shown; its attachments and the file list are.`,
+      unlisted && `${unlisted} other object(s) under this ticket's prefix are not in the manifest and are not shown.`,
+    ]);
 }
 
 async function main() {
@@ -179,13 +231,18 @@ async function main() {
   loads.forEach((p) => p.catch(() => {})); // failures are shown per file, not thrown
 
   let report = {};
+  let reportIssue = null; // why report.json could not be read, when its file is otherwise fine
   const reportFile = files.find((f) => f.name === REPORT_NAME);
   try {
     if (!reportFile) throw new Error("this ticket has none");
     report = parseReport(await loads.get(reportFile));
+    renderSubject(report);
     renderReport(report);
   } catch (error) {
-    REPORT_SECTIONS.forEach((name) => setState(name, "error", `${REPORT_NAME} could not be read: ${error.message}.`));
+    const reason = `${REPORT_NAME} could not be read: ${sentence(error.message)}`;
+    REPORT_SECTIONS.forEach((name) => setState(name, "error", reason));
+    // A missing or unfetchable report.json is in the banner's file lines already.
+    if (!["missing", "error"].includes(reportFile?.status)) reportIssue = reason;
   }
 
   renderAttachments("screenshots", attachments(files, report.screenshots, IMAGE_TYPES), render.screenshotSlot,
@@ -195,7 +252,7 @@ async function main() {
     (slot, bytes) => render.fillLog(slot, bytes), loads);
 
   await Promise.allSettled(loads.values());
-  reportProblems(files, unlisted);
+  reportProblems(files, unlisted, reportIssue);
   root.dataset.loaded = "true"; // for tests: everything has settled
 }
 
