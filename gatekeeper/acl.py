@@ -90,6 +90,14 @@ class Policy:
         if not upload and self._config.countries and client.country not in self._config.countries:
             raise Forbidden("your country is not allowed", code="country_denied")
 
+    def check_any(self, client: Client) -> None:
+        """Refuse a client that no op could be allowed for: refused for uploads and
+        for reads (with the reads' reason)."""
+        try:
+            self.check(client, upload=True)
+        except Forbidden:
+            self.check(client, upload=False)
+
 
 def _open_geoip(path: str):
     # Optional dependency: only a customer who configures geoip_db needs maxminddb

@@ -22,9 +22,9 @@ from .audit import AuditRecord, open_store, parse_search
 from .config import Config
 from .errors import (
     AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed, NotFound,
-    PayloadTooLarge, Unauthorized,
+    PayloadTooLarge, StorageUnavailable, Unauthorized,
 )
-from .grants import Grant, GrantVerifier
+from .grants import Claimed, Grant, GrantVerifier
 from .paths import check_in_scope, check_path
 from .storage import Storage
 
@@ -76,18 +76,18 @@ class Context:
     origin: str
     client: Client | None = None
     grant: Grant | None = None
+    claimed: Claimed = Claimed()  # who a refused grant names (grants.Claimed)
     ops: list[Op] = field(default_factory=list)
 
     def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
-        grant = self.grant
+        who = self.grant or self.claimed
         return AuditRecord(
             ts=self.now, request_id=self.request_id,
             client_ip=self.client.ip if self.client else "",
             country=self.client.country if self.client else "",
             user_agent=self.user_agent, origin=self.origin, op=op, key=key,
             outcome=outcome, reason=reason, status=status,
-            jti=grant.jti if grant else "", sub=grant.sub if grant else "",
-            name=grant.name if grant else "", kid=grant.kid if grant else "",
+            jti=who.jti, sub=who.sub, name=who.name, kid=who.kid,
         )
 
 
@@ -156,7 +156,18 @@ class Gatekeeper:
         self._claim_if_single_use(context)
         # Fail closed: the records are written before anything is signed or done.
         self.audit.write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops])
-        return [self._perform(op, context.now) for op in context.ops]
+        # Deletes last, so a failing list or signature leaves nothing done. On a
+        # failure nothing is answered: every op gets a refusal record (_refuse)
+        # except the deletes already done, whose "allow" stays true.
+        ops = context.ops
+        results: list[dict | None] = [None] * len(ops)
+        for i in sorted(range(len(ops)), key=lambda i: ops[i].op == "delete"):
+            try:
+                results[i] = self._perform(ops[i], context.now)
+            except StorageUnavailable:
+                context.ops = [op for op, result in zip(ops, results) if op.op != "delete" or result is None]
+                raise
+        return results
 
     def _perform(self, op: Op, now: float) -> dict:
         ttl = self.config.presign_ttl
@@ -197,12 +208,18 @@ class Gatekeeper:
         )
         if not self.config.enabled:
             raise Forbidden("this gatekeeper is switched off by its owner", code="kill_switch")
+        # An address no op may come from learns nothing of how its grant or body would fare.
+        self.policy.check_any(context.client)
         if len(request.body) > MAX_BODY_BYTES:
             raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", code="body_too_large")
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("an Authorization: Bearer grant is required", code="missing_grant")
-        context.grant = self.verifier.verify(token.strip(), context.now)
+        try:
+            context.grant = self.verifier.verify(token.strip(), context.now)
+        except Unauthorized as refusal:
+            context.claimed = refusal.claimed
+            raise
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
@@ -271,9 +288,17 @@ class Gatekeeper:
 
 def _parse_json(body: bytes) -> object:
     try:
-        return json.loads(body.decode("utf-8")) if body else {}
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys) if body else {}
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("request body is not valid JSON", code="malformed_json") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A key given twice is refused: parsers disagree on which one counts."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
 
 
 def _parse_ops(body: bytes) -> list[Op]:
@@ -293,7 +318,7 @@ def _parse_op(item: object) -> Op:
     if name in ("get", "delete"):
         return Op(name, check_path(item.get("key")))
     if name == "list":
-        return Op(name, check_path(item.get("prefix"), "prefix", trailing_slash=True))
+        return Op(name, check_path(item.get("prefix"), "prefix", prefix=True))
     if name == "put":
         size, content_type = item.get("size"), item.get("content_type")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:

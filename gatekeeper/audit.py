@@ -258,7 +258,14 @@ class AuditStore(Protocol):
     def purge(self, now: float) -> int:
         """Drop records older than the retention and expired jtis; return how many."""
 
-    def healthy(self) -> bool: ...
+    def check(self) -> None:
+        """For startup, so that a broken store stops the gatekeeper instead of failing
+        every request: the store is reachable, has the expected shape and (SQLite)
+        takes a write, which is rolled back. Changes nothing. Raises ConfigError
+        ("audit.url") with a reason that names no secret."""
+
+    def healthy(self) -> bool:
+        """Cheap, for /v1/health: False when the store cannot serve (nothing raises)."""
 
 
 def _jti_id(jti: str) -> str:
@@ -286,17 +293,35 @@ DYNAMO_TABLE_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
 
 def open_store(url: str, retention_days: int, endpoint_url: str = "",
                region: str = "us-east-1") -> AuditStore:
-    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `dynamodb://TABLE`.
+    """`sqlite:///PATH` (PATH absolute, as in sqlite:///var/lib/gatekeeper/audit.db),
+    `sqlite:relative/path.db` (relative to the working directory) or `dynamodb://TABLE`.
     DynamoDB uses the S3 endpoint_url when one is set (moto serves both)."""
     # Imported here: a Lambda deployment never loads sqlite, a self-hosted one never boto3.
-    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+    path = sqlite_path(url)
+    if path is not None:
         from .audit_sqlite import SqliteAuditStore
 
-        return SqliteAuditStore(url.removeprefix("sqlite:///"), retention_days)
+        return SqliteAuditStore(path, retention_days)
     if url.startswith("dynamodb://"):
         table = url.removeprefix("dynamodb://")
         if DYNAMO_TABLE_RE.match(table):
             from .audit_dynamodb import DynamoAuditStore
 
             return DynamoAuditStore(table, retention_days, endpoint_url or None, region)
-    raise ConfigError("audit.url", "must be sqlite:///PATH or dynamodb://TABLE")
+    raise ConfigError("audit.url", "must be sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or dynamodb://TABLE")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite audit URL, or None if `url` is not one.
+
+    `sqlite:///var/lib/gatekeeper/audit.db` is /var/lib/gatekeeper/audit.db, as a
+    reader expects; `sqlite:////var/...` (the SQLAlchemy spelling of an absolute
+    path) is the same file. `sqlite:audit.db` or `sqlite:var/audit.db` is relative
+    to the working directory. `sqlite://HOST/...` has no meaning here: refused."""
+    if url.startswith("sqlite:///"):
+        path = "/" + url.removeprefix("sqlite:///").lstrip("/")
+    elif url.startswith("sqlite:") and not url.startswith("sqlite:/"):
+        path = url.removeprefix("sqlite:")
+    else:
+        return None
+    return path if path.strip("/") else None

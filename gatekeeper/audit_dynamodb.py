@@ -27,7 +27,7 @@ from .audit import (
     decode_cursor,
     encode_cursor,
 )
-from .errors import AuditUnavailable, BadRequest
+from .errors import AuditUnavailable, BadRequest, ConfigError
 
 log = logging.getLogger("gatekeeper.audit")
 
@@ -264,6 +264,32 @@ class DynamoAuditStore:
                     break
             day -= dt.timedelta(days=1)
         return removed
+
+    def check(self) -> None:
+        """For startup: the table exists, is usable (ACTIVE, or UPDATING) and is keyed
+        pk (HASH) + sk (RANGE), both strings. Only DescribeTable, which the function's
+        role already has for /v1/health: nothing is written."""
+        where = f"the DynamoDB audit table {self.table!r}"
+        try:
+            table = self.client.describe_table(TableName=self.table)["Table"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                raise ConfigError("audit.url", (
+                    f"{where} does not exist in this account and region:"
+                    " create it (gatekeeper init-audit) or fix the name")) from None
+            raise ConfigError("audit.url", f"cannot describe {where}: {code or 'error'}") from None
+        except BotoCoreError as exc:
+            # Class name only: botocore messages can carry endpoints and account details.
+            raise ConfigError("audit.url", f"cannot reach DynamoDB for {where}: {type(exc).__name__}") from None
+        keys = {key.get("AttributeName"): key.get("KeyType") for key in table.get("KeySchema", [])}
+        if keys != {"pk": "HASH", "sk": "RANGE"}:
+            raise ConfigError("audit.url", f"{where} must have the key pk (HASH) + sk (RANGE), not {keys}")
+        types = {a.get("AttributeName"): a.get("AttributeType") for a in table.get("AttributeDefinitions", [])}
+        if types.get("pk") != "S" or types.get("sk") != "S":
+            raise ConfigError("audit.url", f"{where} must have string (S) keys pk and sk")
+        if table.get("TableStatus") not in ("ACTIVE", "UPDATING"):
+            raise ConfigError("audit.url", f"{where} is {table.get('TableStatus')}, not ACTIVE")
 
     def healthy(self) -> bool:
         try:

@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         gatekeeper = Gatekeeper(config)  # opens the GeoIP database, if any: it can fail too
+        if args.command == "serve":
+            gatekeeper.audit.check()  # a missing or outdated audit store refuses to start
     except ConfigError as exc:
         print(f"gatekeeper: refusing to start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -49,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         create = getattr(gatekeeper.audit, "create_table", None)
         if create:
             create()
-        gatekeeper.audit.healthy()
+        try:
+            gatekeeper.audit.check()  # the new store must pass what `serve` will ask of it
+        except ConfigError as exc:
+            print(f"gatekeeper: audit store not usable: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         print("audit store ready")
         return 0
     if args.command == "purge-audit":

@@ -71,7 +71,7 @@ class Config:
     geoip_db: str = ""
     country_header: str = ""
     trusted_proxies: tuple[Network, ...] = ()
-    audit_url: str = "sqlite:///gatekeeper-audit.db"
+    audit_url: str = "sqlite:gatekeeper-audit.db"
     audit_retention_days: int = 180
     not_before: int = 0
     revoked_subjects: frozenset[str] = frozenset()
@@ -334,11 +334,12 @@ def _build(flat: dict[str, Any]) -> Config:
     if country_header and not trusted_proxies:
         raise ConfigError("acl.country_header", "is only believed from trusted_proxies; set them")
 
-    audit_url = _get(flat, "audit.url", "str", "sqlite:///gatekeeper-audit.db")
-    if not (audit_url.startswith("sqlite:///") and len(audit_url) > 10) and not (
-        audit_url.startswith("dynamodb://") and len(audit_url) > 11
-    ):
-        raise ConfigError("audit.url", "must be sqlite:///PATH or dynamodb://TABLE")
+    from .audit import sqlite_path  # here: audit imports acl, which imports this module
+
+    audit_url = _get(flat, "audit.url", "str", "sqlite:gatekeeper-audit.db")
+    if sqlite_path(audit_url) is None and not (audit_url.startswith("dynamodb://") and len(audit_url) > 11):
+        raise ConfigError("audit.url",
+                          "must be sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or dynamodb://TABLE")
 
     keys = _vendor_keys(flat)
     return Config(

@@ -16,6 +16,9 @@ STATUS_TEXT = {
     503: "503 Service Unavailable",
 }
 INTERNAL_ERROR = b'{"error":"internal","message":"internal error"}'
+# Waitress itself refuses (413, text/plain, not audited) a body this large or
+# larger, without reading it; a smaller one over MAX_BODY_BYTES gets our audited 400.
+TRANSPORT_BODY_LIMIT = MAX_BODY_BYTES + 8 * 1024
 
 
 def wsgi_app(gatekeeper: Gatekeeper):
@@ -68,6 +71,6 @@ def serve(gatekeeper: Gatekeeper, host: str, port: int, threads: int = 8) -> Non
     # decided by the gatekeeper's own trusted_proxies (acl.py), in one place.
     waitress.serve(
         wsgi_app(gatekeeper), host=host, port=port, threads=threads, ident="gatekeeper",
-        max_request_body_size=MAX_BODY_BYTES * 4, clear_untrusted_proxy_headers=False,
+        max_request_body_size=TRANSPORT_BODY_LIMIT, clear_untrusted_proxy_headers=False,
         channel_timeout=30,
     )

@@ -1,35 +1,50 @@
 """The AWS deployment: API Gateway HTTP API (payload 2.0) and Lambda function URL
 events, both the same shape. Configuration comes from GATEKEEPER_* environment
-variables; the Gatekeeper (and its boto3 clients) is built once per container."""
+variables; the Gatekeeper (and its boto3 clients) is built once per container, and
+while its configuration or audit store is refused every request is answered 503."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 
 from . import config as config_module
 from .app import MAX_BODY_BYTES, Gatekeeper, Request
+from .errors import ConfigError
 
 log = logging.getLogger("gatekeeper")
 _gatekeeper: Gatekeeper | None = None
 # Base64 characters that decode to one byte over the body limit, in whole
 # 4-character groups: a cut mid-group would make a big body look malformed.
 BASE64_CHARS_OVER_LIMIT = (MAX_BODY_BYTES + 1 + 2) // 3 * 4
-INTERNAL_ERROR = {"statusCode": 500, "headers": {"Content-Type": "application/json"},
-                  "body": '{"error":"internal","message":"internal error"}'}
 
 
 def _instance() -> Gatekeeper:
     global _gatekeeper
     if _gatekeeper is None:
-        _gatekeeper = Gatekeeper(config_module.load(os.environ.get(config_module.ENV_CONFIG_PATH) or None))
+        gatekeeper = Gatekeeper(config_module.load(os.environ.get(config_module.ENV_CONFIG_PATH) or None))
+        gatekeeper.audit.check()  # a missing table refuses to serve, as bad config does
+        _gatekeeper = gatekeeper
     return _gatekeeper
 
 
+def _error(status: int, code: str, message: str) -> dict:
+    return {"statusCode": status, "isBase64Encoded": False,
+            "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+            "body": json.dumps({"error": code, "message": message})}
+
+
 def to_request(event: dict) -> Request:
-    http = event.get("requestContext", {}).get("http", {})
+    request_context = event.get("requestContext") or {}
+    http = request_context.get("http") or {}
+    path = str(event.get("rawPath") or http.get("path", ""))
+    # On a named API Gateway stage the path starts with it: "/prod/v1/sign".
+    stage = str(request_context.get("stage") or "$default")
+    if stage != "$default" and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1:]
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     raw = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -41,7 +56,7 @@ def to_request(event: dict) -> Request:
         body = raw.encode("utf-8", "surrogatepass")[: MAX_BODY_BYTES + 1]
     return Request(
         method=str(http.get("method", "")).upper(),
-        path=event.get("rawPath") or http.get("path", ""),
+        path=path,
         headers=headers,
         body=body,
         peer=str(http.get("sourceIp", "")),
@@ -52,9 +67,12 @@ def handler(event: dict, context: object = None, *, gatekeeper: Gatekeeper | Non
     try:
         request = to_request(event)
         response = (gatekeeper or _instance()).handle(request)
+    except ConfigError as refused:  # the operator's to fix: named in the log, not to the caller
+        log.error("gatekeeper: refusing to serve: %s", refused)
+        return _error(503, "misconfigured", "this gatekeeper's configuration is refused; see its log")
     except Exception:  # a bug of ours: log it, answer without details
         log.exception("unhandled error")
-        return dict(INTERNAL_ERROR)
+        return _error(500, "internal", "internal error")
     headers: dict[str, str] = {}
     for name, value in response.headers:
         headers[name] = value

@@ -3,22 +3,29 @@
 A key is never URL-decoded a second time, never normalised: what the grant's
 prefix covers is decided on the exact bytes the caller sent. Anything that could
 be read two ways (dot segments, empty segments, backslashes, control characters)
-is refused rather than interpreted.
+or shown as something else (format and line-separator characters such as U+202E,
+U+FEFF, U+2028) is refused rather than interpreted.
 """
 
 from __future__ import annotations
 
+import unicodedata
+
 from .errors import BadRequest, Forbidden
 
 MAX_KEY_BYTES = 1024
+# Unicode categories refused in keys: controls (C0, DEL, C1), format characters
+# (bidi overrides, zero-width characters, BOM), surrogates, line and paragraph separators.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def _refuse(what: str, reason: str) -> BadRequest:
     return BadRequest(f"{what} refused: {reason}", code="bad_key")
 
 
-def check_path(text: object, what: str = "key", *, trailing_slash: bool = False) -> str:
-    """Validate the shape of a key (or, with trailing_slash, a prefix)."""
+def check_path(text: object, what: str = "key", *, prefix: bool = False) -> str:
+    """Validate the shape of a key or, with prefix=True, of a prefix: the same
+    rules, except that a prefix may end with '/'."""
     if not isinstance(text, str) or not text:
         raise _refuse(what, "must be a non-empty string")
     try:
@@ -31,13 +38,13 @@ def check_path(text: object, what: str = "key", *, trailing_slash: bool = False)
         raise _refuse(what, "leading '/'")
     if "\\" in text:
         raise _refuse(what, "backslash")
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text):
-        raise _refuse(what, "control character")
+    # isprintable() is False for every refused category (and for some allowed ones):
+    # a quick pass for the usual key, the exact test otherwise.
+    if not text.isprintable() and any(unicodedata.category(ch) in REFUSED_CATEGORIES for ch in text):
+        raise _refuse(what, "control, format or separator character")
     segments = text.split("/")
-    if trailing_slash:
-        if segments[-1] != "":
-            raise _refuse(what, "a prefix ends with '/'")
-        segments = segments[:-1]
+    if prefix and segments[-1] == "":
+        segments.pop()
     for segment in segments:
         if segment in ("", ".", ".."):
             raise _refuse(what, "empty, '.' or '..' segment")

@@ -55,7 +55,7 @@ def gatekeeper_toml(tenant: dict, issuer: str, portal_origin: str, storage_url: 
         "storage": {"bucket": tenant["bucket"], "region": tenant["region"], "endpoint_url": storage_url,
                     "encryption": "sse-s3"},
         "acl": acl,
-        "audit": {"url": f"sqlite:///{audit_path}", "retention_days": 180},
+        "audit": {"url": f"sqlite:///{Path(audit_path).resolve()}", "retention_days": 180},
     }
     lines = [
         f"gatekeeper_id = {toml_value(tenant['gatekeeper_id'])}",

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
 
 import pytest
 
-from gatekeeper import audit, audit_dynamodb
+from gatekeeper import audit, audit_dynamodb, audit_sqlite
 from gatekeeper.audit import AuditRecord, SearchQuery, open_store, parse_search
 from gatekeeper.audit_dynamodb import DynamoAuditStore
 from gatekeeper.audit_sqlite import SqliteAuditStore
@@ -46,7 +49,7 @@ def make_records(count: int = 60) -> list[AuditRecord]:
 
 
 def expected(records: list[AuditRecord], q: SearchQuery) -> list[dict]:
-    """The same search, done the slow and obvious way."""
+    """The same search, done the slow and obvious way (`records` written in order)."""
     def keep(r: AuditRecord) -> bool:
         return (
             (q.since is None or r.ts >= q.since) and (q.until is None or r.ts < q.until)
@@ -54,7 +57,9 @@ def expected(records: list[AuditRecord], q: SearchQuery) -> list[dict]:
                     for f in ("op", "outcome", "client_ip", "sub"))
             and (q.key_prefix is None or r.key.startswith(q.key_prefix))
         )
-    return [r.to_dict() for r in sorted(records, key=lambda r: -r.ts) if keep(r)]
+    # Records of one time (one request's) come last written first, as written in order.
+    newest_first = [r for _, r in sorted(enumerate(records), key=lambda p: (-p[1].ts, -p[0]))]
+    return [r.to_dict() for r in newest_first if keep(r)]
 
 
 def search_all(store, body: dict) -> tuple[list[dict], int]:
@@ -339,9 +344,10 @@ def test_a_missing_dynamodb_table_fails_closed(moto_url):
     store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
     store.create_table()
     assert store.healthy()
-    store.client.delete_table(TableName=store.table)
+    store.write([AuditRecord(ts=NOW, request_id="before")])
+    store.client.delete_table(TableName=store.table)  # mid-run: writes were working
     with pytest.raises(AuditUnavailable) as refused:
-        store.write([AuditRecord(ts=NOW)])
+        store.write([AuditRecord(ts=NOW, request_id=f"during-{i}") for i in range(3)])
     assert store.table not in refused.value.message  # nothing about the account leaks
     with pytest.raises(AuditUnavailable):
         store.claim_jti("grant", expires_at=NOW + 60, now=NOW)
@@ -356,6 +362,131 @@ def test_an_unreachable_dynamodb_fails_closed():
     store = DynamoAuditStore("audit", RETENTION_DAYS, f"http://127.0.0.1:{free_port()}", "us-east-1")
     with pytest.raises(AuditUnavailable):
         store.write([AuditRecord(ts=NOW)])
+
+
+# --- the startup check -------------------------------------------------------------------
+
+def test_sqlite_check_creates_the_file_and_leaves_it_empty(tmp_path):
+    path = str(tmp_path / "audit.db")
+    store = SqliteAuditStore(path, RETENTION_DAYS)
+    store.check()
+    store.check()  # and again, on the file it made
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM audit").fetchone() == (0,)  # the test write rolled back
+        assert db.execute("SELECT count(*) FROM jti").fetchone() == (0,)
+    store.write([AuditRecord(ts=NOW, request_id="after")])
+    assert [e["request_id"] for e in store.search(SearchQuery())[0]] == ["after"]
+
+
+def test_sqlite_check_refuses_a_missing_directory(tmp_path):
+    store = SqliteAuditStore(str(tmp_path / "missing-dir" / "audit.db"), RETENTION_DAYS)
+    with pytest.raises(ConfigError, match="audit.url") as refused:
+        store.check()
+    assert "missing-dir" in str(refused.value) and "directory must exist" in str(refused.value)
+
+
+def test_sqlite_check_refuses_a_file_of_an_older_schema(tmp_path):
+    """A file made before the `name` column: every write would fail, so the
+    gatekeeper must not start, and /v1/health must not say the audit log is fine."""
+    path = str(tmp_path / "audit.db")
+    old_table = audit_sqlite.SQLITE_TABLES.replace(" name TEXT NOT NULL,", "")
+    assert old_table != audit_sqlite.SQLITE_TABLES
+    with sqlite3.connect(path) as db:
+        db.executescript(old_table)
+    store = SqliteAuditStore(path, RETENTION_DAYS)
+    with pytest.raises(ConfigError, match="audit.url") as refused:
+        store.check()
+    assert "audit.name" in str(refused.value) and "older gatekeeper" in str(refused.value)
+    assert not store.healthy()
+    with pytest.raises(AuditUnavailable):
+        store.write([AuditRecord(ts=NOW)])
+    # The repair docs/operations.md gives:
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE audit ADD COLUMN name TEXT NOT NULL DEFAULT ''")
+    repaired = SqliteAuditStore(path, RETENTION_DAYS)
+    repaired.check()
+    assert repaired.healthy()
+
+
+def test_sqlite_check_refuses_a_file_it_may_not_write(tmp_path):
+    workdir = tempfile.mkdtemp(prefix="gk-audit-ro-")  # not under tmp_path: others may not enter that
+    try:
+        path = os.path.join(workdir, "audit.db")
+        store = SqliteAuditStore(path, RETENTION_DAYS)
+        store.write([AuditRecord(ts=NOW)])
+        store.close()
+        os.chmod(path, 0o444)
+        os.chmod(workdir, 0o555)
+        message = check_as_unprivileged(SqliteAuditStore(path, RETENTION_DAYS))
+    finally:
+        os.chmod(workdir, 0o755)
+        shutil.rmtree(workdir)
+    assert message.startswith("config key 'audit.url'") and path in message, message
+
+
+def check_as_unprivileged(store) -> str:
+    """The message of the ConfigError that store.check() raises for a user who may not
+    write the file. Root may write anything: as root, check in a child process that
+    has become nobody."""
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigError) as refused:
+            store.check()
+        return str(refused.value)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                store.check()
+                message = "no ConfigError"
+            except ConfigError as exc:
+                message = str(exc)
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                message = f"unexpected {exc!r}"
+            os.write(write_end, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        message = answer.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+def test_dynamodb_check_describes_the_table_and_writes_nothing(moto_url):
+    store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
+    store.create_table()
+    store.check()
+    assert store.client.scan(TableName=store.table)["Items"] == []
+
+
+def test_dynamodb_check_refuses_a_missing_table(moto_url):
+    store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
+    with pytest.raises(ConfigError, match="audit.url") as refused:
+        store.check()
+    assert "does not exist" in str(refused.value) and "init-audit" in str(refused.value)
+
+
+def test_dynamodb_check_refuses_a_table_with_other_keys(moto_url):
+    store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
+    store.client.create_table(
+        TableName=store.table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    with pytest.raises(ConfigError, match="pk \\(HASH\\) \\+ sk \\(RANGE\\)"):
+        store.check()
+
+
+def test_dynamodb_check_refuses_an_unreachable_endpoint():
+    from tests.support import free_port
+
+    store = DynamoAuditStore("audit", RETENTION_DAYS, f"http://127.0.0.1:{free_port()}", "us-east-1")
+    with pytest.raises(ConfigError, match="cannot reach DynamoDB") as refused:
+        store.check()
+    assert "127.0.0.1" not in str(refused.value)  # endpoints and accounts stay out of it
 
 
 # --- the stores' own mechanics ------------------------------------------------------------
@@ -375,24 +506,101 @@ def test_sqlite_writes_from_many_threads(tmp_path):
     assert len(search_all(store, {"limit": 500})[0]) == 6 * 20 * 2
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"sub": "u"}, {"client_ip": "192.0.2.1"}, {"op": "get", "outcome": "deny"},
-    {"outcome": "deny"}, {"since": 1, "until": 2}, {"key_prefix": "tickets/1/"},
-])
-def test_sqlite_searches_walk_an_index_without_sorting(tmp_path, body):
-    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
-    store.write(make_records())
+def search_plans(store, body: dict) -> list[str]:
+    """The query plan of every SELECT of a search's second page (each plan one string)."""
     _, cursor = store.search(parse_search({**body, "limit": 1}))
     conn = store._conn()
     statements = []
     conn.set_trace_callback(statements.append)
     store.search(parse_search({**body, "limit": 1, **({"cursor": cursor} if cursor else {})}))
     conn.set_trace_callback(None)
-    select = [sql for sql in statements if "ORDER BY" in sql][-1]
-    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + select))
-    assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
-    if not body.get("key_prefix"):  # a narrow prefix reads the key index and sorts
-        assert "TEMP B-TREE" not in plan, plan
+    return [" | ".join(f"{row[1]}:{row[-1]}" for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
+            for sql in statements if sql.startswith("SELECT id, ts")]
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"sub": "u"}, {"client_ip": "192.0.2.1"}, {"op": "get", "outcome": "deny"},
+    {"outcome": "deny"}, {"since": 1, "until": 2}, {"key_prefix": "tickets/1/"},
+    {"sub": "user:7", "op": "request"}, {"key_prefix": "tickets/", "outcome": "allow"},
+])
+def test_sqlite_searches_walk_one_index_alone(tmp_path, body):
+    """The walk reads index entries only (every index holds every filter column) and,
+    but for a key prefix (a range of keys, not of time), never sorts: only the page's
+    own rows are read from the table, and sorted."""
+    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+    store.write(make_records())
+    [plan] = search_plans(store, body)
+    walk = [step for step in plan.split(" | ") if not step.startswith("0:")]
+    assert any("USING COVERING INDEX audit_" in step for step in walk), plan
+    if not body.get("key_prefix"):
+        assert not any("TEMP B-TREE" in step for step in walk), plan
+
+
+def sqlite_index_of(store, body: dict) -> str:
+    [plan] = search_plans(store, body)
+    return plan.split("USING COVERING INDEX ")[1].split()[0]
+
+
+def test_sqlite_walks_the_index_of_the_rarest_filter(tmp_path, monkeypatch):
+    """Chosen by counting, not by SQLite's planner, which without statistics walked
+    all the "allow" entries to find one address's records."""
+    monkeypatch.setattr(audit_sqlite, "ESTIMATE_ROWS", 50)
+    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+    common = dict(op="get", outcome="allow", client_ip="203.0.113.5", sub="user:1", key="tickets/1/a.png")
+    store.write([AuditRecord(ts=NOW - i, **common) for i in range(300)]
+                + [AuditRecord(ts=NOW - 400 - i, **{**common, "client_ip": "198.51.100.7"}) for i in range(3)]
+                + [AuditRecord(ts=NOW - 500 - i, **{**common, "sub": "user:2", "op": "delete"})
+                   for i in range(20)])
+    assert sqlite_index_of(store, {"outcome": "allow", "client_ip": "198.51.100.7"}) == "audit_ip_v2"
+    assert sqlite_index_of(store, {"op": "get", "client_ip": "198.51.100.7"}) == "audit_ip_v2"
+    assert sqlite_index_of(store, {"sub": "user:1", "op": "delete"}) == "audit_op_v2"
+    assert sqlite_index_of(store, {"sub": "user:2", "op": "get"}) == "audit_sub_v2"
+    assert sqlite_index_of(store, {"op": "delete", "outcome": "allow"}) == "audit_op_outcome_v2"
+    assert sqlite_index_of(store, {"outcome": "allow"}) == "audit_outcome_v2"
+    assert sqlite_index_of(store, {"since": NOW - 10}) == "audit_ts_v2"
+    # A key prefix: the key index when its records are few; else the time order.
+    assert sqlite_index_of(store, {"key_prefix": "tickets/1/", "client_ip": "203.0.113.5"}) == "audit_ip_v2"
+    store.write([AuditRecord(ts=NOW - 600, **{**common, "key": "tickets/2/b.png"})])
+    assert sqlite_index_of(store, {"key_prefix": "tickets/2/", "client_ip": "203.0.113.5"}) == "audit_key_v2"
+    assert sqlite_index_of(store, {"key_prefix": "tickets/"}) == "audit_ts_v2"
+
+
+@pytest.mark.parametrize("body", [
+    {"key_prefix": "tickets/1"}, {"key_prefix": "tickets/"}, {"key_prefix": "tickets/", "op": "get"},
+    {"key_prefix": "tickets/1", "outcome": "allow", "since": NOW - 5 * DAY},
+    {"key_prefix": "tickets/old/"}, {"key_prefix": "tickets/", "sub": ""},
+])
+@pytest.mark.parametrize("limit", [1, 3, 500])
+@pytest.mark.parametrize("rest_rows", [1, 1000])  # the rest from the key index; walking on
+def test_sqlite_a_broad_prefix_with_old_records_is_found_in_two_parts(tmp_path, monkeypatch, body, limit,
+                                                                      rest_rows):
+    """A broad prefix walks the newest WALK_ROWS entries in time order, then takes
+    the rest from the key index (or walks on): a page may come from both, without gaps."""
+    monkeypatch.setattr(audit_sqlite, "ESTIMATE_ROWS", 3)
+    monkeypatch.setattr(audit_sqlite, "WALK_ROWS", 7)
+    monkeypatch.setattr(audit_sqlite, "REST_ROWS", rest_rows)
+    store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+    records = make_records() + [
+        AuditRecord(ts=NOW - 20 * DAY - i * HOUR, request_id=f"old-{i}", op="get", key=f"tickets/old/{i}",
+                    outcome="allow", sub="user:7") for i in range(12)]
+    records += [AuditRecord(ts=NOW - DAY, request_id=f"tie-{i}", op="get", key=f"tickets/1/t{i}")
+                for i in range(10)]  # one request's records share a time
+    store.write(records)
+    entries, _ = search_all(store, {**body, "limit": limit})
+    assert entries == expected(records, parse_search(body))
+
+
+def test_sqlite_old_indexes_are_replaced(tmp_path):
+    """A file from before the v2 indexes gets them at its first open."""
+    path = str(tmp_path / "audit.db")
+    with sqlite3.connect(path) as db:
+        db.executescript(audit_sqlite.SQLITE_TABLES)
+        db.execute("CREATE INDEX audit_sub_ts ON audit (sub, ts)")
+    store = SqliteAuditStore(path, RETENTION_DAYS)
+    store.write(make_records())
+    names = {row[0] for row in store._conn().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "audit_sub_ts" not in names and {"audit_sub_v2", "audit_key_v2", "audit_ts_v2"} <= names
+    assert search_all(store, {"sub": "user:7"})[0] == expected(make_records(), parse_search({"sub": "user:7"}))
 
 
 def test_dynamodb_pages_may_be_short_but_the_cursor_finds_everything(moto_url, monkeypatch):
@@ -545,7 +753,31 @@ def test_open_store_reads_the_url(tmp_path):
     assert open_store("dynamodb://gk-audit", 7).endpoint_url is None
 
 
-@pytest.mark.parametrize("url", ["sqlite:///", "postgres://db", "dynamodb://", "dynamodb://a b", "audit.db"])
+@pytest.mark.parametrize("url, path", [
+    # What a customer reads: the contract's example is an absolute path.
+    ("sqlite:///var/lib/gatekeeper/audit.db", "/var/lib/gatekeeper/audit.db"),
+    ("sqlite:////var/lib/gatekeeper/audit.db", "/var/lib/gatekeeper/audit.db"),  # the old spelling
+    ("sqlite:///audit.db", "/audit.db"),
+    ("sqlite:audit.db", "audit.db"),  # relative to the working directory
+    ("sqlite:var/audit.db", "var/audit.db"),
+])
+def test_open_store_reads_sqlite_paths(url, path):
+    assert audit.sqlite_path(url) == path
+    assert open_store(url, 7).path == path
+
+
+def test_a_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:logs/audit.db", 7)
+    (tmp_path / "logs").mkdir()
+    store.check()
+    assert (tmp_path / "logs" / "audit.db").is_file()
+
+
+@pytest.mark.parametrize("url", [
+    "sqlite:///", "sqlite:////", "sqlite:", "sqlite://host/audit.db", "sqlite:/audit.db",
+    "postgres://db", "dynamodb://", "dynamodb://a b", "audit.db",
+])
 def test_open_store_refuses_other_urls(url):
     with pytest.raises(ConfigError, match="audit.url"):
         open_store(url, 7)

@@ -159,3 +159,37 @@ def test_serve_with_a_missing_file_exits_non_zero(tmp_path):
     result = subprocess.run([support.PYTHON, "-m", "gatekeeper", "serve", "--config", str(tmp_path / "no.toml")],
                             capture_output=True, text=True, timeout=30, cwd=support.ROOT)
     assert result.returncode == 2 and "file not found" in result.stderr
+
+
+def test_serve_with_an_unusable_audit_store_exits_non_zero_naming_it(tmp_path):
+    data = good()
+    data["audit"]["url"] = f"sqlite:///{tmp_path}/no-such-dir/audit.db"
+    path = tmp_path / "gk.toml"
+    path.write_text(toml_dumps(data))
+    result = subprocess.run([support.PYTHON, "-m", "gatekeeper", "serve", "--config", str(path),
+                             "--port", str(support.free_port())],
+                            capture_output=True, text=True, timeout=30, cwd=support.ROOT)
+    assert result.returncode == 2
+    assert "audit.url" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("sqlite:///var/lib/gatekeeper/audit.db", True), ("sqlite:////var/lib/audit.db", True),
+    ("sqlite:audit.db", True), ("dynamodb://gk-audit", True),
+    ("sqlite:///", False), ("sqlite:", False), ("sqlite://host/x.db", False), ("postgres://x/y", False),
+    ("dynamodb://", False),
+])
+def test_audit_url_forms(url, ok, tmp_path):
+    data = base_config("http://127.0.0.1:9", "acme-reports", url)
+    if ok:
+        assert load_dict(data, tmp_path=tmp_path).audit_url == url
+    else:
+        with pytest.raises(ConfigError, match="audit.url"):
+            load_dict(data, tmp_path=tmp_path)
+
+
+def test_the_default_audit_file_is_relative_to_the_working_directory():
+    from gatekeeper.audit import sqlite_path
+
+    assert sqlite_path(config_module.Config.__dataclass_fields__["audit_url"].default) == "gatekeeper-audit.db"

@@ -105,3 +105,47 @@ def test_the_issuer_must_be_exactly_ours(iss):
     with pytest.raises(Unauthorized) as caught:
         verifier().verify(token, now=IAT)
     assert caught.value.code in ("wrong_issuer", "malformed_grant")
+
+
+def _signed(claims: dict, kid: str = "k1") -> str:
+    import jwt
+
+    base = {"iss": "https://portal.example", "aud": "gk-acme", "sub": "user:7", "iat": IAT,
+            "exp": IAT + 60, "jti": "j", "scope": {"prefix": "tickets/42/", "ops": ["get"]}}
+    return jwt.encode({**base, **claims}, KEY.private_key, algorithm="EdDSA", headers={"kid": kid})
+
+
+@pytest.mark.parametrize("now,ok", [(IAT + 10, False), (IAT + 29, False), (IAT + 30, True)])
+def test_nbf_is_honoured_with_the_leeway(now, ok):
+    token = _signed({"nbf": IAT + 60, "exp": IAT + 120})
+    if ok:
+        assert verifier().verify(token, now=now).sub == "user:7"
+    else:
+        with pytest.raises(Unauthorized) as caught:
+            verifier().verify(token, now=now)
+        assert caught.value.code == "not_yet_valid"
+
+
+@pytest.mark.parametrize("nbf", ["soon", 1.5, True, None])
+def test_a_malformed_nbf_is_refused(nbf):
+    with pytest.raises(Unauthorized) as caught:
+        verifier().verify(_signed({"nbf": nbf}), now=IAT)
+    assert caught.value.code == "malformed_grant"
+
+
+def test_a_refusal_names_only_what_is_known():
+    # Verified signature: who it was, for the audit record.
+    with pytest.raises(Unauthorized) as caught:
+        verifier(GATEKEEPER_REVOCATION_SUBJECTS="user:7").verify(vector(), now=IAT)
+    assert caught.value.code == "revoked"
+    assert (caught.value.claimed.kid, caught.value.claimed.sub, caught.value.claimed.jti,
+            caught.value.claimed.name) == ("k1", "user:7", "vector-1", "Bob Staff")
+    # Unknown kid: the claimed kid, bounded; no claims.
+    with pytest.raises(Unauthorized) as caught:
+        verifier().verify(_signed({}, kid="x" * 1000), now=IAT)
+    assert caught.value.code == "unknown_kid" and caught.value.claimed.kid == "x" * 64
+    assert caught.value.claimed.sub == caught.value.claimed.jti == ""
+    # Not a JWT at all: nothing.
+    with pytest.raises(Unauthorized) as caught:
+        verifier().verify("garbage", now=IAT)
+    assert caught.value.claimed.kid == ""

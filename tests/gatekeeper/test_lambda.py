@@ -10,6 +10,7 @@ import time
 import pytest
 
 from gatekeeper import lambda_handler
+from gatekeeper.audit import open_store
 from gatekeeper_client.client import download, upload
 
 from .conftest import GATEKEEPER_ID, ISSUER, ORIGIN, VENDOR_KEY, RunningGatekeeper
@@ -64,9 +65,9 @@ def lambda_env(moto_url, s3, monkeypatch_module):
     }
     for name, value in env.items():
         monkeypatch_module.setenv(name, value)
+    # As an operator would, before the first request: a cold start checks that it exists.
+    open_store(f"dynamodb://{table}", 30, endpoint_url=moto_url).create_table()
     lambda_handler._gatekeeper = None
-    gk = lambda_handler._instance()
-    gk.audit.create_table()
     yield RunningGatekeeper(url="", bucket=bucket, audit_path=None, proc=None)
     lambda_handler._gatekeeper = None
 
@@ -145,3 +146,40 @@ def test_the_lambda_refuses_with_json_errors(lambda_env):
 def test_head_on_health_has_no_body(lambda_env):
     response = lambda_handler.handler(http_api_event("/v1/health", method="HEAD"), None)
     assert response["statusCode"] == 200 and response["body"] == ""
+
+
+def named_stage_event(path, stage="prod", **kwargs):
+    """API Gateway HTTP API on a named stage: the stage is the first segment of rawPath."""
+    event = http_api_event(f"/{stage}{path}", **kwargs)
+    event["routeKey"] = event["requestContext"]["routeKey"] = "ANY /{proxy+}"
+    event["pathParameters"] = {"proxy": path.lstrip("/")}
+    event["requestContext"]["stage"] = stage
+    return event
+
+
+def test_a_named_stage_is_not_part_of_the_route(lambda_env):
+    status, body, _ = call(named_stage_event("/v1/health", method="GET"))
+    assert status == 200 and body["gatekeeper_id"] == GATEKEEPER_ID
+    status, body, _ = call(named_stage_event("/v1/sign", body={"ops": [{"op": "get", "key": "tickets/42/a"}]},
+                                             headers={"authorization": f"Bearer {lambda_env.grant()}"}))
+    assert status == 200 and body["results"][0]["key"] == "tickets/42/a"
+    # Only the stage itself is taken off, once.
+    assert call(named_stage_event("/v1/health", stage="v1", method="GET"))[0] == 200
+    assert call(named_stage_event("/prod/v1/health", method="GET"))[0] == 404
+    assert call(http_api_event("/prod/v1/health", method="GET"))[0] == 404  # $default stage
+
+
+@pytest.mark.parametrize("env", [{"GATEKEEPER_PRESIGN_TTL": "soon"},
+                                 {"GATEKEEPER_AUDIT_URL": "dynamodb://no-such-audit-table"}])
+def test_a_refused_configuration_answers_503_json_until_it_is_fixed(lambda_env, monkeypatch, env):
+    lambda_handler._gatekeeper = None
+    with monkeypatch.context() as patched:
+        for name, value in env.items():
+            patched.setenv(name, value)
+        response = lambda_handler.handler(http_api_event("/v1/health", method="GET"), None)
+        assert response["statusCode"] == 503
+        assert response["headers"]["Cache-Control"] == "no-store"
+        assert json.loads(response["body"])["error"] == "misconfigured"
+        assert "GATEKEEPER" not in response["body"] and "audit" not in response["body"]
+    # Not remembered: once the operator fixes it, the next request is served.
+    assert call(http_api_event("/v1/health", method="GET"))[0] == 200

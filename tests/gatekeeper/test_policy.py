@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from .conftest import ORIGIN
+from .conftest import FORGED_KEY, ORIGIN
 from .test_sign import GET_42, assert_refused, sign
 
 
@@ -22,6 +22,19 @@ def test_it_refuses_a_denied_address(start_gatekeeper):
 def test_it_refuses_an_address_not_on_the_allow_list(start_gatekeeper):
     gk = start_gatekeeper({"acl": {"allow": ["10.0.0.0/8"]}})
     assert_refused(gk, sign(gk, gk.grant(), GET_42), 403, "address_denied", op="get")
+
+
+def test_an_address_denied_every_op_is_refused_before_its_grant_and_body_are_read(start_gatekeeper):
+    gk = start_gatekeeper({"acl": {"deny": ["127.0.0.0/8"]}, "acl.upload": {"allow": ["10.0.0.0/8"]}})
+    # No grant, a bad body, a forged grant: all get the same answer, so an address
+    # refused everything cannot probe what would pass.
+    no_grant = requests.post(gk.url + "/v1/sign", data=b"{not json", timeout=10)
+    assert_refused(gk, no_grant, 403, "address_denied")
+    assert_refused(gk, sign(gk, "not.a.jwt", GET_42), 403, "address_denied")
+    rows = assert_refused(gk, sign(gk, gk.grant(), None, raw=b"{not json"), 403, "address_denied")
+    assert rows[0]["sub"] == ""  # the grant was not even looked at
+    search = requests.post(gk.url + "/v1/audit/search", json={}, timeout=10)
+    assert_refused(gk, search, 403, "address_denied")
 
 
 def test_uploads_follow_their_own_lists(start_gatekeeper):
@@ -63,7 +76,8 @@ def test_a_spoofed_leftmost_hop_does_not_get_in(start_gatekeeper):
 def test_a_malformed_forwarded_header_from_a_trusted_proxy_is_a_400(start_gatekeeper):
     gk = proxied(start_gatekeeper)
     response = sign(gk, gk.grant(), GET_42, headers={"X-Forwarded-For": "1.2.3.4, bogus"})
-    assert response.status_code == 400 and response.json()["error"] == "bad_forwarded_for"
+    # Audited without a client address: the one that sent it could not be told.
+    assert_refused(gk, response, 400, "bad_forwarded_for", client_ip="")
 
 
 def test_a_zone_id_is_not_part_of_the_client_address(start_gatekeeper):
@@ -105,6 +119,12 @@ def test_it_refuses_a_revoked_subject(start_gatekeeper):
     gk = start_gatekeeper({"revocation": {"subjects": ["user:13"]}})
     assert_refused(gk, sign(gk, gk.grant(subject="user:13"), GET_42), 401, "revoked")
     assert sign(gk, gk.grant(subject="user:14"), GET_42).status_code == 200
+    # The revoked user's attempts are found by their subject; a forger's claims are not recorded.
+    assert sign(gk, gk.grant(subject="user:13", key=FORGED_KEY), GET_42).status_code == 401
+    audit = gk.grant(prefix="tickets/", ops=["audit"], subject="user:admin")
+    found = requests.post(gk.url + "/v1/audit/search", json={"sub": "user:13"},
+                          headers={"Authorization": f"Bearer {audit}"}, timeout=10).json()["entries"]
+    assert [(e["reason"], e["status"], e["kid"], e["name"]) for e in found] == [("revoked", 401, "k1", "Bob Staff")]
 
 
 def test_the_kill_switch_refuses_everything(start_gatekeeper):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import socket
 import time
 from urllib.parse import urlsplit
 
@@ -110,6 +111,16 @@ def test_it_refuses_malformed_json(gatekeeper):
     assert_refused(gatekeeper, response, 400, "malformed_json")
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"ops": [{"op": "get", "key": "tickets/42/a", "key": "tickets/43/a"}]}',
+    b'{"ops": [], "ops": [{"op": "get", "key": "tickets/42/a"}]}',
+])
+def test_it_refuses_a_key_given_twice(gatekeeper, raw):
+    # Parsers disagree on which of two equal names counts: the vendor's and ours must not.
+    response = sign(gatekeeper, gatekeeper.grant(), None, raw=raw)
+    assert_refused(gatekeeper, response, 400, "malformed_json")
+
+
 def test_it_refuses_an_unknown_op(gatekeeper):
     response = sign(gatekeeper, gatekeeper.grant(), [{"op": "copy", "key": "tickets/42/a"}])
     assert_refused(gatekeeper, response, 400, "unknown_op")
@@ -133,11 +144,36 @@ def test_it_refuses_a_body_over_64_kib(gatekeeper):
     "", "tickets/42/../43/x", "tickets/42/./x", "tickets/42//x", "/tickets/42/x",
     "tickets\\42\\x", "tickets/42/a\x00b", "tickets/42/a\nb", "tickets/42/a\x7fb",
     "tickets/42/" + "a" * 1020, "tickets/42/\ud800", "tickets/42/",
+    # Shown as something else in the audit log: bidi override, BOM, zero-width
+    # space, line and paragraph separators, NEL (C1).
+    "tickets/42/gpj.\u202eexe", "tickets/42/\ufeffa", "tickets/42/a\u200bb",
+    "tickets/42/a\u2028b", "tickets/42/a\u2029b", "tickets/42/a\x85b",
 ])
 def test_it_refuses_bad_keys(gatekeeper, key):
     response = sign(gatekeeper, gatekeeper.grant(), None,
                     raw=json.dumps({"ops": [{"op": "get", "key": key}]}).encode())
     assert_refused(gatekeeper, response, 400, "bad_key")
+
+
+def test_other_unicode_keys_are_taken(gatekeeper):
+    keys = ["tickets/42/r\u00e9sum\u00e9.txt", "tickets/42/\u753b\u50cf\u3000\u4e00.png",
+            "tickets/42/a\u00a0b", "tickets/42/\U0001f525.log"]
+    results = gatekeeper.client.sign(gatekeeper.grant(), [{"op": "get", "key": k} for k in keys])
+    assert [r["key"] for r in results] == keys
+
+
+def test_a_list_prefix_need_not_end_with_a_slash(gatekeeper, s3):
+    for key in ("tickets/42/scr-1.png", "tickets/42/scr-2.png", "tickets/42/report.json"):
+        s3.put_object(Bucket=gatekeeper.bucket, Key=key, Body=b"x")
+    [listing] = gatekeeper.client.sign(gatekeeper.grant(), [{"op": "list", "prefix": "tickets/42/scr"}])
+    assert [o["key"] for o in listing["objects"]] == ["tickets/42/scr-1.png", "tickets/42/scr-2.png"]
+    [whole] = gatekeeper.client.sign(gatekeeper.grant(), [{"op": "list", "prefix": "tickets/42/"}])
+    assert len(whole["objects"]) >= 3
+    # Still the key rules, and still under the grant's prefix.
+    response = sign(gatekeeper, gatekeeper.grant(), [{"op": "list", "prefix": "tickets/42//"}])
+    assert_refused(gatekeeper, response, 400, "bad_key")
+    response = sign(gatekeeper, gatekeeper.grant(), [{"op": "list", "prefix": "tickets/42"}])
+    assert_refused(gatekeeper, response, 403, "out_of_scope", op="list")
 
 
 def test_it_takes_keys_literally_without_decoding(gatekeeper):
@@ -166,8 +202,10 @@ def test_it_refuses_a_malformed_grant(gatekeeper):
 
 
 def test_it_refuses_a_wrongly_signed_grant(gatekeeper):
-    grant = gatekeeper.grant(key=FORGED_KEY)
-    assert_refused(gatekeeper, sign(gatekeeper, grant, GET_42), 401, "bad_signature")
+    grant = gatekeeper.grant(key=FORGED_KEY, subject="user:forged", jti="jti-forged")
+    rows = assert_refused(gatekeeper, sign(gatekeeper, grant, GET_42), 401, "bad_signature")
+    # The kid is what the client claimed; the claims of an unverified grant are not recorded.
+    assert [(r["kid"], r["sub"], r["jti"], r["name"]) for r in rows] == [("k1", "", "", "")]
 
 
 def test_it_refuses_a_tampered_grant(gatekeeper):
@@ -179,12 +217,17 @@ def test_it_refuses_a_tampered_grant(gatekeeper):
 
 
 def test_it_refuses_an_unknown_kid(gatekeeper):
-    assert_refused(gatekeeper, sign(gatekeeper, gatekeeper.grant(key=UNKNOWN_KEY), GET_42), 401, "unknown_kid")
+    rows = assert_refused(gatekeeper, sign(gatekeeper, gatekeeper.grant(key=UNKNOWN_KEY), GET_42),
+                          401, "unknown_kid")
+    assert [(r["kid"], r["sub"], r["jti"]) for r in rows] == [("k9", "", "")]
 
 
 def test_it_refuses_an_expired_grant(gatekeeper):
-    grant = gatekeeper.grant(now=time.time() - 200, lifetime=60)
-    assert_refused(gatekeeper, sign(gatekeeper, grant, GET_42), 401, "expired")
+    grant = gatekeeper.grant(now=time.time() - 200, lifetime=60, subject="user:late", jti="jti-late")
+    rows = assert_refused(gatekeeper, sign(gatekeeper, grant, GET_42), 401, "expired")
+    # The signature verified: the refusal names who it was.
+    assert [(r["kid"], r["sub"], r["jti"], r["name"]) for r in rows] == [
+        ("k1", "user:late", "jti-late", "Bob Staff")]
 
 
 def test_it_refuses_a_grant_not_yet_valid(gatekeeper):
@@ -198,8 +241,9 @@ def test_it_refuses_a_grant_living_longer_than_the_maximum(gatekeeper):
 
 
 def test_it_refuses_a_grant_for_another_gatekeeper(gatekeeper):
-    grant = gatekeeper.grant(audience="gk-other-tenant")
-    assert_refused(gatekeeper, sign(gatekeeper, grant, GET_42), 401, "wrong_audience")
+    grant = gatekeeper.grant(audience="gk-other-tenant", subject="user:elsewhere")
+    rows = assert_refused(gatekeeper, sign(gatekeeper, grant, GET_42), 401, "wrong_audience")
+    assert rows[0]["sub"] == "user:elsewhere"
 
 
 def test_it_refuses_a_grant_from_another_issuer(gatekeeper):
@@ -225,7 +269,9 @@ def _claims():
 
 
 def test_it_refuses_alg_none(gatekeeper):
-    assert_refused(gatekeeper, sign(gatekeeper, _unsigned("none", _claims()), GET_42), 401, "algorithm_refused")
+    rows = assert_refused(gatekeeper, sign(gatekeeper, _unsigned("none", _claims()), GET_42),
+                          401, "algorithm_refused")
+    assert [(r["kid"], r["sub"], r["jti"]) for r in rows] == [("k1", "", "")]
 
 
 def test_it_refuses_hmac_signed_with_the_public_key(gatekeeper):
@@ -293,6 +339,17 @@ def test_it_answers_404_and_405_as_json(gatekeeper):
     assert requests.get(gatekeeper.url + "/v1/nothing", timeout=5).json()["error"] == "not_found"
     response = requests.get(gatekeeper.url + "/v1/sign", timeout=5)
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+
+
+def test_a_body_far_over_the_limit_is_refused_by_the_server_without_reading_it(gatekeeper):
+    # Waitress answers itself, after the headers, in plain text (docs/protocol.md §5):
+    # the gatekeeper's own JSON 400 body_too_large covers bodies up to 72 KiB.
+    url = urlsplit(gatekeeper.url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as conn:
+        conn.sendall(b"POST /v1/sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 80000\r\n\r\n")
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413 ")
 
 
 def test_head_answers_headers_only_so_keep_alive_stays_in_step(gatekeeper):

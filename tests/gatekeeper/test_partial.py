@@ -1,0 +1,87 @@
+"""A batch that fails at storage part-way: deletes are done last, and the audit log
+says what was done (in-process, against moto's S3 with chosen failures)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sqlite3
+
+from gatekeeper import config as config_module
+from gatekeeper.app import Gatekeeper, Request
+from gatekeeper.audit import sqlite_path
+from gatekeeper.errors import StorageUnavailable
+from gatekeeper.storage import Storage
+from gatekeeper_client.grants import mint_grant
+
+from .conftest import GATEKEEPER_ID, ISSUER, VENDOR_KEY, base_config, toml_dumps
+
+_buckets = itertools.count()
+
+
+class FailingStorage(Storage):
+    """The bucket, except that listing fails, and deleting the keys in `broken`."""
+    broken: set[str] = set()
+
+    def list(self, prefix):
+        raise StorageUnavailable("the bucket could not be listed")
+
+    def delete(self, key):
+        if key in self.broken:
+            raise StorageUnavailable("the object could not be deleted")
+        super().delete(key)
+
+
+def setup(tmp_path, moto_url, s3, *keys):
+    bucket = f"partial-{os.getpid()}-{next(_buckets)}"
+    s3.create_bucket(Bucket=bucket)
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    path = tmp_path / "gk.toml"
+    path.write_text(toml_dumps(base_config(moto_url, bucket, f"sqlite:///{tmp_path}/audit.db")))
+    config = config_module.load(str(path), env={})
+    return Gatekeeper(config, storage=FailingStorage(config.storage)), bucket
+
+
+def post(gk, ops):
+    grant = mint_grant(VENDOR_KEY, issuer=ISSUER, audience=GATEKEEPER_ID, subject="user:1",
+                       prefix="tickets/42/", ops=["get", "list", "delete"])
+    body = json.dumps({"ops": ops}).encode()
+    response = gk.handle(Request("POST", "/v1/sign", {"authorization": f"Bearer {grant}"}, body, "127.0.0.1"))
+    with sqlite3.connect(sqlite_path(gk.config.audit_url)) as db:
+        rows = db.execute("SELECT op, key, outcome, reason FROM audit WHERE request_id = ? ORDER BY rowid",
+                          (dict(response.headers)["X-Request-Id"],)).fetchall()
+    return response, rows
+
+
+def keys(s3, bucket):
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_a_failing_list_leaves_the_delete_before_it_undone(tmp_path, moto_url, s3):
+    gk, bucket = setup(tmp_path, moto_url, s3, "tickets/42/a")
+    response, rows = post(gk, [{"op": "delete", "key": "tickets/42/a"}, {"op": "list", "prefix": "tickets/42/"}])
+    assert (response.status, response.body["error"]) == (502, "storage_error")
+    assert keys(s3, bucket) == ["tickets/42/a"]  # deletes run last: nothing was done
+    assert rows == [("delete", "tickets/42/a", "allow", ""), ("list", "tickets/42/", "allow", ""),
+                    ("delete", "tickets/42/a", "deny", "storage_error"),
+                    ("list", "tickets/42/", "deny", "storage_error")]
+
+
+def test_a_delete_done_before_a_failure_keeps_its_allow_record(tmp_path, moto_url, s3):
+    gk, bucket = setup(tmp_path, moto_url, s3, "tickets/42/a", "tickets/42/b", "tickets/42/c")
+    FailingStorage.broken = {"tickets/42/b"}
+    try:
+        response, rows = post(gk, [{"op": "delete", "key": "tickets/42/a"}, {"op": "delete", "key": "tickets/42/b"},
+                                   {"op": "get", "key": "tickets/42/c"}, {"op": "delete", "key": "tickets/42/c"}])
+    finally:
+        FailingStorage.broken = set()
+    assert (response.status, response.body["error"]) == (502, "storage_error")
+    assert keys(s3, bucket) == ["tickets/42/b", "tickets/42/c"]
+    # a was deleted: its "allow" is the whole truth. The failed delete, the one not
+    # attempted and the get whose URL was never answered are refusals.
+    assert [r for r in rows if r[2] == "deny"] == [
+        ("delete", "tickets/42/b", "deny", "storage_error"), ("get", "tickets/42/c", "deny", "storage_error"),
+        ("delete", "tickets/42/c", "deny", "storage_error")]
+    assert len(rows) == 7
