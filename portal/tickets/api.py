@@ -21,6 +21,7 @@ from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
 from portal.tickets.serializers import (
     AuditGrantSerializer,
     ErrorSerializer,
+    PutGrantSerializer,
     ReadGrantSerializer,
     TicketCompletedSerializer,
     TicketCreatedSerializer,
@@ -44,6 +45,12 @@ class GatekeeperNotConfigured(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This tenant has no gatekeeper configured yet; its admin sets one on the settings page."
     default_code = "no_gatekeeper"
+
+
+class TicketComplete(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This ticket is complete: its files can no longer change."
+    default_code = "ticket_complete"
 
 
 class TicketPagination(PageNumberPagination):
@@ -192,6 +199,31 @@ def ticket_detail(request, ticket_id):
 def ticket_complete(request, ticket_id):
     ticket = services.complete_ticket(access_ticket_for_agent(request.auth, ticket_id))
     return Response(TicketCompletedSerializer({"id": ticket.id, "status": ticket.status}).data)
+
+
+@extend_schema(
+    request=None,
+    responses={
+        200: PutGrantSerializer,
+        401: NO_TOKEN,
+        404: NOT_FOUND,
+        409: _error("The ticket is complete, or the tenant has no gatekeeper configured."),
+    },
+    description="A fresh single-use put grant for an unfinished ticket, for an agent whose upload failed "
+    "after its first grant expired or was used. No body (one is ignored).",
+)
+@api_view(["POST"])
+@authentication_classes([AgentTokenAuthentication])
+@permission_classes([IsAgent])
+def ticket_put_grant(request, ticket_id):
+    ticket = access_ticket_for_agent(request.auth, ticket_id)
+    if ticket.status == ticket.Status.COMPLETE:
+        raise TicketComplete()
+    _require_gatekeeper(ticket.tenant)
+    grant = grants.put_grant(ticket, request.auth)
+    answer = {"grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url, "prefix": ticket.prefix,
+              "expires_at": grant.expires_at}
+    return Response(PutGrantSerializer(answer).data)
 
 
 @extend_schema(

@@ -10,6 +10,7 @@ urlpatterns = [
     path("tickets", api.tickets, name="api-tickets"),
     path("tickets/<uuid:ticket_id>", api.ticket_detail, name="api-ticket"),
     path("tickets/<uuid:ticket_id>/complete", api.ticket_complete, name="api-ticket-complete"),
+    path("tickets/<uuid:ticket_id>/put-grant", api.ticket_put_grant, name="api-ticket-put-grant"),
     path("tickets/<uuid:ticket_id>/grant", api.ticket_grant, name="api-ticket-grant"),
     path("audit/grant", api.audit_grant, name="api-audit-grant"),
     path("schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="api-schema"),

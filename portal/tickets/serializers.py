@@ -178,6 +178,10 @@ class ReadGrantSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class PutGrantSerializer(ReadGrantSerializer):
+    """A fresh put grant for an unfinished ticket (single-use, like the first)."""
+
+
 class AuditGrantSerializer(serializers.Serializer):
     grant = serializers.CharField()
     gatekeeper_url = serializers.CharField()

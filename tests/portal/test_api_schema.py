@@ -27,6 +27,7 @@ class SchemaTestCase(BaseTestCase):
         self.assertEqual(security, {
             "GET /api/v1/tickets": session, "POST /api/v1/tickets": agent,
             "GET /api/v1/tickets/{ticket_id}": session, "POST /api/v1/tickets/{ticket_id}/complete": agent,
+            "POST /api/v1/tickets/{ticket_id}/put-grant": agent,
             "POST /api/v1/tickets/{ticket_id}/grant": session, "POST /api/v1/audit/grant": session,
         })
 
@@ -57,7 +58,7 @@ class SchemaTestCase(BaseTestCase):
         paths = schema["paths"]
         self.assertEqual(set(paths), {
             "/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/tickets/{ticket_id}/complete",
-            "/api/v1/tickets/{ticket_id}/grant", "/api/v1/audit/grant",
+            "/api/v1/tickets/{ticket_id}/put-grant", "/api/v1/tickets/{ticket_id}/grant", "/api/v1/audit/grant",
         })
         self.assertEqual(set(paths["/api/v1/tickets"]), {"get", "post"})
         create = paths["/api/v1/tickets"]["post"]
