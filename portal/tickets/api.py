@@ -220,10 +220,7 @@ def ticket_put_grant(request, ticket_id):
     if ticket.status == ticket.Status.COMPLETE:
         raise TicketComplete()
     _require_gatekeeper(ticket.tenant)
-    grant = grants.put_grant(ticket, request.auth)
-    answer = {"grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url, "prefix": ticket.prefix,
-              "expires_at": grant.expires_at}
-    return Response(PutGrantSerializer(answer).data)
+    return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grants.put_grant(ticket, request.auth))).data)
 
 
 @extend_schema(
@@ -245,14 +242,13 @@ def ticket_put_grant(request, ticket_id):
 def ticket_grant(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
     _require_gatekeeper(ticket.tenant)
-    grant = grants.read_grant(ticket, request.user)
-    answer = {
-        "grant": grant.token,
-        "gatekeeper_url": ticket.tenant.gatekeeper_url,
-        "prefix": ticket.prefix,
-        "expires_at": grant.expires_at,
-    }
-    return Response(ReadGrantSerializer(answer).data)
+    return Response(ReadGrantSerializer(_ticket_grant_answer(ticket, grants.read_grant(ticket, request.user))).data)
+
+
+def _ticket_grant_answer(ticket, grant) -> dict:
+    """What a grant for one ticket's prefix comes with: where to use it, until when."""
+    return {"grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url, "prefix": ticket.prefix,
+            "expires_at": grant.expires_at}
 
 
 @extend_schema(

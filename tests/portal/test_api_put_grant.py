@@ -55,7 +55,8 @@ class PutGrantTestCase(BaseTestCase):
 
     def test_a_person_gets_no_put_grant(self):
         self.login(self.alice)
-        self.assertIn(self.client.post(self.url(self.ticket.id)).status_code, (401, 403))
+        r = self.client.post(self.url(self.ticket.id))
+        self.assertEqual((r.status_code, r["WWW-Authenticate"]), (401, "Token"))  # a session is no agent
 
     def test_it_rejects_a_wrong_method(self):
         self.assertEqual(self.client.get(self.url(self.ticket.id), **self.agent_headers(self.agent_a_token)).status_code,
