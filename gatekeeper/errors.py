@@ -1,6 +1,42 @@
-"""The gatekeeper's exception tree. Each refusal carries its HTTP status, a stable
-reason code (machine-readable, recorded in the audit log) and a message that is
-safe to show to the caller: never a secret, never a stack trace."""
+"""The gatekeeper's vocabulary and exception tree.
+
+The op names and reason codes are listed here once: the gatekeeper, the vendor's
+client (gatekeeper_client), the portal's audit filter and the report page's hint
+table are all checked against these lists. Each refusal carries its HTTP status,
+a stable reason code (machine-readable, recorded in the audit log) and a message
+that is safe to show to the caller: never a secret, never a stack trace."""
+
+from __future__ import annotations
+
+# What a grant's scope may name, and what a /v1/sign batch may ask for (less audit).
+OPS = ("get", "list", "put", "delete", "audit")
+# Grants carrying one of these are good for one request.
+SINGLE_USE_OPS = frozenset({"put", "delete"})
+# The `op` of an audit record: an op, or "request" for a refusal that happened
+# before any op could be named (bad body, bad grant, refused address).
+REQUEST_OP = "request"
+AUDIT_OPS = OPS + (REQUEST_OP,)
+OUTCOMES = ("allow", "deny")
+
+# Every reason code a gatekeeper answers with, and the HTTP status it comes with.
+REASONS: dict[str, int] = {
+    # 400: the request is malformed
+    "bad_request": 400, "malformed_json": 400, "empty_batch": 400, "batch_too_large": 400,
+    "bad_op": 400, "unknown_op": 400, "bad_key": 400, "bad_filter": 400,
+    "body_too_large": 400, "bad_client_address": 400, "bad_forwarded_for": 400,
+    # 401: the vendor's signature is missing, wrong, expired or revoked
+    "invalid_grant": 401, "missing_grant": 401, "malformed_grant": 401,
+    "algorithm_refused": 401, "unknown_kid": 401, "bad_signature": 401,
+    "wrong_audience": 401, "wrong_issuer": 401, "too_long_lived": 401, "expired": 401,
+    "not_yet_valid": 401, "revoked": 401,
+    # 403: the grant is genuine but the customer's policy refuses
+    "forbidden": 403, "kill_switch": 403, "address_denied": 403, "country_denied": 403,
+    "op_not_granted": 403, "out_of_scope": 403, "grant_reused": 403, "origin_not_allowed": 403,
+    # elsewhere
+    "not_found": 404, "method_not_allowed": 405, "too_large": 413,
+    "internal": 500, "storage_error": 502, "storage_credentials": 502,
+    "audit_unavailable": 503, "misconfigured": 503,
+}
 
 
 class GatekeeperError(Exception):
@@ -10,7 +46,7 @@ class GatekeeperError(Exception):
     def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
         self.message = message
-        if code is not None:
+        if code is not None:  # one of REASONS, with this class's status (a test checks)
             self.code = code
 
 
@@ -20,9 +56,11 @@ class BadRequest(GatekeeperError):
 
 
 class Unauthorized(GatekeeperError):
-    """The vendor's signature is missing, wrong, expired or revoked."""
+    """The vendor's signature is missing, wrong, expired or revoked. `claimed` is
+    who the refused grant names, for its audit record (grants.Claimed)."""
     status = 401
     code = "invalid_grant"
+    claimed: object = None
 
 
 class Forbidden(GatekeeperError):
