@@ -9,26 +9,13 @@ left-most hop is whatever the client chose to send.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from .config import AclConfig, Config, Network
+from .config import AclConfig, Config
 from .errors import BadRequest, ConfigError, Forbidden
+from .paths import IPAddress, Network, parse_ip
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_FORWARDED_HOPS = 32
-
-
-def parse_ip(text: str) -> IPAddress:
-    address = ipaddress.ip_address(text.strip())
-    if isinstance(address, ipaddress.IPv6Address):
-        # A zone id ("fe80::1%eth0") names an interface of whoever saw the address,
-        # and may be any text: rules and the audit log use the address alone.
-        address = ipaddress.IPv6Address(int(address))
-        # ::ffff:10.0.0.1 is 10.0.0.1: an IPv4 deny rule must not be sidestepped.
-        if address.ipv4_mapped:
-            return address.ipv4_mapped
-    return address
 
 
 def _in_any(address: IPAddress, networks: tuple[Network, ...]) -> bool:
@@ -39,7 +26,6 @@ def _in_any(address: IPAddress, networks: tuple[Network, ...]) -> bool:
 class Client:
     ip: str
     country: str  # ISO code, "" when unknown
-    via_trusted_proxy: bool
 
 
 class Policy:
@@ -55,7 +41,7 @@ class Policy:
         trusted = _in_any(address, self._config.trusted_proxies)
         if trusted and forwarded_for:
             address = self._rightmost_untrusted(forwarded_for, address)
-        return Client(str(address), self._country(address, trusted, country_header), trusted)
+        return Client(str(address), self._country(address, trusted, country_header))
 
     def _rightmost_untrusted(self, header: str, peer: IPAddress) -> IPAddress:
         hops = header.split(",")

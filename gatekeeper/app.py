@@ -18,14 +18,16 @@ from typing import Callable
 
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
-from .audit import AuditRecord, open_store, parse_search
-from .config import Config
+from .audit import AuditRecord, AuditStore, parse_search
+from .audit_dynamodb import DynamoAuditStore
+from .audit_sqlite import SqliteAuditStore
+from .config import Config, parse_audit_url
 from .errors import (
-    AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed, NotFound,
-    PayloadTooLarge, StorageUnavailable, Unauthorized,
+    REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
+    NotFound, PayloadTooLarge, StorageUnavailable, Unauthorized,
 )
 from .grants import Claimed, Grant, GrantVerifier
-from .paths import check_in_scope, check_path
+from .paths import check_in_scope, check_path, is_int
 from .storage import Storage
 
 log = logging.getLogger("gatekeeper")
@@ -37,7 +39,6 @@ MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
-REQUEST_OP = "request"  # the `op` of an audit record for a refusal before ops were read
 
 
 @dataclass(slots=True)
@@ -130,8 +131,7 @@ class Gatekeeper:
         )
         try:
             if path == SIGN_PATH:
-                results = self._sign(request, context)
-                return Response(200, {"results": results}, [("X-Request-Id", context.request_id)])
+                return self._sign(request, context)
             return Response(200, self._audit_search(request, context),
                             [("X-Request-Id", context.request_id)])
         except GatekeeperError as refusal:
@@ -139,7 +139,7 @@ class Gatekeeper:
 
     # --- POST /v1/sign -------------------------------------------------------------
 
-    def _sign(self, request: Request, context: Context) -> list[dict]:
+    def _sign(self, request: Request, context: Context) -> Response:
         self._admit(request, context)
         context.ops = _parse_ops(request.body)
         grant = context.grant
@@ -164,10 +164,10 @@ class Gatekeeper:
         for i in sorted(range(len(ops)), key=lambda i: ops[i].op == "delete"):
             try:
                 results[i] = self._perform(ops[i], context.now)
-            except StorageUnavailable:
-                context.ops = [op for op, result in zip(ops, results) if op.op != "delete" or result is None]
-                raise
-        return results
+            except StorageUnavailable as failure:
+                undone = [op for op, result in zip(ops, results) if op.op != "delete" or result is None]
+                return self._refuse(failure, context, undone)
+        return Response(200, {"results": results}, [("X-Request-Id", context.request_id)])
 
     def _perform(self, op: Op, now: float) -> dict:
         ttl = self.config.presign_ttl
@@ -229,14 +229,14 @@ class Gatekeeper:
                                                          context.now):
             raise Forbidden("this grant has already been used", code="grant_reused")
 
-    def _refuse(self, refusal: GatekeeperError, context: Context) -> Response:
-        """Audit the refusal (per op when the ops were read), then answer."""
+    def _refuse(self, refusal: GatekeeperError, context: Context, ops: list[Op] | None = None) -> Response:
+        """Audit the refusal (per op of `ops`, by default all the ops read), then answer."""
         if isinstance(refusal, AuditUnavailable):
             log.error("request %s refused: audit log unavailable", context.request_id)
             return _error_response(refusal, request_id=context.request_id)
-        if context.ops:
-            records = [context.record(op.op, op.key, "deny", refusal.code, refusal.status)
-                       for op in context.ops]
+        ops = context.ops if ops is None else ops
+        if ops:
+            records = [context.record(op.op, op.key, "deny", refusal.code, refusal.status) for op in ops]
         else:
             records = [context.record(REQUEST_OP, "", "deny", refusal.code, refusal.status)]
         try:
@@ -321,7 +321,7 @@ def _parse_op(item: object) -> Op:
         return Op(name, check_path(item.get("prefix"), "prefix", prefix=True))
     if name == "put":
         size, content_type = item.get("size"), item.get("content_type")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        if not is_int(size) or size < 0:
             raise BadRequest("put needs a non-negative integer size", code="bad_op")
         if (not isinstance(content_type, str) or not content_type
                 or len(content_type) > MAX_CONTENT_TYPE_CHARS or not content_type.isprintable()
@@ -340,3 +340,13 @@ def _error_response(error: GatekeeperError, *, request_id: str = "", allow: str 
     if error.status == 401:
         headers.append(("WWW-Authenticate", 'Bearer realm="gatekeeper"'))
     return Response(error.status, {"error": error.code, "message": error.message}, headers)
+
+
+def open_store(url: str, retention_days: int, endpoint_url: str = "",
+               region: str = "us-east-1") -> AuditStore:
+    """The audit store `url` names (config.parse_audit_url): an SQLite file, or a
+    DynamoDB table (at the S3 endpoint_url when one is set: moto serves both)."""
+    kind, where = parse_audit_url(url)
+    if kind == "sqlite":
+        return SqliteAuditStore(where, retention_days)
+    return DynamoAuditStore(where, retention_days, endpoint_url or None, region)

@@ -1,20 +1,22 @@
 """The customer's audit log, and the registry of single-use grant ids (jti).
 
 Both live in one store because both must be durable and shared by every gatekeeper
-instance. Two stores: SQLite for a self-hosted gatekeeper (audit_sqlite.py),
-DynamoDB for the AWS (Lambda) deployment (audit_dynamodb.py). This module holds
-what they share: the records, the search queries, cursors and the interface. Every storage failure on a write or a claim raises
-AuditUnavailable, and the caller refuses the request: fail closed.
+instance. Two stores, plug-ins that app.py chooses from the configuration: SQLite
+for a self-hosted gatekeeper (audit_sqlite.py), DynamoDB for the AWS (Lambda)
+deployment (audit_dynamodb.py). This module holds what they share: the records,
+the search queries, cursors and the interface. Every storage failure on a write
+or a claim raises AuditUnavailable, and the caller refuses the request: fail closed.
 
 Searching (`POST /v1/audit/search`) returns records newest first, `limit` at a
 time, with an opaque `cursor` for the next page. Follow the cursor until it is
 null: a page may hold fewer than `limit` records (DynamoDB stops after a bounded
 amount of work per call) without being the last one.
 
-Record `op` names: the protocol's ops (get, list, put, delete), "audit" for
-an audit search, "sign" for a /v1/sign request recorded as a whole, and "request"
-for a refusal that happened before any op could be named (unknown path, bad body,
-bad grant, ACL). Search accepts exactly these names.
+Record `op` names (errors.AUDIT_OPS): the protocol's ops (get, list, put,
+delete), "audit" for an audit search, and "request" for a refusal that happened
+before any op could be named (bad body, bad grant, refused address). Search
+accepts exactly these names. A request to an unknown path is answered 404 and
+not audited: it names no op, no key and no grant.
 """
 
 from __future__ import annotations
@@ -25,19 +27,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import logging
 import math
-import re
 from dataclasses import dataclass, fields
 from typing import Protocol
 
-from .acl import parse_ip
-from .errors import BadRequest, ConfigError
+from .errors import AUDIT_OPS, OUTCOMES, BadRequest
+from .paths import is_int, parse_ip
 
-log = logging.getLogger(__name__)
-
-OPS = frozenset({"get", "list", "put", "delete", "audit", "sign", "request"})
-OUTCOMES = frozenset({"allow", "deny"})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_FILTER_CHARS = 1024  # a key is at most 1,024 bytes; nothing else needs more
@@ -46,9 +42,6 @@ MAX_TIME_TEXT = 64
 MAX_TS = 253402300799  # 9999-12-31T23:59:59Z
 MAX_FIELD_CHARS = 2048  # stored text fields are cut here: a user agent is not a novel
 DAY = 86400
-PURGE_INTERVAL = 3600  # seconds between purges triggered by write(), per process
-PURGE_CHUNK = 5000  # rows per purge transaction, so writers never wait long
-SQLITE_BUSY_TIMEOUT = 2.0  # seconds: a locked database fails closed instead of hanging
 
 
 # --- records --------------------------------------------------------------------
@@ -79,7 +72,7 @@ FIELDS = tuple(f.name for f in fields(AuditRecord))
 TEXT_FIELDS = tuple(name for name in FIELDS if name not in ("ts", "status"))
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     """Bounded, encodable text: header values and grant claims are attacker input,
     and a lone surrogate from a JSON claim must not make the write fail."""
     return str(text)[:MAX_FIELD_CHARS].encode("utf-8", "replace").decode("utf-8")
@@ -122,12 +115,12 @@ def parse_search(body: object) -> SearchQuery:
     if since is not None and until is not None and since > until:
         raise BadRequest("'since' must not be after 'until'", code="bad_filter")
     limit = body.get("limit", DEFAULT_LIMIT)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+    if not is_int(limit) or not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"'limit' must be an integer from 1 to {MAX_LIMIT}", code="bad_filter")
     query = SearchQuery(
         since=since,
         until=until,
-        op=_choice(body, "op", OPS),
+        op=_choice(body, "op", AUDIT_OPS),
         outcome=_choice(body, "outcome", OUTCOMES),
         client_ip=_ip(body),
         sub=_text(body, "sub", MAX_FILTER_CHARS),
@@ -152,10 +145,10 @@ def _text(body: dict, name: str, max_chars: int) -> str | None:
     return value
 
 
-def _choice(body: dict, name: str, allowed: frozenset[str]) -> str | None:
+def _choice(body: dict, name: str, allowed: tuple[str, ...]) -> str | None:
     value = body.get(name)
     if value is not None and (not isinstance(value, str) or value not in allowed):
-        raise BadRequest(f"{name!r} must be one of {', '.join(sorted(allowed))}", code="bad_filter")
+        raise BadRequest(f"{name!r} must be one of {', '.join(allowed)}", code="bad_filter")
     return value
 
 
@@ -186,7 +179,7 @@ def _time(body: dict, name: str) -> float | None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
         value = (moment - EPOCH).total_seconds()
     # Compared before float(): NaN fails every comparison, and huge ints stay exact.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_TS:
+    if not (is_int(value) or isinstance(value, float)) or not 0 <= value <= MAX_TS:
         raise BadRequest(problem, code="bad_filter")
     return float(value)
 
@@ -215,11 +208,16 @@ def encode_cursor(q: SearchQuery, position: list) -> str:
     return base64.urlsafe_b64encode(payload + check).decode().rstrip("=")
 
 
+def invalid_cursor() -> BadRequest:
+    return BadRequest("'cursor' is not a cursor from this search", code="bad_filter")
+
+
 def decode_cursor(q: SearchQuery) -> list | None:
-    """The position stored in q.cursor, or None for the first page."""
+    """The position stored in q.cursor, or None for the first page. A store checks
+    the position's shape, raising invalid_cursor()."""
     if q.cursor is None:
         return None
-    invalid = BadRequest("'cursor' is not a cursor from this search", code="bad_filter")
+    invalid = invalid_cursor()
     try:
         raw = base64.urlsafe_b64decode(q.cursor + "=" * (-len(q.cursor) % 4))
         payload, check = raw[:-CURSOR_CHECK_BYTES], raw[-CURSOR_CHECK_BYTES:]
@@ -236,8 +234,8 @@ def decode_cursor(q: SearchQuery) -> list | None:
     return data["p"]
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def is_finite_number(value: object) -> bool:
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
 # --- the store interface --------------------------------------------------------------
@@ -268,12 +266,12 @@ class AuditStore(Protocol):
         """Cheap, for /v1/health: False when the store cannot serve (nothing raises)."""
 
 
-def _jti_id(jti: str) -> str:
+def jti_digest(jti: str) -> str:
     """Fixed-size and always encodable, whatever the grant's jti claim contains."""
     return hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _prefix_end(prefix: str) -> str | None:
+def prefix_end(prefix: str) -> str | None:
     """The smallest string above every string that starts with `prefix`, for a range
     scan on an index (code point order is UTF-8 byte order, which SQLite uses)."""
     chars = list(prefix)
@@ -284,44 +282,3 @@ def _prefix_end(prefix: str) -> str | None:
         if successor <= 0x10FFFF:
             return "".join(chars) + chr(successor)
     return None
-
-
-# --- configuration --------------------------------------------------------------------------
-
-DYNAMO_TABLE_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
-
-
-def open_store(url: str, retention_days: int, endpoint_url: str = "",
-               region: str = "us-east-1") -> AuditStore:
-    """`sqlite:///PATH` (PATH absolute, as in sqlite:///var/lib/gatekeeper/audit.db),
-    `sqlite:relative/path.db` (relative to the working directory) or `dynamodb://TABLE`.
-    DynamoDB uses the S3 endpoint_url when one is set (moto serves both)."""
-    # Imported here: a Lambda deployment never loads sqlite, a self-hosted one never boto3.
-    path = sqlite_path(url)
-    if path is not None:
-        from .audit_sqlite import SqliteAuditStore
-
-        return SqliteAuditStore(path, retention_days)
-    if url.startswith("dynamodb://"):
-        table = url.removeprefix("dynamodb://")
-        if DYNAMO_TABLE_RE.match(table):
-            from .audit_dynamodb import DynamoAuditStore
-
-            return DynamoAuditStore(table, retention_days, endpoint_url or None, region)
-    raise ConfigError("audit.url", "must be sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or dynamodb://TABLE")
-
-
-def sqlite_path(url: str) -> str | None:
-    """The file of an SQLite audit URL, or None if `url` is not one.
-
-    `sqlite:///var/lib/gatekeeper/audit.db` is /var/lib/gatekeeper/audit.db, as a
-    reader expects; `sqlite:////var/...` (the SQLAlchemy spelling of an absolute
-    path) is the same file. `sqlite:audit.db` or `sqlite:var/audit.db` is relative
-    to the working directory. `sqlite://HOST/...` has no meaning here: refused."""
-    if url.startswith("sqlite:///"):
-        path = "/" + url.removeprefix("sqlite:///").lstrip("/")
-    elif url.startswith("sqlite:") and not url.startswith("sqlite:/"):
-        path = url.removeprefix("sqlite:")
-    else:
-        return None
-    return path if path.strip("/") else None

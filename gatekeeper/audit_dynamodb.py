@@ -10,11 +10,9 @@ import logging
 import math
 import os
 import re
-import threading
 import time
 
 import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .audit import (
@@ -22,12 +20,14 @@ from .audit import (
     TEXT_FIELDS,
     AuditRecord,
     SearchQuery,
-    _clean,
-    _jti_id,
+    clean_text,
     decode_cursor,
     encode_cursor,
+    invalid_cursor,
+    jti_digest,
 )
-from .errors import AuditUnavailable, BadRequest, ConfigError
+from .aws import LazyClient
+from .errors import AuditUnavailable, ConfigError
 
 log = logging.getLogger("gatekeeper.audit")
 
@@ -65,22 +65,13 @@ class DynamoAuditStore:
         self.retention_days = retention_days
         self.endpoint_url = endpoint_url or None
         self.region = region
-        self._client = None
-        self._lock = threading.Lock()
+        self._client = LazyClient(boto3.session.Session(region_name=region), "dynamodb", endpoint_url,
+                                  connect_timeout=2, read_timeout=10,
+                                  retries={"max_attempts": 3, "mode": "standard"})
 
     @property
     def client(self):
-        """One client per process, made on first use (boto3 clients are thread-safe)."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = boto3.session.Session().client(
-                        "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url,
-                        # Bounded timeouts and few retries: a request waits on its audit record.
-                        config=BotoConfig(connect_timeout=2, read_timeout=10,
-                                          retries={"max_attempts": 3, "mode": "standard"}),
-                    )
-        return self._client
+        return self._client.get()
 
     def _call(self, method: str, **kwargs) -> dict:
         """Every storage failure becomes AuditUnavailable; no AWS detail leaks to callers.
@@ -134,7 +125,7 @@ class DynamoAuditStore:
         ])
 
     def _item(self, record: AuditRecord, token: str, n: int) -> dict:
-        item = {name: {"S": _clean(getattr(record, name))} for name in TEXT_FIELDS}
+        item = {name: {"S": clean_text(getattr(record, name))} for name in TEXT_FIELDS}
         item.update(
             pk={"S": f"d#{_day(record.ts).isoformat()}"},
             sk={"S": f"{_micros(record.ts)}#{token}#{n:04d}"},
@@ -205,7 +196,7 @@ class DynamoAuditStore:
 
     @staticmethod
     def _position(position: list) -> tuple[dt.date, str | None]:
-        invalid = BadRequest("'cursor' is not a cursor from this search", code="bad_filter")
+        invalid = invalid_cursor()
         if len(position) != 2 or not isinstance(position[0], str) or not DAY_RE.match(position[0]):
             raise invalid
         below = position[1]
@@ -227,7 +218,7 @@ class DynamoAuditStore:
         try:
             self._call(
                 "put_item", TableName=self.table,
-                Item={"pk": {"S": f"jti#{_jti_id(jti)}"}, "sk": {"S": "jti"},
+                Item={"pk": {"S": f"jti#{jti_digest(jti)}"}, "sk": {"S": "jti"},
                       "expires_at": {"N": str(math.ceil(expires_at))}},
                 # A conditional put is atomic: of two instances racing, one wins.
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",

@@ -9,7 +9,9 @@ import time
 
 from . import VERSION
 from . import config as config_module
+from .app import Gatekeeper
 from .errors import ConfigError
+from .http_server import serve as serve_http
 
 EXIT_CONFIG = 2
 
@@ -35,8 +37,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gatekeeper: refusing to start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
-    from .app import Gatekeeper
-
     try:
         gatekeeper = Gatekeeper(config)  # opens the GeoIP database, if any: it can fail too
         if args.command == "serve":
@@ -61,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "purge-audit":
         print(f"purged {gatekeeper.audit.purge(time.time())} records")
         return 0
-    from .http_server import serve as serve_http
-
     print(f"gatekeeper {config.gatekeeper_id} listening on http://{args.host}:{args.port}", flush=True)
     serve_http(gatekeeper, args.host, args.port, args.threads)
     return 0

@@ -1,10 +1,12 @@
 """The customer's configuration: a TOML file, and/or environment variables.
 
-Every key can come from `GATEKEEPER_<SECTION>_<KEY>` (for the Lambda deployment,
-where there is no file); the environment wins over the file. Lists in the
-environment are JSON arrays or comma-separated; `GATEKEEPER_VENDOR_KEYS` is a JSON
-object or `kid:key,kid:key`, and replaces the file's whole [vendor_keys] table (a
-key rotated out in the environment must not stay trusted through the file).
+Every key is one row of KEYS: its name in the file, its kind, its default and
+bounds; its environment variable (`GATEKEEPER_<SECTION>_<KEY>`, for the Lambda
+deployment, where there is no file) and its Config field follow from the name. The
+environment wins over the file. Lists in the environment are JSON arrays or
+comma-separated; `GATEKEEPER_VENDOR_KEYS` is a JSON object or `kid:key,kid:key`,
+and replaces the file's whole [vendor_keys] table (a key rotated out in the
+environment must not stay trusted through the file).
 
 Anything wrong refuses to start with a ConfigError naming the offending key.
 Unknown keys are errors too, in the file and among GATEKEEPER_* variables: a
@@ -22,12 +24,13 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .errors import ConfigError
+from .paths import Network, is_int
 
 ENV_PREFIX = "GATEKEEPER_"
 ENV_VENDOR_KEYS = "GATEKEEPER_VENDOR_KEYS"
@@ -35,8 +38,154 @@ ENV_CONFIG_PATH = "GATEKEEPER_CONFIG"  # the Lambda adapter's file path, not a k
 ENCRYPTION_MODES = ("sse-s3", "sse-kms")
 MAX_PRESIGN_TTL = 3600
 MAX_GRANT_LIFETIME = 3600
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+EVERYWHERE = ("0.0.0.0/0", "::/0")
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+KID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+DYNAMO_TABLE_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
+AUDIT_URL_FORMS = "must be sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or dynamodb://TABLE"
 
+
+# --- checks of single values: (key, value) -> the value to keep ------------------
+
+def _not_empty(key: str, text: str) -> str:
+    if not text:
+        raise ConfigError(key, "must not be empty")
+    return text
+
+
+def _matching(pattern: re.Pattern, what: str) -> Callable[[str, str], str]:
+    def check(key: str, text: str) -> str:
+        if not pattern.match(text):
+            raise ConfigError(key, f"{text!r} is not {what}")
+        return text
+    return check
+
+
+def _endpoint_url(key: str, text: str) -> str:
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ConfigError(key, "must be like https://s3.example:9000")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _one_of(*choices: str) -> Callable[[str, str], str]:
+    def check(key: str, text: str) -> str:
+        if text not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(choices)}")
+        return text
+    return check
+
+
+def _existing_file(key: str, path: str) -> str:
+    if path and not os.path.isfile(path):
+        raise ConfigError(key, f"file not found: {path}")
+    return path
+
+
+def _audit_url(key: str, url: str) -> str:
+    parse_audit_url(url)
+    return url
+
+
+def _origins(key: str, texts: list[str]) -> frozenset[str]:
+    origins = set()
+    for text in texts:
+        parts = urlsplit(text)
+        if text == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(key, f"{text!r} is not an origin like https://portal.example")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or "*" in text:
+            raise ConfigError(key, f"{text!r}: an origin has no path, query or wildcard")
+        origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+    return frozenset(origins)
+
+
+def _networks(key: str, texts: list[str]) -> tuple[Network, ...]:
+    out = []
+    for text in texts:
+        try:
+            network = ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            raise ConfigError(key, f"{text!r} is not a CIDR network (host bits set?)") from None
+        # Clients are compared as IPv4 (paths.parse_ip): a rule in this form matches nobody.
+        if network.version == 6 and network.subnet_of(IPV4_MAPPED):
+            raise ConfigError(key, f"{text!r} is IPv4-mapped and would never match: write it as IPv4")
+        out.append(network)
+    return tuple(out)
+
+
+def _countries(key: str, codes: list[str]) -> frozenset[str]:
+    for code in codes:
+        if not COUNTRY_RE.match(code):
+            raise ConfigError(key, f"{code!r} is not an ISO 3166 alpha-2 code")
+    return frozenset(codes)
+
+
+def _strings(key: str, texts: list[str]) -> frozenset[str]:
+    return frozenset(texts)
+
+
+# --- the table ------------------------------------------------------------------------
+
+REQUIRED = None  # the default of a key that must be given
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str  # as in the file: "storage.bucket"
+    kind: str  # what the file holds: "str", "int", "bool" or "list" (of strings)
+    default: Any = REQUIRED
+    bounds: tuple[int, int] | None = None  # inclusive, for ints
+    check: Callable[[str, Any], Any] | None = None  # validates, and gives the value kept
+    field: str = ""  # the Config attribute, when it is not the name's last part
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.replace(".", "_").upper()
+
+
+KEYS = (
+    Key("gatekeeper_id", "str", check=_not_empty),
+    Key("issuer", "str", check=_not_empty),
+    Key("allowed_origins", "list", (), check=_origins),
+    Key("presign_ttl", "int", 60, (1, MAX_PRESIGN_TTL)),
+    Key("max_grant_lifetime", "int", 300, (1, MAX_GRANT_LIFETIME)),
+    Key("clock_leeway", "int", 30, (0, 300)),
+    Key("max_upload_bytes", "int", 100 * 1024**2, (1, 5 * 1024**3)),
+    Key("enabled", "bool", True),
+    Key("storage.bucket", "str", check=_matching(BUCKET_RE, "a valid S3 bucket name")),
+    Key("storage.region", "str", check=_matching(REGION_RE, "a region like us-east-1")),
+    Key("storage.endpoint_url", "str", "", check=_endpoint_url),
+    Key("storage.encryption", "str", "sse-s3", check=_one_of(*ENCRYPTION_MODES)),
+    Key("storage.kms_key_id", "str", ""),
+    Key("acl.allow", "list", EVERYWHERE, check=_networks),
+    Key("acl.deny", "list", (), check=_networks),
+    Key("acl.countries", "list", (), check=_countries, field="countries"),
+    Key("acl.geoip_db", "str", "", check=_existing_file, field="geoip_db"),
+    Key("acl.country_header", "str", "", field="country_header"),
+    Key("acl.trusted_proxies", "list", (), check=_networks, field="trusted_proxies"),
+    Key("acl.upload.allow", "list", EVERYWHERE, check=_networks),
+    Key("acl.upload.deny", "list", (), check=_networks),
+    Key("audit.url", "str", "sqlite:gatekeeper-audit.db", check=_audit_url, field="audit_url"),
+    Key("audit.retention_days", "int", 180, (1, 3650), field="audit_retention_days"),
+    Key("revocation.not_before", "int", 0, (0, 2**40), field="not_before"),
+    Key("revocation.subjects", "list", (), check=_strings, field="revoked_subjects"),
+)
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+KEYS_BY_ENV = {key.env: key for key in KEYS}
+SECTIONS = {key.name.rpartition(".")[0] for key in KEYS} | {"vendor_keys"}
+
+
+def _default(name: str) -> Any:
+    key = KEYS_BY_NAME[name]
+    return key.check(name, list(key.default)) if key.check and key.kind == "list" else key.default
+
+
+# --- the parsed configuration -------------------------------------------------------------
 
 @dataclass(frozen=True)
 class AclConfig:
@@ -48,9 +197,9 @@ class AclConfig:
 class StorageConfig:
     bucket: str
     region: str
-    endpoint_url: str = ""
-    encryption: str = "sse-s3"
-    kms_key_id: str = ""
+    endpoint_url: str = _default("storage.endpoint_url")
+    encryption: str = _default("storage.encryption")
+    kms_key_id: str = _default("storage.kms_key_id")
 
 
 @dataclass(frozen=True)
@@ -62,50 +211,23 @@ class Config:
     storage: StorageConfig
     acl: AclConfig
     upload_acl: AclConfig
-    presign_ttl: int = 60
-    max_grant_lifetime: int = 300
-    clock_leeway: int = 30
-    max_upload_bytes: int = 100 * 1024 * 1024
-    enabled: bool = True
-    countries: frozenset[str] = frozenset()
-    geoip_db: str = ""
-    country_header: str = ""
-    trusted_proxies: tuple[Network, ...] = ()
-    audit_url: str = "sqlite:gatekeeper-audit.db"
-    audit_retention_days: int = 180
-    not_before: int = 0
-    revoked_subjects: frozenset[str] = frozenset()
+    presign_ttl: int = _default("presign_ttl")
+    max_grant_lifetime: int = _default("max_grant_lifetime")
+    clock_leeway: int = _default("clock_leeway")
+    max_upload_bytes: int = _default("max_upload_bytes")
+    enabled: bool = _default("enabled")
+    countries: frozenset[str] = _default("acl.countries")
+    geoip_db: str = _default("acl.geoip_db")
+    country_header: str = _default("acl.country_header")
+    trusted_proxies: tuple[Network, ...] = _default("acl.trusted_proxies")
+    audit_url: str = _default("audit.url")
+    audit_retention_days: int = _default("audit.retention_days")
+    not_before: int = _default("revocation.not_before")
+    revoked_subjects: frozenset[str] = _default("revocation.subjects")
     vendor_key_ids: tuple[str, ...] = field(default=())
 
 
-# The schema: section -> key -> kind. "" is the top level.
-SCHEMA: dict[str, dict[str, str]] = {
-    "": {
-        "gatekeeper_id": "str", "issuer": "str", "allowed_origins": "list",
-        "presign_ttl": "int", "max_grant_lifetime": "int", "clock_leeway": "int",
-        "max_upload_bytes": "int", "enabled": "bool",
-    },
-    "vendor_keys": {},  # free-form kid -> key
-    "storage": {
-        "bucket": "str", "region": "str", "endpoint_url": "str",
-        "encryption": "str", "kms_key_id": "str",
-    },
-    "acl": {
-        "allow": "list", "deny": "list", "countries": "list", "geoip_db": "str",
-        "country_header": "str", "trusted_proxies": "list",
-    },
-    "acl.upload": {"allow": "list", "deny": "list"},
-    "audit": {"url": "str", "retention_days": "int"},
-    "revocation": {"not_before": "int", "subjects": "list"},
-}
-
-EVERYWHERE = ["0.0.0.0/0", "::/0"]
-IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-KID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
-
+# --- reading ------------------------------------------------------------------------------
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read the file (if any), overlay the environment, validate everything."""
@@ -127,48 +249,31 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Confi
     return _build(flat)
 
 
-def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
+def _flatten(raw: dict[str, Any], section: str = "") -> dict[str, Any]:
     """TOML tree -> {"section.key": value}, refusing unknown sections and keys."""
     flat: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in SCHEMA and key:
+    for name, value in raw.items():
+        dotted = f"{section}.{name}" if section else name
+        if section == "vendor_keys":
+            flat[dotted] = value  # free-form: kid -> key
+        elif dotted in SECTIONS:
             if not isinstance(value, dict):
-                raise ConfigError(key, "must be a table")
-            for sub, subvalue in value.items():
-                if key == "acl" and sub == "upload":
-                    if not isinstance(subvalue, dict):
-                        raise ConfigError("acl.upload", "must be a table")
-                    for k, v in subvalue.items():
-                        _check_known("acl.upload", k)
-                        flat[f"acl.upload.{k}"] = v
-                    continue
-                if key != "vendor_keys":
-                    _check_known(key, sub)
-                flat[f"{key}.{sub}"] = subvalue
+                raise ConfigError(dotted, "must be a table")
+            flat.update(_flatten(value, dotted))
+        elif dotted in KEYS_BY_NAME:
+            flat[dotted] = value
         else:
-            _check_known("", key)
-            flat[key] = value
+            raise ConfigError(dotted, "unknown key (misspelt?)")
     return flat
-
-
-def _check_known(section: str, key: str) -> None:
-    if key not in SCHEMA[section]:
-        name = f"{section}.{key}" if section else key
-        raise ConfigError(name, "unknown key (misspelt?)")
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     """GATEKEEPER_<SECTION>_<KEY> -> {"section.key": parsed value}."""
-    names: dict[str, tuple[str, str]] = {}
-    for section, keys in SCHEMA.items():
-        for key, kind in keys.items():
-            dotted = f"{section}.{key}" if section else key
-            names[ENV_PREFIX + dotted.replace(".", "_").upper()] = (dotted, kind)
     out: dict[str, Any] = {}
     for name, text in env.items():
-        if name in names:
-            dotted, kind = names[name]
-            out[dotted] = _parse_env_value(name, text, kind)
+        if name in KEYS_BY_ENV:
+            key = KEYS_BY_ENV[name]
+            out[key.name] = _parse_env_value(name, text, key.kind)
         elif name.startswith(ENV_PREFIX) and name not in (ENV_VENDOR_KEYS, ENV_CONFIG_PATH):
             raise ConfigError(name, "unknown variable (misspelt?)")
     if ENV_VENDOR_KEYS in env:
@@ -195,10 +300,9 @@ def _parse_env_value(name: str, text: str, kind: str) -> Any:
         raise ConfigError(name, "must be true or false")
     if text.startswith("["):
         try:
-            value = json.loads(text)
+            return json.loads(text)
         except ValueError:
             raise ConfigError(name, "must be a JSON array or comma-separated") from None
-        return value
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
@@ -221,56 +325,33 @@ def _parse_vendor_keys_env(text: str) -> dict[str, str]:
     return pairs
 
 
-# --- typed getters that fail loudly -------------------------------------------
+# --- validating ---------------------------------------------------------------------------
 
-def _get(flat, key, kind, default=None, required=False):
-    if key not in flat:
-        if required:
-            raise ConfigError(key, "is required")
-        return default
-    value = flat[key]
-    if kind == "str" and not isinstance(value, str):
-        raise ConfigError(key, "must be a string")
-    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(key, "must be an integer")
-    if kind == "bool" and not isinstance(value, bool):
-        raise ConfigError(key, "must be true or false")
-    if kind == "list" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        raise ConfigError(key, "must be a list of strings")
-    return value
+TYPE_PROBLEMS = {"str": "must be a string", "int": "must be an integer",
+                 "bool": "must be true or false", "list": "must be a list of strings"}
 
 
-def _int_in(flat, key, default, low, high):
-    value = _get(flat, key, "int", default)
-    if not low <= value <= high:
-        raise ConfigError(key, f"must be between {low} and {high}")
-    return value
+def _value(flat: dict[str, Any], key: Key) -> Any:
+    """The key's value from `flat` or its default, type-checked, bounded and checked."""
+    if key.name not in flat and key.default is REQUIRED:
+        raise ConfigError(key.name, "is required")
+    value = flat.get(key.name, key.default)
+    if isinstance(value, tuple):  # a default list
+        value = list(value)
+    well_typed = {
+        "str": isinstance(value, str),
+        "int": is_int(value),
+        "bool": isinstance(value, bool),
+        "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
+    }[key.kind]
+    if not well_typed:
+        raise ConfigError(key.name, TYPE_PROBLEMS[key.kind])
+    if key.bounds and not key.bounds[0] <= value <= key.bounds[1]:
+        raise ConfigError(key.name, f"must be between {key.bounds[0]} and {key.bounds[1]}")
+    return key.check(key.name, value) if key.check else value
 
 
-def _networks(flat, key, default) -> tuple[Network, ...]:
-    out = []
-    for text in _get(flat, key, "list", default):
-        try:
-            network = ipaddress.ip_network(text, strict=True)
-        except ValueError:
-            raise ConfigError(key, f"{text!r} is not a CIDR network (host bits set?)") from None
-        # Clients are compared as IPv4 (acl.parse_ip): a rule in this form matches nobody.
-        if network.version == 6 and network.subnet_of(IPV4_MAPPED):
-            raise ConfigError(key, f"{text!r} is IPv4-mapped and would never match: write it as IPv4")
-        out.append(network)
-    return tuple(out)
-
-
-def _origin(key: str, text: str) -> str:
-    parts = urlsplit(text)
-    if text == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(key, f"{text!r} is not an origin like https://portal.example")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "*" in text:
-        raise ConfigError(key, f"{text!r}: an origin has no path, query or wildcard")
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _vendor_keys(flat) -> dict[str, Ed25519PublicKey]:
+def _vendor_keys(flat: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
     keys = {}
     for dotted, value in flat.items():
         if not dotted.startswith("vendor_keys."):
@@ -293,77 +374,49 @@ def _vendor_keys(flat) -> dict[str, Ed25519PublicKey]:
 
 
 def _build(flat: dict[str, Any]) -> Config:
-    gatekeeper_id = _get(flat, "gatekeeper_id", "str", required=True)
-    if not gatekeeper_id:
-        raise ConfigError("gatekeeper_id", "must not be empty")
-    issuer = _get(flat, "issuer", "str", required=True)
-    if not issuer:
-        raise ConfigError("issuer", "must not be empty")
-    origins = frozenset(
-        _origin("allowed_origins", o) for o in _get(flat, "allowed_origins", "list", [])
-    )
-
-    bucket = _get(flat, "storage.bucket", "str", required=True)
-    if not BUCKET_RE.match(bucket):
-        raise ConfigError("storage.bucket", f"{bucket!r} is not a valid S3 bucket name")
-    region = _get(flat, "storage.region", "str", required=True)
-    if not REGION_RE.match(region):
-        raise ConfigError("storage.region", f"{region!r} is not a region like us-east-1")
-    endpoint_url = _get(flat, "storage.endpoint_url", "str", "")
-    if endpoint_url:
-        parts = urlsplit(endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise ConfigError("storage.endpoint_url", "must be like https://s3.example:9000")
-        endpoint_url = f"{parts.scheme}://{parts.netloc}"
-    encryption = _get(flat, "storage.encryption", "str", "sse-s3")
-    if encryption not in ENCRYPTION_MODES:
-        raise ConfigError("storage.encryption", f"must be one of {', '.join(ENCRYPTION_MODES)}")
-    kms_key_id = _get(flat, "storage.kms_key_id", "str", "")
-    if encryption == "sse-kms" and not kms_key_id:
+    values = {key.name: _value(flat, key) for key in KEYS}
+    # What no single key can say alone.
+    if values["storage.encryption"] == "sse-kms" and not values["storage.kms_key_id"]:
         raise ConfigError("storage.kms_key_id", "is required when encryption is sse-kms")
-
-    countries = _get(flat, "acl.countries", "list", [])
-    for code in countries:
-        if not COUNTRY_RE.match(code):
-            raise ConfigError("acl.countries", f"{code!r} is not an ISO 3166 alpha-2 code")
-    geoip_db = _get(flat, "acl.geoip_db", "str", "")
-    if geoip_db and not os.path.isfile(geoip_db):
-        raise ConfigError("acl.geoip_db", f"file not found: {geoip_db}")
-    country_header = _get(flat, "acl.country_header", "str", "")
-    trusted_proxies = _networks(flat, "acl.trusted_proxies", [])
-    if country_header and not trusted_proxies:
+    if values["acl.country_header"] and not values["acl.trusted_proxies"]:
         raise ConfigError("acl.country_header", "is only believed from trusted_proxies; set them")
-
-    from .audit import sqlite_path  # here: audit imports acl, which imports this module
-
-    audit_url = _get(flat, "audit.url", "str", "sqlite:gatekeeper-audit.db")
-    if sqlite_path(audit_url) is None and not (audit_url.startswith("dynamodb://") and len(audit_url) > 11):
-        raise ConfigError("audit.url",
-                          "must be sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or dynamodb://TABLE")
-
     keys = _vendor_keys(flat)
+    top = {key.field or key.name: values[key.name] for key in KEYS if key.field or "." not in key.name}
     return Config(
-        gatekeeper_id=gatekeeper_id,
-        issuer=issuer,
-        allowed_origins=origins,
+        **top,
         vendor_keys=keys,
         vendor_key_ids=tuple(sorted(keys)),
-        storage=StorageConfig(bucket, region, endpoint_url, encryption, kms_key_id),
-        acl=AclConfig(_networks(flat, "acl.allow", EVERYWHERE), _networks(flat, "acl.deny", [])),
-        upload_acl=AclConfig(
-            _networks(flat, "acl.upload.allow", EVERYWHERE), _networks(flat, "acl.upload.deny", [])
-        ),
-        presign_ttl=_int_in(flat, "presign_ttl", 60, 1, MAX_PRESIGN_TTL),
-        max_grant_lifetime=_int_in(flat, "max_grant_lifetime", 300, 1, MAX_GRANT_LIFETIME),
-        clock_leeway=_int_in(flat, "clock_leeway", 30, 0, 300),
-        max_upload_bytes=_int_in(flat, "max_upload_bytes", 100 * 1024 * 1024, 1, 5 * 1024**3),
-        enabled=_get(flat, "enabled", "bool", True),
-        countries=frozenset(countries),
-        geoip_db=geoip_db,
-        country_header=country_header,
-        trusted_proxies=trusted_proxies,
-        audit_url=audit_url,
-        audit_retention_days=_int_in(flat, "audit.retention_days", 180, 1, 3650),
-        not_before=_int_in(flat, "revocation.not_before", 0, 0, 2**40),
-        revoked_subjects=frozenset(_get(flat, "revocation.subjects", "list", [])),
+        storage=StorageConfig(**{name.removeprefix("storage."): value
+                                 for name, value in values.items() if name.startswith("storage.")}),
+        acl=AclConfig(values["acl.allow"], values["acl.deny"]),
+        upload_acl=AclConfig(values["acl.upload.allow"], values["acl.upload.deny"]),
     )
+
+
+# --- audit store URLs ---------------------------------------------------------------------
+
+def parse_audit_url(url: str) -> tuple[str, str]:
+    """("sqlite", file) or ("dynamodb", table); ConfigError("audit.url") otherwise."""
+    path = sqlite_path(url)
+    if path is not None:
+        return "sqlite", path
+    table = url.removeprefix("dynamodb://")
+    if url.startswith("dynamodb://") and DYNAMO_TABLE_RE.match(table):
+        return "dynamodb", table
+    raise ConfigError("audit.url", AUDIT_URL_FORMS)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite audit URL, or None if `url` is not one.
+
+    `sqlite:///var/lib/gatekeeper/audit.db` is /var/lib/gatekeeper/audit.db, as a
+    reader expects; `sqlite:////var/...` (the SQLAlchemy spelling of an absolute
+    path) is the same file. `sqlite:audit.db` or `sqlite:var/audit.db` is relative
+    to the working directory. `sqlite://HOST/...` has no meaning here: refused."""
+    if url.startswith("sqlite:///"):
+        path = "/" + url.removeprefix("sqlite:///").lstrip("/")
+    elif url.startswith("sqlite:") and not url.startswith("sqlite:/"):
+        path = url.removeprefix("sqlite:")
+    else:
+        return None
+    return path if path.strip("/") else None

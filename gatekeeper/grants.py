@@ -14,12 +14,10 @@ from dataclasses import dataclass
 import jwt
 
 from .config import Config
-from .errors import BadRequest, Unauthorized
-from .paths import check_path
+from .errors import OPS, SINGLE_USE_OPS, BadRequest, Unauthorized
+from .paths import check_path, is_int
 
 ALGORITHM = "EdDSA"
-OPS = frozenset({"get", "list", "put", "delete", "audit"})
-SINGLE_USE_OPS = frozenset({"put", "delete"})
 MAX_GRANT_CHARS = 4096
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
 MAX_KID_CHARS = 64  # as config.KID_RE: a longer one names no key of ours
@@ -102,7 +100,7 @@ class GrantVerifier:
         if claims["iss"] != config.issuer:
             raise Unauthorized("grant has the wrong issuer", code="wrong_issuer")
         iat, exp, nbf = claims["iat"], claims["exp"], claims.get("nbf", claims["iat"])
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp, nbf)) or exp <= iat:
+        if not all(is_int(v) for v in (iat, exp, nbf)) or exp <= iat:
             raise Unauthorized("grant times are malformed", code="malformed_grant")
         for name in ("sub", "jti"):
             if not isinstance(claims[name], str) or not claims[name] or len(claims[name]) > 256:

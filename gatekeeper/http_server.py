@@ -4,17 +4,14 @@ waitress (pure Python, no C extensions to audit, HTTP/1.1 keep-alive)."""
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
+
+import waitress
 
 from .app import MAX_BODY_BYTES, Gatekeeper, Request
 
 log = logging.getLogger("gatekeeper")
 
-STATUS_TEXT = {
-    200: "200 OK", 204: "204 No Content", 400: "400 Bad Request", 401: "401 Unauthorized",
-    403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed",
-    413: "413 Payload Too Large", 500: "500 Internal Server Error", 502: "502 Bad Gateway",
-    503: "503 Service Unavailable",
-}
 INTERNAL_ERROR = b'{"error":"internal","message":"internal error"}'
 # Waitress itself refuses (413, text/plain, not audited) a body this large or
 # larger, without reading it; a smaller one over MAX_BODY_BYTES gets our audited 400.
@@ -27,11 +24,11 @@ def wsgi_app(gatekeeper: Gatekeeper):
             response = gatekeeper.handle(_request(environ))
             body = response.encoded()
             headers = response.headers + [("Content-Length", str(len(body)))]
-            start_response(STATUS_TEXT.get(response.status, f"{response.status} Error"), headers)
+            start_response(_status_line(response.status), headers)
         except Exception:  # a bug of ours: log it, answer without details
             log.exception("unhandled error")
             body = INTERNAL_ERROR
-            start_response(STATUS_TEXT[500], [("Content-Type", "application/json"),
+            start_response(_status_line(500), [("Content-Type", "application/json"),
                                               ("Cache-Control", "no-store"),
                                               ("Content-Length", str(len(body)))])
         # A HEAD answer has the GET headers and no body (RFC 9110), and waitress
@@ -47,8 +44,6 @@ def _request(environ) -> Request:
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items() if key.startswith("HTTP_")
     }
-    if environ.get("CONTENT_TYPE"):
-        headers["content-type"] = environ["CONTENT_TYPE"]
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -64,9 +59,11 @@ def _request(environ) -> Request:
     )
 
 
-def serve(gatekeeper: Gatekeeper, host: str, port: int, threads: int = 8) -> None:
-    import waitress
+def _status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
 
+
+def serve(gatekeeper: Gatekeeper, host: str, port: int, threads: int = 8) -> None:
     # Waitress must pass X-Forwarded-For through untouched: which hops to believe is
     # decided by the gatekeeper's own trusted_proxies (acl.py), in one place.
     waitress.serve(

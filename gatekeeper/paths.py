@@ -1,4 +1,4 @@
-"""Object keys, taken literally.
+"""Shapes: object keys taken literally, client addresses, integers.
 
 A key is never URL-decoded a second time, never normalised: what the grant's
 prefix covers is decided on the exact bytes the caller sent. Anything that could
@@ -9,9 +9,13 @@ U+FEFF, U+2028) is refused rather than interpreted.
 
 from __future__ import annotations
 
+import ipaddress
 import unicodedata
 
 from .errors import BadRequest, Forbidden
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_KEY_BYTES = 1024
 # Unicode categories refused in keys: controls (C0, DEL, C1), format characters
@@ -56,3 +60,21 @@ def check_in_scope(text: str, prefix: str, what: str = "key") -> None:
     itself ends with '/', so 'tickets/4/' never covers 'tickets/42/')."""
     if not text.startswith(prefix):
         raise Forbidden(f"{what} is outside the grant's prefix", code="out_of_scope")
+
+
+def parse_ip(text: str) -> IPAddress:
+    """An address as rules and the audit log compare it; ValueError if it is none."""
+    address = ipaddress.ip_address(text.strip())
+    if isinstance(address, ipaddress.IPv6Address):
+        # A zone id ("fe80::1%eth0") names an interface of whoever saw the address,
+        # and may be any text: rules and the audit log use the address alone.
+        address = ipaddress.IPv6Address(int(address))
+        # ::ffff:10.0.0.1 is 10.0.0.1: an IPv4 deny rule must not be sidestepped.
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
+    return address
+
+
+def is_int(value: object) -> bool:
+    """An int that is not a bool: True seconds or bytes is a bug, not a number."""
+    return isinstance(value, int) and not isinstance(value, bool)

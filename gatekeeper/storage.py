@@ -1,16 +1,14 @@
-"""The customer's bucket, as the gatekeeper sees it: one boto3 client per process,
-created on first use (it costs milliseconds), and the presigner fed with the same
-credentials (the Lambda role's, or the instance's; never hard-coded)."""
+"""The customer's bucket, as the gatekeeper sees it: one boto3 client (aws.py) for
+listing and deleting, and the presigner fed with the same session's credentials."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timezone
 
 import boto3
-import botocore.config
 import botocore.exceptions
 
+from .aws import LazyClient
 from .config import StorageConfig
 from .errors import StorageUnavailable
 from .presign import Credentials, Presigner
@@ -22,9 +20,10 @@ CLIENT_TIMEOUTS = dict(connect_timeout=3, read_timeout=10, retries={"max_attempt
 class Storage:
     def __init__(self, config: StorageConfig):
         self.config = config
-        self._lock = threading.Lock()
         self._session = boto3.session.Session(region_name=config.region)
-        self._client = None
+        self._client = LazyClient(
+            self._session, "s3", config.endpoint_url, signature_version="s3v4",
+            s3={"addressing_style": "path" if config.endpoint_url else "virtual"}, **CLIENT_TIMEOUTS)
         self.presigner = Presigner(config, self.credentials)
 
     def credentials(self) -> Credentials:
@@ -41,19 +40,7 @@ class Storage:
 
     @property
     def client(self):
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    style = "path" if self.config.endpoint_url else "virtual"
-                    self._client = self._session.client(
-                        "s3",
-                        endpoint_url=self.config.endpoint_url or None,
-                        config=botocore.config.Config(
-                            signature_version="s3v4", s3={"addressing_style": style},
-                            **CLIENT_TIMEOUTS,
-                        ),
-                    )
-        return self._client
+        return self._client.get()
 
     def list(self, prefix: str) -> tuple[list[dict], bool]:
         try:
@@ -87,13 +74,6 @@ class Storage:
 
     def presign_post(self, key: str, content_type: str, size: int, ttl: int, now: float):
         return self.presigner.presign_post(key, content_type, size, ttl, _utc(now))
-
-    def healthy(self) -> bool:
-        try:
-            self.credentials()
-        except StorageUnavailable:
-            return False
-        return True
 
 
 def _utc(now: float) -> datetime:

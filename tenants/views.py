@@ -150,7 +150,7 @@ def activate_signing_key(request):
 
 
 # What the gatekeeper's audit search accepts as `op` (docs/protocol.md, section 9).
-AUDIT_SEARCH_OPS = ("get", "list", "put", "delete", "audit", "sign", "request")
+AUDIT_SEARCH_OPS = ("get", "list", "put", "delete", "audit", "request")
 
 
 @login_required

@@ -17,7 +17,9 @@ import uuid
 import pytest
 
 from gatekeeper import audit, audit_dynamodb, audit_sqlite
-from gatekeeper.audit import AuditRecord, SearchQuery, open_store, parse_search
+from gatekeeper.app import open_store
+from gatekeeper.audit import AuditRecord, SearchQuery, parse_search
+from gatekeeper.config import sqlite_path
 from gatekeeper.audit_dynamodb import DynamoAuditStore
 from gatekeeper.audit_sqlite import SqliteAuditStore
 from gatekeeper.errors import AuditUnavailable, BadRequest, ConfigError
@@ -536,33 +538,40 @@ def test_sqlite_searches_walk_one_index_alone(tmp_path, body):
         assert not any("TEMP B-TREE" in step for step in walk), plan
 
 
-def sqlite_index_of(store, body: dict) -> str:
-    [plan] = search_plans(store, body)
-    return plan.split("USING COVERING INDEX ")[1].split()[0]
+SKEWED_COMMON = dict(op="get", outcome="allow", client_ip="203.0.113.5", sub="user:1", key="tickets/1/a.png")
 
 
-def test_sqlite_walks_the_index_of_the_rarest_filter(tmp_path, monkeypatch):
-    """Chosen by counting, not by SQLite's planner, which without statistics walked
-    all the "allow" entries to find one address's records."""
-    monkeypatch.setattr(audit_sqlite, "ESTIMATE_ROWS", 50)
+def skewed_records() -> list[AuditRecord]:
+    """Filters whose values are common alone and rare together, and the reverse:
+    whichever index a search walks, it must find exactly these records."""
+    common = SKEWED_COMMON
+    return ([AuditRecord(ts=NOW - i, request_id=f"a{i}", **common) for i in range(300)]
+            + [AuditRecord(ts=NOW - 400 - i, request_id=f"b{i}", **{**common, "client_ip": "198.51.100.7"})
+               for i in range(3)]
+            + [AuditRecord(ts=NOW - 500 - i, request_id=f"c{i}", **{**common, "sub": "user:2", "op": "delete"})
+               for i in range(20)]
+            + [AuditRecord(ts=NOW - 600, request_id="d", **{**common, "key": "tickets/2/b.png"})]
+            + [AuditRecord(ts=NOW - 20 * DAY - i * HOUR, request_id=f"old-{i}", op="get", key=f"tickets/old/{i}",
+                           outcome="deny", sub="user:7", client_ip="192.0.2.9") for i in range(12)])
+
+
+@pytest.mark.parametrize("body", [
+    {"outcome": "allow", "client_ip": "198.51.100.7"}, {"op": "get", "client_ip": "198.51.100.7"},
+    {"sub": "user:1", "op": "delete"},  # common values that never occur together
+    {"sub": "user:2", "op": "get"}, {"sub": "user:2", "op": "delete"},
+    {"op": "delete", "outcome": "allow"}, {"outcome": "allow"}, {"outcome": "deny"}, {"since": NOW - 10},
+    {"key_prefix": "tickets/1/", "client_ip": "203.0.113.5"}, {"key_prefix": "tickets/2/", "client_ip": "203.0.113.5"},
+    {"key_prefix": "tickets/"}, {"key_prefix": "tickets/old/", "outcome": "deny", "until": NOW - 20 * DAY},
+    {"key_prefix": "tickets/", "op": "delete", "outcome": "allow", "since": NOW - 510},
+    {"sub": "user:7", "client_ip": "192.0.2.9", "key_prefix": "tickets/old/1"},
+])
+@pytest.mark.parametrize("limit", [2, 7, 500])
+def test_sqlite_finds_exactly_the_matches_whichever_index_it_walks(tmp_path, body, limit):
     store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
-    common = dict(op="get", outcome="allow", client_ip="203.0.113.5", sub="user:1", key="tickets/1/a.png")
-    store.write([AuditRecord(ts=NOW - i, **common) for i in range(300)]
-                + [AuditRecord(ts=NOW - 400 - i, **{**common, "client_ip": "198.51.100.7"}) for i in range(3)]
-                + [AuditRecord(ts=NOW - 500 - i, **{**common, "sub": "user:2", "op": "delete"})
-                   for i in range(20)])
-    assert sqlite_index_of(store, {"outcome": "allow", "client_ip": "198.51.100.7"}) == "audit_ip_v2"
-    assert sqlite_index_of(store, {"op": "get", "client_ip": "198.51.100.7"}) == "audit_ip_v2"
-    assert sqlite_index_of(store, {"sub": "user:1", "op": "delete"}) == "audit_op_v2"
-    assert sqlite_index_of(store, {"sub": "user:2", "op": "get"}) == "audit_sub_v2"
-    assert sqlite_index_of(store, {"op": "delete", "outcome": "allow"}) == "audit_op_outcome_v2"
-    assert sqlite_index_of(store, {"outcome": "allow"}) == "audit_outcome_v2"
-    assert sqlite_index_of(store, {"since": NOW - 10}) == "audit_ts_v2"
-    # A key prefix: the key index when its records are few; else the time order.
-    assert sqlite_index_of(store, {"key_prefix": "tickets/1/", "client_ip": "203.0.113.5"}) == "audit_ip_v2"
-    store.write([AuditRecord(ts=NOW - 600, **{**common, "key": "tickets/2/b.png"})])
-    assert sqlite_index_of(store, {"key_prefix": "tickets/2/", "client_ip": "203.0.113.5"}) == "audit_key_v2"
-    assert sqlite_index_of(store, {"key_prefix": "tickets/"}) == "audit_ts_v2"
+    records = skewed_records()
+    store.write(records)
+    entries, _ = search_all(store, {**body, "limit": limit})
+    assert entries == expected(records, parse_search(body))
 
 
 @pytest.mark.parametrize("body", [
@@ -571,14 +580,9 @@ def test_sqlite_walks_the_index_of_the_rarest_filter(tmp_path, monkeypatch):
     {"key_prefix": "tickets/old/"}, {"key_prefix": "tickets/", "sub": ""},
 ])
 @pytest.mark.parametrize("limit", [1, 3, 500])
-@pytest.mark.parametrize("rest_rows", [1, 1000])  # the rest from the key index; walking on
-def test_sqlite_a_broad_prefix_with_old_records_is_found_in_two_parts(tmp_path, monkeypatch, body, limit,
-                                                                      rest_rows):
-    """A broad prefix walks the newest WALK_ROWS entries in time order, then takes
-    the rest from the key index (or walks on): a page may come from both, without gaps."""
-    monkeypatch.setattr(audit_sqlite, "ESTIMATE_ROWS", 3)
-    monkeypatch.setattr(audit_sqlite, "WALK_ROWS", 7)
-    monkeypatch.setattr(audit_sqlite, "REST_ROWS", rest_rows)
+def test_sqlite_a_broad_prefix_with_old_records_is_found_without_gaps(tmp_path, body, limit):
+    """A key prefix reads its matches from the key index, newest first: a page may
+    hold new and old records, and ties of one request's records, without gaps."""
     store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
     records = make_records() + [
         AuditRecord(ts=NOW - 20 * DAY - i * HOUR, request_id=f"old-{i}", op="get", key=f"tickets/old/{i}",
@@ -588,19 +592,6 @@ def test_sqlite_a_broad_prefix_with_old_records_is_found_in_two_parts(tmp_path, 
     store.write(records)
     entries, _ = search_all(store, {**body, "limit": limit})
     assert entries == expected(records, parse_search(body))
-
-
-def test_sqlite_old_indexes_are_replaced(tmp_path):
-    """A file from before the v2 indexes gets them at its first open."""
-    path = str(tmp_path / "audit.db")
-    with sqlite3.connect(path) as db:
-        db.executescript(audit_sqlite.SQLITE_TABLES)
-        db.execute("CREATE INDEX audit_sub_ts ON audit (sub, ts)")
-    store = SqliteAuditStore(path, RETENTION_DAYS)
-    store.write(make_records())
-    names = {row[0] for row in store._conn().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "audit_sub_ts" not in names and {"audit_sub_v2", "audit_key_v2", "audit_ts_v2"} <= names
-    assert search_all(store, {"sub": "user:7"})[0] == expected(make_records(), parse_search({"sub": "user:7"}))
 
 
 def test_dynamodb_pages_may_be_short_but_the_cursor_finds_everything(moto_url, monkeypatch):
@@ -762,7 +753,7 @@ def test_open_store_reads_the_url(tmp_path):
     ("sqlite:var/audit.db", "var/audit.db"),
 ])
 def test_open_store_reads_sqlite_paths(url, path):
-    assert audit.sqlite_path(url) == path
+    assert sqlite_path(url) == path
     assert open_store(url, 7).path == path
 
 

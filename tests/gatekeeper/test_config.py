@@ -190,6 +190,4 @@ def test_audit_url_forms(url, ok, tmp_path):
 
 
 def test_the_default_audit_file_is_relative_to_the_working_directory():
-    from gatekeeper.audit import sqlite_path
-
-    assert sqlite_path(config_module.Config.__dataclass_fields__["audit_url"].default) == "gatekeeper-audit.db"
+    assert config_module.sqlite_path(config_module.Config.__dataclass_fields__["audit_url"].default) == "gatekeeper-audit.db"

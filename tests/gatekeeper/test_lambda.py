@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gatekeeper import lambda_handler
-from gatekeeper.audit import open_store
+from gatekeeper.app import open_store
 from gatekeeper_client.client import download, upload
 
 from .conftest import GATEKEEPER_ID, ISSUER, ORIGIN, VENDOR_KEY, RunningGatekeeper

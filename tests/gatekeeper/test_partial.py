@@ -10,7 +10,7 @@ import sqlite3
 
 from gatekeeper import config as config_module
 from gatekeeper.app import Gatekeeper, Request
-from gatekeeper.audit import sqlite_path
+from gatekeeper.config import sqlite_path
 from gatekeeper.errors import StorageUnavailable
 from gatekeeper.storage import Storage
 from gatekeeper_client.grants import mint_grant
