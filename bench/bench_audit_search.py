@@ -238,7 +238,7 @@ def main() -> None:
         # --- single filters
         ("op (seen)", search(op)),
         ("op=delete (rare)", search(fixed={"op": "delete"})),
-        ("op=sign (never occurs)", search(fixed={"op": "sign"})),
+        ("op=audit (rare)", search(fixed={"op": "audit"})),
         ("outcome=allow", search(fixed={"outcome": "allow"})),
         ("outcome=deny", search(fixed={"outcome": "deny"})),
         ("client_ip (seen)", search(client_ip)),
@@ -283,7 +283,7 @@ def main() -> None:
         ("op=get + client_ip (seen)", search(client_ip, fixed={"op": "get"})),
         ("op=request + sub (busiest): no match", search(fixed={"sub": busy_sub, "op": "request"})),
         ("op=request + client_ip (busiest)", search(fixed={"client_ip": busy_ip, "op": "request"})),
-        ("op=sign + sub (busiest): no match", search(fixed={"sub": busy_sub, "op": "sign"})),
+        ("op=audit + sub (busiest)", search(fixed={"sub": busy_sub, "op": "audit"})),
         ("sub (busiest) + client_ip (busiest)", search(fixed={"sub": busy_sub, "client_ip": busy_ip})),
         ("outcome=deny + sub (busiest)", search(fixed={"sub": busy_sub, "outcome": "deny"})),
         ("key_prefix tickets/ + op=request: no match",

@@ -16,15 +16,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .audit import (
-    DAY,
-    TEXT_FIELDS,
-    AuditRecord,
-    SearchQuery,
-    clean_text,
-    decode_cursor,
-    encode_cursor,
-    invalid_cursor,
-    jti_digest,
+    DAY, TEXT_FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
+    invalid_cursor, jti_digest,
 )
 from .aws import LazyClient
 from .errors import AuditUnavailable, ConfigError

@@ -12,17 +12,8 @@ import time
 from contextlib import contextmanager
 
 from .audit import (
-    DAY,
-    FIELDS,
-    AuditRecord,
-    SearchQuery,
-    clean_text,
-    decode_cursor,
-    encode_cursor,
-    invalid_cursor,
-    is_finite_number,
-    jti_digest,
-    prefix_end,
+    DAY, FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
+    invalid_cursor, is_finite_number, jti_digest, prefix_end,
 )
 from .errors import AuditUnavailable, ConfigError
 from .paths import is_int

@@ -33,34 +33,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_module.load(args.config)
-    except ConfigError as exc:
-        print(f"gatekeeper: refusing to start: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-
-    try:
         gatekeeper = Gatekeeper(config)  # opens the GeoIP database, if any: it can fail too
-        if args.command == "serve":
+        if args.command == "init-audit" and hasattr(gatekeeper.audit, "create_table"):
+            gatekeeper.audit.create_table()
+        if args.command in ("serve", "init-audit"):
             gatekeeper.audit.check()  # a missing or outdated audit store refuses to start
     except ConfigError as exc:
         print(f"gatekeeper: refusing to start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
         print(f"config ok: gatekeeper_id={config.gatekeeper_id} vendor_kids={','.join(config.vendor_key_ids)}")
-        return 0
-    if args.command == "init-audit":
-        create = getattr(gatekeeper.audit, "create_table", None)
-        if create:
-            create()
-        try:
-            gatekeeper.audit.check()  # the new store must pass what `serve` will ask of it
-        except ConfigError as exc:
-            print(f"gatekeeper: audit store not usable: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+    elif args.command == "init-audit":
         print("audit store ready")
-        return 0
-    if args.command == "purge-audit":
+    elif args.command == "purge-audit":
         print(f"purged {gatekeeper.audit.purge(time.time())} records")
-        return 0
-    print(f"gatekeeper {config.gatekeeper_id} listening on http://{args.host}:{args.port}", flush=True)
-    serve_http(gatekeeper, args.host, args.port, args.threads)
+    else:
+        print(f"gatekeeper {config.gatekeeper_id} listening on http://{args.host}:{args.port}", flush=True)
+        serve_http(gatekeeper, args.host, args.port, args.threads)
     return 0

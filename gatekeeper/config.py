@@ -125,10 +125,6 @@ def _countries(key: str, codes: list[str]) -> frozenset[str]:
     return frozenset(codes)
 
 
-def _strings(key: str, texts: list[str]) -> frozenset[str]:
-    return frozenset(texts)
-
-
 # --- the table ------------------------------------------------------------------------
 
 REQUIRED = None  # the default of a key that must be given
@@ -173,7 +169,7 @@ KEYS = (
     Key("audit.url", "str", "sqlite:gatekeeper-audit.db", check=_audit_url, field="audit_url"),
     Key("audit.retention_days", "int", 180, (1, 3650), field="audit_retention_days"),
     Key("revocation.not_before", "int", 0, (0, 2**40), field="not_before"),
-    Key("revocation.subjects", "list", (), check=_strings, field="revoked_subjects"),
+    Key("revocation.subjects", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_subjects"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 KEYS_BY_ENV = {key.env: key for key in KEYS}
@@ -282,6 +278,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+              "0": False, "false": False, "no": False, "off": False}
+
+
 def _parse_env_value(name: str, text: str, kind: str) -> Any:
     text = text.strip()
     if kind == "str":
@@ -292,12 +292,9 @@ def _parse_env_value(name: str, text: str, kind: str) -> Any:
         except ValueError:
             raise ConfigError(name, "must be an integer") from None
     if kind == "bool":
-        lowered = text.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(name, "must be true or false")
+        if text.lower() not in BOOL_WORDS:
+            raise ConfigError(name, "must be true or false")
+        return BOOL_WORDS[text.lower()]
     if text.startswith("["):
         try:
             return json.loads(text)
@@ -327,8 +324,12 @@ def _parse_vendor_keys_env(text: str) -> dict[str, str]:
 
 # --- validating ---------------------------------------------------------------------------
 
-TYPE_PROBLEMS = {"str": "must be a string", "int": "must be an integer",
-                 "bool": "must be true or false", "list": "must be a list of strings"}
+KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {  # kind -> (test, what a wrong value hears)
+    "str": (lambda v: isinstance(v, str), "must be a string"),
+    "int": (is_int, "must be an integer"),
+    "bool": (lambda v: isinstance(v, bool), "must be true or false"),
+    "list": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "must be a list of strings"),
+}
 
 
 def _value(flat: dict[str, Any], key: Key) -> Any:
@@ -336,16 +337,10 @@ def _value(flat: dict[str, Any], key: Key) -> Any:
     if key.name not in flat and key.default is REQUIRED:
         raise ConfigError(key.name, "is required")
     value = flat.get(key.name, key.default)
-    if isinstance(value, tuple):  # a default list
-        value = list(value)
-    well_typed = {
-        "str": isinstance(value, str),
-        "int": is_int(value),
-        "bool": isinstance(value, bool),
-        "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
-    }[key.kind]
-    if not well_typed:
-        raise ConfigError(key.name, TYPE_PROBLEMS[key.kind])
+    value = list(value) if isinstance(value, tuple) else value  # a default list
+    well_typed, problem = KINDS[key.kind]
+    if not well_typed(value):
+        raise ConfigError(key.name, problem)
     if key.bounds and not key.bounds[0] <= value <= key.bounds[1]:
         raise ConfigError(key.name, f"must be between {key.bounds[0]} and {key.bounds[1]}")
     return key.check(key.name, value) if key.check else value

@@ -73,12 +73,9 @@ def handler(event: dict, context: object = None, *, gatekeeper: Gatekeeper | Non
     except Exception:  # a bug of ours: log it, answer without details
         log.exception("unhandled error")
         return _error(500, "internal", "internal error")
-    headers: dict[str, str] = {}
-    for name, value in response.headers:
-        headers[name] = value
     return {
         "statusCode": response.status,
-        "headers": headers,
+        "headers": dict(response.headers),
         "body": "" if request.method == "HEAD" else response.encoded().decode("utf-8"),
         "isBase64Encoded": False,
     }

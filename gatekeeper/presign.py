@@ -39,7 +39,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import quote, urlsplit
 
+import botocore.loaders
+
 from .config import StorageConfig
+from .paths import is_int
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "s3"
@@ -67,17 +70,8 @@ SSE_FIELDS = {
 }
 KMS_KEY_FIELD = "x-amz-server-side-encryption-aws-kms-key-id"
 
-# Partition DNS suffixes, from botocore/data/partitions.json (the regexes are
-# disjoint). Any other region is in the "aws" partition, as botocore assumes.
+# Any region no partition names or matches is in the "aws" partition, as botocore assumes.
 DEFAULT_DNS_SUFFIX = "amazonaws.com"
-PARTITION_DNS_SUFFIXES = (
-    (re.compile(r"^cn-\w+-\d+$"), "amazonaws.com.cn"),
-    (re.compile(r"^eusc-de-\w+-\d+$"), "amazonaws.eu"),
-    (re.compile(r"^us-iso-\w+-\d+$"), "c2s.ic.gov"),
-    (re.compile(r"^us-isob-\w+-\d+$"), "sc2s.sgov.gov"),
-    (re.compile(r"^eu-isoe-\w+-\d+$"), "cloud.adc-e.uk"),
-    (re.compile(r"^us-isof-\w+-\d+$"), "csp.hci.ic.gov"),
-)
 LEGACY_GLOBAL_REGION = "us-east-1"
 LEGACY_GLOBAL_HOST = "s3.amazonaws.com"
 # One DNS label of 3-63 lower-case letters, digits and inner hyphens: the
@@ -265,15 +259,22 @@ def _check_expires_in(expires_in: int) -> None:
 
 
 def _is_int_in(value: object, low: int, high: int) -> bool:
-    # bool is an int subclass; True seconds or bytes is a bug, not a number.
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return is_int(value) and low <= value <= high
 
 
 def _s3_host(region: str) -> str:
     if region == LEGACY_GLOBAL_REGION:
         return LEGACY_GLOBAL_HOST
-    suffix = next((s for rx, s in PARTITION_DNS_SUFFIXES if rx.match(region)), DEFAULT_DNS_SUFFIX)
-    return f"s3.{region}.{suffix}"
+    return f"s3.{region}.{dns_suffix(region)}"
+
+
+def dns_suffix(region: str) -> str:
+    """The region's partition DNS suffix, from botocore's own partition data (as
+    botocore decides: a partition listing the region, else one whose regex matches)."""
+    partitions = botocore.loaders.create_loader().load_data("partitions")["partitions"]
+    match = next((p for p in partitions if region in p["regions"]), None) or next(
+        (p for p in partitions if re.match(p["regionRegex"], region)), None)
+    return match["outputs"]["dnsSuffix"] if match else DEFAULT_DNS_SUFFIX
 
 
 def _endpoint(endpoint_url: str) -> tuple[str, str]:
