@@ -3,91 +3,23 @@
 // createElementNS, text goes in as text nodes (append/textContent), never
 // innerHTML; every field is type-checked as it is read and every list is capped.
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-const DASH = "—";
+import {
+  CLOCK, DASH, el, emptyNote, formatBytes, formatDuration, formatId, formatNumber, formatTime, humanize, list, num,
+  obj, str, svg,
+} from "../lib/dom.js";
 
 export const LIMITS = {
   processes: 5000, events: 10000, samples: 10000, sections: 50, rows: 500,
   machineKeys: 64, logBytes: 1024 * 1024,
 };
 
-// --- reading untrusted values --------------------------------------------------
-
-export function str(value, max = 2000) {
-  if (typeof value === "string") return value.slice(0, max);
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  if (typeof value === "boolean") return value ? "yes" : "no";
-  return "";
-}
-export const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
-export const list = (v, max) => (Array.isArray(v) ? v.slice(0, max) : []);
-export const obj = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v : {});
-
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
-
-export function formatTime(value, format = dateTime) {
-  const text = str(value, 64);
-  const date = new Date(text);
-  return text && !Number.isNaN(date.getTime()) ? format.format(date) : text || DASH;
-}
-export function formatNumber(n, digits = 1) {
-  return n == null ? DASH : n.toLocaleString(undefined, { maximumFractionDigits: digits });
-}
-// Identifiers (PIDs, event IDs) are numbers but read without digit grouping.
-const formatId = (n) => (n == null ? DASH : String(n));
-export function formatBytes(n) {
-  if (n == null) return DASH;
-  const units = ["bytes", "KB", "MB", "GB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-  return `${formatNumber(n, i ? 1 : 0)} ${units[i]}`;
-}
-function formatDuration(seconds) {
-  if (seconds == null) return DASH;
-  const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
-}
-const humanize = (key) => key.replace(/_/g, " ").trim().replace(/^./, (c) => c.toUpperCase()) || key;
-
-// --- element helpers -------------------------------------------------------------
-
-// Props are our own attribute names; children are nodes or strings (which
-// append() turns into text nodes, so data can never become markup).
-export function el(tag, props = {}, ...children) {
-  return assemble(document.createElement(tag), props, children);
-}
-function svg(tag, props = {}, ...children) {
-  return assemble(document.createElementNS(SVG_NS, tag), props, children);
-}
-function assemble(node, props, children) {
-  for (const [key, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (key === "testid") node.dataset.testid = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key === "className" ? "class" : key, value === true ? "" : String(value));
-  }
-  node.append(...children.flat().filter((c) => c != null && c !== false));
-  return node;
-}
+// --- tables and file status -----------------------------------------------------
 
 function kvTable(title, rows) {
   return el("table", { className: "kv" },
     el("caption", {}, title),
     el("tbody", {}, rows.map(([label, value]) =>
       el("tr", {}, el("th", { scope: "row" }, label || DASH), el("td", {}, value || DASH)))));
-}
-
-export function emptyNote(text) {
-  return el("p", { className: "empty" }, text);
-}
-
-// --- banners and file status ---------------------------------------------------------
-
-export function showBanner(banner, title, details = []) {
-  banner.replaceChildren(el("strong", {}, title), ...details.filter(Boolean).map((d) => el("p", {}, d)));
-  banner.hidden = false;
 }
 
 const BADGES = {
@@ -311,7 +243,7 @@ export function renderChart(body, usage) {
   const y = (p) => T + (1 - Math.min(100, Math.max(0, p)) / 100) * (H - T - B);
   const startedMs = new Date(str(usage.started_at, 64)).getTime();
   const tickLabel = (t) => (Number.isNaN(startedMs) ? `+${Math.round(t)} s`
-    : clock.format(new Date(startedMs + t * 1000)));
+    : CLOCK.format(new Date(startedMs + t * 1000)));
 
   const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, className: "chart", role: "img", testid: "resource-chart",
     "aria-label": "CPU and memory use over time, percent" }, svg("title", {}, "CPU and memory use (%)"));
