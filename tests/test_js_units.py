@@ -92,3 +92,13 @@ def test_each_page_preloads_exactly_the_modules_its_script_imports(template, ent
 def test_every_module_is_reached_from_a_page():
     reached = set().union(*({(JS / e).resolve()} | imports_of(JS / e) for e in PAGES.values()))
     assert {p.resolve() for p in JS.rglob("*.js")} == reached
+
+
+def test_the_pages_share_only_lib():
+    """report/, audit/ and settings/ import from their own folder and lib/;
+    lib/ imports only from lib/."""
+    for module in JS.rglob("*.js"):
+        folder = module.parent.name
+        for target in IMPORT.findall(module.read_text()):
+            imported = (module.parent / target).resolve().parent.name
+            assert imported in ({folder, "lib"} if folder != "lib" else {"lib"}), f"{module.relative_to(JS)} imports {target}"
