@@ -15,7 +15,7 @@ $(STAMP): requirements.txt gatekeeper/requirements.txt gatekeeper/requirements-g
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# System packages the tests need (Chromium for the browser tests); idempotent.
+# System packages the tests need (Chromium for the browser tests, Node.js for tests/js); idempotent.
 system-deps:
 	bash scripts/system-deps.sh
 

@@ -3,7 +3,8 @@
 // and follow `next` on "Load more". The page's HTML holds no entry; the CSP lets
 // it talk to this tenant's gatekeeper and to the portal, nothing else.
 
-import { showBanner } from "../report/render.js";
+import { showBanner } from "../lib/dom.js";
+import { csrfToken } from "../lib/http.js";
 import { downloadCsv } from "./csv.js";
 import { AuditLog } from "./search.js";
 import { row } from "./table.js";
@@ -24,13 +25,8 @@ const banner = root.querySelector("[data-testid=error-banner]");
 const moreButton = root.querySelector("[data-action=more]");
 const exportButton = root.querySelector("[data-action=export]");
 
-function csrfToken() {
-  const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
-  return root.dataset.csrfToken || (cookie ? decodeURIComponent(cookie.slice(10)) : "");
-}
-
 const log = new AuditLog({
-  grantUrl: root.dataset.grantUrl, csrfToken: csrfToken(), gatekeeperUrl: root.dataset.gatekeeperUrl,
+  grantUrl: root.dataset.grantUrl, csrfToken: csrfToken(root), gatekeeperUrl: root.dataset.gatekeeperUrl,
 });
 
 // The current search: its filters, what is loaded, where to continue.
@@ -135,7 +131,7 @@ async function load(want) {
   } catch (error) {
     if (run !== state.run || error?.name === "AbortError") return;
     console.error(error);
-    // The gatekeeper's own code and message, verbatim (see gatekeeperRefusal).
+    // The gatekeeper's own code and message, verbatim (see lib/http.js, gatekeeperRefusal).
     showBanner(banner, String(error?.message || error), [error?.hint]);
     setStatus(state.entries.length ? `${describe()} Loading more failed: see the message above.`
       : "Not loaded: see the message above.", "error");

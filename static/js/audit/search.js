@@ -2,7 +2,7 @@
 // with a short audit grant from the portal. The log never passes through the
 // portal: the portal signs the grant, the browser asks the gatekeeper.
 
-import { ApiError, postToGatekeeper, requestGrant } from "../report/api.js";
+import { ApiError, postToGatekeeper, requestGrant } from "../lib/http.js";
 
 // Audit grants live 120 s and are not single-use: one serves several searches.
 // Renewed well before it runs out, measured on this browser's own clock (the

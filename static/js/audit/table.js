@@ -3,10 +3,7 @@
 // field is type-checked and cut as it is read, and goes into the page as text
 // (el() appends strings as text nodes), never as markup.
 
-import { el, str } from "../report/render.js";
-
-const DASH = "—";
-const localTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+import { DASH, DATE_TIME, el, str } from "../lib/dom.js";
 
 // ts is epoch seconds; anything else is not a time.
 export function entryDate(entry) {
@@ -42,7 +39,8 @@ export function readEntry(entry) {
   };
 }
 
-const OUTCOME_CLASSES = { allow: "outcome-allow", deny: "outcome-deny" };
+// Every key is one of gatekeeper/errors.py's OUTCOMES (tests/test_js_units.py checks).
+export const OUTCOME_CLASSES = { allow: "outcome-allow", deny: "outcome-deny" };
 
 function outcomeBadge(outcome) {
   const known = Object.hasOwn(OUTCOME_CLASSES, outcome);
@@ -53,7 +51,7 @@ function outcomeBadge(outcome) {
 export function row(entry) {
   const e = readEntry(entry);
   const time = e.date
-    ? el("time", { datetime: e.utc, title: `${e.utc} (UTC)` }, localTime.format(e.date))
+    ? el("time", { datetime: e.utc, title: `${e.utc} (UTC)` }, DATE_TIME.format(e.date))
     : DASH;
   return el("tr", { testid: "audit-row", "data-outcome": e.outcome, "data-op": e.op, "data-request-id": e.request_id },
     el("td", { className: "nowrap" }, time),

@@ -4,7 +4,9 @@
 // what the vendor knows (ticket metadata and the manifest); no report content
 // passes through the vendor.
 
-import { fetchObject, requestGrant, sha256Hex, signAll, storageHint } from "./api.js";
+import { el, emptyNote, formatBytes, list, showBanner, str } from "../lib/dom.js";
+import { csrfToken, requestGrant } from "../lib/http.js";
+import { fetchObject, sha256Hex, signAll, storageHint } from "./api.js";
 import * as render from "./render.js";
 
 const REPORT_NAME = "report.json";
@@ -23,12 +25,7 @@ function setState(name, state, message) {
   const body = section(name);
   body.closest("section").setAttribute("aria-busy", String(state === "loading"));
   body.closest("section").dataset.state = state;
-  if (message) body.replaceChildren(render.el("p", { className: `state state-${state}` }, message));
-}
-
-function csrfToken() {
-  const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
-  return root.dataset.csrfToken || (cookie ? decodeURIComponent(cookie.slice(10)) : "");
+  if (message) body.replaceChildren(el("p", { className: `state state-${state}` }, message));
 }
 
 // The manifest is rendered by the server into the Files table, one row per file.
@@ -52,7 +49,7 @@ function setFileStatus(file, status) {
 }
 
 async function signManifest(files) {
-  const grant = await requestGrant(root.dataset.grantUrl, csrfToken());
+  const grant = await requestGrant(root.dataset.grantUrl, csrfToken(root));
   // The page's own gatekeeper URL is the one its CSP allows; the grant's is a fallback.
   const gatekeeper = root.dataset.gatekeeperUrl || grant.gatekeeper_url;
   const prefix = root.dataset.prefix || grant.prefix;
@@ -63,7 +60,7 @@ async function signManifest(files) {
   const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name }))];
   const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops);
   fetched.forEach((f, i) => { f.url = typeof gets[i]?.url === "string" ? gets[i].url : null; });
-  const objects = render.list(listing?.objects, 10000);
+  const objects = list(listing?.objects, 10000);
   const stored = new Map(objects.map((o) => [o?.key, o]));
   files.forEach((f) => {
     f.storedSize = stored.get(prefix + f.name)?.size;
@@ -83,7 +80,7 @@ async function loadFile(file) {
     }
     const sizeDiffers = typeof file.storedSize === "number" && file.storedSize !== file.size;
     setFileStatus(file, sizeDiffers ? "mismatch" : "skipped");
-    throw new Error(file.kind ? `it is larger than this page's limit of ${render.formatBytes(FETCH_LIMITS[file.kind])}`
+    throw new Error(file.kind ? `it is larger than this page's limit of ${formatBytes(FETCH_LIMITS[file.kind])}`
       : "this page does not open files of this type");
   }
   if (!file.url) {
@@ -125,7 +122,7 @@ function parseReport(bytes) {
     throw new Error("it is not valid JSON");
   }
   if (!report || typeof report !== "object" || Array.isArray(report)) throw new Error("it is not a JSON object");
-  if (report.schema_version !== 1) throw new Error(`schema_version ${render.str(report.schema_version, 20) || "missing"} is not supported`);
+  if (report.schema_version !== 1) throw new Error(`schema_version ${str(report.schema_version, 20) || "missing"} is not supported`);
   return report;
 }
 
@@ -133,7 +130,7 @@ function parseReport(bytes) {
 // never holds it), so it appears once the report has been fetched and read.
 function renderSubject(report) {
   const subject = root.querySelector("[data-testid=subject]");
-  subject.textContent = render.str(report.subject, 200);
+  subject.textContent = str(report.subject, 200);
   subject.hidden = !subject.textContent.trim();
 }
 
@@ -162,18 +159,18 @@ function renderReport(report) {
 // not name follow, so a hostile report.json cannot hide an attachment.
 function attachments(files, named, types) {
   const candidates = files.filter((f) => types.has(f.contentType));
-  const first = render.list(named, 1000).map((n) => candidates.find((f) => f.name === n)).filter(Boolean);
+  const first = list(named, 1000).map((n) => candidates.find((f) => f.name === n)).filter(Boolean);
   return [...new Set([...first, ...candidates])];
 }
 
 function renderAttachments(name, files, makeSlot, fill, loads) {
   const body = section(name);
   if (!files.length) {
-    body.replaceChildren(render.emptyNote("None attached."));
+    body.replaceChildren(emptyNote("None attached."));
     return setState(name, "ready");
   }
   const slots = files.map(makeSlot);
-  body.replaceChildren(render.el("div", { className: `${name}-list` }, slots));
+  body.replaceChildren(el("div", { className: `${name}-list` }, slots));
   setState(name, "ready");
   files.forEach((file, i) => loads.get(file).then(
     (bytes) => { fill(slots[i], bytes, file); render.setSlotStatus(slots[i], file.status); },
@@ -200,7 +197,7 @@ function reportProblems(files, unlisted, reportIssue) {
   if (!changed.length && !missing.length && !failed.length && !unlisted && !reportIssue) return;
   const hints = new Set(failed.map((f) => storageHint(f.error?.code)).filter(Boolean));
   const filesWrong = changed.length || missing.length || failed.length || unlisted;
-  render.showBanner(root.querySelector("[data-testid=warning-banner]"),
+  showBanner(root.querySelector("[data-testid=warning-banner]"),
     filesWrong ? "Some files are not as submitted." : `The report (${REPORT_NAME}) could not be read.`, [
       changed.length && `Changed since submission (SHA-256 differs from the manifest): ${changed.join(", ")}. They are shown, but may have been altered.`,
       missing.length && `Missing from the customer's storage: ${missing.join(", ")}.`,
@@ -220,7 +217,7 @@ async function main() {
   try {
     unlisted = await signManifest(files);
   } catch (error) {
-    render.showBanner(root.querySelector("[data-testid=error-banner]"), error.message, [error.hint]);
+    showBanner(root.querySelector("[data-testid=error-banner]"), error.message, [error.hint]);
     [...REPORT_SECTIONS, "screenshots", "logs"].forEach((name) => setState(name, "blocked", "Not loaded: see the message above."));
     files.forEach((f) => setFileStatus(f, "error"));
     root.dataset.loaded = "true";
@@ -259,6 +256,6 @@ async function main() {
 main().catch((error) => {
   // A bug here must still leave the user a message rather than spinners.
   console.error(error);
-  render.showBanner(root.querySelector("[data-testid=error-banner]"), "The report page failed to load the report.", [String(error?.message || error)]);
+  showBanner(root.querySelector("[data-testid=error-banner]"), "The report page failed to load the report.", [String(error?.message || error)]);
   root.dataset.loaded = "true";
 });

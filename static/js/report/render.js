@@ -3,91 +3,23 @@
 // createElementNS, text goes in as text nodes (append/textContent), never
 // innerHTML; every field is type-checked as it is read and every list is capped.
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-const DASH = "—";
+import {
+  CLOCK, DASH, el, emptyNote, formatBytes, formatDuration, formatId, formatNumber, formatTime, humanize, list, num,
+  obj, str, svg,
+} from "../lib/dom.js";
 
 export const LIMITS = {
   processes: 5000, events: 10000, samples: 10000, sections: 50, rows: 500,
   machineKeys: 64, logBytes: 1024 * 1024,
 };
 
-// --- reading untrusted values --------------------------------------------------
-
-export function str(value, max = 2000) {
-  if (typeof value === "string") return value.slice(0, max);
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  if (typeof value === "boolean") return value ? "yes" : "no";
-  return "";
-}
-export const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
-export const list = (v, max) => (Array.isArray(v) ? v.slice(0, max) : []);
-export const obj = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v : {});
-
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
-
-export function formatTime(value, format = dateTime) {
-  const text = str(value, 64);
-  const date = new Date(text);
-  return text && !Number.isNaN(date.getTime()) ? format.format(date) : text || DASH;
-}
-export function formatNumber(n, digits = 1) {
-  return n == null ? DASH : n.toLocaleString(undefined, { maximumFractionDigits: digits });
-}
-// Identifiers (PIDs, event IDs) are numbers but read without digit grouping.
-const formatId = (n) => (n == null ? DASH : String(n));
-export function formatBytes(n) {
-  if (n == null) return DASH;
-  const units = ["bytes", "KB", "MB", "GB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-  return `${formatNumber(n, i ? 1 : 0)} ${units[i]}`;
-}
-function formatDuration(seconds) {
-  if (seconds == null) return DASH;
-  const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
-}
-const humanize = (key) => key.replace(/_/g, " ").trim().replace(/^./, (c) => c.toUpperCase()) || key;
-
-// --- element helpers -------------------------------------------------------------
-
-// Props are our own attribute names; children are nodes or strings (which
-// append() turns into text nodes, so data can never become markup).
-export function el(tag, props = {}, ...children) {
-  return assemble(document.createElement(tag), props, children);
-}
-function svg(tag, props = {}, ...children) {
-  return assemble(document.createElementNS(SVG_NS, tag), props, children);
-}
-function assemble(node, props, children) {
-  for (const [key, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (key === "testid") node.dataset.testid = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key === "className" ? "class" : key, value === true ? "" : String(value));
-  }
-  node.append(...children.flat().filter((c) => c != null && c !== false));
-  return node;
-}
+// --- tables and file status -----------------------------------------------------
 
 function kvTable(title, rows) {
   return el("table", { className: "kv" },
     el("caption", {}, title),
     el("tbody", {}, rows.map(([label, value]) =>
       el("tr", {}, el("th", { scope: "row" }, label || DASH), el("td", {}, value || DASH)))));
-}
-
-export function emptyNote(text) {
-  return el("p", { className: "empty" }, text);
-}
-
-// --- banners and file status ---------------------------------------------------------
-
-export function showBanner(banner, title, details = []) {
-  banner.replaceChildren(el("strong", {}, title), ...details.filter(Boolean).map((d) => el("p", {}, d)));
-  banner.hidden = false;
 }
 
 const BADGES = {
@@ -299,50 +231,66 @@ const SERIES = [
   { key: "memory_percent", label: "Memory", className: "series-memory" },
 ];
 
-export function renderChart(body, usage) {
-  usage = obj(usage);
-  const samples = list(usage.samples, LIMITS.samples).map(obj).filter((s) => num(s.t) != null)
-    .sort((a, b) => a.t - b.t);
-  if (samples.length < 2) return body.replaceChildren(emptyNote("No resource samples in this report."));
+// The chart's viewBox and its margins (left, right, top, bottom) for the axes' labels.
+const W = 800, H = 280, L = 48, R = 16, T = 40, B = 36;
 
-  const W = 800, H = 280, L = 48, R = 16, T = 40, B = 36;
+// The samples that have a time, oldest first.
+function timedSamples(usage) {
+  return list(usage.samples, LIMITS.samples).map(obj).filter((s) => num(s.t) != null).sort((a, b) => a.t - b.t);
+}
+
+// Where a time and a percentage go on the chart, and how a time is labelled:
+// a clock time if the report says when sampling started, else seconds from the first.
+function chartScale(samples, startedAt) {
   const t0 = samples[0].t, span = Math.max(1, samples.at(-1).t - t0);
-  const x = (t) => L + ((t - t0) / span) * (W - L - R);
-  const y = (p) => T + (1 - Math.min(100, Math.max(0, p)) / 100) * (H - T - B);
-  const startedMs = new Date(str(usage.started_at, 64)).getTime();
-  const tickLabel = (t) => (Number.isNaN(startedMs) ? `+${Math.round(t)} s`
-    : clock.format(new Date(startedMs + t * 1000)));
+  const startedMs = new Date(str(startedAt, 64)).getTime();
+  return {
+    t0, span,
+    x: (t) => L + ((t - t0) / span) * (W - L - R),
+    y: (p) => T + (1 - Math.min(100, Math.max(0, p)) / 100) * (H - T - B),
+    label: (t) => (Number.isNaN(startedMs) ? `+${Math.round(t)} s` : CLOCK.format(new Date(startedMs + t * 1000))),
+  };
+}
 
-  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, className: "chart", role: "img", testid: "resource-chart",
-    "aria-label": "CPU and memory use over time, percent" }, svg("title", {}, "CPU and memory use (%)"));
+function drawPercentAxis(chart, { y }) {
   for (const p of [0, 25, 50, 75, 100]) {
     chart.append(svg("line", { x1: L, x2: W - R, y1: y(p), y2: y(p), className: p ? "grid" : "axis" }),
       svg("text", { x: L - 8, y: y(p) + 4, className: "tick", "text-anchor": "end" }, `${p}%`));
   }
   chart.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, className: "axis" }));
+}
+
+function drawTimeAxis(chart, { t0, span, x, label }) {
   for (let i = 0; i <= 5; i += 1) {
     const t = t0 + (span * i) / 5;
     chart.append(svg("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 5, className: "axis" }),
-      svg("text", { x: x(t), y: H - B + 20, className: "tick", "text-anchor": i === 5 ? "end" : "middle" }, tickLabel(t)));
+      svg("text", { x: x(t), y: H - B + 20, className: "tick", "text-anchor": i === 5 ? "end" : "middle" }, label(t)));
   }
-  for (const series of SERIES) {
-    // A gap in the data (a missing value) starts a new line segment.
-    let d = "", pen = "M";
-    for (const s of samples) {
-      const v = num(s[series.key]);
-      if (v == null) { pen = "M"; continue; }
-      d += `${pen}${x(s.t).toFixed(1)},${y(v).toFixed(1)} `;
-      pen = "L";
-    }
-    chart.append(svg("path", { d: d.trim(), className: `line ${series.className}` }));
+}
+
+// One series as an SVG path: a gap in the data (a missing value) starts a new segment.
+function seriesPath(samples, key, { x, y }) {
+  let d = "", pen = "M";
+  for (const s of samples) {
+    const v = num(s[key]);
+    if (v == null) { pen = "M"; continue; }
+    d += `${pen}${x(s.t).toFixed(1)},${y(v).toFixed(1)} `;
+    pen = "L";
   }
-  SERIES.forEach((series, i) => {  // the legend, top left
+  return d.trim();
+}
+
+function drawLegend(chart) { // top left
+  SERIES.forEach((series, i) => {
     const lx = L + i * 110;
     chart.append(svg("rect", { x: lx, y: 12, width: 14, height: 4, className: `swatch ${series.className}` }),
       svg("text", { x: lx + 20, y: 18, className: "legend" }, series.label));
   });
+}
 
-  // A guide line and a readout that follow the pointer.
+// A guide line and a readout that follow the pointer to the nearest sample.
+// Returns the readout, which goes under the chart.
+function attachPointerReadout(chart, samples, { t0, span, x, label }) {
   const guide = svg("line", { y1: T, y2: H - B, className: "guide", visibility: "hidden" });
   const readout = el("p", { className: "readout muted", "aria-live": "polite" }, "Point at the chart to read values.");
   const overlay = svg("rect", { x: L, y: T, width: W - L - R, height: H - T - B, className: "overlay" });
@@ -351,17 +299,37 @@ export function renderChart(body, usage) {
     const t = t0 + (((event.clientX - box.left) / box.width) * W - L) / (W - L - R) * span;
     const s = samples.reduce((best, c) => (Math.abs(c.t - t) < Math.abs(best.t - t) ? c : best));
     guide.setAttribute("x1", x(s.t)); guide.setAttribute("x2", x(s.t)); guide.setAttribute("visibility", "visible");
-    readout.textContent = `${tickLabel(s.t)} — CPU ${formatNumber(num(s.cpu_percent))} % · memory ${formatNumber(num(s.memory_percent))} % · disk ${formatNumber(num(s.disk_io_kbps), 0)} KB/s`;
+    readout.textContent = `${label(s.t)} — CPU ${formatNumber(num(s.cpu_percent))} % · memory ${formatNumber(num(s.memory_percent))} % · disk ${formatNumber(num(s.disk_io_kbps), 0)} KB/s`;
   });
   chart.append(guide, overlay);
+  return readout;
+}
 
+function usageSummary(samples, intervalSeconds) {
   const values = (key) => samples.map((s) => num(s[key])).filter((v) => v != null);
   const peak = (key) => formatNumber(values(key).length ? Math.max(...values(key)) : null, 0);
   const cpu = values("cpu_percent");
   const average = cpu.length ? cpu.reduce((a, b) => a + b, 0) / cpu.length : null;
+  return `CPU average ${formatNumber(average, 0)} %, peak ${peak("cpu_percent")} % · memory peak ${peak("memory_percent")} % · disk I/O peak ${peak("disk_io_kbps")} KB/s · ${samples.length} samples every ${formatNumber(num(intervalSeconds), 1)} s`;
+}
+
+export function renderChart(body, usage) {
+  usage = obj(usage);
+  const samples = timedSamples(usage);
+  if (samples.length < 2) return body.replaceChildren(emptyNote("No resource samples in this report."));
+
+  const scale = chartScale(samples, usage.started_at);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, className: "chart", role: "img", testid: "resource-chart",
+    "aria-label": "CPU and memory use over time, percent" }, svg("title", {}, "CPU and memory use (%)"));
+  drawPercentAxis(chart, scale);
+  drawTimeAxis(chart, scale);
+  for (const series of SERIES) {
+    chart.append(svg("path", { d: seriesPath(samples, series.key, scale), className: `line ${series.className}` }));
+  }
+  drawLegend(chart);
+  const readout = attachPointerReadout(chart, samples, scale);
   body.replaceChildren(
-    el("p", { className: "stats" },
-      `CPU average ${formatNumber(average, 0)} %, peak ${peak("cpu_percent")} % · memory peak ${peak("memory_percent")} % · disk I/O peak ${peak("disk_io_kbps")} KB/s · ${samples.length} samples every ${formatNumber(num(usage.interval_seconds), 1)} s`),
+    el("p", { className: "stats" }, usageSummary(samples, usage.interval_seconds)),
     el("div", { className: "chart-box" }, chart),
     readout,
   );

@@ -91,96 +91,130 @@ function clockCheck(health, clock) {
   return check("clock", "pass", detail);
 }
 
+function reachableCheck(health, elapsedMs) {
+  const version = typeof health.version === "string" ? ` Version ${clip(health.version, 40)}.` : "";
+  const took = elapsedMs == null ? "" : ` in ${Math.round(elapsedMs)} ms`;
+  return check("reachable", "pass", `GET /v1/health answered${took}.${version}`);
+}
+
+function protocolCheck(health) {
+  return health.protocol === PROTOCOL
+    ? check("protocol", "pass", `Protocol ${PROTOCOL}.`)
+    : check("protocol", "fail", `It speaks protocol ${quoted(health.protocol ?? "none")}; this portal speaks ${PROTOCOL}.`,
+      { hint: "Deploy a gatekeeper release that speaks this portal's protocol." });
+}
+
+function gatekeeperIdCheck(health, expected) {
+  const theirs = typeof health.gatekeeper_id === "string" ? health.gatekeeper_id : "";
+  if (!expected.gatekeeperId) {
+    return check("gatekeeper_id", "fail",
+      `These settings have no gatekeeper id; it calls itself ${quoted(theirs || "nothing")}.`,
+      { hint: "Enter its gatekeeper_id in the settings above and save: grants are addressed to that id." });
+  }
+  if (theirs === expected.gatekeeperId) return check("gatekeeper_id", "pass", `${quoted(theirs)}.`);
+  return check("gatekeeper_id", "fail",
+    `It calls itself ${quoted(theirs || "nothing")}; these settings say ${quoted(expected.gatekeeperId)}.`,
+    { hint: "It refuses grants addressed to another id (wrong_audience). "
+        + "Correct the id in the settings above, or gatekeeper_id in its config." });
+}
+
+// The kids the gatekeeper says it trusts, or null if it did not say.
+function trustedKids(health) {
+  return Array.isArray(health.vendor_kids) ? health.vendor_kids.filter((k) => typeof k === "string") : null;
+}
+
+const keysHint = { hint: KEYS_HINT, anchor: "#vendor-keys" };
+
+function activeKidCheck(kids, expected) {
+  if (kids == null) {
+    return check("active_kid", "fail", "It did not list the vendor keys it trusts (vendor_kids).", keysHint);
+  }
+  if (!expected.activeKid) {
+    return check("active_kid", "fail", "This portal has no active signing key for your tenant.",
+      { hint: "Contact vendor support." });
+  }
+  if (kids.includes(expected.activeKid)) return check("active_kid", "pass", `${clip(expected.activeKid, 64)}.`);
+  return check("active_kid", "fail",
+    `It does not trust ${clip(expected.activeKid, 64)}, the key this portal signs your grants with, `
+      + "so it refuses every grant.", keysHint);
+}
+
+// Only during a rotation (a next key exists).
+function nextKidCheck(kids, expected) {
+  if (kids == null || !expected.nextKid) return null;
+  return kids.includes(expected.nextKid)
+    ? check("next_kid", "pass", `${clip(expected.nextKid, 64)}: you can switch to it.`)
+    : check("next_kid", "warn",
+      `It does not trust ${clip(expected.nextKid, 64)}, the key prepared for the next rotation, yet. `
+        + "Switching now would make it refuse every grant.", keysHint);
+}
+
+// Only after a rotation (previous keys exist).
+function previousKidsCheck(kids, expected) {
+  if (kids == null || !expected.previousKids.length) return null;
+  const missing = expected.previousKids.filter((kid) => !kids.includes(kid));
+  return missing.length
+    ? check("previous_kids", "warn",
+      `It does not trust ${kidList(missing)}: grants signed just before the last key rotation `
+        + "are refused until they expire (five minutes at most).", keysHint)
+    : check("previous_kids", "pass", `${kidList(expected.previousKids)}.`);
+}
+
+// Only if the gatekeeper trusts keys this portal does not hold for the tenant.
+function unknownKidsCheck(kids, expected) {
+  if (kids == null) return null;
+  const ours = new Set([expected.activeKid, expected.nextKid, ...expected.previousKids]);
+  const unknown = kids.filter((kid) => !ours.has(kid));
+  if (!unknown.length) return null;
+  return check("unknown_kids", "warn",
+    `It also trusts ${kidList(unknown)}: ${unknown.length === 1 ? "not a key" : "not keys"} this portal `
+      + "holds for your tenant.",
+    { hint: "Replace its [vendor_keys] with the block below, so that it trusts only keys in use.",
+      anchor: "#vendor-keys" });
+}
+
+function auditCheck(health) {
+  return health.audit === "ok"
+    ? check("audit", "pass", "Its audit store is writable.")
+    : check("audit", "fail", `Its audit store is ${quoted(health.audit ?? "not reported")}: it refuses every `
+        + "request while it cannot write the audit log (fail closed).",
+    { hint: "Check its audit store (SQLite file, PostgreSQL or DynamoDB table) and its permissions on it." });
+}
+
+function enabledCheck(health) {
+  return health.enabled === true
+    ? check("enabled", "pass", "Its kill switch is off.")
+    : check("enabled", "fail", "Its kill switch is thrown (enabled = false): it refuses every grant.",
+      { hint: "If that is not intended, set enabled = true in its config and restart it." });
+}
+
+function encryptionCheck(health) {
+  const encryption = typeof health.encryption === "string" ? health.encryption : "";
+  return check("encryption", "info", encryption
+    ? `${clip(encryption, 40)}: ${Object.hasOwn(ENCRYPTION, encryption) ? ENCRYPTION[encryption] : "a mode this portal does not know."}`
+    : "Not reported.");
+}
+
+// The checklist, in the order the page shows it; the key checks after the
+// active key's appear only when they have something to say.
 // expected: {gatekeeperId, activeKid, nextKid, previousKids: [...]}
 // clock: {portalSkew, browserSkew}: the gatekeeper's clock minus the portal's
 // (null when the portal's could not be read) and minus the browser's, in seconds.
 export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
-  const checks = [];
-  const version = typeof health.version === "string" ? ` Version ${clip(health.version, 40)}.` : "";
-  const took = elapsedMs == null ? "" : ` in ${Math.round(elapsedMs)} ms`;
-  checks.push(check("reachable", "pass", `GET /v1/health answered${took}.${version}`));
-
-  checks.push(health.protocol === PROTOCOL
-    ? check("protocol", "pass", `Protocol ${PROTOCOL}.`)
-    : check("protocol", "fail", `It speaks protocol ${quoted(health.protocol ?? "none")}; this portal speaks ${PROTOCOL}.`,
-      { hint: "Deploy a gatekeeper release that speaks this portal's protocol." }));
-
-  const theirs = typeof health.gatekeeper_id === "string" ? health.gatekeeper_id : "";
-  if (!expected.gatekeeperId) {
-    checks.push(check("gatekeeper_id", "fail",
-      `These settings have no gatekeeper id; it calls itself ${quoted(theirs || "nothing")}.`,
-      { hint: "Enter its gatekeeper_id in the settings above and save: grants are addressed to that id." }));
-  } else if (theirs === expected.gatekeeperId) {
-    checks.push(check("gatekeeper_id", "pass", `${quoted(theirs)}.`));
-  } else {
-    checks.push(check("gatekeeper_id", "fail",
-      `It calls itself ${quoted(theirs || "nothing")}; these settings say ${quoted(expected.gatekeeperId)}.`,
-      { hint: "It refuses grants addressed to another id (wrong_audience). "
-          + "Correct the id in the settings above, or gatekeeper_id in its config." }));
-  }
-
-  const kids = Array.isArray(health.vendor_kids) ? health.vendor_kids.filter((k) => typeof k === "string") : null;
-  if (kids == null) {
-    checks.push(check("active_kid", "fail", "It did not list the vendor keys it trusts (vendor_kids).",
-      { hint: KEYS_HINT, anchor: "#vendor-keys" }));
-  } else if (!expected.activeKid) {
-    checks.push(check("active_kid", "fail", "This portal has no active signing key for your tenant.",
-      { hint: "Contact vendor support." }));
-  } else if (kids.includes(expected.activeKid)) {
-    checks.push(check("active_kid", "pass", `${clip(expected.activeKid, 64)}.`));
-  } else {
-    checks.push(check("active_kid", "fail",
-      `It does not trust ${clip(expected.activeKid, 64)}, the key this portal signs your grants with, `
-        + "so it refuses every grant.",
-      { hint: KEYS_HINT, anchor: "#vendor-keys" }));
-  }
-  if (kids != null && expected.nextKid) {
-    checks.push(kids.includes(expected.nextKid)
-      ? check("next_kid", "pass", `${clip(expected.nextKid, 64)}: you can switch to it.`)
-      : check("next_kid", "warn",
-        `It does not trust ${clip(expected.nextKid, 64)}, the key prepared for the next rotation, yet. `
-          + "Switching now would make it refuse every grant.",
-        { hint: KEYS_HINT, anchor: "#vendor-keys" }));
-  }
-  if (kids != null && expected.previousKids.length) {
-    const missing = expected.previousKids.filter((kid) => !kids.includes(kid));
-    checks.push(missing.length
-      ? check("previous_kids", "warn",
-        `It does not trust ${kidList(missing)}: grants signed just before the last key rotation `
-          + "are refused until they expire (five minutes at most).",
-        { hint: KEYS_HINT, anchor: "#vendor-keys" })
-      : check("previous_kids", "pass", `${kidList(expected.previousKids)}.`));
-  }
-  if (kids != null) {
-    const ours = new Set([expected.activeKid, expected.nextKid, ...expected.previousKids]);
-    const unknown = kids.filter((kid) => !ours.has(kid));
-    if (unknown.length) {
-      checks.push(check("unknown_kids", "warn",
-        `It also trusts ${kidList(unknown)}: ${unknown.length === 1 ? "not a key" : "not keys"} this portal `
-          + "holds for your tenant.",
-        { hint: "Replace its [vendor_keys] with the block below, so that it trusts only keys in use.",
-          anchor: "#vendor-keys" }));
-    }
-  }
-
-  checks.push(clockCheck(health, clock));
-
-  checks.push(health.audit === "ok"
-    ? check("audit", "pass", "Its audit store is writable.")
-    : check("audit", "fail", `Its audit store is ${quoted(health.audit ?? "not reported")}: it refuses every `
-        + "request while it cannot write the audit log (fail closed).",
-    { hint: "Check its audit store (SQLite file, PostgreSQL or DynamoDB table) and its permissions on it." }));
-
-  checks.push(health.enabled === true
-    ? check("enabled", "pass", "Its kill switch is off.")
-    : check("enabled", "fail", "Its kill switch is thrown (enabled = false): it refuses every grant.",
-      { hint: "If that is not intended, set enabled = true in its config and restart it." }));
-
-  const encryption = typeof health.encryption === "string" ? health.encryption : "";
-  checks.push(check("encryption", "info", encryption
-    ? `${clip(encryption, 40)}: ${Object.hasOwn(ENCRYPTION, encryption) ? ENCRYPTION[encryption] : "a mode this portal does not know."}`
-    : "Not reported."));
-  return checks;
+  const kids = trustedKids(health);
+  return [
+    reachableCheck(health, elapsedMs),
+    protocolCheck(health),
+    gatekeeperIdCheck(health, expected),
+    activeKidCheck(kids, expected),
+    nextKidCheck(kids, expected),
+    previousKidsCheck(kids, expected),
+    unknownKidsCheck(kids, expected),
+    clockCheck(health, clock),
+    auditCheck(health),
+    enabledCheck(health),
+    encryptionCheck(health),
+  ].filter(Boolean);
 }
 
 // The gatekeeper could not be asked: one failure, and nothing else known.

@@ -8,6 +8,8 @@
 // settings page) are each measured against the browser's clock at the midpoint
 // of their request, so the browser's own error cancels out.
 
+import { el } from "../lib/dom.js";
+import { ApiError, fetchHealth, portalClockOffset } from "../lib/http.js";
 import { evaluate, notReached, summarize } from "./checks.js";
 
 const TIMEOUT_MS = 10_000;
@@ -19,91 +21,14 @@ function words(value) {
   return (value || "").split(/\s+/).filter(Boolean);
 }
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
-
-// The portal's clock minus the browser's, in ms; null if it cannot be read.
-async function portalOffset(url, signal) {
-  try {
-    const before = Date.now();
-    const response = await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store", signal });
-    const after = Date.now();
-    const date = Date.parse(response.headers.get("Date") || "");
-    // The header is cut to the whole second: +500 ms is the best guess.
-    return Number.isNaN(date) ? null : date + 500 - (before + after) / 2;
-  } catch {
-    return null;
-  }
-}
-
-class Unreached extends Error {
-  constructor(detail, hint) {
-    super(detail);
-    this.hint = hint;
-  }
-}
-
-async function health(gatekeeperUrl, signal, timedOut) {
-  const url = `${gatekeeperUrl.replace(/\/+$/, "")}/v1/health`;
-  const origin = new URL(url).origin;
-  const before = Date.now();
-  let response;
-  try {
-    response = await fetch(url, {
-      mode: "cors", credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer", signal,
-    });
-  } catch (error) {
-    if (error?.name === "AbortError" && !timedOut()) throw error; // a newer check took over
-    if (timedOut()) {
-      throw new Unreached(`The gatekeeper at ${origin} did not answer within ${TIMEOUT_MS / 1000} s.`,
-        "Is it running, and reachable from your network?");
-    }
-    // A CORS refusal and a dead host look the same to a page (a TypeError): say both.
-    throw new Unreached(`Could not reach the gatekeeper at ${origin}.`,
-      `It is unreachable from your network, or it does not list this portal (${location.origin}) `
-        + "in its allowed_origins.");
-  }
-  const after = Date.now();
-  if (!response.ok) {
-    throw new Unreached(`${url} answered HTTP ${response.status}.`,
-      "Check the gatekeeper URL in the settings above: its /v1/health should answer 200.");
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (!body || typeof body !== "object" || Array.isArray(body)) {
-    throw new Unreached(`${url} did not answer with a gatekeeper's health report.`,
-      "Check the gatekeeper URL in the settings above.");
-  }
-  return { body, elapsedMs: after - before, offsetMs: typeof body.time === "number"
-    ? body.time * 1000 + 500 - (before + after) / 2 : null };
-}
-
 function renderCheck(item) {
-  const li = element("li", `check check-${item.status}`);
-  li.dataset.check = item.id;
-  li.dataset.status = item.status;
-  li.append(element("span", `badge badge-${item.status}`, BADGES[item.status]));
-  const body = element("div", "check-body");
-  body.append(element("strong", "check-title", item.title), element("p", "check-detail", item.detail));
-  if (item.hint) {
-    const hint = element("p", "check-hint", item.hint);
-    if (item.anchor) {
-      const link = element("a", null, "Show it");
-      link.href = item.anchor;
-      hint.append(" ", link);
-    }
-    body.append(hint);
-  }
-  li.append(body);
-  return li;
+  const link = item.hint && item.anchor ? el("a", { href: item.anchor }, "Show it") : null;
+  return el("li", { className: `check check-${item.status}`, "data-check": item.id, "data-status": item.status },
+    el("span", { className: `badge badge-${item.status}` }, BADGES[item.status]),
+    el("div", { className: "check-body" },
+      el("strong", { className: "check-title" }, item.title),
+      el("p", { className: "check-detail" }, item.detail),
+      item.hint && el("p", { className: "check-hint" }, item.hint, link && " ", link)));
 }
 
 // The key rotation's "switch" button waits until the gatekeeper trusts the next key.
@@ -143,17 +68,18 @@ function start() {
     let checks;
     try {
       const [portal, answer] = await Promise.all([
-        portalOffset(root.dataset.clockUrl || location.pathname, controller.signal),
-        health(root.dataset.gatekeeperUrl, controller.signal, () => timedOut),
+        portalClockOffset(root.dataset.clockUrl || location.pathname, controller.signal),
+        fetchHealth(root.dataset.gatekeeperUrl, { signal: controller.signal, timeoutMs: TIMEOUT_MS,
+          timedOut: () => timedOut }),
       ]);
       const browserSkew = answer.offsetMs == null ? null : answer.offsetMs / 1000;
       const portalSkew = answer.offsetMs == null || portal == null ? null : (answer.offsetMs - portal) / 1000;
       checks = evaluate(answer.body, expected, { portalSkew, browserSkew }, { elapsedMs: answer.elapsedMs });
     } catch (error) {
-      if (!(error instanceof Unreached)) {
+      if (!(error instanceof ApiError)) {
         if (current !== controller) return; // superseded by a newer check
         console.error(error);
-        error = new Unreached(`The check itself failed: ${String(error?.message || error)}`, null);
+        error = new ApiError(`The check itself failed: ${String(error?.message || error)}`);
       }
       checks = notReached(error.message, error.hint);
     } finally {
@@ -165,8 +91,7 @@ function start() {
     const verdict = summarize(checks);
     summary.className = `check-summary state-${verdict.status}`;
     summary.textContent = verdict.text;
-    const when = element("span", "checked-at muted", ` Checked at ${new Date().toLocaleTimeString()}.`);
-    summary.append(when);
+    summary.append(el("span", { className: "checked-at muted" }, ` Checked at ${new Date().toLocaleTimeString()}.`));
     list.setAttribute("aria-busy", "false");
     button.disabled = false;
     root.dataset.state = "done";

@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  CLOCK_LIMIT, CLOCK_WARN, PROTOCOL, TITLES, clip, evaluate, notReached, summarize,
+} from "../../static/js/settings/checks.js";
+
+const HEALTHY = Object.freeze({
+  protocol: PROTOCOL, gatekeeper_id: "gk-acme", vendor_kids: ["acme-1"], time: 1_800_000_000,
+  audit: "ok", enabled: true, encryption: "sse-s3", version: "1.2.3",
+});
+const EXPECTED = Object.freeze({ gatekeeperId: "gk-acme", activeKid: "acme-1", nextKid: "", previousKids: [] });
+const IN_STEP = Object.freeze({ portalSkew: 0, browserSkew: 0 });
+
+const byId = (checks) => Object.fromEntries(checks.map((c) => [c.id, c]));
+const statuses = (checks) => Object.fromEntries(checks.map((c) => [c.id, c.status]));
+
+test("a healthy gatekeeper passes every check, in the checklist's order", () => {
+  const checks = evaluate(HEALTHY, EXPECTED, IN_STEP, { elapsedMs: 12.4 });
+  assert.deepEqual(checks.map((c) => [c.id, c.status]), [
+    ["reachable", "pass"], ["protocol", "pass"], ["gatekeeper_id", "pass"], ["active_kid", "pass"],
+    ["clock", "pass"], ["audit", "pass"], ["enabled", "pass"], ["encryption", "info"],
+  ]);
+  const c = byId(checks);
+  assert.equal(c.reachable.detail, "GET /v1/health answered in 12 ms. Version 1.2.3.");
+  assert.equal(c.gatekeeper_id.detail, "“gk-acme”.");
+  assert.equal(c.active_kid.detail, "acme-1.");
+  assert.equal(c.clock.detail, "The gatekeeper's clock is within a second of the portal's.");
+  assert.equal(c.encryption.detail, "sse-s3: S3 encrypts each object with keys it manages (SSE-S3).");
+  for (const check of checks) {
+    assert.equal(check.title, TITLES[check.id]);
+    assert.equal(check.hint, null);
+    assert.equal(check.anchor, null);
+  }
+  assert.deepEqual(summarize(checks), { status: "pass", text: "All checks passed: the gatekeeper is ready for this portal." });
+});
+
+test("without a time taken or a version, the first check says only that it answered", () => {
+  assert.equal(evaluate({ ...HEALTHY, version: 3 }, EXPECTED, IN_STEP)[0].detail, "GET /v1/health answered.");
+});
+
+test("a gatekeeper speaking another protocol fails, quoting what it said", () => {
+  const c = byId(evaluate({ ...HEALTHY, protocol: 2 }, EXPECTED, IN_STEP));
+  assert.equal(c.protocol.status, "fail");
+  assert.equal(c.protocol.detail, `It speaks protocol “2”; this portal speaks ${PROTOCOL}.`);
+  assert.equal(byId(evaluate({ ...HEALTHY, protocol: undefined }, EXPECTED, IN_STEP)).protocol.detail,
+    `It speaks protocol “none”; this portal speaks ${PROTOCOL}.`);
+});
+
+test("the gatekeeper id names both ids, or says the settings have none", () => {
+  const wrong = byId(evaluate({ ...HEALTHY, gatekeeper_id: "gk-other" }, EXPECTED, IN_STEP)).gatekeeper_id;
+  assert.equal(wrong.status, "fail");
+  assert.equal(wrong.detail, "It calls itself “gk-other”; these settings say “gk-acme”.");
+  assert.match(wrong.hint, /wrong_audience/);
+  const none = byId(evaluate({ ...HEALTHY, gatekeeper_id: 5 }, { ...EXPECTED, gatekeeperId: "" }, IN_STEP)).gatekeeper_id;
+  assert.equal(none.detail, "These settings have no gatekeeper id; it calls itself “nothing”.");
+});
+
+test("untrusted text from the gatekeeper is cut short", () => {
+  assert.equal(clip("abc", 3), "abc");
+  assert.equal(clip("abcd", 3), "ab…");
+  assert.equal(clip(null), "null");
+  const long = "x".repeat(500);
+  const c = byId(evaluate({ ...HEALTHY, gatekeeper_id: long, version: long, encryption: long }, EXPECTED, IN_STEP));
+  assert.equal(c.gatekeeper_id.detail, `It calls itself “${clip(long)}”; these settings say “gk-acme”.`);
+  assert.ok(c.reachable.detail.length < 100);
+  assert.equal(c.encryption.detail, `${clip(long, 40)}: a mode this portal does not know.`);
+});
+
+test("the active key: not listed, not held, not trusted", () => {
+  const unlisted = byId(evaluate({ ...HEALTHY, vendor_kids: "acme-1" }, EXPECTED, IN_STEP));
+  assert.equal(unlisted.active_kid.detail, "It did not list the vendor keys it trusts (vendor_kids).");
+  assert.equal(unlisted.active_kid.anchor, "#vendor-keys");
+  assert.equal(unlisted.unknown_kids, undefined);
+  assert.equal(byId(evaluate(HEALTHY, { ...EXPECTED, activeKid: "" }, IN_STEP)).active_kid.hint, "Contact vendor support.");
+  const untrusted = byId(evaluate({ ...HEALTHY, vendor_kids: [] }, EXPECTED, IN_STEP)).active_kid;
+  assert.equal(untrusted.status, "fail");
+  assert.match(untrusted.detail, /^It does not trust acme-1, the key this portal signs your grants with/);
+});
+
+test("during a rotation the next key is checked, and after one the previous keys", () => {
+  const rotating = { ...EXPECTED, nextKid: "acme-2", previousKids: ["acme-0"] };
+  const before = byId(evaluate(HEALTHY, rotating, IN_STEP));
+  assert.equal(before.next_kid.status, "warn");
+  assert.match(before.next_kid.detail, /Switching now would make it refuse every grant/);
+  assert.equal(before.previous_kids.status, "warn");
+  assert.match(before.previous_kids.detail, /^It does not trust acme-0: grants signed just before/);
+  const after = byId(evaluate({ ...HEALTHY, vendor_kids: ["acme-0", "acme-1", "acme-2"] }, rotating, IN_STEP));
+  assert.equal(after.next_kid.status, "pass");
+  assert.equal(after.next_kid.detail, "acme-2: you can switch to it.");
+  assert.equal(after.previous_kids.detail, "acme-0.");
+  assert.deepEqual(evaluate(HEALTHY, rotating, IN_STEP).map((c) => c.id).slice(3, 6),
+    ["active_kid", "next_kid", "previous_kids"]);
+});
+
+test("keys this portal does not hold are a warning, and a long list is cut", () => {
+  const strangers = Array.from({ length: 15 }, (_, i) => `k${i}`);
+  const c = byId(evaluate({ ...HEALTHY, vendor_kids: ["acme-1", ...strangers, 7] }, EXPECTED, IN_STEP));
+  assert.equal(c.active_kid.status, "pass");
+  assert.equal(c.unknown_kids.status, "warn");
+  assert.equal(c.unknown_kids.detail,
+    `It also trusts ${strangers.slice(0, 12).join(", ")} and 3 more: not keys this portal holds for your tenant.`);
+  assert.equal(byId(evaluate({ ...HEALTHY, vendor_kids: ["acme-1", "x"] }, EXPECTED, IN_STEP)).unknown_kids.detail,
+    "It also trusts x: not a key this portal holds for your tenant.");
+});
+
+test("the clock warns past CLOCK_WARN and fails past CLOCK_LIMIT", () => {
+  const clock = (skew) => byId(evaluate(HEALTHY, EXPECTED, { portalSkew: skew, browserSkew: skew })).clock;
+  assert.equal(clock(CLOCK_WARN).status, "pass");
+  assert.equal(clock(CLOCK_WARN + 0.5).status, "warn");
+  assert.equal(clock(-CLOCK_LIMIT).status, "warn");
+  assert.equal(clock(-CLOCK_LIMIT - 1).status, "fail");
+  assert.equal(clock(-CLOCK_LIMIT - 1).detail, "The gatekeeper's clock is 31 s behind the portal's.");
+  assert.equal(clock(12).detail, "The gatekeeper's clock is 12 s ahead of the portal's.");
+  assert.match(clock(31).hint, /NTP/);
+});
+
+test("the clock check says whose clock it used, and when the browser's is off", () => {
+  const noPortal = byId(evaluate(HEALTHY, EXPECTED, { portalSkew: null, browserSkew: -12 })).clock;
+  assert.equal(noPortal.status, "warn");
+  assert.equal(noPortal.detail, "The gatekeeper's clock is 12 s behind your computer's. "
+    + "(The portal's clock could not be read, so your computer's clock stood in for it.)");
+  const browserOff = byId(evaluate(HEALTHY, EXPECTED, { portalSkew: 0, browserSkew: 5 })).clock;
+  assert.equal(browserOff.status, "pass");
+  assert.equal(browserOff.detail, "The gatekeeper's clock is within a second of the portal's. "
+    + "Your computer's clock is 5 s behind the portal's; that does not matter for grants.");
+  assert.equal(byId(evaluate({ ...HEALTHY, time: "now" }, EXPECTED, IN_STEP)).clock.detail, "It did not say what time it is.");
+});
+
+test("an unwritable audit store and a thrown kill switch fail", () => {
+  const c = byId(evaluate({ ...HEALTHY, audit: "unavailable", enabled: "yes" }, EXPECTED, IN_STEP));
+  assert.equal(c.audit.status, "fail");
+  assert.match(c.audit.detail, /^Its audit store is “unavailable”: it refuses every request/);
+  assert.equal(c.enabled.status, "fail");
+  assert.equal(byId(evaluate({ ...HEALTHY, audit: undefined }, EXPECTED, IN_STEP)).audit.detail.slice(0, 40),
+    "Its audit store is “not reported”: it re");
+  assert.equal(byId(evaluate({ ...HEALTHY, encryption: null }, EXPECTED, IN_STEP)).encryption.detail, "Not reported.");
+});
+
+test("summarize counts failures and warnings", () => {
+  const checks = evaluate({ ...HEALTHY, protocol: 0, audit: "x", vendor_kids: ["acme-1", "y"] }, EXPECTED,
+    { portalSkew: 15, browserSkew: 15 });
+  assert.deepEqual(statuses(checks), { reachable: "pass", protocol: "fail", gatekeeper_id: "pass", active_kid: "pass",
+    unknown_kids: "warn", clock: "warn", audit: "fail", enabled: "pass", encryption: "info" });
+  assert.deepEqual(summarize(checks), { status: "fail", text: "2 checks failed, 2 warnings: see how to fix below." });
+  assert.deepEqual(summarize(checks.filter((c) => c.id !== "audit" && c.id !== "protocol" && c.id !== "clock")),
+    { status: "warn", text: "Usable, with 1 warning: see below." });
+});
+
+test("a gatekeeper that did not answer fails once, and the rest is not checked", () => {
+  const checks = notReached("Could not reach it.", "Is it running?");
+  assert.deepEqual(checks[0], { id: "reachable", title: TITLES.reachable, status: "fail",
+    detail: "Could not reach it.", hint: "Is it running?", anchor: null });
+  assert.deepEqual(checks.slice(1).map((c) => [c.id, c.status]), ["protocol", "gatekeeper_id", "active_kid", "clock",
+    "audit", "enabled"].map((id) => [id, "skip"]));
+  assert.equal(summarize(checks).text, "1 check failed: see how to fix below.");
+});
