@@ -3,7 +3,7 @@
 Checks REV out into a temporary worktree, copies this tree's bench/ scripts into
 it (so both sides run the very same measurements), then runs each benchmark on
 both sides in turn and prints both outputs, and a table: every figure of a line
-both outputs share, the earlier value, this tree's, and their ratio.
+both outputs share that differs: the earlier value, this tree's, and their ratio.
 
     .venv/bin/python bench/compare.py [--rev HEAD~1] [--bench bench_sign.py] [-- extra args]
 """
@@ -60,11 +60,12 @@ def main() -> int:
             print(f"######## {bench} at {args.rev} ########\n{before}")
             print(f"######## {bench} in this tree ########\n{after}")
             old, new = figures(before), figures(after)
-            print(f"######## {bench}: {args.rev} -> this tree (first figure of each line) ########")
+            print(f"######## {bench}: {args.rev} -> this tree (each figure that differs) ########")
             for label, numbers in new.items():
-                if label in old and old[label][0]:
-                    print(f"{label[:70]:<70} {old[label][0]:>10.2f} {numbers[0]:>10.2f}"
-                          f"  x{numbers[0] / old[label][0]:.2f}")
+                pairs = [(a, b) for a, b in zip(old.get(label, []), numbers) if a != b and a]
+                if pairs:
+                    changes = "  ".join(f"{a:g} -> {b:g} (x{b / a:.2f})" for a, b in pairs)
+                    print(f"{label[:60]:<60} {changes}")
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     return 0

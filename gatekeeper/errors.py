@@ -21,21 +21,18 @@ OUTCOMES = ("allow", "deny")
 # Every reason code a gatekeeper answers with, and the HTTP status it comes with.
 REASONS: dict[str, int] = {
     # 400: the request is malformed
-    "bad_request": 400, "malformed_json": 400, "empty_batch": 400, "batch_too_large": 400,
-    "bad_op": 400, "unknown_op": 400, "bad_key": 400, "bad_filter": 400,
-    "body_too_large": 400, "bad_client_address": 400, "bad_forwarded_for": 400,
+    **dict.fromkeys(("bad_request", "malformed_json", "empty_batch", "batch_too_large", "bad_op",
+                     "unknown_op", "bad_key", "bad_filter", "body_too_large", "bad_client_address",
+                     "bad_forwarded_for"), 400),
     # 401: the vendor's signature is missing, wrong, expired or revoked
-    "invalid_grant": 401, "missing_grant": 401, "malformed_grant": 401,
-    "algorithm_refused": 401, "unknown_kid": 401, "bad_signature": 401,
-    "wrong_audience": 401, "wrong_issuer": 401, "too_long_lived": 401, "expired": 401,
-    "not_yet_valid": 401, "revoked": 401,
+    **dict.fromkeys(("invalid_grant", "missing_grant", "malformed_grant", "algorithm_refused",
+                     "unknown_kid", "bad_signature", "wrong_audience", "wrong_issuer", "too_long_lived",
+                     "expired", "not_yet_valid", "revoked"), 401),
     # 403: the grant is genuine but the customer's policy refuses
-    "forbidden": 403, "kill_switch": 403, "address_denied": 403, "country_denied": 403,
-    "op_not_granted": 403, "out_of_scope": 403, "grant_reused": 403, "origin_not_allowed": 403,
-    # elsewhere
-    "not_found": 404, "method_not_allowed": 405, "too_large": 413,
-    "internal": 500, "storage_error": 502, "storage_credentials": 502,
-    "audit_unavailable": 503, "misconfigured": 503,
+    **dict.fromkeys(("forbidden", "kill_switch", "address_denied", "country_denied", "op_not_granted",
+                     "out_of_scope", "grant_reused", "origin_not_allowed"), 403),
+    "not_found": 404, "method_not_allowed": 405, "too_large": 413, "internal": 500,
+    "storage_error": 502, "storage_credentials": 502, "audit_unavailable": 503, "misconfigured": 503,
 }
 
 
