@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from portal.csp import set_gatekeeper_csp
 from tenants import forms
 from tenants.access import (
     access_agent_token_for_admin,
@@ -22,6 +21,7 @@ from tenants.access import (
     tenant_for_admin,
     tenants_for_support,
 )
+from tenants.csp import set_gatekeeper_csp
 from tenants.models import TenantSigningKey
 from tenants.services import create_tenant, invite_admin
 from tenants.signing import (
