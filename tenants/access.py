@@ -13,6 +13,7 @@ Suspended tenants are invisible to their members.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 
 from django.core.exceptions import PermissionDenied
@@ -98,6 +99,19 @@ def require_support(user) -> None:
     support area does not even show that it exists."""
     if not (user.is_authenticated and user.is_staff and not Membership.objects.filter(user=user).exists()):
         raise Http404("not found")
+
+
+def support_required(view):
+    """For the vendor-support views (under login_required and the method check):
+    404 to anyone who is not vendor support. The support access functions below
+    check again, so none of them depends on its view being decorated."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        require_support(request.user)
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def tenants_for_support(user) -> QuerySet[Tenant]:
