@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
+from gatekeeper.errors import AUDIT_OPS
 from tenants import forms
 from tenants.access import (
     access_agent_token_for_admin,
@@ -149,8 +150,8 @@ def activate_signing_key(request):
     return redirect(reverse("tenant-settings") + "#vendor-keys")
 
 
-# What the gatekeeper's audit search accepts as `op` (docs/protocol.md, section 9).
-AUDIT_SEARCH_OPS = ("get", "list", "put", "delete", "audit", "sign", "request")
+# The op filter offers what an audit record's `op` can be (docs/protocol.md, section 9).
+AUDIT_SEARCH_OPS = AUDIT_OPS
 
 
 @login_required
