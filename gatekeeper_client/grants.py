@@ -15,7 +15,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-OPS = ("get", "list", "put", "delete", "audit")
+# What a grant's scope may name: the gatekeeper's own list, so the two halves agree.
+from gatekeeper.errors import OPS
+
 DEFAULT_LIFETIME = 60
 
 

@@ -1,4 +1,5 @@
-"""The only way to reach tenant-owned objects.
+"""The only way to reach tenants, memberships and agent tokens (tickets: the
+same way, in portal/tickets/access.py).
 
 Every function here filters by the caller's tenant inside the query, so another
 tenant's object is indistinguishable from one that does not exist: Http404, never
@@ -12,15 +13,14 @@ Suspended tenants are invisible to their members.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
-import uuid
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from portal.tickets.models import Ticket
 from tenants.models import AgentToken, Membership, Tenant
 from tenants.tokens import hash_token
 
@@ -57,33 +57,8 @@ def tenant_for_admin(user) -> Tenant:
     return admin_membership_for_user(user).tenant
 
 
-def tickets_for_user(user) -> QuerySet[Ticket]:
-    if not user.is_authenticated:
-        return Ticket.objects.none()
-    return Ticket.objects.filter(
-        tenant__memberships__user=user, tenant__status__in=LIVE_STATUSES
-    ).select_related("tenant")
-
-
-def access_ticket_for_user(user, ticket_id: uuid.UUID | str) -> Ticket:
-    return _one(tickets_for_user(user), ticket_id)
-
-
-def access_ticket_for_agent(token: AgentToken, ticket_id: uuid.UUID | str) -> Ticket:
-    tickets = Ticket.objects.filter(tenant_id=token.tenant_id).select_related("tenant")
-    return _one(tickets, ticket_id)
-
-
-def _one(tickets: QuerySet[Ticket], ticket_id) -> Ticket:
-    try:
-        return tickets.get(id=uuid.UUID(str(ticket_id)))
-    except (ValueError, Ticket.DoesNotExist):
-        raise Http404("not found") from None
-
-
 def agent_tokens_for_admin(user) -> QuerySet[AgentToken]:
-    tenant = admin_membership_for_user(user).tenant
-    return AgentToken.objects.filter(tenant=tenant)
+    return AgentToken.objects.filter(tenant=tenant_for_admin(user))
 
 
 def access_agent_token_for_admin(user, token_id: int) -> AgentToken:
@@ -124,6 +99,19 @@ def require_support(user) -> None:
     support area does not even show that it exists."""
     if not (user.is_authenticated and user.is_staff and not Membership.objects.filter(user=user).exists()):
         raise Http404("not found")
+
+
+def support_required(view):
+    """For the vendor-support views (under login_required and the method check):
+    404 to anyone who is not vendor support. The support access functions below
+    check again, so none of them depends on its view being decorated."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        require_support(request.user)
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def tenants_for_support(user) -> QuerySet[Tenant]:

@@ -35,6 +35,16 @@ class AgentTokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Token name", validators=[validate_printable])
 
 
+class ActivateKeyForm(forms.Form):
+    """Rotation, step 2, names the next key the admin saw the gatekeeper trust;
+    tenants.signing.activate_next_key refuses any other (a stale page)."""
+
+    SAY_WHICH = "Say which next key to switch to (kid)."
+    # Taken exactly as sent (no stripping): a kid that is not the next key's is refused.
+    kid = forms.CharField(max_length=64, strip=False,
+                          error_messages={"required": SAY_WHICH, "max_length": SAY_WHICH})
+
+
 class TenantCreateForm(forms.ModelForm):
     class Meta:
         model = Tenant

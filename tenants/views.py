@@ -12,16 +12,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from portal.csp import set_gatekeeper_csp
+from gatekeeper.errors import AUDIT_OPS
 from tenants import forms
 from tenants.access import (
     access_agent_token_for_admin,
     access_tenant_for_support,
-    admin_membership_for_user,
     agent_tokens_for_admin,
+    support_required,
     tenant_for_admin,
     tenants_for_support,
 )
+from tenants.csp import set_gatekeeper_csp
 from tenants.models import TenantSigningKey
 from tenants.services import create_tenant, invite_admin
 from tenants.signing import (
@@ -57,7 +58,7 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
                    status=200):
     # A fresh tenant: a rejected storage form must not show (nor put into the
     # CSP) values that were not saved.
-    tenant = admin_membership_for_user(request.user).tenant
+    tenant = tenant_for_admin(request.user)
     signing_keys = trusted_public_keys(tenant)
     context = {
         "tenant": tenant,
@@ -83,7 +84,7 @@ def settings_page(request):
 @login_required
 @require_POST
 def update_storage(request):
-    tenant = admin_membership_for_user(request.user).tenant
+    tenant = tenant_for_admin(request.user)
     form = forms.StorageSettingsForm(request.POST, instance=tenant)
     if not form.is_valid():
         return _settings_page(request, storage_form=form, status=400)
@@ -95,7 +96,7 @@ def update_storage(request):
 @login_required
 @require_POST
 def create_token(request):
-    tenant = admin_membership_for_user(request.user).tenant
+    tenant = tenant_for_admin(request.user)
     form = forms.AgentTokenForm(request.POST)
     if not form.is_valid():
         return _settings_page(request, token_form=form, status=400)
@@ -122,7 +123,7 @@ def revoke_token(request, token_id):
 @require_POST
 def prepare_signing_key(request):
     """Rotation, step 1: publish a next key; grants are still signed with the active one."""
-    tenant = admin_membership_for_user(request.user).tenant
+    tenant = tenant_for_admin(request.user)
     waiting = prepare_next_key(tenant)
     messages.success(
         request,
@@ -136,12 +137,12 @@ def prepare_signing_key(request):
 @require_POST
 def activate_signing_key(request):
     """Rotation, step 2: sign with the next key from now on."""
-    tenant = admin_membership_for_user(request.user).tenant
-    kid = request.POST.get("kid", "")
+    tenant = tenant_for_admin(request.user)
+    form = forms.ActivateKeyForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, rotation_error=form.errors["kid"][0], status=400)
     try:
-        if not kid or len(kid) > 64:
-            raise RotationError("Say which next key to switch to (kid).")
-        active = activate_next_key(tenant, kid)
+        active = activate_next_key(tenant, form.cleaned_data["kid"])
     except RotationError as error:
         return _settings_page(request, rotation_error=str(error), status=400)
     messages.success(request, f"Grants are now signed with {active.kid}. The previous key stays trusted "
@@ -149,8 +150,8 @@ def activate_signing_key(request):
     return redirect(reverse("tenant-settings") + "#vendor-keys")
 
 
-# What the gatekeeper's audit search accepts as `op` (docs/protocol.md, section 9).
-AUDIT_SEARCH_OPS = ("get", "list", "put", "delete", "audit", "request")
+# The op filter offers what an audit record's `op` can be (docs/protocol.md, section 9).
+AUDIT_SEARCH_OPS = AUDIT_OPS
 
 
 @login_required
@@ -173,14 +174,15 @@ def audit_page(request):
 
 @login_required
 @require_GET
+@support_required
 def support_home(request):
     return render(request, "tenants/support_home.html", {"tenants": tenants_for_support(request.user)})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@support_required
 def support_create_tenant(request):
-    tenants_for_support(request.user)  # 404 unless vendor support
     form = forms.TenantCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
@@ -205,12 +207,14 @@ def _support_tenant_page(request, tenant, *, invite_form=None, status_form=None,
 
 @login_required
 @require_GET
+@support_required
 def support_tenant(request, slug):
     return _support_tenant_page(request, access_tenant_for_support(request.user, slug))
 
 
 @login_required
 @require_POST
+@support_required
 def support_invite_admin(request, slug):
     tenant = access_tenant_for_support(request.user, slug)
     form = forms.InviteAdminForm(request.POST)
@@ -224,6 +228,7 @@ def support_invite_admin(request, slug):
 
 @login_required
 @require_POST
+@support_required
 def support_set_status(request, slug):
     tenant = access_tenant_for_support(request.user, slug)
     form = forms.TenantStatusForm(request.POST, instance=tenant)

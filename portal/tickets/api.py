@@ -2,7 +2,7 @@
 people list tickets and get read grants with their session; tenant admins get
 audit grants for their gatekeeper's audit log.
 
-Every ticket is reached through tenants.access, so another tenant's ticket is a
+Every ticket is reached through portal.tickets.access, so another tenant's ticket is a
 404 like a ticket that never existed.
 """
 
@@ -17,6 +17,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from portal.tickets import grants, services
+from portal.tickets.access import access_ticket_for_agent, access_ticket_for_user, tickets_for_user
 from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
 from portal.tickets.serializers import (
     AuditGrantSerializer,
@@ -31,13 +32,7 @@ from portal.tickets.serializers import (
     TicketPageSerializer,
     TicketSummarySerializer,
 )
-from tenants.access import (
-    access_ticket_for_agent,
-    access_ticket_for_user,
-    tenant_for_admin,
-    tenant_for_user,
-    tickets_for_user,
-)
+from tenants.access import tenant_for_admin, tenant_for_user
 from tenants.models import Tenant
 
 

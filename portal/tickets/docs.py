@@ -3,7 +3,7 @@ it works offline, with its init script served as a file so our CSP holds."""
 
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from portal.csp import DEFAULT_POLICY, HEADER, render_policy
+from tenants.csp import DEFAULT_POLICY, HEADER, render_policy
 
 # Swagger UI's stylesheet draws its icons with data: URLs.
 DOCS_POLICY = render_policy({**DEFAULT_POLICY, "img-src": ("'self'", "data:")})

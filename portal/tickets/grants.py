@@ -23,9 +23,11 @@ from tenants.signing import active_signing_key
 PUT_GRANT_LIFETIME = 300
 READ_GRANT_LIFETIME = 120
 AUDIT_GRANT_LIFETIME = 120
-PUT_OPS = ("put",)
-READ_OPS = ("get", "list")
-AUDIT_OPS = ("audit",)
+# What each grant asks for, in the gatekeeper's op names (gatekeeper.errors.OPS;
+# mint_grant refuses any other).
+PUT_GRANT_OPS = ("put",)
+READ_GRANT_OPS = ("get", "list")
+AUDIT_GRANT_OPS = ("audit",)
 # A grant needs a prefix; an audit search ignores it, so it names where every
 # ticket's data lives rather than any one ticket.
 AUDIT_PREFIX = "tickets/"
@@ -57,7 +59,7 @@ def _mint(tenant: Tenant, *, prefix: str, subject: str, name: str, ops, lifetime
 
 def put_grant(ticket: Ticket, agent: AgentToken, *, now: float | None = None) -> Grant:
     return _mint(
-        ticket.tenant, prefix=ticket.prefix, subject=f"agent:{agent.pk}", name=agent.name, ops=PUT_OPS,
+        ticket.tenant, prefix=ticket.prefix, subject=f"agent:{agent.pk}", name=agent.name, ops=PUT_GRANT_OPS,
         lifetime=PUT_GRANT_LIFETIME, now=now,
     )
 
@@ -68,12 +70,12 @@ def _person(user) -> dict:
 
 def read_grant(ticket: Ticket, user, *, now: float | None = None) -> Grant:
     return _mint(
-        ticket.tenant, prefix=ticket.prefix, **_person(user), ops=READ_OPS, lifetime=READ_GRANT_LIFETIME, now=now
+        ticket.tenant, prefix=ticket.prefix, **_person(user), ops=READ_GRANT_OPS, lifetime=READ_GRANT_LIFETIME, now=now
     )
 
 
 def audit_grant(tenant: Tenant, user, *, now: float | None = None) -> Grant:
     """For a tenant admin (the caller checks the role: tenants.access.tenant_for_admin)."""
     return _mint(
-        tenant, prefix=AUDIT_PREFIX, **_person(user), ops=AUDIT_OPS, lifetime=AUDIT_GRANT_LIFETIME, now=now
+        tenant, prefix=AUDIT_PREFIX, **_person(user), ops=AUDIT_GRANT_OPS, lifetime=AUDIT_GRANT_LIFETIME, now=now
     )

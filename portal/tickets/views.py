@@ -9,8 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from portal.csp import set_report_csp
-from tenants.access import access_ticket_for_user, membership_for_user, tenant_for_user, tickets_for_user
+from portal.tickets.access import access_ticket_for_user, tickets_for_user
+from tenants.access import membership_for_user, tenant_for_user
+from tenants.csp import set_report_csp
 
 TICKETS_PER_PAGE = 25
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from gatekeeper_client.grants import OPS, mint_grant
+from gatekeeper.errors import OPS
+from gatekeeper_client.grants import mint_grant
 from tenants.models import Tenant
 from tenants.signing import active_signing_key
 

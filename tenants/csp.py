@@ -1,0 +1,62 @@
+"""Content-Security-Policy: the strict default every response gets, and the
+policies that name one tenant's origins: the report page's (its gatekeeper and
+storage) and that of the pages whose browser code talks to the tenant's
+gatekeeper alone (the audit log, the settings page's gatekeeper check).
+
+The default lives here, beside the policies built from it, so that tenants/
+needs nothing from portal/; portal/csp.py's middleware applies it.
+
+No page has inline script or style, so neither 'unsafe-inline' nor nonces are
+needed anywhere.
+"""
+
+from __future__ import annotations
+
+from tenants.models import Tenant
+
+HEADER = "Content-Security-Policy"
+
+DEFAULT_POLICY: dict[str, tuple[str, ...]] = {
+    "default-src": ("'self'",),
+    "script-src": ("'self'",),
+    "style-src": ("'self'",),
+    "img-src": ("'self'",),
+    "connect-src": ("'self'",),
+    "frame-ancestors": ("'none'",),
+    "base-uri": ("'none'",),
+    "form-action": ("'self'",),
+}
+
+
+def render_policy(policy: dict[str, tuple[str, ...]]) -> str:
+    return "; ".join(f"{directive} {' '.join(sources)}" for directive, sources in policy.items())
+
+
+def report_policy(tenant: Tenant) -> str:
+    """The default plus this tenant's origins: the browser may talk to its
+    gatekeeper and its storage, and show images from storage or from blob: URLs
+    of the bytes it fetched and hashed (no data: URLs: the page makes none)."""
+    origins = tuple(dict.fromkeys(filter(None, (tenant.gatekeeper_origin, tenant.storage_origin))))
+    storage = (tenant.storage_origin,) if tenant.storage_origin else ()
+    policy = dict(DEFAULT_POLICY)
+    policy["connect-src"] = ("'self'",) + origins
+    policy["img-src"] = ("'self'", "blob:") + storage
+    return render_policy(policy)
+
+
+def set_report_csp(response, tenant: Tenant):
+    response[HEADER] = report_policy(tenant)
+    return response
+
+
+def gatekeeper_policy(tenant: Tenant) -> str:
+    """The default plus this tenant's gatekeeper in connect-src: the audit page
+    searches the log there, the settings page asks it for its health; neither
+    fetches anything from storage. Without a gatekeeper: the default."""
+    gatekeeper = (tenant.gatekeeper_origin,) if tenant.gatekeeper_origin else ()
+    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeeper})
+
+
+def set_gatekeeper_csp(response, tenant: Tenant):
+    response[HEADER] = gatekeeper_policy(tenant)
+    return response
