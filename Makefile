@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup system-deps demo test test-fast bench clean
+.PHONY: setup system-deps demo test test-fast bench loc clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# The gatekeeper's size: code lines per module, the trust kernel, the whole.
+loc:
+	python3 bench/loc.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
