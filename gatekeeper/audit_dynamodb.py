@@ -136,27 +136,20 @@ class DynamoAuditStore:
         position = decode_cursor(q)
         if position is not None:
             day, below = self._position(position)
-        names, values = {"#exp": "expires_at"}, {":now": {"N": repr(now)}}
-        conditions = ["#exp > :now"]  # TTL deletes lazily; retention holds at once
-        for name in ("op", "outcome", "client_ip", "sub"):
-            if getattr(q, name) is not None:
-                names[f"#{name}"] = name
-                values[f":{name}"] = {"S": getattr(q, name)}
-                conditions.append(f"#{name} = :{name}")
+        # The filters, as a FilterExpression: "#exp > :now AND #op = :v0 AND #ts >= :v1 ..."
+        comparisons = q.comparisons()
+        names = {"#exp": "expires_at", **{f"#{name}": name for name, _, _ in comparisons}}
+        values = {":now": {"N": repr(now)}}  # TTL deletes lazily; retention holds at once
+        conditions = ["#exp > :now"]
+        for n, (name, operator, value) in enumerate(comparisons):
+            values[f":v{n}"] = {"N": repr(value)} if name == "ts" else {"S": value}
+            conditions.append(f"#{name} {operator} :v{n}")
         if q.key_prefix:
-            names["#key"] = "key"
-            values[":prefix"] = {"S": q.key_prefix}
+            names["#key"], values[":prefix"] = "key", {"S": q.key_prefix}
             conditions.append("begins_with(#key, :prefix)")
         # The sort key narrows by time to the microsecond; the filter on ts is exact.
-        low, top = SORT_KEY_MIN, SORT_KEY_MAX
-        if q.since is not None:
-            low = _micros(q.since)
-            names["#ts"], values[":since"] = "ts", {"N": repr(q.since)}
-            conditions.append("#ts >= :since")
-        if q.until is not None:
-            top = _micros(q.until + 1e-6)
-            names["#ts"], values[":until"] = "ts", {"N": repr(q.until)}
-            conditions.append("#ts < :until")
+        low = SORT_KEY_MIN if q.since is None else _micros(q.since)
+        top = SORT_KEY_MAX if q.until is None else _micros(q.until + 1e-6)
 
         found: list[dict] = []
         calls = 0
