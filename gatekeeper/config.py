@@ -296,30 +296,31 @@ def _parse_env_value(name: str, text: str, kind: str) -> Any:
             raise ConfigError(name, "must be true or false")
         return BOOL_WORDS[text.lower()]
     if text.startswith("["):
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise ConfigError(name, "must be a JSON array or comma-separated") from None
-    return [item.strip() for item in text.split(",") if item.strip()]
+        return _json(name, text, "must be a JSON array or comma-separated")
+    return _comma_separated(text)
 
 
 def _parse_vendor_keys_env(text: str) -> dict[str, str]:
     text = text.strip()
     if text.startswith("{"):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise ConfigError(ENV_VENDOR_KEYS, "not valid JSON") from None
-        if not isinstance(value, dict):
-            raise ConfigError(ENV_VENDOR_KEYS, "must be a JSON object")
-        return value
+        return _json(ENV_VENDOR_KEYS, text, "not valid JSON")  # parsed, it is an object
     pairs = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        kid, sep, key = item.partition(":")
+    for kid, sep, key in (item.partition(":") for item in _comma_separated(text)):
         if not sep:
             raise ConfigError(ENV_VENDOR_KEYS, "entries are kid:key")
         pairs[kid.strip()] = key.strip()
     return pairs
+
+
+def _json(name: str, text: str, problem: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ConfigError(name, problem) from None
+
+
+def _comma_separated(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 # --- validating ---------------------------------------------------------------------------
