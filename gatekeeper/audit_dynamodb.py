@@ -168,14 +168,12 @@ class DynamoAuditStore:
             )
             # BETWEEN is inclusive, the cursor's sort key is not: skip that one item.
             items = [item for item in answer["Items"] if item["sk"]["S"] != below]
-            if len(found) + len(items) >= q.limit:
-                found += items[: q.limit - len(found)]
+            found += items[: q.limit - len(found)]
+            if len(found) == q.limit:
                 below = found[-1]["sk"]["S"]  # resume below the last record returned
             elif answer.get("LastEvaluatedKey"):
-                found += items
                 below = answer["LastEvaluatedKey"]["sk"]["S"]
             else:
-                found += items
                 day, below = day - dt.timedelta(days=1), None
         cursor = encode_cursor(q, [day.isoformat(), below]) if day >= oldest else None
         return [self._record(item) for item in found], cursor
@@ -222,9 +220,8 @@ class DynamoAuditStore:
         removed = 0
         day = _day(cutoff)
         for _ in range(DYNAMO_PURGE_LOOKBACK_DAYS + 1):
-            start: dict | None = None
-            while True:
-                extra = {"ExclusiveStartKey": start} if start else {}
+            extra: dict | None = {}  # then where the last page stopped, None after the last one
+            while extra is not None:
                 answer = self._call(
                     "query", TableName=self.table, KeyConditionExpression="pk = :pk",
                     FilterExpression="#ts < :cutoff",
@@ -237,8 +234,7 @@ class DynamoAuditStore:
                     self._call("delete_item", TableName=self.table, Key=item)  # item = its key
                     removed += 1
                 start = answer.get("LastEvaluatedKey")
-                if not start:
-                    break
+                extra = {"ExclusiveStartKey": start} if start else None
             day -= dt.timedelta(days=1)
         return removed
 
