@@ -40,6 +40,7 @@ MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
+JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
 
 
 @dataclass(slots=True)
@@ -254,12 +255,7 @@ class Gatekeeper:
         ])
 
     def _common_headers(self, origin: str) -> list[tuple[str, str]]:
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Cache-Control", "no-store"),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Vary", "Origin"),
-        ]
+        headers = [*JSON_HEADERS, ("X-Content-Type-Options", "nosniff"), ("Vary", "Origin")]
         # Exact origins only, echoed back; never "*".
         if origin and origin in self.config.allowed_origins:
             headers.append(("Access-Control-Allow-Origin", origin))
@@ -342,8 +338,7 @@ def _error_response(error: GatekeeperError, *, request_id: str = "", allow: str 
 def plain_error(status: int, code: str, message: str) -> Response:
     """What an adapter answers when handle() itself failed (a bug of ours, a refused
     configuration): no details, and none of handle()'s CORS headers."""
-    return Response(status, {"error": code, "message": message},
-                    [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
+    return Response(status, {"error": code, "message": message}, list(JSON_HEADERS))
 
 
 def open_store(url: str, retention_days: int, endpoint_url: str = "",

@@ -193,10 +193,8 @@ class DynamoAuditStore:
 
     @staticmethod
     def _record(item: dict) -> dict:
-        record = AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]))
-        for name in TEXT_FIELDS:
-            setattr(record, name, item.get(name, {}).get("S", ""))
-        return record.to_dict()
+        texts = {name: item.get(name, {}).get("S", "") for name in TEXT_FIELDS}
+        return AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]), **texts).to_dict()
 
     def claim_jti(self, jti: str, expires_at: float, now: float) -> bool:
         try:
