@@ -33,12 +33,14 @@ from .storage import Storage
 log = logging.getLogger("gatekeeper")
 
 MAX_BODY_BYTES = 64 * 1024
+READ_LIMIT = MAX_BODY_BYTES + 1  # what an adapter reads of a body: enough to know it is too big
 MAX_BATCH_OPS = 100
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
+JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
 
 
 @dataclass(slots=True)
@@ -231,20 +233,16 @@ class Gatekeeper:
 
     def _refuse(self, refusal: GatekeeperError, context: Context, ops: list[Op] | None = None) -> Response:
         """Audit the refusal (per op of `ops`, by default all the ops read), then answer."""
+        named = [(op.op, op.key) for op in (context.ops if ops is None else ops)] or [(REQUEST_OP, "")]
+        if not isinstance(refusal, AuditUnavailable):  # else there is no log to record it in
+            try:
+                self.audit.write([context.record(op, key, "deny", refusal.code, refusal.status) for op, key in named])
+            except AuditUnavailable as failure:
+                refusal = failure  # unrecorded: answered as the audit log's failure
         if isinstance(refusal, AuditUnavailable):
             log.error("request %s refused: audit log unavailable", context.request_id)
-            return _error_response(refusal, request_id=context.request_id)
-        ops = context.ops if ops is None else ops
-        if ops:
-            records = [context.record(op.op, op.key, "deny", refusal.code, refusal.status) for op in ops]
         else:
-            records = [context.record(REQUEST_OP, "", "deny", refusal.code, refusal.status)]
-        try:
-            self.audit.write(records)
-        except AuditUnavailable as failure:
-            log.error("request %s refused: audit log unavailable", context.request_id)
-            return _error_response(failure, request_id=context.request_id)
-        log.info("request %s refused: %s %s", context.request_id, refusal.status, refusal.code)
+            log.info("request %s refused: %s %s", context.request_id, refusal.status, refusal.code)
         return _error_response(refusal, request_id=context.request_id)
 
     def _preflight(self, origin: str) -> Response:
@@ -257,12 +255,7 @@ class Gatekeeper:
         ])
 
     def _common_headers(self, origin: str) -> list[tuple[str, str]]:
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Cache-Control", "no-store"),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Vary", "Origin"),
-        ]
+        headers = [*JSON_HEADERS, ("X-Content-Type-Options", "nosniff"), ("Vary", "Origin")]
         # Exact origins only, echoed back; never "*".
         if origin and origin in self.config.allowed_origins:
             headers.append(("Access-Control-Allow-Origin", origin))
@@ -340,6 +333,12 @@ def _error_response(error: GatekeeperError, *, request_id: str = "", allow: str 
     if error.status == 401:
         headers.append(("WWW-Authenticate", 'Bearer realm="gatekeeper"'))
     return Response(error.status, {"error": error.code, "message": error.message}, headers)
+
+
+def plain_error(status: int, code: str, message: str) -> Response:
+    """What an adapter answers when handle() itself failed (a bug of ours, a refused
+    configuration): no details, and none of handle()'s CORS headers."""
+    return Response(status, {"error": code, "message": message}, list(JSON_HEADERS))
 
 
 def open_store(url: str, retention_days: int, endpoint_url: str = "",

@@ -94,9 +94,12 @@ class SearchQuery:
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
-    def filters(self) -> dict:
-        """What a cursor is bound to: everything but the page size and position."""
-        return {name: getattr(self, name) for name in SEARCH_FILTERS}
+    def comparisons(self) -> list[tuple[str, str, object]]:
+        """(record field, operator, value) of every filter set but key_prefix: what
+        a store's query compares (a key prefix is a range, which each store spells)."""
+        wanted = [(name, "=", getattr(self, name)) for name in ("op", "outcome", "client_ip", "sub")]
+        wanted += [("ts", ">=", self.since), ("ts", "<", self.until)]
+        return [(name, operator, value) for name, operator, value in wanted if value is not None]
 
 
 SEARCH_FILTERS = ("since", "until", "op", "outcome", "client_ip", "sub", "key_prefix")
@@ -177,14 +180,12 @@ def _time(body: dict, name: str) -> float | None:
             raise BadRequest(problem, code="bad_filter") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
-        value = (moment - EPOCH).total_seconds()
+        value = moment.timestamp()
     # Compared before float(): NaN fails every comparison, and huge ints stay exact.
     if not (is_int(value) or isinstance(value, float)) or not 0 <= value <= MAX_TS:
         raise BadRequest(problem, code="bad_filter")
     return float(value)
 
-
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 # --- cursors ------------------------------------------------------------------------
@@ -198,7 +199,9 @@ CURSOR_CHECK_BYTES = 8
 
 
 def _fingerprint(q: SearchQuery) -> str:
-    canonical = json.dumps(q.filters(), sort_keys=True, separators=(",", ":"))
+    # What a cursor is bound to: every filter, not the page size and position.
+    filters = {name: getattr(q, name) for name in SEARCH_FILTERS}
+    canonical = json.dumps(filters, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -227,9 +230,7 @@ def decode_cursor(q: SearchQuery) -> list | None:
         data = json.loads(payload)
     except (ValueError, binascii.Error):  # includes bad JSON and bad UTF-8
         raise invalid from None
-    if not isinstance(data, dict) or data.get("f") != _fingerprint(q):
-        raise invalid
-    if not isinstance(data.get("p"), list):
+    if not isinstance(data, dict) or data.get("f") != _fingerprint(q) or not isinstance(data.get("p"), list):
         raise invalid
     return data["p"]
 

@@ -136,27 +136,20 @@ class DynamoAuditStore:
         position = decode_cursor(q)
         if position is not None:
             day, below = self._position(position)
-        names, values = {"#exp": "expires_at"}, {":now": {"N": repr(now)}}
-        conditions = ["#exp > :now"]  # TTL deletes lazily; retention holds at once
-        for name in ("op", "outcome", "client_ip", "sub"):
-            if getattr(q, name) is not None:
-                names[f"#{name}"] = name
-                values[f":{name}"] = {"S": getattr(q, name)}
-                conditions.append(f"#{name} = :{name}")
+        # The filters, as a FilterExpression: "#exp > :now AND #op = :v0 AND #ts >= :v1 ..."
+        comparisons = q.comparisons()
+        names = {"#exp": "expires_at", **{f"#{name}": name for name, _, _ in comparisons}}
+        values = {":now": {"N": repr(now)}}  # TTL deletes lazily; retention holds at once
+        conditions = ["#exp > :now"]
+        for n, (name, operator, value) in enumerate(comparisons):
+            values[f":v{n}"] = {"N": repr(value)} if name == "ts" else {"S": value}
+            conditions.append(f"#{name} {operator} :v{n}")
         if q.key_prefix:
-            names["#key"] = "key"
-            values[":prefix"] = {"S": q.key_prefix}
+            names["#key"], values[":prefix"] = "key", {"S": q.key_prefix}
             conditions.append("begins_with(#key, :prefix)")
         # The sort key narrows by time to the microsecond; the filter on ts is exact.
-        low, top = SORT_KEY_MIN, SORT_KEY_MAX
-        if q.since is not None:
-            low = _micros(q.since)
-            names["#ts"], values[":since"] = "ts", {"N": repr(q.since)}
-            conditions.append("#ts >= :since")
-        if q.until is not None:
-            top = _micros(q.until + 1e-6)
-            names["#ts"], values[":until"] = "ts", {"N": repr(q.until)}
-            conditions.append("#ts < :until")
+        low = SORT_KEY_MIN if q.since is None else _micros(q.since)
+        top = SORT_KEY_MAX if q.until is None else _micros(q.until + 1e-6)
 
         found: list[dict] = []
         calls = 0
@@ -175,14 +168,12 @@ class DynamoAuditStore:
             )
             # BETWEEN is inclusive, the cursor's sort key is not: skip that one item.
             items = [item for item in answer["Items"] if item["sk"]["S"] != below]
-            if len(found) + len(items) >= q.limit:
-                found += items[: q.limit - len(found)]
+            found += items[: q.limit - len(found)]
+            if len(found) == q.limit:
                 below = found[-1]["sk"]["S"]  # resume below the last record returned
             elif answer.get("LastEvaluatedKey"):
-                found += items
                 below = answer["LastEvaluatedKey"]["sk"]["S"]
             else:
-                found += items
                 day, below = day - dt.timedelta(days=1), None
         cursor = encode_cursor(q, [day.isoformat(), below]) if day >= oldest else None
         return [self._record(item) for item in found], cursor
@@ -202,10 +193,8 @@ class DynamoAuditStore:
 
     @staticmethod
     def _record(item: dict) -> dict:
-        record = AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]))
-        for name in TEXT_FIELDS:
-            setattr(record, name, item.get(name, {}).get("S", ""))
-        return record.to_dict()
+        texts = {name: item.get(name, {}).get("S", "") for name in TEXT_FIELDS}
+        return AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]), **texts).to_dict()
 
     def claim_jti(self, jti: str, expires_at: float, now: float) -> bool:
         try:
@@ -229,9 +218,8 @@ class DynamoAuditStore:
         removed = 0
         day = _day(cutoff)
         for _ in range(DYNAMO_PURGE_LOOKBACK_DAYS + 1):
-            start: dict | None = None
-            while True:
-                extra = {"ExclusiveStartKey": start} if start else {}
+            extra: dict | None = {}  # then where the last page stopped, None after the last one
+            while extra is not None:
                 answer = self._call(
                     "query", TableName=self.table, KeyConditionExpression="pk = :pk",
                     FilterExpression="#ts < :cutoff",
@@ -244,8 +232,7 @@ class DynamoAuditStore:
                     self._call("delete_item", TableName=self.table, Key=item)  # item = its key
                     removed += 1
                 start = answer.get("LastEvaluatedKey")
-                if not start:
-                    break
+                extra = {"ExclusiveStartKey": start} if start else None
             day -= dt.timedelta(days=1)
         return removed
 

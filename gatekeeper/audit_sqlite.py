@@ -39,15 +39,16 @@ SQLITE_BUSY_TIMEOUT = 2.0  # seconds: a locked database fails closed instead of 
 # A key prefix is a range of keys, not of time: its matches are all read from the
 # key index and the newest kept, which costs most (tens of ms on a million
 # records) for a prefix that matches nearly everything.
-SEARCH_INDEXES = (
+SEARCH_INDEXES = (  # (name, its leading columns: the filters it serves)
     ("audit_sub_v2", ("sub",)),
     ("audit_ip_v2", ("client_ip",)),
-    ("audit_key_v2", ("key_prefix",)),
+    ("audit_key_v2", ("key",)),
     ("audit_op_outcome_v2", ("op", "outcome")),
     ("audit_op_v2", ("op",)),
     ("audit_outcome_v2", ("outcome",)),
     ("audit_ts_v2", ()),
 )
+FILTER_COLUMNS = ("op", "outcome", "client_ip", "sub", "key")
 SQLITE_TABLES = """
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS audit (
@@ -61,17 +62,13 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS jti (id TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
 COMMIT;
 """
-SQLITE_INDEXES = """
-BEGIN IMMEDIATE;
-CREATE INDEX IF NOT EXISTS audit_ts_v2 ON audit (ts, id, op, outcome, client_ip, sub, key);
-CREATE INDEX IF NOT EXISTS audit_sub_v2 ON audit (sub, ts, id, op, outcome, client_ip, key);
-CREATE INDEX IF NOT EXISTS audit_ip_v2 ON audit (client_ip, ts, id, op, outcome, sub, key);
-CREATE INDEX IF NOT EXISTS audit_op_v2 ON audit (op, ts, id, outcome, client_ip, sub, key);
-CREATE INDEX IF NOT EXISTS audit_outcome_v2 ON audit (outcome, ts, id, op, client_ip, sub, key);
-CREATE INDEX IF NOT EXISTS audit_op_outcome_v2 ON audit (op, outcome, ts, id, client_ip, sub, key);
-CREATE INDEX IF NOT EXISTS audit_key_v2 ON audit (key, ts, id, op, outcome, client_ip, sub);
-COMMIT;
-"""
+# Each index: its leading columns, then ts and id, then every other filter column.
+# CREATE INDEX IF NOT EXISTS audit_sub_v2 ON audit (sub, ts, id, op, outcome, client_ip, key);
+SQLITE_INDEXES = "BEGIN IMMEDIATE;\n" + "".join(
+    f"CREATE INDEX IF NOT EXISTS {name} ON audit"
+    f" ({', '.join(leading + ('ts', 'id') + tuple(c for c in FILTER_COLUMNS if c not in leading))});\n"
+    for name, leading in SEARCH_INDEXES
+) + "COMMIT;\n"
 SQLITE_SCHEMA = SQLITE_TABLES + SQLITE_INDEXES
 SQLITE_COLUMNS = {"audit": ("id",) + FIELDS, "jti": ("id", "expires_at")}
 SQLITE_INSERT = (
@@ -263,19 +260,11 @@ class SqliteAuditStore:
 def _search_terms(q: SearchQuery, position: list | None) -> tuple[str, list[str], list]:
     """The index to walk (the first of SEARCH_INDEXES whose filters are all set) and
     the WHERE terms, with their arguments, of every filter and of the cursor."""
-    index = next(name for name, filters in SEARCH_INDEXES
-                 if all(getattr(q, f) is not None for f in filters))
-    terms, args = [], []
-    for name in ("op", "outcome", "client_ip", "sub"):
-        if getattr(q, name) is not None:
-            terms.append(f"{name} = ?")
-            args.append(getattr(q, name))
-    if q.since is not None:
-        terms.append("ts >= ?")
-        args.append(q.since)
-    if q.until is not None:
-        terms.append("ts < ?")
-        args.append(q.until)
+    comparisons = q.comparisons()
+    filtered = {name for name, _, _ in comparisons} | ({"key"} if q.key_prefix else set())
+    index = next(name for name, leading in SEARCH_INDEXES if filtered.issuperset(leading))
+    terms = [f"{name} {operator} ?" for name, operator, _ in comparisons]
+    args = [value for _, _, value in comparisons]
     if position is not None:
         # Keyset pagination, below (ts, id): "ts <= ?" bounds the index range, the
         # OR resolves ties without breaking that bound.

@@ -50,17 +50,13 @@ AUDIT_URL_FORMS = "must be sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or dyna
 
 # --- checks of single values: (key, value) -> the value to keep ------------------
 
-def _not_empty(key: str, text: str) -> str:
-    if not text:
-        raise ConfigError(key, "must not be empty")
-    return text
-
-
-def _matching(pattern: re.Pattern, what: str) -> Callable[[str, str], str]:
-    def check(key: str, text: str) -> str:
-        if not pattern.match(text):
-            raise ConfigError(key, f"{text!r} is not {what}")
-        return text
+def _ensure(test: Callable[[Any], Any], problem: str) -> Callable[[str, Any], Any]:
+    """A check that keeps a value `test` accepts and refuses any other, saying
+    `problem` (where "{!r}" or "{}" stands for the value)."""
+    def check(key: str, value: Any) -> Any:
+        if not test(value):
+            raise ConfigError(key, problem.format(value))
+        return value
     return check
 
 
@@ -71,20 +67,6 @@ def _endpoint_url(key: str, text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise ConfigError(key, "must be like https://s3.example:9000")
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _one_of(*choices: str) -> Callable[[str, str], str]:
-    def check(key: str, text: str) -> str:
-        if text not in choices:
-            raise ConfigError(key, f"must be one of {', '.join(choices)}")
-        return text
-    return check
-
-
-def _existing_file(key: str, path: str) -> str:
-    if path and not os.path.isfile(path):
-        raise ConfigError(key, f"file not found: {path}")
-    return path
 
 
 def _audit_url(key: str, url: str) -> str:
@@ -145,23 +127,25 @@ class Key:
 
 
 KEYS = (
-    Key("gatekeeper_id", "str", check=_not_empty),
-    Key("issuer", "str", check=_not_empty),
+    Key("gatekeeper_id", "str", check=_ensure(bool, "must not be empty")),
+    Key("issuer", "str", check=_ensure(bool, "must not be empty")),
     Key("allowed_origins", "list", (), check=_origins),
     Key("presign_ttl", "int", 60, (1, MAX_PRESIGN_TTL)),
     Key("max_grant_lifetime", "int", 300, (1, MAX_GRANT_LIFETIME)),
     Key("clock_leeway", "int", 30, (0, 300)),
     Key("max_upload_bytes", "int", 100 * 1024**2, (1, 5 * 1024**3)),
     Key("enabled", "bool", True),
-    Key("storage.bucket", "str", check=_matching(BUCKET_RE, "a valid S3 bucket name")),
-    Key("storage.region", "str", check=_matching(REGION_RE, "a region like us-east-1")),
+    Key("storage.bucket", "str", check=_ensure(BUCKET_RE.match, "{!r} is not a valid S3 bucket name")),
+    Key("storage.region", "str", check=_ensure(REGION_RE.match, "{!r} is not a region like us-east-1")),
     Key("storage.endpoint_url", "str", "", check=_endpoint_url),
-    Key("storage.encryption", "str", "sse-s3", check=_one_of(*ENCRYPTION_MODES)),
+    Key("storage.encryption", "str", "sse-s3", check=_ensure(lambda mode: mode in ENCRYPTION_MODES,
+                                                             f"must be one of {', '.join(ENCRYPTION_MODES)}")),
     Key("storage.kms_key_id", "str", ""),
     Key("acl.allow", "list", EVERYWHERE, check=_networks),
     Key("acl.deny", "list", (), check=_networks),
     Key("acl.countries", "list", (), check=_countries, field="countries"),
-    Key("acl.geoip_db", "str", "", check=_existing_file, field="geoip_db"),
+    Key("acl.geoip_db", "str", "", check=_ensure(lambda path: not path or os.path.isfile(path),
+                                                 "file not found: {}"), field="geoip_db"),
     Key("acl.country_header", "str", "", field="country_header"),
     Key("acl.trusted_proxies", "list", (), check=_networks, field="trusted_proxies"),
     Key("acl.upload.allow", "list", EVERYWHERE, check=_networks),
@@ -296,30 +280,31 @@ def _parse_env_value(name: str, text: str, kind: str) -> Any:
             raise ConfigError(name, "must be true or false")
         return BOOL_WORDS[text.lower()]
     if text.startswith("["):
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise ConfigError(name, "must be a JSON array or comma-separated") from None
-    return [item.strip() for item in text.split(",") if item.strip()]
+        return _json(name, text, "must be a JSON array or comma-separated")
+    return _comma_separated(text)
 
 
 def _parse_vendor_keys_env(text: str) -> dict[str, str]:
     text = text.strip()
     if text.startswith("{"):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise ConfigError(ENV_VENDOR_KEYS, "not valid JSON") from None
-        if not isinstance(value, dict):
-            raise ConfigError(ENV_VENDOR_KEYS, "must be a JSON object")
-        return value
+        return _json(ENV_VENDOR_KEYS, text, "not valid JSON")  # parsed, it is an object
     pairs = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        kid, sep, key = item.partition(":")
+    for kid, sep, key in (item.partition(":") for item in _comma_separated(text)):
         if not sep:
             raise ConfigError(ENV_VENDOR_KEYS, "entries are kid:key")
         pairs[kid.strip()] = key.strip()
     return pairs
+
+
+def _json(name: str, text: str, problem: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ConfigError(name, problem) from None
+
+
+def _comma_separated(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 # --- validating ---------------------------------------------------------------------------

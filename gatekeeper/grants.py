@@ -55,14 +55,8 @@ class GrantVerifier:
         self._config = config
         self._keys = dict(config.vendor_keys)
         # PyJWT: the signature and the presence of claims; everything else is ours.
-        self._options = {
-            "require": REQUIRED_CLAIMS,
-            "verify_aud": False,
-            "verify_iss": False,
-            "verify_exp": False,
-            "verify_iat": False,
-            "verify_nbf": False,
-        }
+        self._options = {"require": REQUIRED_CLAIMS, **dict.fromkeys(
+            ("verify_aud", "verify_iss", "verify_exp", "verify_iat", "verify_nbf"), False)}
 
     def verify(self, token: str, now: float) -> Grant:
         """The grant, or Unauthorized whose `claimed` is what its record may name."""

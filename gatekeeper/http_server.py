@@ -8,11 +8,10 @@ from http import HTTPStatus
 
 import waitress
 
-from .app import MAX_BODY_BYTES, Gatekeeper, Request
+from .app import MAX_BODY_BYTES, READ_LIMIT, Gatekeeper, Request, Response, plain_error
 
 log = logging.getLogger("gatekeeper")
 
-INTERNAL_ERROR = b'{"error":"internal","message":"internal error"}'
 # Waitress itself refuses (413, text/plain, not audited) a body this large or
 # larger, without reading it; a smaller one over MAX_BODY_BYTES gets our audited 400.
 TRANSPORT_BODY_LIMIT = MAX_BODY_BYTES + 8 * 1024
@@ -21,22 +20,24 @@ TRANSPORT_BODY_LIMIT = MAX_BODY_BYTES + 8 * 1024
 def wsgi_app(gatekeeper: Gatekeeper):
     def application(environ, start_response):
         try:
-            response = gatekeeper.handle(_request(environ))
-            body = response.encoded()
-            headers = response.headers + [("Content-Length", str(len(body)))]
-            start_response(_status_line(response.status), headers)
+            body = _start(gatekeeper.handle(_request(environ)), start_response)
         except Exception:  # a bug of ours: log it, answer without details
             log.exception("unhandled error")
-            body = INTERNAL_ERROR
-            start_response(_status_line(500), [("Content-Type", "application/json"),
-                                              ("Cache-Control", "no-store"),
-                                              ("Content-Length", str(len(body)))])
+            body = _start(plain_error(500, "internal", "internal error"), start_response)
         # A HEAD answer has the GET headers and no body (RFC 9110), and waitress
         # sends whatever we return: a body here would be read as the start of the
         # next response on a kept-alive connection.
         return [b""] if environ["REQUEST_METHOD"].upper() == "HEAD" else [body]
 
     return application
+
+
+def _start(response: Response, start_response) -> bytes:
+    """Send the status line and headers; the body to return."""
+    body = response.encoded()
+    headers = response.headers + [("Content-Length", str(len(body)))]
+    start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
+    return body
 
 
 def _request(environ) -> Request:
@@ -48,8 +49,7 @@ def _request(environ) -> Request:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    # Read at most one byte past the limit: enough to know it is too big.
-    body = environ["wsgi.input"].read(min(max(length, 0), MAX_BODY_BYTES + 1)) if length else b""
+    body = environ["wsgi.input"].read(min(max(length, 0), READ_LIMIT)) if length else b""
     return Request(
         method=environ["REQUEST_METHOD"].upper(),
         path=environ.get("PATH_INFO", ""),
@@ -57,10 +57,6 @@ def _request(environ) -> Request:
         body=body,
         peer=environ.get("REMOTE_ADDR", ""),
     )
-
-
-def _status_line(status: int) -> str:
-    return f"{status} {HTTPStatus(status).phrase}"
 
 
 def serve(gatekeeper: Gatekeeper, host: str, port: int, threads: int = 8) -> None:

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 
 from . import config as config_module
-from .app import MAX_BODY_BYTES, Gatekeeper, Request
+from .app import READ_LIMIT, Gatekeeper, Request, Response, plain_error
 from .errors import ConfigError
 
 log = logging.getLogger("gatekeeper")
 _gatekeeper: Gatekeeper | None = None
 # Base64 characters that decode to one byte over the body limit, in whole
 # 4-character groups: a cut mid-group would make a big body look malformed.
-BASE64_CHARS_OVER_LIMIT = (MAX_BODY_BYTES + 1 + 2) // 3 * 4
+BASE64_CHARS_OVER_LIMIT = (READ_LIMIT + 2) // 3 * 4
 
 
 def _instance() -> Gatekeeper:
@@ -29,12 +28,6 @@ def _instance() -> Gatekeeper:
         gatekeeper.audit.check()  # a missing table refuses to serve, as bad config does
         _gatekeeper = gatekeeper
     return _gatekeeper
-
-
-def _error(status: int, code: str, message: str) -> dict:
-    return {"statusCode": status, "isBase64Encoded": False,
-            "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
-            "body": json.dumps({"error": code, "message": message})}
 
 
 def to_request(event: dict) -> Request:
@@ -53,7 +46,7 @@ def to_request(event: dict) -> Request:
         except (binascii.Error, ValueError):
             body = b"\xff"  # undecodable: reported as malformed JSON
     else:
-        body = raw.encode("utf-8", "surrogatepass")[: MAX_BODY_BYTES + 1]
+        body = raw.encode("utf-8", "surrogatepass")[:READ_LIMIT]
     return Request(
         method=str(http.get("method", "")).upper(),
         path=path,
@@ -69,13 +62,17 @@ def handler(event: dict, context: object = None, *, gatekeeper: Gatekeeper | Non
         response = (gatekeeper or _instance()).handle(request)
     except ConfigError as refused:  # the operator's to fix: named in the log, not to the caller
         log.error("gatekeeper: refusing to serve: %s", refused)
-        return _error(503, "misconfigured", "this gatekeeper's configuration is refused; see its log")
+        return _answer(plain_error(503, "misconfigured", "this gatekeeper's configuration is refused; see its log"))
     except Exception:  # a bug of ours: log it, answer without details
         log.exception("unhandled error")
-        return _error(500, "internal", "internal error")
+        return _answer(plain_error(500, "internal", "internal error"))
+    return _answer(response, head=request.method == "HEAD")
+
+
+def _answer(response: Response, head: bool = False) -> dict:
     return {
         "statusCode": response.status,
         "headers": dict(response.headers),
-        "body": "" if request.method == "HEAD" else response.encoded().decode("utf-8"),
+        "body": "" if head else response.encoded().decode("utf-8"),
         "isBase64Encoded": False,
     }

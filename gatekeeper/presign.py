@@ -132,10 +132,7 @@ class Presigner:
         """A URL that lets its holder GET `key` for `expires_in` seconds from `now`.
         With `content_disposition`, S3 answers with that Content-Disposition header
         (the signed `response-content-disposition` parameter)."""
-        _check_key(key)
-        _check_expires_in(expires_in)
-        creds = self._credentials()
-        amz_date, scope = self._date_and_scope(now)
+        creds, amz_date, scope = self._begin(key, expires_in, now)
         # botocore's order in the URL; the canonical form sorts them below.
         params = [("response-content-disposition", content_disposition)] if content_disposition else []
         params += [
@@ -175,12 +172,9 @@ class Presigner:
         signed policy, so S3 itself refuses any other key, type, size or
         encryption.
         """
-        _check_key(key)
-        _check_expires_in(expires_in)
         if not _is_int_in(size, 0, MAX_POST_BYTES):
             raise ValueError(f"size must be an integer from 0 to {MAX_POST_BYTES}")
-        creds = self._credentials()
-        amz_date, scope = self._date_and_scope(now)
+        creds, amz_date, scope = self._begin(key, expires_in, now)
         auth_fields = {
             "x-amz-algorithm": ALGORITHM,
             "x-amz-credential": f"{creds.access_key}/{scope}",
@@ -208,9 +202,18 @@ class Presigner:
         fields["x-amz-signature"] = self._sign(creds, amz_date, encoded_policy)
         return self._post_url, fields
 
-    def _date_and_scope(self, now: datetime.datetime) -> tuple[str, str]:
+    def _begin(self, key: str, expires_in: int, now: datetime.datetime) -> tuple[Credentials, str, str]:
+        """What every signature starts with: the last checks of its key and lifetime,
+        the credentials, the date and the credential scope."""
+        # Callers validate keys against the grant; this is the last line: an empty
+        # key would sign a GET of the bucket itself, which S3 answers with a listing.
+        if not key:
+            raise ValueError("key must not be empty")
+        if not _is_int_in(expires_in, 1, MAX_EXPIRES_IN):
+            raise ValueError(f"expires_in must be an integer from 1 to {MAX_EXPIRES_IN}")
+        creds = self._credentials()
         amz_date = _utc(now).strftime(AMZ_DATE_FORMAT)
-        return amz_date, f"{amz_date[:8]}/{self._region}/{SERVICE}/aws4_request"
+        return creds, amz_date, f"{amz_date[:8]}/{self._region}/{SERVICE}/aws4_request"
 
     def _sign(self, creds: Credentials, amz_date: str, string_to_sign: str) -> str:
         signing_key = self._signing_key(creds.secret_key, amz_date[:8])
@@ -244,18 +247,6 @@ def _utc(now: datetime.datetime) -> datetime.datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     return now.astimezone(datetime.timezone.utc)
-
-
-def _check_key(key: str) -> None:
-    # Callers validate keys against the grant; this is the last line: an empty
-    # key would sign a GET of the bucket itself, which S3 answers with a listing.
-    if not key:
-        raise ValueError("key must not be empty")
-
-
-def _check_expires_in(expires_in: int) -> None:
-    if not _is_int_in(expires_in, 1, MAX_EXPIRES_IN):
-        raise ValueError(f"expires_in must be an integer from 1 to {MAX_EXPIRES_IN}")
 
 
 def _is_int_in(value: object, low: int, high: int) -> bool:
