@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["loc.py", "bench_sign.py", "bench_audit_search.py", "bench_grants.py", "bench_report_page.py"]
+BENCHES = ["loc.py", "bench_sign.py", "bench_audit_search.py", "bench_grants.py", "bench_report_page.py",
+           "bench_slow_clients.py"]
 
 failed = []
 for name in BENCHES:

@@ -4,6 +4,7 @@ waitress (pure Python, no C extensions to audit, HTTP/1.1 keep-alive)."""
 from __future__ import annotations
 
 import logging
+import resource
 from http import HTTPStatus
 
 import waitress
@@ -59,11 +60,42 @@ def _request(environ) -> Request:
     )
 
 
+# Slow clients (connections opened and left idle, or sending a request a byte
+# at a time) must not take every connection: waitress reads requests on its
+# main loop and hands only complete ones to the threads, so what bounds it is
+# the number of connections it keeps (100 by default: 110 slow clients blocked
+# everyone) and select()'s 1,024 descriptors. bench/bench_slow_clients.py
+# measures these settings (docs/operations.md): /v1/health within 1 s while
+# 1,000 slow connections are held open, at the throughput of before.
+CONNECTION_LIMIT = 4000
+WAITRESS_SETTINGS = {
+    "connection_limit": CONNECTION_LIMIT,
+    "asyncore_use_poll": True,  # poll(): no 1,024-descriptor ceiling
+    "backlog": 2048,
+    "channel_timeout": 10,  # seconds a connection may send nothing before it is closed
+    "cleanup_interval": 5,  # how often that is checked
+}
+# Descriptors beyond the connections: the listening socket, the audit store,
+# storage clients, waitress's trigger pipe, logs.
+SPARE_DESCRIPTORS = 64
+
+
+def raise_descriptor_limit(wanted: int = CONNECTION_LIMIT + SPARE_DESCRIPTORS) -> None:
+    """Raise the soft limit on open files towards `wanted` (the hard limit caps
+    it): a service manager's usual 1,024 would refuse connections long before
+    CONNECTION_LIMIT."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serve(gatekeeper: Gatekeeper, host: str, port: int, threads: int = 8) -> None:
+    raise_descriptor_limit()
     # Waitress must pass X-Forwarded-For through untouched: which hops to believe is
     # decided by the gatekeeper's own trusted_proxies (acl.py), in one place.
     waitress.serve(
         wsgi_app(gatekeeper), host=host, port=port, threads=threads, ident="gatekeeper",
         max_request_body_size=TRANSPORT_BODY_LIMIT, clear_untrusted_proxy_headers=False,
-        channel_timeout=30,
+        **WAITRESS_SETTINGS,
     )

@@ -43,7 +43,8 @@ test("fetchObject returns the bytes, and storage's refusal with its status", asy
     assert.equal(options.referrerPolicy, "no-referrer");
     return new Response(new Uint8Array([1, 2, 3]));
   };
-  assert.deepEqual(await fetchObject("https://s3/x"), new Uint8Array([1, 2, 3]));
+  assert.deepEqual(await fetchObject("https://s3/x", 3), new Uint8Array([1, 2, 3]));
+  await assert.rejects(fetchObject("https://s3/x", 2), { name: "TooLargeError", limit: 2 });
   globalThis.fetch = async () => new Response("<Error/>", { status: 403 });
   await assert.rejects(fetchObject("https://s3/x"), { source: "storage", status: 403, message: "The customer's storage refused (HTTP 403)." });
   globalThis.fetch = async () => { throw new TypeError("Failed to fetch"); };

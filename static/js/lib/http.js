@@ -154,3 +154,51 @@ export async function fetchHealth(gatekeeperUrl, { signal, timeoutMs, timedOut =
   return { body, elapsedMs: after - before, offsetMs: typeof body.time === "number"
     ? body.time * 1000 + 500 - (before + after) / 2 : null };
 }
+
+// --- bounded downloads ------------------------------------------------------------
+
+// A body longer than the reader would take: `received` is what came before the
+// download was stopped (or the Content-Length storage announced), `limit` the bound.
+export class TooLargeError extends Error {
+  constructor(limit, received, announced = false) {
+    super(announced ? `storage announced ${received} bytes, over the limit of ${limit}`
+      : `storage sent more than the limit of ${limit} bytes; the download was stopped`);
+    this.name = "TooLargeError";
+    this.limit = limit;
+    this.received = received;
+    this.announced = announced;
+  }
+}
+
+// The body of `response`, at most `limit` bytes. A Content-Length over the
+// limit is refused before anything is read; otherwise the body is read chunk by
+// chunk and the stream cancelled (the rest is never downloaded) as soon as it
+// runs past the limit. Both throw TooLargeError.
+export async function readLimited(response, limit) {
+  const announced = Number(response.headers.get("Content-Length") ?? NaN);
+  if (Number.isFinite(announced) && announced > limit) {
+    await response.body?.cancel().catch(() => {});
+    throw new TooLargeError(limit, announced, true);
+  }
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    received += value.byteLength;
+    if (received > limit) {
+      await reader.cancel().catch(() => {});
+      throw new TooLargeError(limit, received);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}

@@ -2,7 +2,7 @@
 // /v1/sign batch) and to the tenant's storage for the objects. Every failure
 // becomes an ApiError (lib/http.js) whose message can be shown to the user as it is.
 
-import { ApiError, postToGatekeeper } from "../lib/http.js";
+import { ApiError, TooLargeError, postToGatekeeper, readLimited } from "../lib/http.js";
 
 // One /v1/sign call for the whole ticket: the gatekeeper audits and decides
 // the batch as a whole, and one round trip keeps the page fast.
@@ -62,9 +62,10 @@ export function parseStorageError(body) {
 export async function storageRefusal(response) {
   let body = null;
   try {
-    body = await response.text();
+    // Bounded like the objects: an error page is read up to 64 KiB, no further.
+    body = new TextDecoder().decode(await readLimited(response, ERROR_BODY_MAX));
   } catch {
-    // No readable body: the status alone says what happened.
+    // No readable body, or one too long to be S3's: the status alone says what happened.
   }
   const { code, message, requestId } = parseStorageError(body);
   const hints = [storageHint(code), requestId && `Storage request id: ${requestId}.`].filter(Boolean);
@@ -75,9 +76,11 @@ export async function storageRefusal(response) {
   });
 }
 
-// Fetch one object through its presigned GET. No cookies, no referrer: the URL
-// itself is the (short-lived) credential and must not leak anywhere else.
-export async function fetchObject(url) {
+// Fetch one object through its presigned GET, at most `limit` bytes (a body
+// running past it is stopped: TooLargeError, from lib/http.js). No cookies, no
+// referrer: the URL itself is the (short-lived) credential and must not leak
+// anywhere else.
+export async function fetchObject(url, limit) {
   let response;
   try {
     response = await fetch(url, { credentials: "omit", referrerPolicy: "no-referrer", cache: "no-store" });
@@ -85,7 +88,12 @@ export async function fetchObject(url) {
     throw new ApiError("Could not reach the customer's storage.", { source: "storage" });
   }
   if (!response.ok) throw await storageRefusal(response);
-  return new Uint8Array(await response.arrayBuffer());
+  try {
+    return await readLimited(response, limit);
+  } catch (error) {
+    if (error instanceof TooLargeError) throw error;
+    throw new ApiError("The customer's storage stopped sending the file.", { source: "storage" });
+  }
 }
 
 // SHA-256 as lowercase hex, or null where WebCrypto is unavailable (it needs a

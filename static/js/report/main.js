@@ -5,17 +5,11 @@
 // passes through the vendor.
 
 import { el, emptyNote, formatBytes, list, showBanner, str } from "../lib/dom.js";
-import { csrfToken, requestGrant } from "../lib/http.js";
+import { TooLargeError, csrfToken, requestGrant } from "../lib/http.js";
 import { fetchObject, sha256Hex, signAll, storageHint } from "./api.js";
+import { FETCH_LIMITS, IMAGE_TYPES, REPORT_NAME, TEXT_TYPES, downloadPlan, fileKind, manifestAllows } from "./limits.js";
 import * as render from "./render.js";
 
-const REPORT_NAME = "report.json";
-const MiB = 1024 * 1024;
-const IMAGE_TYPES = new Set(["image/png", "image/jpeg"]);
-const TEXT_TYPES = new Set(["text/plain", "text/csv"]);
-// The page fetches only what it shows, and only up to these sizes (see
-// docs/report-format.md); other files are checked by their listed size alone.
-const FETCH_LIMITS = { report: 2 * MiB, image: 10 * MiB, text: 10 * MiB };
 const REPORT_SECTIONS = ["message", "details", "resources", "processes", "events", "system"];
 
 const root = document.querySelector("[data-report-root]");
@@ -33,12 +27,11 @@ function readManifest() {
   return [...root.querySelectorAll("[data-manifest-file]")].map((row) => {
     const { name, contentType } = row.dataset;
     const size = Number(row.dataset.size);
-    const kind = name === REPORT_NAME ? "report" : IMAGE_TYPES.has(contentType) ? "image"
-      : TEXT_TYPES.has(contentType) ? "text" : null;
+    const kind = fileKind(name, contentType);
     return {
       name, size, contentType, row, kind,
       sha256: (row.dataset.sha256 || "").toLowerCase(),
-      fetch: Boolean(kind) && size <= FETCH_LIMITS[kind],
+      fetch: manifestAllows(kind, size), // a get is signed for it
     };
   });
 }
@@ -64,6 +57,9 @@ async function signManifest(files) {
   const stored = new Map(objects.map((o) => [o?.key, o]));
   files.forEach((f) => {
     f.storedSize = stored.get(prefix + f.name)?.size;
+    // The listing came in the same batch as the gets: the real sizes are known
+    // before any byte is downloaded.
+    f.plan = downloadPlan(f);
     // A truncated listing cannot prove absence, so only a full one marks files missing.
     f.missing = !listing?.truncated && !stored.has(prefix + f.name);
   });
@@ -87,12 +83,24 @@ async function loadFile(file) {
     setFileStatus(file, "error");
     throw new Error("the gatekeeper did not sign a URL for it");
   }
+  if (file.plan.refusal === "oversized") {
+    // Not one byte of it is downloaded: storage holds more than was submitted.
+    file.oversized = `${formatBytes(file.storedSize)} in storage`;
+    setFileStatus(file, "oversized");
+    throw new Error(OVERSIZED_NOTE);
+  }
   // A file the listing lacks is fetched all the same (its get was signed, and
   // the listing may lag): storage's own answer, NoSuchKey, settles it.
   let bytes;
   try {
-    bytes = await fetchObject(file.url);
+    bytes = await fetchObject(file.url, file.plan.limit);
   } catch (error) {
+    if (error instanceof TooLargeError) {
+      file.oversized = error.announced ? `${formatBytes(error.received)} announced by storage`
+        : `more than ${formatBytes(error.limit)} sent by storage; stopped`;
+      setFileStatus(file, "oversized");
+      throw new Error(OVERSIZED_NOTE);
+    }
     file.error = error;
     if (!file.missing && error.code !== "NoSuchKey") {
       setFileStatus(file, "error");
@@ -109,12 +117,15 @@ async function loadFile(file) {
   return bytes;
 }
 
+// Why is said once, in the warning banner, with the sizes; the file's own place points there.
+const OVERSIZED_NOTE = "see the warning above";
+
 // A message as one sentence, whether or not it already ends like one.
 const sentence = (text) => (/[.!?]$/.test(text) ? text : `${text}.`);
 
 function parseReport(bytes) {
   // The manifest's size was checked before fetching; storage's bytes may differ.
-  if (bytes.length > FETCH_LIMITS.report) throw new Error("it is larger than this page's limit of 2 MB");
+  if (bytes.length > FETCH_LIMITS.report) throw new Error(`it is larger than this page's limit of ${formatBytes(FETCH_LIMITS.report)}`);
   let report;
   try {
     report = JSON.parse(new TextDecoder("utf-8").decode(bytes));
@@ -191,14 +202,18 @@ function namesWithCodes(files) {
 }
 
 function reportProblems(files, unlisted, reportIssue) {
+  const oversized = files.filter((f) => f.status === "oversized");
   const changed = files.filter((f) => f.status === "mismatch").map((f) => f.name);
   const missing = files.filter((f) => f.status === "missing").map((f) => f.name);
   const failed = files.filter((f) => f.status === "error");
-  if (!changed.length && !missing.length && !failed.length && !unlisted && !reportIssue) return;
+  if (!oversized.length && !changed.length && !missing.length && !failed.length && !unlisted && !reportIssue) return;
   const hints = new Set(failed.map((f) => storageHint(f.error?.code)).filter(Boolean));
-  const filesWrong = changed.length || missing.length || failed.length || unlisted;
+  const filesWrong = oversized.length || changed.length || missing.length || failed.length || unlisted;
   showBanner(root.querySelector("[data-testid=warning-banner]"),
     filesWrong ? "Some files are not as submitted." : `The report (${REPORT_NAME}) could not be read.`, [
+      oversized.length && `Not downloaded, larger in storage than the manifest says: ${oversized.map(
+        (f) => `${f.name} (${f.oversized}; the manifest lists ${formatBytes(f.size)})`).join(", ")}. `
+        + "They have changed since submission; this page downloads no more than was submitted.",
       changed.length && `Changed since submission (SHA-256 differs from the manifest): ${changed.join(", ")}. They are shown, but may have been altered.`,
       missing.length && `Missing from the customer's storage: ${missing.join(", ")}.`,
       failed.length && `Could not be fetched: ${namesWithCodes(failed)}.`,
@@ -237,9 +252,11 @@ async function main() {
     renderReport(report);
   } catch (error) {
     const reason = `${REPORT_NAME} could not be read: ${sentence(error.message)}`;
-    REPORT_SECTIONS.forEach((name) => setState(name, "error", reason));
-    // A missing or unfetchable report.json is in the banner's file lines already.
-    if (!["missing", "error"].includes(reportFile?.status)) reportIssue = reason;
+    // An oversized report.json is explained once, in the banner.
+    REPORT_SECTIONS.forEach((name) => setState(name, "error", reportFile?.status === "oversized"
+      ? `${REPORT_NAME} was not downloaded: see the warning above.` : reason));
+    // A missing, unfetchable or oversized report.json is in the banner's file lines already.
+    if (!["missing", "error", "oversized"].includes(reportFile?.status)) reportIssue = reason;
   }
 
   renderAttachments("screenshots", attachments(files, report.screenshots, IMAGE_TYPES), render.screenshotSlot,

@@ -29,6 +29,7 @@ const BADGES = {
   unverifiable: ["Not verified", "This browser cannot compute SHA-256 here (WebCrypto needs HTTPS)"],
   missing: ["Missing", "The file is not in the customer's storage"],
   error: ["Not loaded", "The file could not be fetched"],
+  oversized: ["⚠ Too large", "Storage holds more than the manifest says: the page did not download it"],
   skipped: ["Not fetched", "This page does not preview this file; its size in storage matches the manifest"],
 };
 export function badge(status) {
