@@ -6,6 +6,7 @@ See audit.py for the records, the search queries and the store interface.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -13,13 +14,13 @@ import re
 import time
 
 import boto3
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .audit import (
     DAY, TEXT_FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
     invalid_cursor, jti_digest,
 )
-from .aws import LazyClient
 from .errors import AuditUnavailable, ConfigError
 
 log = logging.getLogger("gatekeeper.audit")
@@ -58,13 +59,14 @@ class DynamoAuditStore:
         self.retention_days = retention_days
         self.endpoint_url = endpoint_url or None
         self.region = region
-        self._client = LazyClient(boto3.session.Session(region_name=region), "dynamodb", endpoint_url,
-                                  connect_timeout=2, read_timeout=10,
-                                  retries={"max_attempts": 3, "mode": "standard"})
 
-    @property
+    @functools.cached_property
     def client(self):
-        return self._client.get()
+        """As storage.Storage.client: one per process, made on first use."""
+        return boto3.session.Session(region_name=self.region).client(
+            "dynamodb", endpoint_url=self.endpoint_url, config=BotoConfig(
+                # Bounded timeouts and few retries: a request waits on its audit record.
+                connect_timeout=2, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}))
 
     def _call(self, method: str, **kwargs) -> dict:
         """Every storage failure becomes AuditUnavailable; no AWS detail leaks to callers.

@@ -3,12 +3,13 @@ listing and deleting, and the presigner fed with the same session's credentials.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 
 import boto3
 import botocore.exceptions
+from botocore.config import Config as BotoConfig
 
-from .aws import LazyClient
 from .config import StorageConfig
 from .errors import StorageUnavailable
 from .presign import Credentials, Presigner
@@ -21,9 +22,6 @@ class Storage:
     def __init__(self, config: StorageConfig):
         self.config = config
         self._session = boto3.session.Session(region_name=config.region)
-        self._client = LazyClient(
-            self._session, "s3", config.endpoint_url, signature_version="s3v4",
-            s3={"addressing_style": "path" if config.endpoint_url else "virtual"}, **CLIENT_TIMEOUTS)
         self.presigner = Presigner(config, self.credentials)
 
     def credentials(self) -> Credentials:
@@ -38,9 +36,13 @@ class Storage:
             raise StorageUnavailable("no storage credentials are available", code="storage_credentials")
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
-    @property
+    @functools.cached_property
     def client(self):
-        return self._client.get()
+        """Made on first use (it costs milliseconds), then shared: boto3 clients are
+        thread-safe. Two threads racing here may each make one; one is kept."""
+        return self._session.client("s3", endpoint_url=self.config.endpoint_url or None, config=BotoConfig(
+            signature_version="s3v4", s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
+            **CLIENT_TIMEOUTS))
 
     def list(self, prefix: str) -> tuple[list[dict], bool]:
         try:

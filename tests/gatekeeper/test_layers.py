@@ -18,7 +18,7 @@ LAYERS = (
     ("errors",),
     ("paths",),  # shapes: key and address syntax
     ("config",),
-    ("grants", "acl", "presign", "audit", "aws"),  # decisions and records, no I/O of their own
+    ("grants", "acl", "presign", "audit"),  # decisions and records, no I/O of their own
     ("storage", "audit_sqlite", "audit_dynamodb"),  # the stores: plug-ins app.py chooses from
     ("app",),
     ("http_server", "lambda_handler"),  # adapters: requests in, responses out
