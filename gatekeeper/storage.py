@@ -39,6 +39,11 @@ class Storage:
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
     @property
+    def origin(self) -> str:
+        """scheme://host[:port] of the presigned URLs: the storage origin."""
+        return self.presigner.origin
+
+    @property
     def client(self):
         return self._client.get()
 
