@@ -4,7 +4,10 @@
 the portal (waitress), one gatekeeper per tenant — in a fresh directory on free
 ports, seeds the demo tenants and submits one demo ticket per tenant the real
 way (agent → portal → gatekeeper → presigned POSTs; not for Hooli, whose
-gatekeeper refuses every grant). `stop()` ends it.
+gatekeeper refuses every grant). `stop()` ends it. Each tenant's agent runs
+from its own configuration (`Tenant.agent_config`, `agent-<slug>.toml`), which
+pins the gatekeeper the stack started for it, as a customer's IT would
+(docs/agent.md): not what the portal's database says.
 
 The tenants:
 
