@@ -74,8 +74,8 @@ def submit_single_file(stack, workdir: Path) -> dict:
     path = workdir / name
     path.write_bytes(data)
     env = {**os.environ, **support.AWS_ENV, "DUALKEY_AGENT_TOKEN": stack.tenants["acme"].seeded["agent_token"]}
-    out = subprocess.run([PYTHON, "-m", "gatekeeper_client.agent", "submit", "--portal", stack.portal_url,
-                          str(path)], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([PYTHON, "-m", "gatekeeper_client.agent", "submit",
+                          "--config", str(stack.tenants["acme"].agent_config), str(path)], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     ticket_id = out.split("(", 1)[1].split(")", 1)[0]
     return {"id": ticket_id, "file_count": 1}
 

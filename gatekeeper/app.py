@@ -273,6 +273,7 @@ class Gatekeeper:
             "time": int(self.clock()),
             "enabled": self.config.enabled,
             "encryption": self.config.storage.encryption,
+            "storage_origin": self.storage.origin,
             "audit": "ok" if audit_ok else "unavailable",
         }
 

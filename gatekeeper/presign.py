@@ -123,6 +123,9 @@ class Presigner:
             self._host = f"{bucket}.{s3_host}" if bucket_in_host else s3_host
             base = f"https://{self._host}"
         self._path_prefix = "/" if bucket_in_host else f"/{bucket}/"
+        # Where every URL it signs points: what health reports, so that an agent
+        # can refuse upload URLs to anywhere else (docs/agent.md).
+        self.origin = f"{urlsplit(base).scheme}://{self._host}"
         self._object_prefix = base + self._path_prefix
         # botocore's POST URL ends in "/" only when the bucket is in the host.
         self._post_url = f"{base}/" if bucket_in_host else f"{base}/{bucket}"

@@ -36,6 +36,11 @@ class Storage:
             raise StorageUnavailable("no storage credentials are available", code="storage_credentials")
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] of the presigned URLs: the storage origin."""
+        return self.presigner.origin
+
     @functools.cached_property
     def client(self):
         """Made on first use (it costs milliseconds), then shared: boto3 clients are

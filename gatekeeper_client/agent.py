@@ -2,19 +2,27 @@
 function and a command-line tool.
 
     create the ticket at the portal with the file manifest (names, sizes, types, SHA-256)
-    → one /v1/sign call at the tenant's gatekeeper with a `put` op per file
-    → one presigned POST per file, straight to the tenant's storage
+    → check that the portal's answer names the gatekeeper the customer pinned
+    → ask the pinned gatekeeper where its storage is (/v1/health: storage_origin)
+    → one /v1/sign call at the pinned gatekeeper with a `put` op per file
+    → check every presigned POST is on that storage origin, then upload each
     → tell the portal the ticket is complete
+
+Where uploads go is the customer's decision, not the portal's: the gatekeeper
+URL and id come from the agent's own configuration (a file the customer's IT
+deploys with it, flags, environment; docs/agent.md), and a portal answer naming
+another gatekeeper is refused before any gatekeeper is called.
 
 Report content goes only to storage; the portal sees the manifest. That
 includes the subject: it is what the user typed, so it goes in report.json, not
 to the portal. The agent token is a secret: it is sent only to the portal and
 never printed.
 
-    python -m gatekeeper_client.agent submit --portal URL FILE...
-    python -m gatekeeper_client.agent demo --portal URL [--count N] [--marker M]
-(the token comes from --token or, better, from DUALKEY_AGENT_TOKEN: a command
-line is visible to other users of the machine.)
+    python -m gatekeeper_client.agent submit --config agent.toml FILE...
+    python -m gatekeeper_client.agent demo --config agent.toml [--count N] [--marker M]
+(or --portal, --gatekeeper-url, --gatekeeper-id, --token-file; the token from a
+token file or DUALKEY_AGENT_TOKEN rather than --token: a command line is visible
+to other users of the machine.)
 """
 
 from __future__ import annotations
@@ -24,15 +32,28 @@ import hashlib
 import os
 import re
 import sys
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
 
 from gatekeeper_client.client import GatekeeperClient, GatekeeperRefused, upload
+from gatekeeper_client.pin import Pin, PinError, check_upload_target, normalise_url
 
 TOKEN_ENV = "DUALKEY_AGENT_TOKEN"
+CONFIG_ENV = "DUALKEY_AGENT_CONFIG"
+# The agent's configuration: key → environment variable (flags beat environment,
+# environment beats the file).
+CONFIG_KEYS = {
+    "portal_url": "DUALKEY_AGENT_PORTAL_URL",
+    "token": TOKEN_ENV,
+    "token_file": "DUALKEY_AGENT_TOKEN_FILE",
+    "gatekeeper_url": "DUALKEY_AGENT_GATEKEEPER_URL",
+    "gatekeeper_id": "DUALKEY_AGENT_GATEKEEPER_ID",
+}
 TIMEOUT = 30
 # Mirrors portal/tickets/manifest.py (which this Django-free package cannot import).
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")   # used with fullmatch
@@ -49,8 +70,10 @@ File = tuple[str, bytes, str]
 
 
 class SubmitFailed(Exception):
-    """One step of a submission was refused or failed. `step` is create, sign,
-    upload or complete; `code`/`message` are the refusing service's own words."""
+    """One step of a submission was refused or failed. `step` is manifest,
+    create, pin, health, sign, upload or complete; `code`/`message` are the
+    refusing service's own words, or the agent's for `manifest` and `pin`
+    (wrong_gatekeeper, wrong_storage)."""
 
     def __init__(self, step: str, message: str, status: int | None = None, code: str | None = None):
         self.step, self.message, self.status, self.code = step, message, status, code
@@ -83,11 +106,13 @@ def manifest(files: list[File]) -> list[dict[str, Any]]:
              "sha256": hashlib.sha256(data).hexdigest()} for name, data, content_type in files]
 
 
-def submit_ticket(portal_url: str, token: str, files: list[File],
+def submit_ticket(portal_url: str, token: str, files: list[File], *, pin: Pin,
                   session: requests.Session | None = None, timeout: float = TIMEOUT) -> dict:
-    """Submit one ticket; returns the portal's ticket (id, number, prefix, files,
-    status "complete"). Raises SubmitFailed naming the step that failed; a ticket
-    whose upload failed stays incomplete at the portal."""
+    """Submit one ticket through the pinned gatekeeper; returns the portal's
+    ticket (id, number, prefix, files, status "complete"). Raises SubmitFailed
+    naming the step that failed; a ticket whose upload failed, or whose portal
+    answer named another gatekeeper than `pin`, stays incomplete at the portal
+    and nothing of it is uploaded."""
     check_files(files)
     http = session or requests.Session()
     portal_url = portal_url.rstrip("/")
@@ -98,21 +123,35 @@ def submit_ticket(portal_url: str, token: str, files: list[File],
     missing = {"id", "prefix", "gatekeeper_url", "grant"} - ticket.keys()
     if missing:
         raise SubmitFailed("create", f"the portal's answer lacks {sorted(missing)}", code="bad_response")
+    # The portal does not choose the gatekeeper: before any gatekeeper is called.
+    try:
+        pin.check_answer(ticket)
+    except PinError as refused:
+        raise SubmitFailed("pin", f"{refused}; refusing to upload (is the portal misconfigured "
+                           "or compromised? ask your IT department)", code="wrong_gatekeeper") from None
+    gatekeeper = GatekeeperClient(pin.url, http, timeout)
+    storage_origin = _storage_origin(gatekeeper, pin)
+
     prefix = ticket["prefix"]
     ops = [{"op": "put", "key": prefix + name, "size": len(data), "content_type": content_type}
            for name, data, content_type in files]
     try:
-        results = GatekeeperClient(ticket["gatekeeper_url"], http, timeout).sign(ticket["grant"], ops)
+        results = gatekeeper.sign(ticket["grant"], ops)
     except GatekeeperRefused as refused:
         raise SubmitFailed("sign", refused.message, refused.status, refused.code) from None
     except requests.RequestException as exc:
-        raise SubmitFailed("sign", "could not reach the gatekeeper: "
-                           f"{_reason(exc, ticket['gatekeeper_url'])}",
+        raise SubmitFailed("sign", f"could not reach the gatekeeper: {_reason(exc, pin.url)}",
                            code="unreachable") from None
     # Results come back in op order; check it, so no file goes to another's key.
     if [r.get("key") for r in results] != [op["key"] for op in ops]:
         raise SubmitFailed("sign", "the gatekeeper's results do not match the files sent",
                            code="bad_response")
+    # Every target is checked before the first byte leaves.
+    for op, result in zip(ops, results):
+        try:
+            check_upload_target(result, op["key"], storage_origin)
+        except PinError as refused:
+            raise SubmitFailed("pin", f"{refused}; refusing to upload", code="wrong_storage") from None
 
     for (name, data, _type), result in zip(files, results):
         try:
@@ -128,6 +167,22 @@ def submit_ticket(portal_url: str, token: str, files: list[File],
     done = _portal_post(http, "complete", f"{portal_url}/api/v1/tickets/{ticket['id']}/complete",
                         {}, auth, timeout, (200,))
     return {**{k: v for k, v in ticket.items() if k != "grant"}, "status": done.get("status")}
+
+
+def _storage_origin(gatekeeper: GatekeeperClient, pin: Pin) -> str:
+    """The pinned gatekeeper's storage origin, from its own /v1/health."""
+    try:
+        health = gatekeeper.health()
+    except GatekeeperRefused as refused:
+        raise SubmitFailed("health", refused.message, refused.status, refused.code) from None
+    except requests.RequestException as exc:
+        raise SubmitFailed("health", f"could not reach the gatekeeper: {_reason(exc, pin.url)}",
+                           code="unreachable") from None
+    try:
+        return pin.check_health(health)
+    except PinError as refused:
+        code = "wrong_gatekeeper" if health.get("gatekeeper_id") != pin.id else "wrong_storage"
+        raise SubmitFailed("pin", f"{refused}; refusing to upload", code=code) from None
 
 
 def _portal_post(http, step, url, body, headers, timeout, ok) -> dict:
@@ -164,6 +219,88 @@ def _reason(exc: Exception, url: str) -> str:
     return f"{type(exc).__name__} ({urlsplit(url).netloc})"
 
 
+# --- configuration ---------------------------------------------------------------
+
+class ConfigError(ValueError):
+    """The agent's configuration is incomplete or wrong. The message names the
+    key and where it came from, never a token."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    portal_url: str
+    token: str
+    pin: Pin
+
+    def __repr__(self) -> str:  # the token stays out of tracebacks and logs
+        return f"AgentConfig(portal_url={self.portal_url!r}, pin={self.pin!r})"
+
+
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
+                **given: str | None) -> AgentConfig:
+    """The agent's configuration from `given` (flags: portal_url, token, token_file,
+    gatekeeper_url, gatekeeper_id), else the environment (CONFIG_KEYS), else the
+    TOML file at `path` (or $DUALKEY_AGENT_CONFIG). A relative token_file in the
+    file is relative to the file. Raises ConfigError."""
+    env = os.environ if env is None else env
+    unknown = set(given) - set(CONFIG_KEYS)
+    if unknown:
+        raise TypeError(f"unknown configuration keys {sorted(unknown)}")
+    path = path or env.get(CONFIG_ENV) or None
+    from_file = _read_config_file(Path(path)) if path else {}
+    values, source, rank = {}, {}, {}
+    for key, env_name in CONFIG_KEYS.items():
+        for level, (where, value) in enumerate(((f"--{key.replace('_', '-')}", given.get(key)),
+                                                (f"${env_name}", env.get(env_name)),
+                                                (f"{path}: {key}", from_file.get(key)))):
+            if value:
+                values[key], source[key], rank[key] = value, where, level
+                break
+    for key in ("portal_url", "gatekeeper_url", "gatekeeper_id"):
+        if key not in values:
+            raise ConfigError(f"no {key}: set it in the agent's configuration file (--config or ${CONFIG_ENV}), "
+                              f"${CONFIG_KEYS[key]} or --{key.replace('_', '-')}")
+    token = values.get("token")
+    if "token_file" in values and rank["token_file"] < rank.get("token", len(rank)):
+        token_file = Path(values["token_file"])
+        if source["token_file"].startswith(f"{path}:") and not token_file.is_absolute():
+            token_file = Path(path).parent / token_file
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {token_file} ({source['token_file']}): "
+                              f"{exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"the token file {token_file} is empty")
+    if not token:
+        raise ConfigError(f"no agent token: set token_file in the configuration file, ${TOKEN_ENV}, "
+                          "or --token-file")
+    try:
+        portal_url = normalise_url(values["portal_url"], what=f"portal_url ({source['portal_url']})")
+        pin = Pin.of(values["gatekeeper_url"], values["gatekeeper_id"])
+    except PinError as bad:
+        raise ConfigError(str(bad)) from None
+    return AgentConfig(portal_url, token, pin)
+
+
+def _read_config_file(path: Path) -> dict[str, str]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the agent configuration {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"the agent configuration {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:  # a misspelt key must not silently fall back to something else
+        raise ConfigError(f"{path}: unknown keys {unknown}; known: {sorted(CONFIG_KEYS)}")
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: {key} must be a string")
+    if data.get("token") and data.get("token_file"):
+        raise ConfigError(f"{path}: give token or token_file, not both")
+    return data
+
+
 # --- command line ----------------------------------------------------------------
 
 def _read_files(paths: list[str]) -> list[File]:
@@ -176,13 +313,18 @@ def _read_files(paths: list[str]) -> list[File]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gatekeeper_client.agent",
-                                     description="Submit tickets to a Dualkey portal.")
+                                     description="Submit tickets to a Dualkey portal, uploading only "
+                                     "through the gatekeeper pinned in the agent's own configuration.")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("submit", "submit files as one ticket"),
                             ("demo", "submit generated demo reports")):
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--portal", required=True, help="portal base URL")
-        sub.add_argument("--token", help=f"agent token (default: ${TOKEN_ENV})")
+        sub.add_argument("--config", help=f"the agent's TOML configuration (default: ${CONFIG_ENV})")
+        sub.add_argument("--portal", dest="portal_url", help="portal base URL")
+        sub.add_argument("--gatekeeper-url", help="the tenant's own gatekeeper: the only one uploads go through")
+        sub.add_argument("--gatekeeper-id", help="that gatekeeper's id (its grants' audience)")
+        sub.add_argument("--token-file", help="a file holding the agent token")
+        sub.add_argument("--token", help=f"agent token (better: a token file or ${TOKEN_ENV})")
     submit = commands.choices["submit"]
     submit.add_argument("files", nargs="+", metavar="FILE")
     demo = commands.choices["demo"]
@@ -192,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--extra-logs", type=int, default=0, help="add this many small logs per report")
     args = parser.parse_args(argv)
 
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        parser.error(f"no agent token: pass --token or set {TOKEN_ENV}")
+    try:
+        config = load_config(args.config, **{key: getattr(args, key) for key in CONFIG_KEYS})
+    except ConfigError as bad:
+        parser.error(str(bad))
 
     session = requests.Session()
     try:
@@ -204,10 +347,12 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as exc:
                 print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
                 return 2
-            tickets = [(submit_ticket(args.portal, token, files, session=session), files)]
+            tickets = [(submit_ticket(config.portal_url, config.token, files, pin=config.pin,
+                                      session=session), files)]
         else:
-            tickets = submit_demo_reports(args.portal, token, count=args.count, seed=args.seed,
-                                          marker=args.marker, extra_logs=args.extra_logs, session=session)
+            tickets = submit_demo_reports(config.portal_url, config.token, pin=config.pin, count=args.count,
+                                          seed=args.seed, marker=args.marker, extra_logs=args.extra_logs,
+                                          session=session)
     except SubmitFailed as failed:
         print(f"error: {failed}", file=sys.stderr)
         return 1
@@ -217,17 +362,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def submit_demo_reports(portal_url: str, token: str, *, count: int = 1, seed: int = 1,
+def submit_demo_reports(portal_url: str, token: str, *, pin: Pin, count: int = 1, seed: int = 1,
                         marker: str | None = None, extra_logs: int = 0,
                         session: requests.Session | None = None) -> list[tuple[dict, list[File]]]:
-    """Generate `count` demo reports and submit each the real way; returns
-    (ticket, files) pairs. Raises SubmitFailed at the first refusal."""
+    """Generate `count` demo reports and submit each the real way, through the
+    pinned gatekeeper; returns (ticket, files) pairs. Raises SubmitFailed at the
+    first refusal."""
     from gatekeeper_client.demo_report import build_demo_report
 
     submitted = []
     for i in range(count):
         files = build_demo_report(seed + i, marker, extra_logs)
-        submitted.append((submit_ticket(portal_url, token, files, session=session), files))
+        submitted.append((submit_ticket(portal_url, token, files, pin=pin, session=session), files))
     return submitted
 
 

@@ -33,14 +33,15 @@ class GatekeeperClient:
             self.session = requests.Session()
 
     def health(self) -> dict[str, Any]:
-        return self._answer(self.session.get(f"{self.base_url}/v1/health", timeout=self.timeout))
+        return self._answer(self.session.get(f"{self.base_url}/v1/health", timeout=self.timeout,
+                                             allow_redirects=False))
 
     def sign(self, grant: str, ops: list[dict[str, Any]], headers: dict | None = None) -> list[dict]:
         response = self.session.post(
             f"{self.base_url}/v1/sign",
             json={"ops": ops},
             headers={"Authorization": f"Bearer {grant}", **(headers or {})},
-            timeout=self.timeout,
+            timeout=self.timeout, allow_redirects=False,  # a grant goes to this gatekeeper only
         )
         return self._answer(response)["results"]
 
@@ -49,7 +50,7 @@ class GatekeeperClient:
             f"{self.base_url}/v1/audit/search",
             json=filters,
             headers={"Authorization": f"Bearer {grant}"},
-            timeout=self.timeout,
+            timeout=self.timeout, allow_redirects=False,
         )
         return self._answer(response)
 
@@ -70,8 +71,10 @@ def upload(result: dict[str, Any], data: bytes, *, timeout: float = 60,
            session: requests.Session | None = None) -> None:
     """Perform one presigned POST from a `put` result of /v1/sign."""
     http = session or requests
+    # Never followed: a redirect would carry the file past the check of where it goes.
     response = http.post(
-        result["url"], data=result["fields"], files={"file": ("blob", data)}, timeout=timeout
+        result["url"], data=result["fields"], files={"file": ("blob", data)}, timeout=timeout,
+        allow_redirects=False,
     )
     if response.status_code not in (200, 201, 204):
         raise GatekeeperRefused(response.status_code, "storage_refused", response.text[:200])

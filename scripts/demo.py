@@ -69,6 +69,15 @@ def gatekeeper_toml(tenant: dict, issuer: str, portal_origin: str, storage_url: 
     return "\n".join(lines) + "\n"
 
 
+def agent_toml(portal_url: str, gatekeeper_url: str, gatekeeper_id: str) -> str:
+    """An agent configuration as a customer's IT deploys it (docs/agent.md); the
+    token comes from elsewhere (a token file, or DUALKEY_AGENT_TOKEN)."""
+    return (f"portal_url = {toml_value(portal_url)}\n"
+            "# The customer's own gatekeeper: the agent uploads through it and nowhere else.\n"
+            f"gatekeeper_url = {toml_value(gatekeeper_url)}\n"
+            f"gatekeeper_id = {toml_value(gatekeeper_id)}\n")
+
+
 def run(args: list[str], env: dict, capture: bool = False) -> str:
     result = subprocess.run(args, cwd=ROOT, env=env, text=True, capture_output=capture)
     if result.returncode != 0:
@@ -91,15 +100,21 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     python = sys.executable
     os.environ.update(support.AWS_ENV)  # moto's storage accepts any credentials
+    # Each demo customer's gatekeeper, as that customer knows it: the portal is told
+    # (DUALKEY_DEMO_TENANTS), and so is each customer's agent, in its own configuration.
+    gatekeepers = {"acme": ("gk-acme", f"http://127.0.0.1:{service_port + 1}"),
+                   "globex": ("gk-globex", f"http://127.0.0.1:{service_port + 2}")}
+    agent_configs = {slug: workdir / f"agent-{slug}.toml" for slug in gatekeepers}
+    for slug, (gatekeeper_id, gatekeeper_url) in gatekeepers.items():
+        agent_configs[slug].write_text(agent_toml(portal_url, gatekeeper_url, gatekeeper_id))
     env = {
         **os.environ, **support.AWS_ENV,
         "DUALKEY_DEBUG": "1",
         "DUALKEY_PORTAL_ORIGIN": portal_url,
         "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'portal.sqlite3'}"),
-        "DUALKEY_DEMO_TENANTS": ";".join([
-            f"acme,gk-acme,http://127.0.0.1:{service_port + 1},acme-reports,{storage_url}",
-            f"globex,gk-globex,http://127.0.0.1:{service_port + 2},globex-reports,{storage_url}",
-        ]),
+        "DUALKEY_DEMO_TENANTS": ";".join(
+            f"{slug},{gatekeeper_id},{gatekeeper_url},{slug}-reports,{storage_url}"
+            for slug, (gatekeeper_id, gatekeeper_url) in gatekeepers.items()),
     }
     processes: list[subprocess.Popen] = []
 
@@ -147,10 +162,10 @@ def main() -> None:
         for tenant in seeded["tenants"]:
             count = TICKETS_PER_TENANT.get(tenant["slug"], 1)
             print(f"submitting {count} demo tickets for {tenant['slug']} through its gatekeeper", flush=True)
-            run([python, "manage.py", "make_demo_tickets", "--tenant", tenant["slug"], "--portal", portal_url,
-                 "--count", str(count)], env, capture=True)
+            run([python, "manage.py", "make_demo_tickets", "--tenant", tenant["slug"],
+                 "--agent-config", str(agent_configs[tenant["slug"]]), "--count", str(count)], env, capture=True)
 
-        print_welcome(seeded, portal_url, env["DATABASE_URL"], workdir)
+        print_welcome(seeded, portal_url, env["DATABASE_URL"], workdir, agent_configs)
         if args.check:
             check(seeded, portal_url, env)
             stop()
@@ -172,7 +187,8 @@ def mint_command(database_url: str, portal_url: str) -> str:
             f" --tenant globex --prefix tickets/ --ops list")
 
 
-def print_welcome(seeded: dict, portal_url: str, database_url: str, workdir: Path) -> None:
+def print_welcome(seeded: dict, portal_url: str, database_url: str, workdir: Path,
+                  agent_configs: dict[str, Path]) -> None:
     password = seeded["password"]
     print("\n" + "=" * 72)
     print(f"Dualkey is running: {portal_url}/")
@@ -192,6 +208,9 @@ def print_welcome(seeded: dict, portal_url: str, database_url: str, workdir: Pat
     print(f"  curl -s {globex['gatekeeper_url']}/v1/sign -H 'X-Forwarded-For: {DENIED_ADDRESS}' \\")
     print("       -H \"Authorization: Bearer $GRANT\" -d '{\"ops\":[{\"op\":\"list\",\"prefix\":\"tickets/\"}]}'")
     print(f"  health: curl -s {globex['gatekeeper_url']}/v1/health")
+    print("Submit a ticket as Acme's agent does, through the gatekeeper its configuration pins:")
+    print(f"  DUALKEY_AGENT_TOKEN=<an agent token from Acme's settings> .venv/bin/python -m gatekeeper_client.agent"
+          f" submit --config {agent_configs['acme']} FILE...")
     print(f"Stop with Ctrl-C. Logs and data: {workdir}/")
     print("=" * 72, flush=True)
 

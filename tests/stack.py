@@ -4,7 +4,10 @@
 the portal (waitress), one gatekeeper per tenant — in a fresh directory on free
 ports, seeds the demo tenants and submits one demo ticket per tenant the real
 way (agent → portal → gatekeeper → presigned POSTs; not for Hooli, whose
-gatekeeper refuses every grant). `stop()` ends it.
+gatekeeper refuses every grant). `stop()` ends it. Each tenant's agent runs
+from its own configuration (`Tenant.agent_config`, `agent-<slug>.toml`), which
+pins the gatekeeper the stack started for it, as a customer's IT would
+(docs/agent.md): not what the portal's database says.
 
 The tenants:
 
@@ -88,6 +91,7 @@ class Tenant:
     config_path: Path
     audit_path: Path
     log_path: Path
+    agent_config: Path        # the agent's own configuration, pinning this tenant's gatekeeper (docs/agent.md)
     tickets: list[dict] = field(default_factory=list)  # submitted by the stack: id, number, prefix, files
 
     @property
@@ -174,14 +178,16 @@ class Stack:
         agent does (gatekeeper_client.agent: the portal's API with the tenant's
         agent token, one /v1/sign, presigned POSTs), from this process; returns
         the ticket as `submit` does, plus `files` (the portal's manifest entries)."""
-        from gatekeeper_client.agent import submit_ticket
+        from gatekeeper_client.agent import load_config, submit_ticket
 
-        ticket = submit_ticket(self.portal_url, self.tenants[slug].seeded["agent_token"], files)
+        tenant = self.tenants[slug]
+        config = load_config(tenant.agent_config, env={}, token=tenant.seeded["agent_token"])
+        ticket = submit_ticket(config.portal_url, config.token, files, pin=config.pin)
         return {"number": ticket["number"], "id": ticket["id"], "status": ticket["status"],
                 "file_count": len(files), "prefix": ticket["prefix"], "files": ticket["files"]}
 
     def _agent(self, slug, count=1, marker=None, extra_logs=0, seed=1) -> subprocess.Popen:
-        args = [PYTHON, "-m", "gatekeeper_client.agent", "demo", "--portal", self.portal_url,
+        args = [PYTHON, "-m", "gatekeeper_client.agent", "demo", "--config", str(self.tenants[slug].agent_config),
                 "--count", str(count), "--seed", str(seed), "--extra-logs", str(extra_logs)]
         if marker:
             args += ["--marker", marker]
@@ -356,7 +362,10 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
                 "AllowedOrigins": [portal_url], "AllowedMethods": ["GET", "POST"],
                 "AllowedHeaders": ["*"], "MaxAgeSeconds": 600}]})
             tenant = Tenant(slug, entry, workdir / f"gk-{slug}.toml", workdir / f"audit-{slug}.db",
-                            workdir / f"gk-{slug}.log")
+                            workdir / f"gk-{slug}.log", workdir / f"agent-{slug}.toml")
+            # The customer's pin comes from what the stack started, not from the portal's database.
+            tenant.agent_config.write_text(demo_script().agent_toml(
+                portal_url, f"http://127.0.0.1:{gatekeeper_ports[slug]}", f"gk-{slug}"))
             tenant.config_path.write_text(_gatekeeper_config(entry, seeded["issuer"], portal_url, tenant.audit_path))
             stack.tenants[slug] = tenant
             stack.processes[f"gk-{slug}"] = _spawn(

@@ -36,3 +36,8 @@ def test_the_demo_comes_up_with_tenants_users_and_tickets(tmp_path):
     assert "Dualkey is running: http://127.0.0.1:" in result.stdout
     assert "alice (admin), bob (staff)" in result.stdout and "dualkey-demo" in result.stdout
     assert "check: ok" in result.stdout
+    # The demo tickets went through each customer's pinned gatekeeper, from an
+    # agent configuration written as a customer's IT would (docs/agent.md).
+    acme = (tmp_path / "demo" / "agent-acme.toml").read_text()
+    assert f'gatekeeper_url = "http://127.0.0.1:{base + 1}"' in acme and 'gatekeeper_id = "gk-acme"' in acme
+    assert f"submit --config {tmp_path / 'demo' / 'agent-acme.toml'}" in result.stdout

@@ -153,6 +153,7 @@ def _create_ticket(request):
         "status": ticket.status,
         "prefix": ticket.prefix,
         "gatekeeper_url": agent.tenant.gatekeeper_url,
+        "gatekeeper_id": agent.tenant.gatekeeper_id,
         "grant": grant.token,
         "grant_expires_at": grant.expires_at,
         "files": ticket.files.all(),
@@ -242,8 +243,8 @@ def ticket_grant(request, ticket_id):
 
 def _ticket_grant_answer(ticket, grant) -> dict:
     """What a grant for one ticket's prefix comes with: where to use it, until when."""
-    return {"grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url, "prefix": ticket.prefix,
-            "expires_at": grant.expires_at}
+    return {"grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url,
+            "gatekeeper_id": ticket.tenant.gatekeeper_id, "prefix": ticket.prefix, "expires_at": grant.expires_at}
 
 
 @extend_schema(

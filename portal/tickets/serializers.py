@@ -160,7 +160,10 @@ class TicketCreatedSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     status = serializers.CharField()
     prefix = serializers.CharField()
+    # Named so the agent can refuse a portal that points it at another gatekeeper
+    # than the one its own configuration pins (docs/agent.md).
     gatekeeper_url = serializers.CharField()
+    gatekeeper_id = serializers.CharField()
     grant = serializers.CharField()
     grant_expires_at = serializers.DateTimeField()
     files = TicketFileSerializer(many=True)
@@ -179,7 +182,10 @@ class ReadGrantSerializer(serializers.Serializer):
 
 
 class PutGrantSerializer(ReadGrantSerializer):
-    """A fresh put grant for an unfinished ticket (single-use, like the first)."""
+    """A fresh put grant for an unfinished ticket (single-use, like the first),
+    naming the gatekeeper id as the ticket's creation does."""
+
+    gatekeeper_id = serializers.CharField()
 
 
 class AuditGrantSerializer(serializers.Serializer):

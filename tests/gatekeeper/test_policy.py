@@ -204,7 +204,7 @@ def test_cors_never_answers_with_a_wildcard(gatekeeper):
         assert response.headers.get("Access-Control-Allow-Origin") in (None,)
 
 
-def test_health_reports_what_the_portal_checks_and_no_secrets(gatekeeper):
+def test_health_reports_what_the_portal_checks_and_no_secrets(gatekeeper, moto_url):
     response = requests.get(gatekeeper.url + "/v1/health", headers={"Origin": ORIGIN}, timeout=5)
     body = response.json()
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
@@ -212,6 +212,8 @@ def test_health_reports_what_the_portal_checks_and_no_secrets(gatekeeper):
     assert body["protocol"] == 1 and body["vendor_kids"] == ["k1"]
     assert abs(body["time"] - time.time()) < 5
     assert body["encryption"] == "sse-s3" and body["audit"] == "ok"
+    # Where its presigned URLs point (here moto's endpoint_url): what agents pin uploads to.
+    assert body["storage_origin"] == moto_url
     assert "testing-secret" not in response.text and "bucket" not in response.text
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
 

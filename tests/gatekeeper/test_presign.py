@@ -182,6 +182,34 @@ def test_get_urls_are_byte_identical_to_botocore(botocore_session):
     assert compared == len(REGIONS) * len(ENDPOINTS) * len(BUCKETS) * 3  # 780
 
 
+def same_origin(url: str, origin: str) -> bool:
+    """Whether `url` is on `origin` as browsers and HTTP clients see it (host case
+    and a default port do not matter)."""
+    def parts(u):
+        s = urlsplit(u)
+        return s.scheme, s.hostname, s.port or {"http": 80, "https": 443}[s.scheme]
+    return parts(url) == parts(origin)
+
+
+def test_its_origin_is_the_origin_of_every_url_it_signs(botocore_session):
+    # Health reports it as storage_origin; agents refuse upload URLs elsewhere.
+    creds = Credentials("AKIAEXAMPLE", "secret")
+    for region in REGIONS:
+        for endpoint_url in ENDPOINTS:
+            for bucket in BUCKETS:
+                presigner = Presigner(StorageConfig(bucket, region, endpoint_url), lambda: creds)
+                now = datetime.datetime(2026, 1, 1, tzinfo=UTC)
+                get_url = presigner.presign_get("tickets/1/a.txt", 60, now)
+                post_url, _ = presigner.presign_post("tickets/1/a.txt", "text/plain", 1, 60, now)
+                case = (region, endpoint_url, bucket)
+                assert same_origin(get_url, presigner.origin) and same_origin(post_url, presigner.origin), case
+                assert urlsplit(presigner.origin).path == "" and presigner.origin == presigner.origin.lower(), case
+    virtual = Presigner(StorageConfig("dualkey-reports", "eu-west-1"), lambda: creds)
+    assert virtual.origin == "https://dualkey-reports.s3.eu-west-1.amazonaws.com"
+    custom = Presigner(StorageConfig("dualkey-reports", "eu-west-1", "https://S3.Example.com:443"), lambda: creds)
+    assert custom.origin == "https://s3.example.com"
+
+
 def test_every_tricky_key_in_both_addressing_styles_matches_botocore(botocore_session):
     creds = random_credentials(random.Random(7), with_token=True)
     for endpoint_url in ("", "http://127.0.0.1:9000"):

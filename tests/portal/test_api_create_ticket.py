@@ -32,8 +32,10 @@ class CreateTicketTestCase(BaseTestCase):
             body["files"],
             [{**manifest_entry("screenshot.png"), "key": f"tickets/{ticket.id.hex}/screenshot.png"}],
         )
-        self.assertEqual(set(body), {"id", "number", "status", "prefix", "gatekeeper_url", "grant",
-                                     "grant_expires_at", "files"})
+        self.assertEqual(set(body), {"id", "number", "status", "prefix", "gatekeeper_url", "gatekeeper_id",
+                                     "grant", "grant_expires_at", "files"})
+        # The agent compares both with its own pin (docs/agent.md).
+        self.assertEqual(body["gatekeeper_id"], self.tenant_a.gatekeeper_id)
 
     def test_it_numbers_tickets_per_tenant(self):
         first = self.post(self.valid_body()).json()["number"]
