@@ -71,8 +71,11 @@ def sub_of(stack, username: str) -> str:
 
 
 def local_input(ts: float) -> str:
-    """A time as Alice types it into a datetime-local field: New York wall time."""
-    return dt.datetime.fromtimestamp(ts, ZoneInfo(TIMEZONE)).strftime("%Y-%m-%dT%H:%M:%S")
+    """A time as Alice types it into a datetime-local field: New York wall time.
+    Chromium spells a whole minute without its seconds, and Playwright's fill()
+    refuses a value the field then spells differently ("Malformed value")."""
+    text = dt.datetime.fromtimestamp(ts, ZoneInfo(TIMEZONE)).strftime("%Y-%m-%dT%H:%M:%S")
+    return text.removesuffix(":00")
 
 
 @pytest.fixture(scope="module")
