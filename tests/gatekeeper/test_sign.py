@@ -343,6 +343,24 @@ def test_it_answers_404_and_405_as_json(gatekeeper):
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize("path", ["/v1/%73ign", "/%761/sign", "/v1/audit%2Fsearch", "/v1/sign%2F",
+                                  "/v1/sign/", "//v1/sign", "http://x/v1/sign"])
+def test_only_the_canonical_path_is_routed(gatekeeper, path):
+    # Waitress decodes PATH_INFO: /v1/%73ign would be /v1/sign. A proxy's path rules and
+    # the gatekeeper must not disagree on which endpoint a request is for.
+    url = urlsplit(gatekeeper.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        connection.request("POST", path, body=json.dumps({"ops": GET_42}),
+                           headers={"Authorization": f"Bearer {gatekeeper.grant()}"})
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())["error"]) == (404, "not_found")
+        connection.request("GET", "/v1/health?probe=1")  # a query string is not the path
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
 def test_a_body_far_over_the_limit_is_refused_by_the_server_without_reading_it(gatekeeper):
     # Waitress answers itself, after the headers, in plain text (docs/protocol.md §5):
     # the gatekeeper's own JSON 400 body_too_large covers bodies up to 72 KiB.
