@@ -28,11 +28,12 @@ import hashlib
 import hmac
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Protocol
 
 from .errors import AUDIT_OPS, OUTCOMES, BadRequest
-from .paths import is_int, parse_ip
+from .paths import REFUSED_CATEGORIES, is_int, parse_ip
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -73,9 +74,20 @@ TEXT_FIELDS = tuple(name for name in FIELDS if name not in ("ts", "status"))
 
 
 def clean_text(text: str) -> str:
-    """Bounded, encodable text: header values and grant claims are attacker input,
-    and a lone surrogate from a JSON claim must not make the write fail."""
-    return str(text)[:MAX_FIELD_CHARS].encode("utf-8", "replace").decode("utf-8")
+    """Bounded, inert text: header values and unverified claims are attacker input.
+    The characters keys may not hold (paths.REFUSED_CATEGORIES: controls such as
+    U+000A, U+0085, U+009B, bidi overrides such as U+202E, separators, lone
+    surrogates, which would also make the write fail) and the backslash are stored
+    escaped, as \\uXXXX (\\UXXXXXXXX above U+FFFF): the log reads one way, and an
+    escape in it always stands for the character."""
+    text = str(text)[:MAX_FIELD_CHARS]
+    if text.isprintable() and "\\" not in text:  # the usual case, at once
+        return text
+    return "".join(
+        (f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        if ch == "\\" or unicodedata.category(ch) in REFUSED_CATEGORIES else ch
+        for ch in text
+    )
 
 
 # --- search queries ---------------------------------------------------------------
@@ -145,7 +157,7 @@ def _text(body: dict, name: str, max_chars: int) -> str | None:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate escape from JSON
         raise BadRequest(f"{name!r} is not valid Unicode", code="bad_filter") from None
-    return value
+    return clean_text(value)  # spelt as the log stores it
 
 
 def _choice(body: dict, name: str, allowed: tuple[str, ...]) -> str | None:

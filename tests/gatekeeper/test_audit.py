@@ -223,8 +223,21 @@ def test_awkward_text_is_stored_not_refused(store):
     store.write([record])
     [entry] = store.search(SearchQuery())[0]
     assert len(entry["user_agent"]) == audit.MAX_FIELD_CHARS
-    assert entry["sub"] == "?bad"
-    assert entry["key"] == "tickets/1/\x00"
+    assert entry["sub"] == "\\ud800bad"
+    assert entry["key"] == "tickets/1/\\u0000"
+
+
+@pytest.mark.parametrize("text, stored", [
+    ("a\nb", "a\\u000ab"), ("gpj.\u202eexe", "gpj.\\u202eexe"), ("x\x85y\x9b", "x\\u0085y\\u009b"),
+    ("a\u2028b\ufeff", "a\\u2028b\\ufeff"), ("\U000e0041", "\\U000e0041"),
+    ("C:\\u202e", "C:\\u005cu202e"),  # a backslash is escaped too: an escape is never text
+    ("r\u00e9sum\u00e9 \u753b\u00a0", "r\u00e9sum\u00e9 \u753b\u00a0"),  # other text is kept as it is
+])
+def test_control_and_bidi_characters_are_stored_escaped(store, text, stored):
+    store.write([AuditRecord(ts=NOW, user_agent=text, origin=text, kid=text, sub=text)])
+    [entry] = store.search(SearchQuery())[0]
+    assert (entry["user_agent"], entry["origin"], entry["kid"], entry["sub"]) == (stored,) * 4
+    assert store.search(parse_search({"sub": text}))[0] == [entry]  # found as it was sent
 
 
 def test_an_empty_write_is_fine(store):

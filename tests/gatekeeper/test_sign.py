@@ -270,6 +270,28 @@ def _claims():
             "jti": "x", "scope": {"prefix": "tickets/42/", "ops": ["get"]}}
 
 
+def test_unverified_text_reaches_the_log_escaped(gatekeeper):
+    # A forged header's kid, the user agent and the origin are anyone's text: a line
+    # break, a bidi override or a C1 control (U+0085 NEL, U+009B CSI) must not make
+    # the log show something else. Header bytes are Latin-1 in WSGI: 0x85 is U+0085.
+    header = b64url(json.dumps({"alg": "EdDSA", "kid": "k\n1\u202e", "typ": "JWT"}).encode())
+    grant = f"{header}.{b64url(json.dumps(_claims()).encode())}.{b64url(bytes(64))}"
+    url = urlsplit(gatekeeper.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        connection.putrequest("POST", "/v1/sign", skip_accept_encoding=True)
+        for name, value in [("Authorization", f"Bearer {grant}".encode()), ("User-Agent", b"agent\x85\x9b[2J"),
+                            ("Origin", b"https://x\xe2\x80\xae"), ("Content-Length", b"2")]:
+            connection.putheader(name, value)
+        connection.endheaders(b"{}")
+        request_id = connection.getresponse().getheader("X-Request-Id")
+    finally:
+        connection.close()
+    [row] = gatekeeper.audit_rows(request_id)
+    assert (row["reason"], row["kid"], row["user_agent"], row["origin"]) == (
+        "unknown_kid", "k\\u000a1\\u202e", "agent\\u0085\\u009b[2J", "https://x\u00e2\\u0080\u00ae")
+
+
 def test_it_refuses_alg_none(gatekeeper):
     rows = assert_refused(gatekeeper, sign(gatekeeper, _unsigned("none", _claims()), GET_42),
                           401, "algorithm_refused")
