@@ -5,7 +5,9 @@ See audit.py for the records, the search queries and the store interface.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -116,6 +118,10 @@ class SqliteAuditStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            # Owner-only: SQLite would make the file 0644 (less the umask), and it gives
+            # the -wal and -shm files the file's mode. An existing file keeps its mode.
+            with contextlib.suppress(OSError):  # exists, or cannot be made: connect() says
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             # isolation_level IMMEDIATE: every write transaction takes the write lock
             # up front, so a busy database fails within busy_timeout, not mid-way.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout,
@@ -145,6 +151,12 @@ class SqliteAuditStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def create_table(self) -> None:
+        """For init-audit: make the file's directory, owner-only, if it is missing
+        (check() then makes the file). serve refuses a missing directory instead: a
+        mistyped path must not start an empty log."""
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
 
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
         rows = [

@@ -393,6 +393,26 @@ def test_sqlite_check_creates_the_file_and_leaves_it_empty(tmp_path):
     assert [e["request_id"] for e in store.search(SearchQuery())[0]] == ["after"]
 
 
+def test_sqlite_files_are_owner_only_and_an_existing_file_keeps_its_mode(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+        store.check()
+        store.write([AuditRecord(ts=NOW)])
+        for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+            assert os.stat(tmp_path / name).st_mode & 0o777 == 0o600, name
+        store = SqliteAuditStore(str(tmp_path / "new-dir" / "audit.db"), RETENTION_DAYS)
+        store.create_table()  # init-audit makes a missing directory
+        store.check()
+        assert os.stat(tmp_path / "new-dir").st_mode & 0o777 == 0o700
+        assert os.stat(tmp_path / "new-dir" / "audit.db").st_mode & 0o777 == 0o600
+        (tmp_path / "shared.db").touch(mode=0o640)  # the operator's choice, e.g. for a log reader group
+        SqliteAuditStore(str(tmp_path / "shared.db"), RETENTION_DAYS).write([AuditRecord(ts=NOW)])
+        assert os.stat(tmp_path / "shared.db").st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old_umask)
+
+
 def test_sqlite_check_refuses_a_missing_directory(tmp_path):
     store = SqliteAuditStore(str(tmp_path / "missing-dir" / "audit.db"), RETENTION_DAYS)
     with pytest.raises(ConfigError, match="audit.url") as refused:
