@@ -9,6 +9,7 @@ answer leaves: if the record cannot be written, nothing is signed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -81,6 +82,7 @@ class Context:
     grant: Grant | None = None
     claimed: Claimed = Claimed()  # who a refused grant names (grants.Claimed)
     ops: list[Op] = field(default_factory=list)
+    spent: bool = False  # this request claimed its single-use grant
 
     def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
         who = self.grant or self.claimed
@@ -225,15 +227,21 @@ class Gatekeeper:
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
-        Claimed last, so that a request refused for another reason does not use it up."""
+        Claimed after every other check, and released by _refuse if the request then
+        fails: a request refused for any reason does not use it up."""
         grant = context.grant
-        if grant.single_use and not self.audit.claim_jti(grant.jti, grant.exp + self.config.clock_leeway,
-                                                         context.now):
+        if not grant.single_use:
+            return
+        if not self.audit.claim_jti(grant.jti, grant.exp + self.config.clock_leeway, context.now):
             raise Forbidden("this grant has already been used", code="grant_reused")
+        context.spent = True
 
     def _refuse(self, refusal: GatekeeperError, context: Context, ops: list[Op] | None = None) -> Response:
         """Audit the refusal (per op of `ops`, by default all the ops read), then answer."""
         named = [(op.op, op.key) for op in (context.ops if ops is None else ops)] or [(REQUEST_OP, "")]
+        if context.spent:  # nothing was answered: the grant may be used again
+            with contextlib.suppress(AuditUnavailable):  # logged; it stays used, the safe side
+                self.audit.release_jti(context.grant.jti)
         if not isinstance(refusal, AuditUnavailable):  # else there is no log to record it in
             try:
                 self.audit.write([context.record(op, key, "deny", refusal.code, refusal.status) for op, key in named])

@@ -266,6 +266,10 @@ class AuditStore(Protocol):
         A claimed jti stays spent while now <= expires_at, the grant's last
         acceptable instant (grants.py refuses only now > exp + leeway)."""
 
+    def release_jti(self, jti: str) -> None:
+        """Forget a claim, for a request refused after it claimed its grant (so that
+        the grant is not used up); AuditUnavailable on failure."""
+
     def purge(self, now: float) -> int:
         """Drop records older than the retention and expired jtis; return how many."""
 

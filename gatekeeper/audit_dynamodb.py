@@ -52,6 +52,10 @@ def _micros(ts: float) -> str:
     return f"{round(ts * 1_000_000):016d}"
 
 
+def _jti_key(jti: str) -> dict:
+    return {"pk": {"S": f"jti#{jti_digest(jti)}"}, "sk": {"S": "jti"}}
+
+
 class DynamoAuditStore:
     def __init__(self, table: str, retention_days: int, endpoint_url: str | None = None,
                  region: str | None = None):
@@ -202,8 +206,7 @@ class DynamoAuditStore:
         try:
             self._call(
                 "put_item", TableName=self.table,
-                Item={"pk": {"S": f"jti#{jti_digest(jti)}"}, "sk": {"S": "jti"},
-                      "expires_at": {"N": str(math.ceil(expires_at))}},
+                Item={**_jti_key(jti), "expires_at": {"N": str(math.ceil(expires_at))}},
                 # A conditional put is atomic: of two instances racing, one wins.
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
                 ExpressionAttributeValues={":now": {"N": repr(float(now))}},
@@ -211,6 +214,9 @@ class DynamoAuditStore:
         except ClientError:  # only ConditionalCheckFailed gets through _call
             return False
         return True
+
+    def release_jti(self, jti: str) -> None:
+        self._call("delete_item", TableName=self.table, Key=_jti_key(jti))
 
     def purge(self, now: float) -> int:
         """TTL does this in DynamoDB, lazily (up to days late); this sweeps the days

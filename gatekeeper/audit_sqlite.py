@@ -215,6 +215,12 @@ class SqliteAuditStore:
                 ).rowcount
         return changed == 1
 
+    def release_jti(self, jti: str) -> None:
+        with _fail_closed("jti release", "the grant registry is unavailable"):
+            conn = self._conn()
+            with conn:
+                conn.execute("DELETE FROM jti WHERE id = ?", (jti_digest(jti),))
+
     def purge(self, now: float) -> int:
         cutoff = now - self.retention_days * DAY
         removed = 0

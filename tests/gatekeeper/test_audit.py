@@ -253,6 +253,14 @@ def test_a_jti_can_be_claimed_once(store):
     assert store.claim_jti("grant-2", expires_at=NOW + 300, now=NOW + 1) is True
 
 
+def test_a_released_jti_can_be_claimed_again(store):
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW) is True
+    store.release_jti("grant-1")
+    store.release_jti("never-claimed")  # harmless
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW + 1) is True
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW + 2) is False
+
+
 def test_an_expired_jti_can_be_claimed_again(store):
     assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW)
     assert not store.claim_jti("grant-1", expires_at=NOW + 600, now=NOW + 299)
