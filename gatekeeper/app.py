@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ MAX_BATCH_OPS = 100
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
+HEALTH_PROBE_AFTER = 10  # seconds without an audit write after which health writes a probe
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
@@ -108,6 +110,7 @@ class Gatekeeper:
         self.storage = storage or Storage(config.storage)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
+        self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
 
     # --- entry point -------------------------------------------------------------
 
@@ -159,7 +162,7 @@ class Gatekeeper:
             )
         self._claim_if_single_use(context)
         # Fail closed: the records are written before anything is signed or done.
-        self.audit.write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops])
+        self._write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops], context.now)
         # Deletes last, so a failing list or signature leaves nothing done. On a
         # failure nothing is answered: every op gets a refusal record (_refuse)
         # except the deletes already done, whose "allow" stays true.
@@ -197,7 +200,7 @@ class Gatekeeper:
             raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
         self.policy.check(context.client, upload=False)
         self._claim_if_single_use(context)
-        self.audit.write([context.record("audit", "", "allow", "", 200)])
+        self._write([context.record("audit", "", "allow", "", 200)], context.now)
         entries, cursor = self.audit.search(query, context.now)
         return {"entries": entries, "next": cursor}
 
@@ -236,6 +239,12 @@ class Gatekeeper:
             raise Forbidden("this grant has already been used", code="grant_reused")
         context.spent = True
 
+    def _write(self, records: list[AuditRecord], now: float) -> None:
+        """Every audit write goes through here, so that /v1/health reports the last one
+        (a failure, of a write or of a claim, is noted by _refuse)."""
+        self.audit.write(records)
+        self.last_write = (now, True)
+
     def _refuse(self, refusal: GatekeeperError, context: Context, ops: list[Op] | None = None) -> Response:
         """Audit the refusal (per op of `ops`, by default all the ops read), then answer."""
         named = [(op.op, op.key) for op in (context.ops if ops is None else ops)] or [(REQUEST_OP, "")]
@@ -244,10 +253,12 @@ class Gatekeeper:
                 self.audit.release_jti(context.grant.jti)
         if not isinstance(refusal, AuditUnavailable):  # else there is no log to record it in
             try:
-                self.audit.write([context.record(op, key, "deny", refusal.code, refusal.status) for op, key in named])
+                self._write([context.record(op, key, "deny", refusal.code, refusal.status) for op, key in named],
+                            context.now)
             except AuditUnavailable as failure:
                 refusal = failure  # unrecorded: answered as the audit log's failure
         if isinstance(refusal, AuditUnavailable):
+            self.last_write = (context.now, False)
             log.error("request %s refused: audit log unavailable", context.request_id)
         else:
             log.info("request %s refused: %s %s", context.request_id, refusal.status, refusal.code)
@@ -271,14 +282,20 @@ class Gatekeeper:
         return headers
 
     def health(self) -> dict:
-        audit_ok = self.audit.healthy()
+        """The audit log is ok if its last write worked: a read would succeed while
+        every write (and so every request) fails. Without a recent write, a probe."""
+        now = self.clock()
+        when, audit_ok = self.last_write
+        if now - when > HEALTH_PROBE_AFTER:
+            audit_ok = self.audit.healthy()
+            self.last_write = (now, audit_ok)
         return {
             "status": "ok" if audit_ok and self.config.enabled else "degraded",
             "gatekeeper_id": self.config.gatekeeper_id,
             "version": VERSION,
             "protocol": PROTOCOL,
             "vendor_kids": list(self.config.vendor_key_ids),
-            "time": int(self.clock()),
+            "time": int(now),
             "enabled": self.config.enabled,
             "encryption": self.config.storage.encryption,
             "audit": "ok" if audit_ok else "unavailable",

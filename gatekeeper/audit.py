@@ -280,7 +280,8 @@ class AuditStore(Protocol):
         ("audit.url") with a reason that names no secret."""
 
     def healthy(self) -> bool:
-        """Cheap, for /v1/health: False when the store cannot serve (nothing raises)."""
+        """For /v1/health when no request has written lately: a real write, committed,
+        of one item no search returns; False if it fails (nothing raises)."""
 
 
 def jti_digest(jti: str) -> str:

@@ -1,5 +1,6 @@
-"""A batch that fails at storage part-way: deletes are done last, and the audit log
-says what was done (in-process, against moto's S3 with chosen failures)."""
+"""Requests that fail part-way, in-process against moto's S3 with chosen failures:
+a batch failing at storage (deletes are done last, and the audit log says what was
+done; the grant is not used up), and an audit log that takes no writes (health says so)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import itertools
 import json
 import os
 import sqlite3
+import time
 
 from gatekeeper import config as config_module
-from gatekeeper.app import Gatekeeper, Request
+from gatekeeper.app import HEALTH_PROBE_AFTER, Gatekeeper, Request
 from gatekeeper.config import sqlite_path
 from gatekeeper.errors import StorageUnavailable
 from gatekeeper.storage import Storage
@@ -110,3 +112,27 @@ def test_a_request_that_fails_at_storage_does_not_use_its_grant_up(tmp_path, mot
     assert response.status == 200 and rows == [("put", "tickets/42/b", "allow", "")]
     response, rows = post(gk, put, grant)
     assert (response.status, response.body["error"]) == (403, "grant_reused")
+
+
+def test_health_says_degraded_while_audit_writes_fail(tmp_path, moto_url, s3):
+    gk, _ = setup(tmp_path, moto_url, s3)
+    gk.audit.busy_timeout = 0.1
+    now = [time.time()]
+    gk.clock = lambda: now[0]
+    assert gk.health()["audit"] == "ok"  # a probe: nothing written yet
+    # Another process holds the write lock: reads still work (WAL), writes do not.
+    blocker = sqlite3.connect(sqlite_path(gk.config.audit_url), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        response, _ = post(gk, [{"op": "get", "key": "tickets/42/a"}])
+        assert (response.status, response.body["error"]) == (503, "audit_unavailable")
+        assert (gk.health()["status"], gk.health()["audit"]) == ("degraded", "unavailable")
+        now[0] += HEALTH_PROBE_AFTER + 1  # no write since: the probe writes, and fails
+        assert gk.health()["audit"] == "unavailable"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert gk.health()["audit"] == "unavailable"  # the last write failed, and is recent
+    now[0] += HEALTH_PROBE_AFTER + 1
+    assert (gk.health()["status"], gk.health()["audit"]) == ("ok", "ok")
+    assert post(gk, [{"op": "get", "key": "tickets/42/a"}])[0].status == 200
