@@ -20,7 +20,7 @@ from typing import Callable
 
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
-from .audit import AuditRecord, AuditStore, parse_search
+from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
 from .audit_dynamodb import DynamoAuditStore
 from .audit_sqlite import SqliteAuditStore
 from .config import Config, parse_audit_url
@@ -110,6 +110,7 @@ class Gatekeeper:
         self.storage = storage or Storage(config.storage)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
+        self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
         self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
 
     # --- entry point -------------------------------------------------------------
@@ -195,7 +196,7 @@ class Gatekeeper:
 
     def _audit_search(self, request: Request, context: Context) -> dict:
         self._admit(request, context)
-        query = parse_search(_parse_json(request.body))
+        query = parse_search(_parse_json(request.body), self.cursor_key)
         if "audit" not in context.grant.ops:
             raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
         self.policy.check(context.client, upload=False)

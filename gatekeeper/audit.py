@@ -27,9 +27,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import math
+import secrets
 import unicodedata
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from .errors import AUDIT_OPS, OUTCOMES, BadRequest
@@ -41,6 +41,7 @@ MAX_FILTER_CHARS = 1024  # a key is at most 1,024 bytes; nothing else needs more
 MAX_CURSOR_CHARS = 1024
 MAX_TIME_TEXT = 64
 MAX_TS = 253402300799  # 9999-12-31T23:59:59Z
+PROCESS_CURSOR_KEY = secrets.token_bytes(32)  # cursors' key when audit.cursor_secret is unset
 MAX_FIELD_CHARS = 2048  # stored text fields are cut here: a user agent is not a novel
 DAY = 86400
 
@@ -105,6 +106,7 @@ class SearchQuery:
     key_prefix: str | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    cursor_key: bytes = field(default=PROCESS_CURSOR_KEY, repr=False, compare=False)  # see cursors
 
     def comparisons(self) -> list[tuple[str, str, object]]:
         """(record field, operator, value) of every filter set but key_prefix: what
@@ -118,7 +120,7 @@ SEARCH_FILTERS = ("since", "until", "op", "outcome", "client_ip", "sub", "key_pr
 SEARCH_FIELDS = frozenset(SEARCH_FILTERS + ("limit", "cursor"))
 
 
-def parse_search(body: object) -> SearchQuery:
+def parse_search(body: object, cursor_key: bytes = PROCESS_CURSOR_KEY) -> SearchQuery:
     """Validate the JSON body of an audit search. Raises only BadRequest."""
     if not isinstance(body, dict):
         raise BadRequest("the audit search body must be a JSON object", code="bad_filter")
@@ -142,6 +144,7 @@ def parse_search(body: object) -> SearchQuery:
         key_prefix=_text(body, "key_prefix", MAX_FILTER_CHARS) or None,
         limit=limit,
         cursor=_text(body, "cursor", MAX_CURSOR_CHARS),
+        cursor_key=cursor_key,
     )
     decode_cursor(query)  # a bad cursor is refused here, before the search is audited as allowed
     return query
@@ -193,21 +196,20 @@ def _time(body: dict, name: str) -> float | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
         value = moment.timestamp()
-    # Compared before float(): NaN fails every comparison, and huge ints stay exact.
-    if not (is_int(value) or isinstance(value, float)) or not 0 <= value <= MAX_TS:
+    if not is_time(value):
         raise BadRequest(problem, code="bad_filter")
     return float(value)
 
 
 
 # --- cursors ------------------------------------------------------------------------
-# A cursor is base64url(JSON {f: filters fingerprint, p: position} + check bytes).
-# The check catches garbage, hand edits and cursors from another search; it is not a
-# security boundary (no key): a cursor only says where to resume, and the audit
-# grant already allows reading the whole log.
+# A cursor is base64url(JSON {f: filters fingerprint, p: position} + HMAC-SHA256 of
+# it), keyed with the gatekeeper's audit.cursor_secret, or else with a random key of
+# this process. A client cannot make one, only hand back what this search gave it:
+# a store never reads a position it did not write (and still checks its bounds).
 
 CURSOR_CONTEXT = b"dualkey-audit-cursor-v1"
-CURSOR_CHECK_BYTES = 8
+CURSOR_CHECK_BYTES = 32
 
 
 def _fingerprint(q: SearchQuery) -> str:
@@ -219,8 +221,12 @@ def _fingerprint(q: SearchQuery) -> str:
 
 def encode_cursor(q: SearchQuery, position: list) -> str:
     payload = json.dumps({"f": _fingerprint(q), "p": position}, separators=(",", ":")).encode()
-    check = hashlib.sha256(CURSOR_CONTEXT + payload).digest()[:CURSOR_CHECK_BYTES]
+    check = _cursor_check(q, payload)
     return base64.urlsafe_b64encode(payload + check).decode().rstrip("=")
+
+
+def _cursor_check(q: SearchQuery, payload: bytes) -> bytes:
+    return hmac.new(q.cursor_key, CURSOR_CONTEXT + payload, hashlib.sha256).digest()
 
 
 def invalid_cursor() -> BadRequest:
@@ -236,8 +242,7 @@ def decode_cursor(q: SearchQuery) -> list | None:
     try:
         raw = base64.urlsafe_b64decode(q.cursor + "=" * (-len(q.cursor) % 4))
         payload, check = raw[:-CURSOR_CHECK_BYTES], raw[-CURSOR_CHECK_BYTES:]
-        expected = hashlib.sha256(CURSOR_CONTEXT + payload).digest()[:CURSOR_CHECK_BYTES]
-        if len(raw) <= CURSOR_CHECK_BYTES or not hmac.compare_digest(check, expected):
+        if len(raw) <= CURSOR_CHECK_BYTES or not hmac.compare_digest(check, _cursor_check(q, payload)):
             raise invalid
         data = json.loads(payload)
     except (ValueError, binascii.Error):  # includes bad JSON and bad UTF-8
@@ -247,8 +252,10 @@ def decode_cursor(q: SearchQuery) -> list | None:
     return data["p"]
 
 
-def is_finite_number(value: object) -> bool:
-    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+def is_time(value: object) -> bool:
+    """Epoch seconds from 1970 to 9999. Compared as they are: NaN fails every
+    comparison, and a huge int stays exact (float() or SQLite would overflow)."""
+    return (is_int(value) or isinstance(value, float)) and 0 <= value <= MAX_TS
 
 
 # --- the store interface --------------------------------------------------------------

@@ -40,7 +40,7 @@ DYNAMO_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 DYNAMO_PURGE_LOOKBACK_DAYS = 30  # days behind the retention horizon that purge() sweeps
 CLOCK_SKEW = 3600  # records from instances whose clocks run ahead are still found
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-SORT_KEY_RE = re.compile(r"^\d{16}#[0-9a-f]{16}#\d{4,}$")
+SORT_KEY_RE = re.compile(r"^\d{16}#[0-9a-f]{16}#\d{4}$")  # n < 100 (DYNAMO_TRANSACTION_ITEMS)
 SORT_KEY_MIN, SORT_KEY_MAX = "0", "~"  # below and above every "<digits>#..." sort key
 
 

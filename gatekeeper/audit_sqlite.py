@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from .audit import (
     DAY, FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
-    invalid_cursor, is_finite_number, jti_digest, prefix_end,
+    invalid_cursor, is_time, jti_digest, prefix_end,
 )
 from .errors import AuditUnavailable, ConfigError
 from .paths import is_int
@@ -137,7 +137,7 @@ class SqliteAuditStore:
                         if missing:
                             raise SchemaMismatch(", ".join(missing))
                         conn.executescript(SQLITE_INDEXES)
-                        self._schema_ready = True  # checked once: healthy() stays cheap
+                        self._schema_ready = True  # checked once, not on every connection
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error:
                 conn.close()
@@ -183,9 +183,9 @@ class SqliteAuditStore:
 
     def search(self, q: SearchQuery, now: float | None = None) -> tuple[list[dict], str | None]:
         position = decode_cursor(q)
-        if position is not None and not (
-            len(position) == 2 and is_finite_number(position[0])
-            and is_int(position[1]) and abs(position[1]) < SQLITE_MAX_INT
+        if position is not None and not (  # (ts, id), bounded as SQLite stores them
+            len(position) == 2 and is_time(position[0])
+            and is_int(position[1]) and 0 < position[1] < SQLITE_MAX_INT
         ):
             raise invalid_cursor()
         index, terms, args = _search_terms(q, position)

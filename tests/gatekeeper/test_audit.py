@@ -4,6 +4,8 @@ DynamoDB server. Every store test runs against both."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -199,6 +201,45 @@ def test_a_garbage_cursor_is_refused(filled, cursor):
         cursor = real[:10] + ("A" if real[10] != "A" else "B") + real[11:]
     with pytest.raises(BadRequest, match="cursor"):
         store.search(parse_search({"limit": 2, "cursor": cursor}))
+
+
+def unkeyed(payload: dict, key: bytes | None = None) -> str:
+    """A cursor checked as the gatekeeper's once were (a plain SHA-256 anyone can
+    compute), or, with `key`, an HMAC under another gatekeeper's key."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    check = (hmac.new(key, audit.CURSOR_CONTEXT + body, hashlib.sha256).digest() if key
+             else hashlib.sha256(audit.CURSOR_CONTEXT + body).digest()[:8])
+    return base64.urlsafe_b64encode(body + check).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32])
+def test_a_cursor_this_gatekeeper_did_not_make_is_refused(filled, key):
+    store, _ = filled
+    q = parse_search({"limit": 2})
+    position = [10**20, 1] if isinstance(store, SqliteAuditStore) else ["2025-01-01", None]
+    with pytest.raises(BadRequest, match="cursor"):  # and not an OverflowError (a 500)
+        store.search(parse_search({"limit": 2, "cursor": unkeyed({"f": audit._fingerprint(q), "p": position}, key)}))
+
+
+@pytest.mark.parametrize("position", [
+    [10**20, 1], [1e300, 1], [float("inf"), 1], [-1.0, 1], [NOW, 2**63], [NOW, 0], [NOW, True], [NOW, 1.5],
+    ["2025-01-01", "0000000000000000#0123456789abcdef#" + "9" * 50],
+])
+def test_a_position_out_of_bounds_is_refused_even_under_the_key(filled, position):
+    store, _ = filled
+    if isinstance(store, SqliteAuditStore) != isinstance(position[0], (int, float)):
+        pytest.skip("a position of the other store")
+    cursor = audit.encode_cursor(parse_search({"limit": 2}), position)
+    with pytest.raises(BadRequest, match="cursor"):
+        store.search(parse_search({"limit": 2, "cursor": cursor}))
+
+
+def test_a_cursor_works_where_the_key_is_the_same(filled):
+    store, _ = filled
+    _, cursor = store.search(parse_search({"limit": 2}, b"s" * 32))
+    assert store.search(parse_search({"limit": 2, "cursor": cursor}, b"s" * 32))[0]
+    with pytest.raises(BadRequest, match="cursor"):
+        parse_search({"limit": 2, "cursor": cursor})  # this process's own key
 
 
 def test_a_cursor_from_the_other_kind_of_store_is_refused(filled):
