@@ -64,7 +64,15 @@ def make_app():
     from gatekeeper.app import Gatekeeper
     from gatekeeper.http_server import wsgi_app
 
-    return wsgi_app(Gatekeeper(config_module.load(None)))
+    app = wsgi_app(Gatekeeper(config_module.load(None)))
+
+    def with_raw_uri(environ, start_response):
+        # The gatekeeper routes on waitress's REQUEST_URI (the undecoded path); granian
+        # gives none and gunicorn calls it RAW_URI. The bench sends canonical paths only.
+        environ.setdefault("REQUEST_URI", environ.get("RAW_URI") or environ["PATH_INFO"])
+        return app(environ, start_response)
+
+    return with_raw_uri
 
 
 def serve_waitress(port: int, settings: dict) -> None:

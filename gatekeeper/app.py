@@ -9,8 +9,10 @@ answer leaves: if the record cannot be written, nothing is signed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Callable
 
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
-from .audit import AuditRecord, AuditStore, parse_search
+from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
 from .audit_dynamodb import DynamoAuditStore
 from .audit_sqlite import SqliteAuditStore
 from .config import Config, parse_audit_url
@@ -38,6 +40,7 @@ MAX_BATCH_OPS = 100
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
+HEALTH_PROBE_AFTER = 10  # seconds without an audit write after which health writes a probe
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
@@ -81,6 +84,7 @@ class Context:
     grant: Grant | None = None
     claimed: Claimed = Claimed()  # who a refused grant names (grants.Claimed)
     ops: list[Op] = field(default_factory=list)
+    spent: bool = False  # this request claimed its single-use grant
 
     def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
         who = self.grant or self.claimed
@@ -106,6 +110,8 @@ class Gatekeeper:
         self.storage = storage or Storage(config.storage)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
+        self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
+        self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
 
     # --- entry point -------------------------------------------------------------
 
@@ -157,7 +163,7 @@ class Gatekeeper:
             )
         self._claim_if_single_use(context)
         # Fail closed: the records are written before anything is signed or done.
-        self.audit.write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops])
+        self._write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops], context.now)
         # Deletes last, so a failing list or signature leaves nothing done. On a
         # failure nothing is answered: every op gets a refusal record (_refuse)
         # except the deletes already done, whose "allow" stays true.
@@ -190,12 +196,12 @@ class Gatekeeper:
 
     def _audit_search(self, request: Request, context: Context) -> dict:
         self._admit(request, context)
-        query = parse_search(_parse_json(request.body))
+        query = parse_search(_parse_json(request.body), self.cursor_key)
         if "audit" not in context.grant.ops:
             raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
         self.policy.check(context.client, upload=False)
         self._claim_if_single_use(context)
-        self.audit.write([context.record("audit", "", "allow", "", 200)])
+        self._write([context.record("audit", "", "allow", "", 200)], context.now)
         entries, cursor = self.audit.search(query, context.now)
         return {"entries": entries, "next": cursor}
 
@@ -225,21 +231,35 @@ class Gatekeeper:
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
-        Claimed last, so that a request refused for another reason does not use it up."""
+        Claimed after every other check, and released by _refuse if the request then
+        fails: a request refused for any reason does not use it up."""
         grant = context.grant
-        if grant.single_use and not self.audit.claim_jti(grant.jti, grant.exp + self.config.clock_leeway,
-                                                         context.now):
+        if not grant.single_use:
+            return
+        if not self.audit.claim_jti(grant.jti, grant.exp + self.config.clock_leeway, context.now):
             raise Forbidden("this grant has already been used", code="grant_reused")
+        context.spent = True
+
+    def _write(self, records: list[AuditRecord], now: float) -> None:
+        """Every audit write goes through here, so that /v1/health reports the last one
+        (a failure, of a write or of a claim, is noted by _refuse)."""
+        self.audit.write(records)
+        self.last_write = (now, True)
 
     def _refuse(self, refusal: GatekeeperError, context: Context, ops: list[Op] | None = None) -> Response:
         """Audit the refusal (per op of `ops`, by default all the ops read), then answer."""
         named = [(op.op, op.key) for op in (context.ops if ops is None else ops)] or [(REQUEST_OP, "")]
+        if context.spent:  # nothing was answered: the grant may be used again
+            with contextlib.suppress(AuditUnavailable):  # logged; it stays used, the safe side
+                self.audit.release_jti(context.grant.jti)
         if not isinstance(refusal, AuditUnavailable):  # else there is no log to record it in
             try:
-                self.audit.write([context.record(op, key, "deny", refusal.code, refusal.status) for op, key in named])
+                self._write([context.record(op, key, "deny", refusal.code, refusal.status) for op, key in named],
+                            context.now)
             except AuditUnavailable as failure:
                 refusal = failure  # unrecorded: answered as the audit log's failure
         if isinstance(refusal, AuditUnavailable):
+            self.last_write = (context.now, False)
             log.error("request %s refused: audit log unavailable", context.request_id)
         else:
             log.info("request %s refused: %s %s", context.request_id, refusal.status, refusal.code)
@@ -263,14 +283,20 @@ class Gatekeeper:
         return headers
 
     def health(self) -> dict:
-        audit_ok = self.audit.healthy()
+        """The audit log is ok if its last write worked: a read would succeed while
+        every write (and so every request) fails. Without a recent write, a probe."""
+        now = self.clock()
+        when, audit_ok = self.last_write
+        if now - when > HEALTH_PROBE_AFTER:
+            audit_ok = self.audit.healthy()
+            self.last_write = (now, audit_ok)
         return {
             "status": "ok" if audit_ok and self.config.enabled else "degraded",
             "gatekeeper_id": self.config.gatekeeper_id,
             "version": VERSION,
             "protocol": PROTOCOL,
             "vendor_kids": list(self.config.vendor_key_ids),
-            "time": int(self.clock()),
+            "time": int(now),
             "enabled": self.config.enabled,
             "encryption": self.config.storage.encryption,
             "storage_origin": self.storage.origin,

@@ -27,12 +27,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import math
-from dataclasses import dataclass, fields
+import secrets
+import unicodedata
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from .errors import AUDIT_OPS, OUTCOMES, BadRequest
-from .paths import is_int, parse_ip
+from .paths import REFUSED_CATEGORIES, is_int, parse_ip
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -40,6 +41,7 @@ MAX_FILTER_CHARS = 1024  # a key is at most 1,024 bytes; nothing else needs more
 MAX_CURSOR_CHARS = 1024
 MAX_TIME_TEXT = 64
 MAX_TS = 253402300799  # 9999-12-31T23:59:59Z
+PROCESS_CURSOR_KEY = secrets.token_bytes(32)  # cursors' key when audit.cursor_secret is unset
 MAX_FIELD_CHARS = 2048  # stored text fields are cut here: a user agent is not a novel
 DAY = 86400
 
@@ -73,9 +75,20 @@ TEXT_FIELDS = tuple(name for name in FIELDS if name not in ("ts", "status"))
 
 
 def clean_text(text: str) -> str:
-    """Bounded, encodable text: header values and grant claims are attacker input,
-    and a lone surrogate from a JSON claim must not make the write fail."""
-    return str(text)[:MAX_FIELD_CHARS].encode("utf-8", "replace").decode("utf-8")
+    """Bounded, inert text: header values and unverified claims are attacker input.
+    The characters keys may not hold (paths.REFUSED_CATEGORIES: controls such as
+    U+000A, U+0085, U+009B, bidi overrides such as U+202E, separators, lone
+    surrogates, which would also make the write fail) and the backslash are stored
+    escaped, as \\uXXXX (\\UXXXXXXXX above U+FFFF): the log reads one way, and an
+    escape in it always stands for the character."""
+    text = str(text)[:MAX_FIELD_CHARS]
+    if text.isprintable() and "\\" not in text:  # the usual case, at once
+        return text
+    return "".join(
+        (f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        if ch == "\\" or unicodedata.category(ch) in REFUSED_CATEGORIES else ch
+        for ch in text
+    )
 
 
 # --- search queries ---------------------------------------------------------------
@@ -93,6 +106,7 @@ class SearchQuery:
     key_prefix: str | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    cursor_key: bytes = field(default=PROCESS_CURSOR_KEY, repr=False, compare=False)  # see cursors
 
     def comparisons(self) -> list[tuple[str, str, object]]:
         """(record field, operator, value) of every filter set but key_prefix: what
@@ -106,7 +120,7 @@ SEARCH_FILTERS = ("since", "until", "op", "outcome", "client_ip", "sub", "key_pr
 SEARCH_FIELDS = frozenset(SEARCH_FILTERS + ("limit", "cursor"))
 
 
-def parse_search(body: object) -> SearchQuery:
+def parse_search(body: object, cursor_key: bytes = PROCESS_CURSOR_KEY) -> SearchQuery:
     """Validate the JSON body of an audit search. Raises only BadRequest."""
     if not isinstance(body, dict):
         raise BadRequest("the audit search body must be a JSON object", code="bad_filter")
@@ -130,6 +144,7 @@ def parse_search(body: object) -> SearchQuery:
         key_prefix=_text(body, "key_prefix", MAX_FILTER_CHARS) or None,
         limit=limit,
         cursor=_text(body, "cursor", MAX_CURSOR_CHARS),
+        cursor_key=cursor_key,
     )
     decode_cursor(query)  # a bad cursor is refused here, before the search is audited as allowed
     return query
@@ -145,7 +160,7 @@ def _text(body: dict, name: str, max_chars: int) -> str | None:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate escape from JSON
         raise BadRequest(f"{name!r} is not valid Unicode", code="bad_filter") from None
-    return value
+    return clean_text(value)  # spelt as the log stores it
 
 
 def _choice(body: dict, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -181,21 +196,20 @@ def _time(body: dict, name: str) -> float | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
         value = moment.timestamp()
-    # Compared before float(): NaN fails every comparison, and huge ints stay exact.
-    if not (is_int(value) or isinstance(value, float)) or not 0 <= value <= MAX_TS:
+    if not is_time(value):
         raise BadRequest(problem, code="bad_filter")
     return float(value)
 
 
 
 # --- cursors ------------------------------------------------------------------------
-# A cursor is base64url(JSON {f: filters fingerprint, p: position} + check bytes).
-# The check catches garbage, hand edits and cursors from another search; it is not a
-# security boundary (no key): a cursor only says where to resume, and the audit
-# grant already allows reading the whole log.
+# A cursor is base64url(JSON {f: filters fingerprint, p: position} + HMAC-SHA256 of
+# it), keyed with the gatekeeper's audit.cursor_secret, or else with a random key of
+# this process. A client cannot make one, only hand back what this search gave it:
+# a store never reads a position it did not write (and still checks its bounds).
 
 CURSOR_CONTEXT = b"dualkey-audit-cursor-v1"
-CURSOR_CHECK_BYTES = 8
+CURSOR_CHECK_BYTES = 32
 
 
 def _fingerprint(q: SearchQuery) -> str:
@@ -207,8 +221,12 @@ def _fingerprint(q: SearchQuery) -> str:
 
 def encode_cursor(q: SearchQuery, position: list) -> str:
     payload = json.dumps({"f": _fingerprint(q), "p": position}, separators=(",", ":")).encode()
-    check = hashlib.sha256(CURSOR_CONTEXT + payload).digest()[:CURSOR_CHECK_BYTES]
+    check = _cursor_check(q, payload)
     return base64.urlsafe_b64encode(payload + check).decode().rstrip("=")
+
+
+def _cursor_check(q: SearchQuery, payload: bytes) -> bytes:
+    return hmac.new(q.cursor_key, CURSOR_CONTEXT + payload, hashlib.sha256).digest()
 
 
 def invalid_cursor() -> BadRequest:
@@ -224,8 +242,7 @@ def decode_cursor(q: SearchQuery) -> list | None:
     try:
         raw = base64.urlsafe_b64decode(q.cursor + "=" * (-len(q.cursor) % 4))
         payload, check = raw[:-CURSOR_CHECK_BYTES], raw[-CURSOR_CHECK_BYTES:]
-        expected = hashlib.sha256(CURSOR_CONTEXT + payload).digest()[:CURSOR_CHECK_BYTES]
-        if len(raw) <= CURSOR_CHECK_BYTES or not hmac.compare_digest(check, expected):
+        if len(raw) <= CURSOR_CHECK_BYTES or not hmac.compare_digest(check, _cursor_check(q, payload)):
             raise invalid
         data = json.loads(payload)
     except (ValueError, binascii.Error):  # includes bad JSON and bad UTF-8
@@ -235,8 +252,10 @@ def decode_cursor(q: SearchQuery) -> list | None:
     return data["p"]
 
 
-def is_finite_number(value: object) -> bool:
-    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+def is_time(value: object) -> bool:
+    """Epoch seconds from 1970 to 9999. Compared as they are: NaN fails every
+    comparison, and a huge int stays exact (float() or SQLite would overflow)."""
+    return (is_int(value) or isinstance(value, float)) and 0 <= value <= MAX_TS
 
 
 # --- the store interface --------------------------------------------------------------
@@ -254,6 +273,10 @@ class AuditStore(Protocol):
         A claimed jti stays spent while now <= expires_at, the grant's last
         acceptable instant (grants.py refuses only now > exp + leeway)."""
 
+    def release_jti(self, jti: str) -> None:
+        """Forget a claim, for a request refused after it claimed its grant (so that
+        the grant is not used up); AuditUnavailable on failure."""
+
     def purge(self, now: float) -> int:
         """Drop records older than the retention and expired jtis; return how many."""
 
@@ -264,7 +287,8 @@ class AuditStore(Protocol):
         ("audit.url") with a reason that names no secret."""
 
     def healthy(self) -> bool:
-        """Cheap, for /v1/health: False when the store cannot serve (nothing raises)."""
+        """For /v1/health when no request has written lately: a real write, committed,
+        of one item no search returns; False if it fails (nothing raises)."""
 
 
 def jti_digest(jti: str) -> str:

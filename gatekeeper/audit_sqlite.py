@@ -5,7 +5,9 @@ See audit.py for the records, the search queries and the store interface.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -13,7 +15,7 @@ from contextlib import contextmanager
 
 from .audit import (
     DAY, FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
-    invalid_cursor, is_finite_number, jti_digest, prefix_end,
+    invalid_cursor, is_time, jti_digest, prefix_end,
 )
 from .errors import AuditUnavailable, ConfigError
 from .paths import is_int
@@ -116,6 +118,10 @@ class SqliteAuditStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            # Owner-only: SQLite would make the file 0644 (less the umask), and it gives
+            # the -wal and -shm files the file's mode. An existing file keeps its mode.
+            with contextlib.suppress(OSError):  # exists, or cannot be made: connect() says
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             # isolation_level IMMEDIATE: every write transaction takes the write lock
             # up front, so a busy database fails within busy_timeout, not mid-way.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout,
@@ -131,7 +137,7 @@ class SqliteAuditStore:
                         if missing:
                             raise SchemaMismatch(", ".join(missing))
                         conn.executescript(SQLITE_INDEXES)
-                        self._schema_ready = True  # checked once: healthy() stays cheap
+                        self._schema_ready = True  # checked once, not on every connection
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error:
                 conn.close()
@@ -145,6 +151,12 @@ class SqliteAuditStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def create_table(self) -> None:
+        """For init-audit: make the file's directory, owner-only, if it is missing
+        (check() then makes the file). serve refuses a missing directory instead: a
+        mistyped path must not start an empty log."""
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
 
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
         rows = [
@@ -171,9 +183,9 @@ class SqliteAuditStore:
 
     def search(self, q: SearchQuery, now: float | None = None) -> tuple[list[dict], str | None]:
         position = decode_cursor(q)
-        if position is not None and not (
-            len(position) == 2 and is_finite_number(position[0])
-            and is_int(position[1]) and abs(position[1]) < SQLITE_MAX_INT
+        if position is not None and not (  # (ts, id), bounded as SQLite stores them
+            len(position) == 2 and is_time(position[0])
+            and is_int(position[1]) and 0 < position[1] < SQLITE_MAX_INT
         ):
             raise invalid_cursor()
         index, terms, args = _search_terms(q, position)
@@ -202,6 +214,12 @@ class SqliteAuditStore:
                     (jti_digest(jti), expires_at, now),
                 ).rowcount
         return changed == 1
+
+    def release_jti(self, jti: str) -> None:
+        with _fail_closed("jti release", "the grant registry is unavailable"):
+            conn = self._conn()
+            with conn:
+                conn.execute("DELETE FROM jti WHERE id = ?", (jti_digest(jti),))
 
     def purge(self, now: float) -> int:
         cutoff = now - self.retention_days * DAY
@@ -251,7 +269,9 @@ class SqliteAuditStore:
 
     def healthy(self) -> bool:
         try:
-            self._conn().execute("SELECT 1 FROM audit LIMIT 1").fetchall()
+            conn = self._conn()
+            with conn:  # a grant id that is never a sha256 digest, expired (purge drops it)
+                conn.execute("INSERT OR REPLACE INTO jti (id, expires_at) VALUES ('health-probe', 0)")
         except sqlite3.Error:  # includes SchemaMismatch
             return False
         return True

@@ -45,6 +45,7 @@ REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 KID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 DYNAMO_TABLE_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
+MIN_SECRET_CHARS = 32
 AUDIT_URL_FORMS = "must be sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or dynamodb://TABLE"
 
 
@@ -152,6 +153,10 @@ KEYS = (
     Key("acl.upload.deny", "list", (), check=_networks),
     Key("audit.url", "str", "sqlite:gatekeeper-audit.db", check=_audit_url, field="audit_url"),
     Key("audit.retention_days", "int", 180, (1, 3650), field="audit_retention_days"),
+    Key("audit.cursor_secret", "str", "", check=_ensure(
+        lambda text: not text or len(text) >= MIN_SECRET_CHARS,
+        f"must be at least {MIN_SECRET_CHARS} characters (e.g. openssl rand -hex 32), or unset"),
+        field="audit_cursor_secret"),
     Key("revocation.not_before", "int", 0, (0, 2**40), field="not_before"),
     Key("revocation.subjects", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_subjects"),
 )
@@ -202,6 +207,7 @@ class Config:
     trusted_proxies: tuple[Network, ...] = _default("acl.trusted_proxies")
     audit_url: str = _default("audit.url")
     audit_retention_days: int = _default("audit.retention_days")
+    audit_cursor_secret: str = field(default=_default("audit.cursor_secret"), repr=False)
     not_before: int = _default("revocation.not_before")
     revoked_subjects: frozenset[str] = _default("revocation.subjects")
     vendor_key_ids: tuple[str, ...] = field(default=())

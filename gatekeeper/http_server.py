@@ -53,7 +53,9 @@ def _request(environ) -> Request:
     body = environ["wsgi.input"].read(min(max(length, 0), READ_LIMIT)) if length else b""
     return Request(
         method=environ["REQUEST_METHOD"].upper(),
-        path=environ.get("PATH_INFO", ""),
+        # Routed on the request's own path: PATH_INFO is percent-decoded, and would
+        # serve /v1/%73ign or /v1/audit%2Fsearch as real endpoints (they are 404).
+        path=environ.get("REQUEST_URI", "").partition("?")[0],
         headers=headers,
         body=body,
         peer=environ.get("REMOTE_ADDR", ""),

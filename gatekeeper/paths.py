@@ -2,9 +2,10 @@
 
 A key is never URL-decoded a second time, never normalised: what the grant's
 prefix covers is decided on the exact bytes the caller sent. Anything that could
-be read two ways (dot segments, empty segments, backslashes, control characters)
-or shown as something else (format and line-separator characters such as U+202E,
-U+FEFF, U+2028) is refused rather than interpreted.
+be read two ways (dot segments, empty segments, backslashes, control characters,
+`${`, which S3 reads as `${filename}` in an upload) or shown as something else
+(format and line-separator characters such as U+202E, U+FEFF, U+2028) is refused
+rather than interpreted.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def check_path(text: object, what: str = "key", *, prefix: bool = False) -> str:
         raise _refuse(what, "leading '/'")
     if "\\" in text:
         raise _refuse(what, "backslash")
+    if "${" in text:  # S3 replaces ${filename} in an upload's key with the file's name
+        raise _refuse(what, "'${'")
     # isprintable() is False for every refused category (and for some allowed ones):
     # a quick pass for the usual key, the exact test otherwise.
     if not text.isprintable() and any(unicodedata.category(ch) in REFUSED_CATEGORIES for ch in text):

@@ -4,6 +4,8 @@ DynamoDB server. Every store test runs against both."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -201,6 +203,45 @@ def test_a_garbage_cursor_is_refused(filled, cursor):
         store.search(parse_search({"limit": 2, "cursor": cursor}))
 
 
+def unkeyed(payload: dict, key: bytes | None = None) -> str:
+    """A cursor checked as the gatekeeper's once were (a plain SHA-256 anyone can
+    compute), or, with `key`, an HMAC under another gatekeeper's key."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    check = (hmac.new(key, audit.CURSOR_CONTEXT + body, hashlib.sha256).digest() if key
+             else hashlib.sha256(audit.CURSOR_CONTEXT + body).digest()[:8])
+    return base64.urlsafe_b64encode(body + check).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32])
+def test_a_cursor_this_gatekeeper_did_not_make_is_refused(filled, key):
+    store, _ = filled
+    q = parse_search({"limit": 2})
+    position = [10**20, 1] if isinstance(store, SqliteAuditStore) else ["2025-01-01", None]
+    with pytest.raises(BadRequest, match="cursor"):  # and not an OverflowError (a 500)
+        store.search(parse_search({"limit": 2, "cursor": unkeyed({"f": audit._fingerprint(q), "p": position}, key)}))
+
+
+@pytest.mark.parametrize("position", [
+    [10**20, 1], [1e300, 1], [float("inf"), 1], [-1.0, 1], [NOW, 2**63], [NOW, 0], [NOW, True], [NOW, 1.5],
+    ["2025-01-01", "0000000000000000#0123456789abcdef#" + "9" * 50],
+])
+def test_a_position_out_of_bounds_is_refused_even_under_the_key(filled, position):
+    store, _ = filled
+    if isinstance(store, SqliteAuditStore) != isinstance(position[0], (int, float)):
+        pytest.skip("a position of the other store")
+    cursor = audit.encode_cursor(parse_search({"limit": 2}), position)
+    with pytest.raises(BadRequest, match="cursor"):
+        store.search(parse_search({"limit": 2, "cursor": cursor}))
+
+
+def test_a_cursor_works_where_the_key_is_the_same(filled):
+    store, _ = filled
+    _, cursor = store.search(parse_search({"limit": 2}, b"s" * 32))
+    assert store.search(parse_search({"limit": 2, "cursor": cursor}, b"s" * 32))[0]
+    with pytest.raises(BadRequest, match="cursor"):
+        parse_search({"limit": 2, "cursor": cursor})  # this process's own key
+
+
 def test_a_cursor_from_the_other_kind_of_store_is_refused(filled):
     store, _ = filled
     q = parse_search({"limit": 2})
@@ -223,8 +264,21 @@ def test_awkward_text_is_stored_not_refused(store):
     store.write([record])
     [entry] = store.search(SearchQuery())[0]
     assert len(entry["user_agent"]) == audit.MAX_FIELD_CHARS
-    assert entry["sub"] == "?bad"
-    assert entry["key"] == "tickets/1/\x00"
+    assert entry["sub"] == "\\ud800bad"
+    assert entry["key"] == "tickets/1/\\u0000"
+
+
+@pytest.mark.parametrize("text, stored", [
+    ("a\nb", "a\\u000ab"), ("gpj.\u202eexe", "gpj.\\u202eexe"), ("x\x85y\x9b", "x\\u0085y\\u009b"),
+    ("a\u2028b\ufeff", "a\\u2028b\\ufeff"), ("\U000e0041", "\\U000e0041"),
+    ("C:\\u202e", "C:\\u005cu202e"),  # a backslash is escaped too: an escape is never text
+    ("r\u00e9sum\u00e9 \u753b\u00a0", "r\u00e9sum\u00e9 \u753b\u00a0"),  # other text is kept as it is
+])
+def test_control_and_bidi_characters_are_stored_escaped(store, text, stored):
+    store.write([AuditRecord(ts=NOW, user_agent=text, origin=text, kid=text, sub=text)])
+    [entry] = store.search(SearchQuery())[0]
+    assert (entry["user_agent"], entry["origin"], entry["kid"], entry["sub"]) == (stored,) * 4
+    assert store.search(parse_search({"sub": text}))[0] == [entry]  # found as it was sent
 
 
 def test_an_empty_write_is_fine(store):
@@ -238,6 +292,14 @@ def test_a_jti_can_be_claimed_once(store):
     assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW) is True
     assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW + 1) is False
     assert store.claim_jti("grant-2", expires_at=NOW + 300, now=NOW + 1) is True
+
+
+def test_a_released_jti_can_be_claimed_again(store):
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW) is True
+    store.release_jti("grant-1")
+    store.release_jti("never-claimed")  # harmless
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW + 1) is True
+    assert store.claim_jti("grant-1", expires_at=NOW + 300, now=NOW + 2) is False
 
 
 def test_an_expired_jti_can_be_claimed_again(store):
@@ -378,6 +440,26 @@ def test_sqlite_check_creates_the_file_and_leaves_it_empty(tmp_path):
         assert db.execute("SELECT count(*) FROM jti").fetchone() == (0,)
     store.write([AuditRecord(ts=NOW, request_id="after")])
     assert [e["request_id"] for e in store.search(SearchQuery())[0]] == ["after"]
+
+
+def test_sqlite_files_are_owner_only_and_an_existing_file_keeps_its_mode(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        store = SqliteAuditStore(str(tmp_path / "audit.db"), RETENTION_DAYS)
+        store.check()
+        store.write([AuditRecord(ts=NOW)])
+        for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+            assert os.stat(tmp_path / name).st_mode & 0o777 == 0o600, name
+        store = SqliteAuditStore(str(tmp_path / "new-dir" / "audit.db"), RETENTION_DAYS)
+        store.create_table()  # init-audit makes a missing directory
+        store.check()
+        assert os.stat(tmp_path / "new-dir").st_mode & 0o777 == 0o700
+        assert os.stat(tmp_path / "new-dir" / "audit.db").st_mode & 0o777 == 0o600
+        (tmp_path / "shared.db").touch(mode=0o640)  # the operator's choice, e.g. for a log reader group
+        SqliteAuditStore(str(tmp_path / "shared.db"), RETENTION_DAYS).write([AuditRecord(ts=NOW)])
+        assert os.stat(tmp_path / "shared.db").st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old_umask)
 
 
 def test_sqlite_check_refuses_a_missing_directory(tmp_path):

@@ -70,3 +70,25 @@ def test_a_gatekeeper_auditing_to_dynamodb_over_http(start_gatekeeper):
     entries = search(gk, audit, sub="user:dyn").json()["entries"]
     assert [(e["outcome"], e["reason"], e["key"]) for e in entries] == [
         ("deny", "out_of_scope", "tickets/42/report.json"), ("allow", "", "tickets/42/report.json")]
+
+
+def test_a_forged_cursor_is_a_400_not_a_500(gatekeeper):
+    # Before keyed cursors, anyone could compute the check: a position of 10**20
+    # overflowed SQLite after the search was audited as allowed.
+    from .test_audit import unkeyed
+    from gatekeeper import audit
+    cursor = unkeyed({"f": audit._fingerprint(audit.parse_search({"limit": 1})), "p": [10**20, 1]})
+    assert_refused(gatekeeper, search(gatekeeper, gatekeeper.grant(ops=["audit"]), limit=1, cursor=cursor),
+                   400, "bad_filter")
+
+
+def test_gatekeepers_sharing_a_log_and_a_cursor_secret_share_cursors(start_gatekeeper, tmp_path):
+    shared = {"audit": {"url": f"sqlite:///{tmp_path}/shared.db", "cursor_secret": "c" * 32}}
+    first, second, alone = (start_gatekeeper(shared), start_gatekeeper(shared),
+                            start_gatekeeper({"audit": {"url": f"sqlite:///{tmp_path}/shared.db"}}))
+    for _ in range(3):
+        sign(first, first.grant(), GET_42)
+    page = search(first, first.grant(ops=["audit"]), limit=1).json()
+    assert search(second, second.grant(ops=["audit"]), limit=1, cursor=page["next"]).status_code == 200
+    response = search(alone, alone.grant(ops=["audit"]), limit=1, cursor=page["next"])
+    assert (response.status_code, response.json()["error"]) == (400, "bad_filter")

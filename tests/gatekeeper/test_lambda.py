@@ -157,6 +157,13 @@ def named_stage_event(path, stage="prod", **kwargs):
     return event
 
 
+@pytest.mark.parametrize("make_event", [http_api_event, function_url_event])
+def test_only_the_canonical_path_is_routed(lambda_env, make_event):
+    # rawPath is the path as sent (a function URL's; API Gateway's, see docs/operations.md).
+    for path in ("/v1/%73ign", "/%761/sign", "/v1/audit%2Fsearch"):
+        assert call(make_event(path, body={"ops": []}))[0] == 404
+
+
 def test_a_named_stage_is_not_part_of_the_route(lambda_env):
     status, body, _ = call(named_stage_event("/v1/health", method="GET"))
     assert status == 200 and body["gatekeeper_id"] == GATEKEEPER_ID

@@ -1,5 +1,6 @@
-"""A batch that fails at storage part-way: deletes are done last, and the audit log
-says what was done (in-process, against moto's S3 with chosen failures)."""
+"""Requests that fail part-way, in-process against moto's S3 with chosen failures:
+a batch failing at storage (deletes are done last, and the audit log says what was
+done; the grant is not used up), and an audit log that takes no writes (health says so)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import itertools
 import json
 import os
 import sqlite3
+import time
 
 from gatekeeper import config as config_module
-from gatekeeper.app import Gatekeeper, Request
+from gatekeeper.app import HEALTH_PROBE_AFTER, Gatekeeper, Request
 from gatekeeper.config import sqlite_path
 from gatekeeper.errors import StorageUnavailable
 from gatekeeper.storage import Storage
@@ -21,8 +23,15 @@ _buckets = itertools.count()
 
 
 class FailingStorage(Storage):
-    """The bucket, except that listing fails, and deleting the keys in `broken`."""
+    """The bucket, except that listing fails, and deleting the keys in `broken`;
+    with `no_credentials`, the role's credentials cannot be had."""
     broken: set[str] = set()
+    no_credentials = False
+
+    def credentials(self):
+        if self.no_credentials:
+            raise StorageUnavailable("no storage credentials are available", code="storage_credentials")
+        return super().credentials()
 
     def list(self, prefix):
         raise StorageUnavailable("the bucket could not be listed")
@@ -44,9 +53,9 @@ def setup(tmp_path, moto_url, s3, *keys):
     return Gatekeeper(config, storage=FailingStorage(config.storage)), bucket
 
 
-def post(gk, ops):
-    grant = mint_grant(VENDOR_KEY, issuer=ISSUER, audience=GATEKEEPER_ID, subject="user:1",
-                       prefix="tickets/42/", ops=["get", "list", "delete"])
+def post(gk, ops, grant=None):
+    grant = grant or mint_grant(VENDOR_KEY, issuer=ISSUER, audience=GATEKEEPER_ID, subject="user:1",
+                                prefix="tickets/42/", ops=["get", "list", "delete"])
     body = json.dumps({"ops": ops}).encode()
     response = gk.handle(Request("POST", "/v1/sign", {"authorization": f"Bearer {grant}"}, body, "127.0.0.1"))
     with sqlite3.connect(sqlite_path(gk.config.audit_url)) as db:
@@ -85,3 +94,45 @@ def test_a_delete_done_before_a_failure_keeps_its_allow_record(tmp_path, moto_ur
         ("delete", "tickets/42/b", "deny", "storage_error"), ("get", "tickets/42/c", "deny", "storage_error"),
         ("delete", "tickets/42/c", "deny", "storage_error")]
     assert len(rows) == 7
+
+
+def test_a_request_that_fails_at_storage_does_not_use_its_grant_up(tmp_path, moto_url, s3, monkeypatch):
+    gk, _ = setup(tmp_path, moto_url, s3, "tickets/42/a")
+    grant = mint_grant(VENDOR_KEY, issuer=ISSUER, audience=GATEKEEPER_ID, subject="agent:1",
+                       prefix="tickets/42/", ops=["put", "delete", "list"])
+    put = [{"op": "put", "key": "tickets/42/b", "size": 3, "content_type": "text/plain"}]
+    monkeypatch.setattr(FailingStorage, "no_credentials", True)
+    response, rows = post(gk, put, grant)
+    assert (response.status, response.body["error"]) == (502, "storage_credentials")
+    assert rows[-1] == ("put", "tickets/42/b", "deny", "storage_credentials")
+    response, _ = post(gk, [{"op": "delete", "key": "tickets/42/a"}, {"op": "list", "prefix": "tickets/42/"}], grant)
+    assert (response.status, response.body["error"]) == (502, "storage_error")  # and again
+    monkeypatch.setattr(FailingStorage, "no_credentials", False)
+    response, rows = post(gk, put, grant)  # the retry, once storage is back
+    assert response.status == 200 and rows == [("put", "tickets/42/b", "allow", "")]
+    response, rows = post(gk, put, grant)
+    assert (response.status, response.body["error"]) == (403, "grant_reused")
+
+
+def test_health_says_degraded_while_audit_writes_fail(tmp_path, moto_url, s3):
+    gk, _ = setup(tmp_path, moto_url, s3)
+    gk.audit.busy_timeout = 0.1
+    now = [time.time()]
+    gk.clock = lambda: now[0]
+    assert gk.health()["audit"] == "ok"  # a probe: nothing written yet
+    # Another process holds the write lock: reads still work (WAL), writes do not.
+    blocker = sqlite3.connect(sqlite_path(gk.config.audit_url), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        response, _ = post(gk, [{"op": "get", "key": "tickets/42/a"}])
+        assert (response.status, response.body["error"]) == (503, "audit_unavailable")
+        assert (gk.health()["status"], gk.health()["audit"]) == ("degraded", "unavailable")
+        now[0] += HEALTH_PROBE_AFTER + 1  # no write since: the probe writes, and fails
+        assert gk.health()["audit"] == "unavailable"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert gk.health()["audit"] == "unavailable"  # the last write failed, and is recent
+    now[0] += HEALTH_PROBE_AFTER + 1
+    assert (gk.health()["status"], gk.health()["audit"]) == ("ok", "ok")
+    assert post(gk, [{"op": "get", "key": "tickets/42/a"}])[0].status == 200

@@ -148,6 +148,8 @@ def test_it_refuses_a_body_over_64_kib(gatekeeper):
     # space, line and paragraph separators, NEL (C1).
     "tickets/42/gpj.\u202eexe", "tickets/42/\ufeffa", "tickets/42/a\u200bb",
     "tickets/42/a\u2028b", "tickets/42/a\u2029b", "tickets/42/a\x85b",
+    # S3 substitutes ${filename} in a POST's key field: the key signed is not the one stored.
+    "tickets/42/${filename}", "tickets/42/a${b",
 ])
 def test_it_refuses_bad_keys(gatekeeper, key):
     response = sign(gatekeeper, gatekeeper.grant(), None,
@@ -268,6 +270,28 @@ def _claims():
             "jti": "x", "scope": {"prefix": "tickets/42/", "ops": ["get"]}}
 
 
+def test_unverified_text_reaches_the_log_escaped(gatekeeper):
+    # A forged header's kid, the user agent and the origin are anyone's text: a line
+    # break, a bidi override or a C1 control (U+0085 NEL, U+009B CSI) must not make
+    # the log show something else. Header bytes are Latin-1 in WSGI: 0x85 is U+0085.
+    header = b64url(json.dumps({"alg": "EdDSA", "kid": "k\n1\u202e", "typ": "JWT"}).encode())
+    grant = f"{header}.{b64url(json.dumps(_claims()).encode())}.{b64url(bytes(64))}"
+    url = urlsplit(gatekeeper.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        connection.putrequest("POST", "/v1/sign", skip_accept_encoding=True)
+        for name, value in [("Authorization", f"Bearer {grant}".encode()), ("User-Agent", b"agent\x85\x9b[2J"),
+                            ("Origin", b"https://x\xe2\x80\xae"), ("Content-Length", b"2")]:
+            connection.putheader(name, value)
+        connection.endheaders(b"{}")
+        request_id = connection.getresponse().getheader("X-Request-Id")
+    finally:
+        connection.close()
+    [row] = gatekeeper.audit_rows(request_id)
+    assert (row["reason"], row["kid"], row["user_agent"], row["origin"]) == (
+        "unknown_kid", "k\\u000a1\\u202e", "agent\\u0085\\u009b[2J", "https://x\u00e2\\u0080\u00ae")
+
+
 def test_it_refuses_alg_none(gatekeeper):
     rows = assert_refused(gatekeeper, sign(gatekeeper, _unsigned("none", _claims()), GET_42),
                           401, "algorithm_refused")
@@ -339,6 +363,24 @@ def test_it_answers_404_and_405_as_json(gatekeeper):
     assert requests.get(gatekeeper.url + "/v1/nothing", timeout=5).json()["error"] == "not_found"
     response = requests.get(gatekeeper.url + "/v1/sign", timeout=5)
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/v1/%73ign", "/%761/sign", "/v1/audit%2Fsearch", "/v1/sign%2F",
+                                  "/v1/sign/", "//v1/sign", "http://x/v1/sign"])
+def test_only_the_canonical_path_is_routed(gatekeeper, path):
+    # Waitress decodes PATH_INFO: /v1/%73ign would be /v1/sign. A proxy's path rules and
+    # the gatekeeper must not disagree on which endpoint a request is for.
+    url = urlsplit(gatekeeper.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        connection.request("POST", path, body=json.dumps({"ops": GET_42}),
+                           headers={"Authorization": f"Bearer {gatekeeper.grant()}"})
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())["error"]) == (404, "not_found")
+        connection.request("GET", "/v1/health?probe=1")  # a query string is not the path
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
 
 
 def test_a_body_far_over_the_limit_is_refused_by_the_server_without_reading_it(gatekeeper):
