@@ -221,17 +221,19 @@ def test_a_cursor_this_gatekeeper_did_not_make_is_refused(filled, key):
         store.search(parse_search({"limit": 2, "cursor": unkeyed({"f": audit._fingerprint(q), "p": position}, key)}))
 
 
-@pytest.mark.parametrize("position", [
-    [10**20, 1], [1e300, 1], [float("inf"), 1], [-1.0, 1], [NOW, 2**63], [NOW, 0], [NOW, True], [NOW, 1.5],
-    ["2025-01-01", "0000000000000000#0123456789abcdef#" + "9" * 50],
-])
-def test_a_position_out_of_bounds_is_refused_even_under_the_key(filled, position):
+OUT_OF_BOUNDS = {
+    "sqlite": [[10**20, 1], [1e300, 1], [float("inf"), 1], [-1.0, 1], [NOW, 2**63], [NOW, 0], [NOW, True],
+               [NOW, 1.5]],
+    "dynamodb": [["2025-01-01", "0000000000000000#0123456789abcdef#" + "9" * 50]],
+}
+
+
+def test_a_position_out_of_bounds_is_refused_even_under_the_key(filled):
     store, _ = filled
-    if isinstance(store, SqliteAuditStore) != isinstance(position[0], (int, float)):
-        pytest.skip("a position of the other store")
-    cursor = audit.encode_cursor(parse_search({"limit": 2}), position)
-    with pytest.raises(BadRequest, match="cursor"):
-        store.search(parse_search({"limit": 2, "cursor": cursor}))
+    for position in OUT_OF_BOUNDS["sqlite" if isinstance(store, SqliteAuditStore) else "dynamodb"]:
+        cursor = audit.encode_cursor(parse_search({"limit": 2}), position)
+        with pytest.raises(BadRequest, match="cursor"):
+            store.search(parse_search({"limit": 2, "cursor": cursor}))
 
 
 def test_a_cursor_works_where_the_key_is_the_same(filled):
