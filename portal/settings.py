@@ -5,6 +5,7 @@ DUALKEY_DEBUG defaults to on so a fresh checkout runs with one command; with it
 off, the secrets have no defaults and the portal refuses to start without them.
 """
 
+import datetime as dt
 from pathlib import Path
 
 from portal.env import env_bool, env_database, env_int, env_key, env_list, env_origin, env_secret, env_str
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "tenants",
     "portal.tickets",
 ]
@@ -50,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.csp.ContentSecurityPolicyMiddleware",
+    # Last: turns a sign-in refused by axes into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -86,6 +90,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Sign-in throttling (django-axes, docs/portal.md "Signing in"). Its backend goes first:
+# it refuses a locked-out account or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failures count per account and per address, each on its own: many passwords for
+# one account from many addresses, or many accounts from one address, both stop.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("DUALKEY_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("DUALKEY_LOGIN_COOLOFF_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.accounts.locked_out"
+# The address is the socket peer only: a client-sent X-Forwarded-For would let an
+# attacker pick a fresh address for every guess. Behind a reverse proxy, have the
+# server set REMOTE_ADDR from it (waitress: trusted_proxy).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# The trail: every failure (AccessFailureLog), every sign-in (AccessLog), counts (AccessAttempt).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_ENABLE_ADMIN = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
