@@ -8,7 +8,17 @@ off, the secrets have no defaults and the portal refuses to start without them.
 import datetime as dt
 from pathlib import Path
 
-from portal.env import env_bool, env_database, env_int, env_key, env_list, env_origin, env_secret, env_str
+from portal.env import (
+    env_bool,
+    env_database,
+    env_email,
+    env_int,
+    env_key,
+    env_list,
+    env_origin,
+    env_secret,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -154,6 +164,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Mail: invitations and security-event notices. Printed to the console unless
+# DUALKEY_EMAIL_URL names a file directory or an SMTP server (docs/portal.md).
+globals().update(env_email("DUALKEY_EMAIL_URL", "console:"))
+DEFAULT_FROM_EMAIL = env_str("DUALKEY_EMAIL_FROM", "Dualkey <dualkey@localhost>")
+EMAIL_TIMEOUT = 10
+# How long an invitation link stays usable (tenants/invitations.py).
+DUALKEY_INVITATION_DAYS = env_int("DUALKEY_INVITATION_DAYS", 7)
 
 # Celery: Redis in production; in-process eager execution by default so local runs
 # and tests need no broker.

@@ -21,7 +21,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from tenants.models import AgentToken, Membership, Tenant
+from tenants.models import AgentToken, Membership, SecurityEvent, Tenant
 from tenants.tokens import hash_token
 
 LIVE_STATUSES = (Tenant.Status.ONBOARDING, Tenant.Status.ACTIVE)
@@ -59,6 +59,10 @@ def tenant_for_admin(user) -> Tenant:
 
 def agent_tokens_for_admin(user) -> QuerySet[AgentToken]:
     return AgentToken.objects.filter(tenant=tenant_for_admin(user))
+
+
+def security_events_for_admin(user) -> QuerySet[SecurityEvent]:
+    return SecurityEvent.objects.filter(tenant=tenant_for_admin(user))
 
 
 def access_agent_token_for_admin(user, token_id: int) -> AgentToken:

@@ -7,17 +7,19 @@ vendor support.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from gatekeeper.errors import AUDIT_OPS
-from tenants import forms
+from tenants import events, forms
 from tenants.access import (
     access_agent_token_for_admin,
     access_tenant_for_support,
     agent_tokens_for_admin,
+    security_events_for_admin,
     support_required,
     tenant_for_admin,
     tenants_for_support,
@@ -54,6 +56,9 @@ def _gatekeeper_check(tenant, signing_keys) -> dict | None:
     }
 
 
+SECURITY_EVENTS_SHOWN = 50
+
+
 def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, rotation_error=None,
                    status=200):
     # A fresh tenant: a rejected storage form must not show (nor put into the
@@ -71,6 +76,7 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
         "rotation_error": rotation_error,
         "vendor_keys_toml": vendor_keys_toml(tenant),
         "gatekeeper_check": _gatekeeper_check(tenant, signing_keys),
+        "security_events": security_events_for_admin(request.user)[:SECURITY_EVENTS_SHOWN],
     }
     return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), tenant)
 
@@ -85,10 +91,13 @@ def settings_page(request):
 @require_POST
 def update_storage(request):
     tenant = tenant_for_admin(request.user)
+    before = events.watched_values(tenant)  # the form writes into the instance as it validates
     form = forms.StorageSettingsForm(request.POST, instance=tenant)
     if not form.is_valid():
         return _settings_page(request, storage_form=form, status=400)
-    form.save()
+    with transaction.atomic():
+        form.save()
+        events.record(tenant, request.user, events.storage_changes(before, tenant))
     messages.success(request, "Storage settings saved.")
     return redirect("tenant-settings")
 
