@@ -166,3 +166,39 @@ class SecurityEvent(models.Model):
 
     def __str__(self):
         return f"{self.tenant}: {self.get_kind_display()} by {self.actor_name}"
+
+
+class Invitation(models.Model):
+    """A single-use, expiring link by email to join a tenant and set one's own
+    password (tenants/invitations.py). Only the token's SHA-256 is stored: the
+    link exists in the invitee's mail and nowhere else."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.ADMIN)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # Made by vendor support while the tenant had no admin: void once it has one,
+    # so support cannot keep a spare way in past onboarding.
+    onboarding = models.BooleanField(default=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # The account that accepting it made.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.username} <{self.email}> @ {self.tenant}"
+
+    @property
+    def is_open(self) -> bool:
+        """Neither accepted nor revoked (it may still have expired)."""
+        return self.accepted_at is None and self.revoked_at is None
