@@ -7,7 +7,20 @@ the account nor the address, so it tells an attacker nothing they did not send.
 """
 
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator
 from django.shortcuts import render
+
+
+class LoginForm(AuthenticationForm):
+    """Django's form, with its username length enforced: Django sets the field's
+    max_length after the field is built, so no validator checks it, and a longer
+    username reached authenticate() and axes' varchar(255) (a 500 on PostgreSQL)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))
 
 
 def locked_out(request, original_response=None, credentials=None):

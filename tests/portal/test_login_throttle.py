@@ -67,6 +67,15 @@ class LoginThrottleTestCase(BaseTestCase):
         self.assertEqual(attempt.failures_since_start, 1)
         self.assertNotIn("hunter2-secret", attempt.post_data)
 
+    def test_an_overlong_username_is_refused_before_it_is_counted(self):
+        # It used to reach axes' varchar(255) column: a 500 on PostgreSQL.
+        from axes.models import AccessAttempt
+
+        r = self.attempt("x" * 300, "wrong")
+        self.assertEqual(r.status_code, 200)
+        self.assertTrue(r.context["form"].errors["username"])
+        self.assertFalse(AccessAttempt.objects.exists())
+
     def test_the_test_clients_login_works_with_a_request(self):
         # axes needs the request: tests pass a blank one, as axes' documentation says.
         self.assertTrue(self.client.login(request=HttpRequest(), username="bob", password="password"))
