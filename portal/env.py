@@ -131,3 +131,49 @@ def env_database(name: str, default: str, *, conn_max_age: int = 0, environ=None
         return dj_database_url.parse(value, conn_max_age=conn_max_age)
     except ValueError:
         raise ImproperlyConfigured(f"{name} is not a valid database URL") from None
+
+
+EMAIL_SCHEMES = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "smtp+tls": "django.core.mail.backends.smtp.EmailBackend",
+    "smtps": "django.core.mail.backends.smtp.EmailBackend",
+}
+
+
+def env_email(name: str, default: str, *, environ=None) -> dict:
+    """Django's EMAIL_* settings from one URL: `console:` (print), `file:///DIR`
+    (one file a message), `smtp://USER:PASSWORD@HOST:PORT` (`smtp+tls://` for
+    STARTTLS, `smtps://` for TLS from the start). User and password are
+    percent-decoded. Errors name the variable and the scheme, never the value
+    (it may hold a password)."""
+    from urllib.parse import unquote
+
+    value = env_str(name, default, environ=environ)
+    scheme = value.split(":", 1)[0] if ":" in value else ""
+    if scheme not in EMAIL_SCHEMES:
+        found = f"scheme {scheme!r}" if scheme.isascii() and scheme.replace("+", "").isalnum() else "no scheme"
+        raise ImproperlyConfigured(f"{name} must be console:, file:///DIR or smtp[s]://USER:PASSWORD@HOST:PORT ({found})")
+    settings = {"EMAIL_BACKEND": EMAIL_SCHEMES[scheme]}
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is not a valid mail URL") from None
+    if scheme == "file":
+        if not parts.path.startswith("/") or parts.netloc:
+            raise ImproperlyConfigured(f"{name} must be file:///ABSOLUTE/DIR for the file backend")
+        settings["EMAIL_FILE_PATH"] = parts.path
+    elif scheme != "console":
+        if not parts.hostname:
+            raise ImproperlyConfigured(f"{name} must name the SMTP host")
+        settings.update({
+            "EMAIL_HOST": parts.hostname,
+            "EMAIL_PORT": port or {"smtp": 25, "smtp+tls": 587, "smtps": 465}[scheme],
+            "EMAIL_HOST_USER": unquote(parts.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+            "EMAIL_USE_TLS": scheme == "smtp+tls",
+            "EMAIL_USE_SSL": scheme == "smtps",
+        })
+    return settings

@@ -5,9 +5,20 @@ DUALKEY_DEBUG defaults to on so a fresh checkout runs with one command; with it
 off, the secrets have no defaults and the portal refuses to start without them.
 """
 
+import datetime as dt
 from pathlib import Path
 
-from portal.env import env_bool, env_database, env_int, env_key, env_list, env_origin, env_secret, env_str
+from portal.env import (
+    env_bool,
+    env_database,
+    env_email,
+    env_int,
+    env_key,
+    env_list,
+    env_origin,
+    env_secret,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "tenants",
     "portal.tickets",
 ]
@@ -50,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.csp.ContentSecurityPolicyMiddleware",
+    # Last: turns a sign-in refused by axes into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -82,10 +96,34 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Applied where people choose a password (the invitation page).
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (django-axes, docs/portal.md "Signing in"). Its backend goes first:
+# it refuses a locked-out account or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failures count per account and per address, each on its own: many passwords for
+# one account from many addresses, or many accounts from one address, both stop.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("DUALKEY_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("DUALKEY_LOGIN_COOLOFF_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.accounts.locked_out"
+# The address is the socket peer only: a client-sent X-Forwarded-For would let an
+# attacker pick a fresh address for every guess. Behind a reverse proxy, have the
+# server set REMOTE_ADDR from it (waitress: trusted_proxy).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# The trail: every failure (AccessFailureLog), every sign-in (AccessLog), counts (AccessAttempt).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_ENABLE_ADMIN = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -129,6 +167,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Mail: invitations and security-event notices. Printed to the console unless
+# DUALKEY_EMAIL_URL names a file directory or an SMTP server (docs/portal.md).
+globals().update(env_email("DUALKEY_EMAIL_URL", "console:"))
+DEFAULT_FROM_EMAIL = env_str("DUALKEY_EMAIL_FROM", "Dualkey <dualkey@localhost>")
+EMAIL_TIMEOUT = 10
+# How long an invitation link stays usable (tenants/invitations.py).
+DUALKEY_INVITATION_DAYS = env_int("DUALKEY_INVITATION_DAYS", 7)
 
 # Celery: Redis in production; in-process eager execution by default so local runs
 # and tests need no broker.

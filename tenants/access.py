@@ -21,7 +21,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from tenants.models import AgentToken, Membership, Tenant
+from tenants.models import AgentToken, Invitation, Membership, SecurityEvent, Tenant
 from tenants.tokens import hash_token
 
 LIVE_STATUSES = (Tenant.Status.ONBOARDING, Tenant.Status.ACTIVE)
@@ -59,6 +59,10 @@ def tenant_for_admin(user) -> Tenant:
 
 def agent_tokens_for_admin(user) -> QuerySet[AgentToken]:
     return AgentToken.objects.filter(tenant=tenant_for_admin(user))
+
+
+def security_events_for_admin(user) -> QuerySet[SecurityEvent]:
+    return SecurityEvent.objects.filter(tenant=tenant_for_admin(user))
 
 
 def access_agent_token_for_admin(user, token_id: int) -> AgentToken:
@@ -123,4 +127,13 @@ def access_tenant_for_support(user, slug: str) -> Tenant:
     try:
         return tenants_for_support(user).get(slug=slug)
     except Tenant.DoesNotExist:
+        raise Http404("not found") from None
+
+
+def access_invitation_for_support(user, slug: str, invitation_id: int) -> Invitation:
+    """One of the tenant's invitations that vendor support made (onboarding)."""
+    tenant = access_tenant_for_support(user, slug)
+    try:
+        return Invitation.objects.select_related("tenant").get(tenant=tenant, id=invitation_id, onboarding=True)
+    except Invitation.DoesNotExist:
         raise Http404("not found") from None

@@ -1,6 +1,6 @@
 from django import forms
-from django.contrib.auth import get_user_model
 
+from tenants.invitations import username_taken
 from tenants.models import Tenant
 from tenants.validators import validate_printable
 
@@ -70,6 +70,6 @@ class InviteAdminForm(forms.Form):
 
     def clean_username(self):
         username = self.cleaned_data["username"]
-        if get_user_model().objects.filter(username__iexact=username).exists():
+        if username_taken(username):
             raise forms.ValidationError("That username is taken.")
         return username

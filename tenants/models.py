@@ -130,3 +130,75 @@ class AgentToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class SecurityEvent(models.Model):
+    """A change a tenant's admins must hear about: where its data goes (the
+    gatekeeper and storage origin) and who belongs to it. Written by
+    tenants/events.py, which also emails the admins; listed on /settings/."""
+
+    class Kind(models.TextChoices):
+        GATEKEEPER_URL = "gatekeeper_url", "Gatekeeper URL changed"
+        GATEKEEPER_ID = "gatekeeper_id", "Gatekeeper id changed"
+        STORAGE_ORIGIN = "storage_origin", "Storage origin changed"
+        INVITED = "invited", "Member invited"
+        INVITATION_RESENT = "invitation_resent", "Invitation re-sent"
+        INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
+        JOINED = "joined", "Member joined"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        REMOVED = "removed", "Member removed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="security_events")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    # Who did it: the account, and its name as it was (kept if the account goes).
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_name = models.CharField(max_length=200)
+    # Whom it concerns (a member's username or an invited address), and what changed.
+    subject = models.CharField(max_length=254, blank=True)
+    old_value = models.CharField(max_length=254, blank=True)
+    new_value = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="security_event_tenant_time")]
+
+    def __str__(self):
+        return f"{self.tenant}: {self.get_kind_display()} by {self.actor_name}"
+
+
+class Invitation(models.Model):
+    """A single-use, expiring link by email to join a tenant and set one's own
+    password (tenants/invitations.py). Only the token's SHA-256 is stored: the
+    link exists in the invitee's mail and nowhere else."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.ADMIN)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # Made by vendor support while the tenant had no admin: void once it has one,
+    # so support cannot keep a spare way in past onboarding.
+    onboarding = models.BooleanField(default=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # The account that accepting it made.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.username} <{self.email}> @ {self.tenant}"
+
+    @property
+    def is_open(self) -> bool:
+        """Neither accepted nor revoked (it may still have expired)."""
+        return self.accepted_at is None and self.revoked_at is None

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from tenants.models import Membership, Tenant
+from tenants import events
+from tenants.models import Membership, SecurityEvent, Tenant
 from tenants.signing import create_signing_key
 
 
@@ -19,10 +17,37 @@ def create_tenant(**fields) -> Tenant:
     return tenant
 
 
-def invite_admin(tenant: Tenant, username: str, email: str) -> tuple[Membership, str]:
-    """Create an admin with a one-time password, shown to support once."""
-    password = secrets.token_urlsafe(12)
+class MembershipError(Exception):
+    """A membership change refused, with a reason a person can act on."""
+
+
+def _other_active_admins(membership: Membership) -> bool:
+    return (Membership.objects.filter(tenant=membership.tenant, role=Membership.Role.ADMIN, user__is_active=True)
+            .exclude(pk=membership.pk).exists())
+
+
+def change_role(membership: Membership, role: str, *, actor) -> Membership:
+    """Change a member's role (a security event). The last admin stays an admin."""
+    if role not in Membership.Role.values:
+        raise MembershipError(f"Unknown role: choose one of {', '.join(Membership.Role.values)}.")
+    if role == membership.role:
+        return membership
     with transaction.atomic():
-        user = get_user_model().objects.create_user(username=username, email=email, password=password)
-        membership = Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.ADMIN)
-    return membership, password
+        if membership.is_admin and not _other_active_admins(membership):
+            raise MembershipError("The last admin of a tenant cannot be made staff: make another admin first.")
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        events.record(membership.tenant, actor, [events.event(
+            SecurityEvent.Kind.ROLE_CHANGED, subject=membership.user.get_username(), old=old, new=role)])
+    return membership
+
+
+def remove_member(membership: Membership, *, actor) -> None:
+    """Remove a member from the tenant (a security event). The last admin stays."""
+    with transaction.atomic():
+        if membership.is_admin and not _other_active_admins(membership):
+            raise MembershipError("The last admin of a tenant cannot be removed: make another admin first.")
+        tenant, username, role = membership.tenant, membership.user.get_username(), membership.role
+        membership.delete()
+        events.record(tenant, actor, [events.event(SecurityEvent.Kind.REMOVED, subject=username, old=role)])

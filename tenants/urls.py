@@ -14,5 +14,10 @@ urlpatterns = [
     path("support/tenants/new/", views.support_create_tenant, name="support-tenant-create"),
     path("support/tenants/<slug:slug>/", views.support_tenant, name="support-tenant"),
     path("support/tenants/<slug:slug>/invite/", views.support_invite_admin, name="support-invite-admin"),
+    path("support/tenants/<slug:slug>/invitations/<int:invitation_id>/resend/", views.support_resend_invitation,
+         name="support-invitation-resend"),
+    path("support/tenants/<slug:slug>/invitations/<int:invitation_id>/revoke/", views.support_revoke_invitation,
+         name="support-invitation-revoke"),
+    path("invitations/accept/", views.accept_invitation, name="invitation-accept"),
     path("support/tenants/<slug:slug>/status/", views.support_set_status, name="support-tenant-status"),
 ]

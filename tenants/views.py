@@ -6,25 +6,31 @@ vendor support.
 """
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from gatekeeper.errors import AUDIT_OPS
-from tenants import forms
+from tenants import events, forms
+from tenants import invitations
 from tenants.access import (
     access_agent_token_for_admin,
+    access_invitation_for_support,
     access_tenant_for_support,
     agent_tokens_for_admin,
+    security_events_for_admin,
     support_required,
     tenant_for_admin,
     tenants_for_support,
 )
 from tenants.csp import set_gatekeeper_csp
 from tenants.models import TenantSigningKey
-from tenants.services import create_tenant, invite_admin
+from tenants.services import create_tenant
 from tenants.signing import (
     RotationError,
     activate_next_key,
@@ -54,6 +60,9 @@ def _gatekeeper_check(tenant, signing_keys) -> dict | None:
     }
 
 
+SECURITY_EVENTS_SHOWN = 50
+
+
 def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, rotation_error=None,
                    status=200):
     # A fresh tenant: a rejected storage form must not show (nor put into the
@@ -71,6 +80,7 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
         "rotation_error": rotation_error,
         "vendor_keys_toml": vendor_keys_toml(tenant),
         "gatekeeper_check": _gatekeeper_check(tenant, signing_keys),
+        "security_events": security_events_for_admin(request.user)[:SECURITY_EVENTS_SHOWN],
     }
     return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), tenant)
 
@@ -85,10 +95,13 @@ def settings_page(request):
 @require_POST
 def update_storage(request):
     tenant = tenant_for_admin(request.user)
+    before = events.watched_values(tenant)  # the form writes into the instance as it validates
     form = forms.StorageSettingsForm(request.POST, instance=tenant)
     if not form.is_valid():
         return _settings_page(request, storage_form=form, status=400)
-    form.save()
+    with transaction.atomic():
+        form.save()
+        events.record(tenant, request.user, events.storage_changes(before, tenant))
     messages.success(request, "Storage settings saved.")
     return redirect("tenant-settings")
 
@@ -193,16 +206,24 @@ def support_create_tenant(request):
     return render(request, "tenants/support_create.html", {"form": form})
 
 
-def _support_tenant_page(request, tenant, *, invite_form=None, status_form=None, invited=None, status=200):
+def _support_tenant_page(request, tenant, *, invite_form=None, status_form=None, invite_error=None, status=200):
+    now = timezone.now()
+    rows = [(i, invitations.state_of(i, now=now)) for i in tenant.invitations.filter(onboarding=True)]
     context = {
         "tenant": tenant,
         "members": tenant.memberships.select_related("user").order_by("user__username"),
+        "has_admin": invitations.has_active_admin(tenant),
+        "invitations": [{"invitation": i, "state": state.value, "can_resend": state in RESENDABLE,
+                         "can_revoke": i.is_open} for i, state in rows],
         "invite_form": invite_form or forms.InviteAdminForm(),
+        "invite_error": invite_error,
         "status_form": status_form or forms.TenantStatusForm(instance=tenant),
-        "invited": invited,
         "vendor_keys_toml": vendor_keys_toml(tenant),
     }
     return render(request, "tenants/support_tenant.html", context, status=status)
+
+
+RESENDABLE = (invitations.State.OPEN, invitations.State.EXPIRED)
 
 
 @login_required
@@ -212,16 +233,117 @@ def support_tenant(request, slug):
     return _support_tenant_page(request, access_tenant_for_support(request.user, slug))
 
 
+def _mail_outcome(request, sent: bool, invitation) -> None:
+    if sent:
+        messages.success(request, f"Invitation mailed to {invitation.email}; it expires on "
+                                  f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.")
+    else:
+        messages.error(request, f"The invitation for {invitation.email} is saved, but the mail could not be "
+                                "sent. Check the mail settings, then re-send it.")
+
+
 @login_required
 @require_POST
 @support_required
 def support_invite_admin(request, slug):
+    """Onboarding only: the first admin gets a link by mail and chooses a password.
+    Support sees neither the password nor the link."""
     tenant = access_tenant_for_support(request.user, slug)
+    if invitations.has_active_admin(tenant):
+        return _support_tenant_page(request, tenant, status=409, invite_error=(
+            f"{tenant.name} has an admin: only its admins add members now."))
     form = forms.InviteAdminForm(request.POST)
     if not form.is_valid():
         return _support_tenant_page(request, tenant, invite_form=form, status=400)
-    membership, password = invite_admin(tenant, form.cleaned_data["username"], form.cleaned_data["email"])
-    response = _support_tenant_page(request, tenant, invited={"user": membership.user, "password": password})
+    try:
+        invitation, sent = invitations.invite_first_admin(
+            tenant, form.cleaned_data["username"], form.cleaned_data["email"], actor=request.user)
+    except invitations.InvitationError as error:  # an admin joined meanwhile
+        return _support_tenant_page(request, tenant, invite_error=str(error), status=409)
+    _mail_outcome(request, sent, invitation)
+    return redirect("support-tenant", slug=tenant.slug)
+
+
+@login_required
+@require_POST
+@support_required
+def support_resend_invitation(request, slug, invitation_id):
+    invitation = access_invitation_for_support(request.user, slug, invitation_id)
+    try:
+        sent = invitations.resend(invitation, actor=request.user)
+    except invitations.InvitationError as error:
+        return _support_tenant_page(request, invitation.tenant, invite_error=str(error), status=409)
+    _mail_outcome(request, sent, invitation)
+    return redirect("support-tenant", slug=slug)
+
+
+@login_required
+@require_POST
+@support_required
+def support_revoke_invitation(request, slug, invitation_id):
+    invitation = access_invitation_for_support(request.user, slug, invitation_id)
+    try:
+        invitations.revoke(invitation, actor=request.user)
+    except invitations.InvitationError as error:
+        return _support_tenant_page(request, invitation.tenant, invite_error=str(error), status=409)
+    messages.success(request, f"The invitation for {invitation.email} is revoked: its link no longer works.")
+    return redirect("support-tenant", slug=slug)
+
+
+# --- accepting an invitation (anyone holding the link) -------------------------
+
+# What the page says for a link that cannot be used, and its status.
+LINK_PROBLEMS = {
+    "unknown": (404, "This invitation link is not valid",
+                "Check that you opened the whole link from the mail, or ask for a new invitation."),
+    "used": (410, "This invitation was already used",
+             "Its account exists: log in with the password chosen then."),
+    "revoked": (410, "This invitation was revoked", "Ask whoever invited you for a new one."),
+    "expired": (410, "This invitation has expired", "Ask whoever invited you to send it again."),
+    "void": (410, "This invitation no longer applies",
+             "The tenant is not taking members through it any more: ask its admin to invite you."),
+    "signed_in": (409, "You are signed in", "Log out first: an invitation makes a new account."),
+}
+
+
+def _link_problem(request, problem: str, text: str | None = None):
+    status, title, default_text = LINK_PROBLEMS[problem]
+    response = render(request, "tenants/invitation_problem.html",
+                      {"title": title, "text": text or default_text}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def accept_invitation(request):
+    """The link's page: choose a password (Django's validators), then signed in.
+    The token travels in the query string of the link, then in the form."""
+    if request.user.is_authenticated:
+        return _link_problem(request, "signed_in")
+    token = (request.POST if request.method == "POST" else request.GET).get("token", "")
+    invitation = invitations.find(token)
+    if invitation is None:
+        return _link_problem(request, "unknown")
+    state = invitations.state_of(invitation, now=timezone.now())
+    if state is not invitations.State.OPEN:
+        return _link_problem(request, state.value)
+    account = get_user_model()(username=invitation.username, email=invitation.email)
+    form = SetPasswordForm(account, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                user = invitations.accept(invitation, form)
+            except invitations.InvitationError as error:
+                text = str(error)
+                return _link_problem(request, text) if text in LINK_PROBLEMS else _link_problem(
+                    request, "void", text)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome to {invitation.tenant.name}, {user.get_username()}.")
+            return redirect("home")
+        status = 400
+    response = render(request, "tenants/invitation_accept.html",
+                      {"invitation": invitation, "form": form, "token": token}, status=status)
     response["Cache-Control"] = "no-store"
     return response
 

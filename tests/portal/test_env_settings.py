@@ -157,3 +157,40 @@ def test_a_bad_database_url_stops_manage_py_with_the_variable_named():
     )
     assert result.returncode != 0
     assert "DATABASE_URL must be sqlite:///PATH or postgres://" in result.stderr
+
+
+def test_env_email_prints_to_the_console_by_default():
+    assert env.env_email("DUALKEY_EMAIL_URL", "console:", environ={}) == {
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+
+
+def test_env_email_reads_file_and_smtp_urls():
+    mail = env.env_email("M", "", environ={"M": "file:///var/mail/dualkey"})
+    assert mail["EMAIL_FILE_PATH"] == "/var/mail/dualkey"
+    smtp = env.env_email("M", "", environ={"M": "smtp+tls://mailer%40x.example:p%40ss@smtp.x.example"})
+    assert smtp["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (smtp["EMAIL_HOST"], smtp["EMAIL_PORT"], smtp["EMAIL_USE_TLS"], smtp["EMAIL_USE_SSL"]) == (
+        "smtp.x.example", 587, True, False)
+    assert (smtp["EMAIL_HOST_USER"], smtp["EMAIL_HOST_PASSWORD"]) == ("mailer@x.example", "p@ss")
+    assert env.env_email("M", "", environ={"M": "smtps://h.example:2465"})["EMAIL_PORT"] == 2465
+    assert env.env_email("M", "", environ={"M": "smtp://127.0.0.1:1025"})["EMAIL_USE_TLS"] is False
+
+
+@pytest.mark.parametrize("value", ["http://u:hunter2@x", "smtp://u:hunter2@", "smtp://u:hunter2@h:99999",
+                                   "smtp://u:hunter2@h:x", "file://hunter2/dir", "file:hunter2", "hunter2"])
+def test_env_email_names_the_variable_and_hides_the_value(value):
+    with pytest.raises(ImproperlyConfigured) as error:
+        env.env_email("DUALKEY_EMAIL_URL", "", environ={"DUALKEY_EMAIL_URL": value})
+    assert "DUALKEY_EMAIL_URL" in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+def test_production_sends_mail_by_smtp_when_told():
+    code = "import portal.settings as s; print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.DEFAULT_FROM_EMAIL)"
+    base = {name: value for name, value in os.environ.items() if not name.startswith(("DUALKEY_", "DATABASE_URL"))}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**base, **PRODUCTION, "DUALKEY_EMAIL_URL": "smtp://smtp.example.com:25",
+                                 "DUALKEY_EMAIL_FROM": "help@example.com"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["django.core.mail.backends.smtp.EmailBackend", "smtp.example.com",
+                                          "help@example.com"]

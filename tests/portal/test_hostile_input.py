@@ -8,6 +8,9 @@ The API is fuzzed against its schema in test_api_fuzz.py; the pages have no
 schema, so these are the cases, written out.
 """
 
+from django.test import override_settings
+
+from tenants.services import create_tenant
 from tests.portal.base import BaseTestCase
 
 FORM = "application/x-www-form-urlencoded"
@@ -61,6 +64,9 @@ class HostileInputTestCase(BaseTestCase):
                 self.assertLess(r.status_code, 500)
                 self.assertGreaterEqual(r.status_code, 200)
 
+    # Every hostile value is a failed sign-in: lift the throttle's limit (but keep it
+    # counting, so hostile usernames go through its records too).
+    @override_settings(AXES_FAILURE_LIMIT=10_000)
     def test_the_login_form(self):
         url = "/accounts/login/"
         self.post_each_field(url, {"username": "alice", "password": "password"}, "form", status=200)
@@ -99,20 +105,40 @@ class HostileInputTestCase(BaseTestCase):
             "form", optional={"region"},
         )
         self.post_raw("/support/tenants/new/")
+        # Support invites only into a tenant without an admin: a fresh one.
+        create_tenant(slug="omega", name="Omega", region="us-east-1")
         self.post_each_field(
-            "/support/tenants/alpha/invite/", {"username": "dora", "email": "dora@alpha.example"}, "invite_form"
+            "/support/tenants/omega/invite/", {"username": "dora", "email": "dora@omega.example"}, "invite_form"
         )
-        self.post_raw("/support/tenants/alpha/invite/")
+        self.post_raw("/support/tenants/omega/invite/")
         for value in HOSTILE_VALUES + [LONG]:
             with self.subTest(status=value[:20]):
                 self.assertFormErrors(self.client.post("/support/tenants/alpha/status/", {"status": value}),
                                       "status_form")
         self.post_raw("/support/tenants/alpha/status/")
         for slug in ["%ff", "caf%C3%A9", "a" * 10_000, "..", "alpha%00"]:
-            for suffix in ["", "invite/", "status/"]:
+            for suffix in ["", "invite/", "status/", "invitations/1/resend/", "invitations/1/revoke/"]:
                 with self.subTest(slug=slug[:20], suffix=suffix):
                     send = self.client.post if suffix else self.client.get
                     self.assertRefused(send(f"/support/tenants/{slug}/{suffix}"), 404)
+
+    def test_the_invitation_page(self):
+        url = "/invitations/accept/"
+        for value in HOSTILE_VALUES + ["%ff", "a" * 10_000]:
+            with self.subTest(token=value[:20]):
+                self.assertRefused(self.client.get(url, {"token": value}), 404)
+                self.assertRefused(self.client.post(url, {"token": value, "new_password1": value,
+                                                          "new_password2": value}), 404)
+        for query in RAW_QUERIES + ["token=%ff", "token=%00", "token=a&token=b"]:
+            with self.subTest(query=query[:30]):
+                self.assertRefused(self.client.get(url, QUERY_STRING=query), 404)
+        self.post_raw(url)
+        self.login(self.victor)
+        for invitation_id in ["abc", "-1", "0", str(2**63), "9" * 5000, "%ff"]:
+            for action in ["resend", "revoke"]:
+                with self.subTest(invitation_id=invitation_id[:20], action=action):
+                    self.assertRefused(self.client.post(f"/support/tenants/alpha/invitations/{invitation_id}/{action}/"),
+                                       404)
 
     def test_bad_ids_in_urls(self):
         self.login(self.alice)

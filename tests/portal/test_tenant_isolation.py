@@ -8,12 +8,16 @@ New URL patterns are picked up automatically; a new kind of path parameter makes
 `fill` fail until this test knows which of A's objects to put there.
 """
 
+import datetime as dt
 import re
 import uuid
 
 from django.urls import URLResolver, get_resolver
+from django.utils import timezone
 
+from tenants.models import Invitation
 from tenants.signing import trusted_public_keys
+from tenants.tokens import hash_token
 from tests.portal.base import BaseTestCase
 
 PARAM_RE = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -33,13 +37,20 @@ def url_patterns(patterns=None, prefix=""):
 class TenantIsolationTestCase(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.values = {"ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug}
-        self.ghosts = {"ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant"}
+        # An invitation support made while A was onboarding (void now that A has Alice).
+        invitation = Invitation.objects.create(
+            tenant=self.tenant_a, username="ann", email="ann@alpha.example", onboarding=True,
+            token_hash=hash_token("walk-token"), created_at=timezone.now(), sent_at=timezone.now(),
+            expires_at=timezone.now() + dt.timedelta(days=7))
+        self.values = {"ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
+                       "invitation_id": str(invitation.id)}
+        self.ghosts = {"ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
+                       "invitation_id": "999999"}
         self.routes = [("/" + route, bool(PARAM_RE.search(route))) for route, _ in url_patterns()]
         # Anything of A's that must never show up for B.
         self.markers = [
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
-            "Alpha Ltd", "gk-alpha",
+            "Alpha Ltd", "gk-alpha", "ann@alpha.example",
             "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
@@ -81,7 +92,8 @@ class TenantIsolationTestCase(BaseTestCase):
         for expected in ["/tickets/<uuid:ticket_id>/", "/api/v1/tickets/<uuid:ticket_id>/grant",
                          "/api/v1/tickets/<uuid:ticket_id>/complete", "/settings/tokens/<int:token_id>/revoke/",
                          "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/", "/audit/",
-                         "/api/v1/audit/grant"]:
+                         "/api/v1/audit/grant", "/invitations/accept/",
+                         "/support/tenants/<slug:slug>/invitations/<int:invitation_id>/revoke/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):

@@ -1,6 +1,4 @@
-from django.contrib.auth import get_user_model
-
-from tenants.models import Membership, Tenant, TenantSigningKey
+from tenants.models import Tenant, TenantSigningKey
 from tests.portal.base import BaseTestCase
 
 
@@ -80,49 +78,6 @@ class CreateTenantTestCase(BaseTestCase):
     def test_it_rejects_a_wrong_method(self):
         self.login(self.victor)
         self.assertEqual(self.client.delete(self.URL).status_code, 405)
-
-
-class InviteAdminTestCase(BaseTestCase):
-    URL = "/support/tenants/beta/invite/"
-
-    def test_it_creates_an_admin_with_a_one_time_password(self):
-        self.login(self.victor)
-        r = self.client.post(self.URL, {"username": "dana", "email": "dana@beta.example"})
-        self.assertEqual(r.status_code, 200)
-        self.assertEqual(r["Cache-Control"], "no-store")
-        password = r.context["invited"]["password"]
-        self.assertContains(r, password)
-        dana = get_user_model().objects.get(username="dana")
-        self.assertTrue(dana.check_password(password))
-        self.assertEqual(dana.membership.tenant, self.tenant_b)
-        self.assertEqual(dana.membership.role, Membership.Role.ADMIN)
-        self.assertNotContains(self.client.get("/support/tenants/beta/"), password)
-
-    def test_it_rejects_a_taken_username(self):
-        self.login(self.victor)
-        r = self.client.post(self.URL, {"username": "Alice", "email": "a@b.example"})
-        self.assertEqual(r.status_code, 400)
-        self.assertTrue(r.context["invite_form"].errors["username"])
-
-    def test_it_rejects_a_bad_email(self):
-        self.login(self.victor)
-        r = self.client.post(self.URL, {"username": "dana", "email": "nope"})
-        self.assertEqual(r.status_code, 400)
-
-    def test_it_returns_404_for_an_unknown_tenant(self):
-        self.login(self.victor)
-        r = self.client.post("/support/tenants/nope/invite/", {"username": "dana", "email": "d@x.example"})
-        self.assertEqual(r.status_code, 404)
-
-    def test_it_returns_404_for_tenant_admins(self):
-        self.login(self.charlie)
-        r = self.client.post(self.URL, {"username": "mallory", "email": "m@x.example"})
-        self.assertEqual(r.status_code, 404)
-        self.assertFalse(get_user_model().objects.filter(username="mallory").exists())
-
-    def test_it_rejects_a_wrong_method(self):
-        self.login(self.victor)
-        self.assertEqual(self.client.get(self.URL).status_code, 405)
 
 
 class TenantStatusTestCase(BaseTestCase):
