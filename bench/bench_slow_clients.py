@@ -45,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests import support  # noqa: E402
 
+import bench_sign  # noqa: E402  (this folder is on sys.path when a bench runs)
+
 for _k, _v in support.AWS_ENV.items():
     os.environ.setdefault(_k, _v)
 
@@ -221,16 +223,8 @@ def slow_clients(port: int, count: int, hold: float) -> dict:
 # --- (b) throughput ------------------------------------------------------------------------
 
 def _load(port: int, payload: bytes, headers: dict, seconds: float, out) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    count = errors = 0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        conn.request("POST", "/v1/sign", payload, headers)
-        response = conn.getresponse()
-        response.read()
-        count += 1
-        errors += response.status != 200
-    out.put((count, errors))
+    """One keep-alive client, as bench_sign's."""
+    bench_sign._load("127.0.0.1", port, payload, headers, seconds, out)
 
 
 def tree_cpu_seconds(pid: int) -> float:
