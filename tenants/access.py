@@ -65,6 +65,30 @@ def security_events_for_admin(user) -> QuerySet[SecurityEvent]:
     return SecurityEvent.objects.filter(tenant=tenant_for_admin(user))
 
 
+def members_for_admin(user) -> QuerySet[Membership]:
+    return Membership.objects.select_related("user", "tenant").filter(tenant=tenant_for_admin(user))
+
+
+def access_member_for_admin(user, membership_id: int) -> Membership:
+    try:
+        return members_for_admin(user).get(id=membership_id)
+    except Membership.DoesNotExist:
+        raise Http404("not found") from None
+
+
+def invitations_for_admin(user) -> QuerySet[Invitation]:
+    """All the tenant's invitations, support's onboarding ones included (an admin
+    may revoke those too)."""
+    return Invitation.objects.select_related("tenant").filter(tenant=tenant_for_admin(user))
+
+
+def access_invitation_for_admin(user, invitation_id: int) -> Invitation:
+    try:
+        return invitations_for_admin(user).get(id=invitation_id)
+    except Invitation.DoesNotExist:
+        raise Http404("not found") from None
+
+
 def access_agent_token_for_admin(user, token_id: int) -> AgentToken:
     try:
         return agent_tokens_for_admin(user).get(id=token_id)

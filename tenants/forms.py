@@ -1,7 +1,7 @@
 from django import forms
 
 from tenants.invitations import username_taken
-from tenants.models import Tenant
+from tenants.models import Membership, Tenant
 from tenants.validators import validate_printable
 
 
@@ -73,3 +73,15 @@ class InviteAdminForm(forms.Form):
         if username_taken(username):
             raise forms.ValidationError("That username is taken.")
         return username
+
+
+class InviteMemberForm(InviteAdminForm):
+    """An admin's invitation: the same username and address rules, and a role."""
+
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.STAFF)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices,
+                             error_messages={"required": "Choose a role.",
+                                             "invalid_choice": "Choose a role: staff or admin."})

@@ -2,7 +2,7 @@
 
 Vendor support invites a tenant's first admin only while the tenant has no
 active admin (onboarding); from then on only its admins add members (the members
-page, issue 8). An onboarding invitation is also void once the tenant has an
+page, /settings/members/, `invite_member`). An onboarding invitation is also void once the tenant has an
 admin, so a spare one cannot let support in later. Support never sees a
 password, nor the link: the token goes into the mail and only its SHA-256 is
 stored. Every step is a security event (tenants/events.py).
@@ -85,14 +85,31 @@ def invite_first_admin(tenant: Tenant, username: str, email: str, *, actor,
             raise InvitationError(
                 f"{tenant.name} has an admin: only its admins add members now. Vendor support's access "
                 "to a tenant goes through the tenant's approval.")
-        token = secrets.token_urlsafe(32)
-        invitation = Invitation.objects.create(
-            tenant=tenant, username=username, email=email, role=Membership.Role.ADMIN, onboarding=True,
-            token_hash=hash_token(token), invited_by=actor, created_at=now, sent_at=now,
-            expires_at=now + lifetime())
-        events.record(tenant, actor, [events.event(SecurityEvent.Kind.INVITED, subject=_who(invitation),
-                                                   new=invitation.role)], now=now)
+        invitation, token = _create(tenant, username, email, Membership.Role.ADMIN, actor=actor, now=now,
+                                    onboarding=True)
     return invitation, send_invitation(invitation, token)
+
+
+def invite_member(tenant: Tenant, username: str, email: str, role: str, *, actor,
+                  now: dt.datetime | None = None) -> tuple[Invitation, bool]:
+    """An admin's invitation (the members page): (invitation, mailed?). Not an
+    onboarding one, so the tenant having admins does not void it."""
+    if role not in Membership.Role.values:
+        raise InvitationError(f"Unknown role: choose one of {', '.join(Membership.Role.values)}.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        invitation, token = _create(tenant, username, email, role, actor=actor, now=now, onboarding=False)
+    return invitation, send_invitation(invitation, token)
+
+
+def _create(tenant, username, email, role, *, actor, now, onboarding) -> tuple[Invitation, str]:
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        tenant=tenant, username=username, email=email, role=role, onboarding=onboarding,
+        token_hash=hash_token(token), invited_by=actor, created_at=now, sent_at=now, expires_at=now + lifetime())
+    events.record(tenant, actor, [events.event(SecurityEvent.Kind.INVITED, subject=_who(invitation),
+                                               new=invitation.role)], now=now)
+    return invitation, token
 
 
 def resend(invitation: Invitation, *, actor, now: dt.datetime | None = None) -> bool:

@@ -22,6 +22,8 @@ class MembershipError(Exception):
 
 
 def _other_active_admins(membership: Membership) -> bool:
+    # Locked first: two admins demoting each other at once must not leave none.
+    Tenant.objects.select_for_update().filter(pk=membership.tenant_id).first()
     return (Membership.objects.filter(tenant=membership.tenant, role=Membership.Role.ADMIN, user__is_active=True)
             .exclude(pk=membership.pk).exists())
 

@@ -1,4 +1,4 @@
-"""Tenant admin pages (/settings/, /audit/) and vendor support pages (/support/).
+"""Tenant admin pages (/settings/, /settings/members/, /audit/) and vendor support pages (/support/).
 
 Admin pages answer 403 to a tenant's staff (wrong role in their own tenant) and
 404 for another tenant's objects; the support area is 404 to anyone who is not
@@ -20,17 +20,21 @@ from tenants import events, forms
 from tenants import invitations
 from tenants.access import (
     access_agent_token_for_admin,
+    access_invitation_for_admin,
     access_invitation_for_support,
+    access_member_for_admin,
     access_tenant_for_support,
     agent_tokens_for_admin,
+    invitations_for_admin,
+    members_for_admin,
     security_events_for_admin,
     support_required,
     tenant_for_admin,
     tenants_for_support,
 )
 from tenants.csp import set_gatekeeper_csp
-from tenants.models import TenantSigningKey
-from tenants.services import create_tenant
+from tenants.models import Membership, TenantSigningKey
+from tenants.services import MembershipError, change_role, create_tenant, remove_member
 from tenants.signing import (
     RotationError,
     activate_next_key,
@@ -161,6 +165,99 @@ def activate_signing_key(request):
     messages.success(request, f"Grants are now signed with {active.kid}. The previous key stays trusted "
                               "until the grants it signed have expired (about five minutes).")
     return redirect(reverse("tenant-settings") + "#vendor-keys")
+
+
+# --- members (tenant admins; staff 403: addresses and invitations are admin business)
+
+def _members_page(request, *, invite_form=None, error=None, status=200):
+    tenant = tenant_for_admin(request.user)
+    now = timezone.now()
+    pending = [(i, invitations.state_of(i, now=now)) for i in invitations_for_admin(request.user)
+               .filter(accepted_at__isnull=True, revoked_at__isnull=True)]
+    context = {
+        "tenant": tenant,
+        "members": members_for_admin(request.user).order_by("user__username"),
+        "invitations": [{"invitation": i, "state": state.value, "can_resend": state in RESENDABLE}
+                        for i, state in pending],
+        "invite_form": invite_form or forms.InviteMemberForm(),
+        "roles": Membership.Role.choices,
+        "error": error,
+    }
+    response = render(request, "tenants/members.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+def members_page(request):
+    return _members_page(request)
+
+
+@login_required
+@require_POST
+def invite_member(request):
+    tenant = tenant_for_admin(request.user)
+    form = forms.InviteMemberForm(request.POST)
+    if not form.is_valid():
+        return _members_page(request, invite_form=form, status=400)
+    invitation, sent = invitations.invite_member(tenant, form.cleaned_data["username"], form.cleaned_data["email"],
+                                                 form.cleaned_data["role"], actor=request.user)
+    _mail_outcome(request, sent, invitation)
+    return redirect("tenant-members")
+
+
+@login_required
+@require_POST
+def change_member_role(request, membership_id):
+    membership = access_member_for_admin(request.user, membership_id)
+    form = forms.RoleForm(request.POST)
+    if not form.is_valid():
+        return _members_page(request, error=form.errors["role"][0], status=400)
+    try:
+        change_role(membership, form.cleaned_data["role"], actor=request.user)
+    except MembershipError as error:
+        return _members_page(request, error=str(error), status=409)
+    messages.success(request, f"{membership.user.get_username()} is now {membership.get_role_display().lower()}.")
+    # Who made themselves staff can no longer see this page.
+    return redirect("tenant-members" if membership.user_id != request.user.pk or membership.is_admin else "home")
+
+
+@login_required
+@require_POST
+def remove_member_view(request, membership_id):
+    membership = access_member_for_admin(request.user, membership_id)
+    username = membership.user.get_username()
+    try:
+        remove_member(membership, actor=request.user)
+    except MembershipError as error:
+        return _members_page(request, error=str(error), status=409)
+    messages.success(request, f"{username} is no longer a member.")
+    return redirect("tenant-members" if membership.user_id != request.user.pk else "home")
+
+
+@login_required
+@require_POST
+def resend_member_invitation(request, invitation_id):
+    invitation = access_invitation_for_admin(request.user, invitation_id)
+    try:
+        sent = invitations.resend(invitation, actor=request.user)
+    except invitations.InvitationError as error:
+        return _members_page(request, error=str(error), status=409)
+    _mail_outcome(request, sent, invitation)
+    return redirect("tenant-members")
+
+
+@login_required
+@require_POST
+def revoke_member_invitation(request, invitation_id):
+    invitation = access_invitation_for_admin(request.user, invitation_id)
+    try:
+        invitations.revoke(invitation, actor=request.user)
+    except invitations.InvitationError as error:
+        return _members_page(request, error=str(error), status=409)
+    messages.success(request, f"The invitation for {invitation.email} is revoked: its link no longer works.")
+    return redirect("tenant-members")
 
 
 # The op filter offers what an audit record's `op` can be (docs/protocol.md, section 9).

@@ -43,9 +43,12 @@ class TenantIsolationTestCase(BaseTestCase):
             token_hash=hash_token("walk-token"), created_at=timezone.now(), sent_at=timezone.now(),
             expires_at=timezone.now() + dt.timedelta(days=7))
         self.values = {"ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
-                       "invitation_id": str(invitation.id)}
+                       "invitation_id": str(invitation.id),
+                       # Alice's own membership: as the last admin she can be neither demoted nor removed,
+                       # so the control walk below changes nothing.
+                       "membership_id": str(self.alice.membership.id)}
         self.ghosts = {"ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
-                       "invitation_id": "999999"}
+                       "invitation_id": "999999", "membership_id": "999999"}
         self.routes = [("/" + route, bool(PARAM_RE.search(route))) for route, _ in url_patterns()]
         # Anything of A's that must never show up for B.
         self.markers = [
@@ -93,7 +96,11 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/api/v1/tickets/<uuid:ticket_id>/complete", "/settings/tokens/<int:token_id>/revoke/",
                          "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/", "/audit/",
                          "/api/v1/audit/grant", "/invitations/accept/",
-                         "/support/tenants/<slug:slug>/invitations/<int:invitation_id>/revoke/"]:
+                         "/support/tenants/<slug:slug>/invitations/<int:invitation_id>/revoke/",
+                         "/settings/members/", "/settings/members/invite/",
+                         "/settings/members/<int:membership_id>/role/", "/settings/members/<int:membership_id>/remove/",
+                         "/settings/members/invitations/<int:invitation_id>/resend/",
+                         "/settings/members/invitations/<int:invitation_id>/revoke/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
@@ -111,7 +118,11 @@ class TenantIsolationTestCase(BaseTestCase):
 
     def test_charlie_gets_404_where_his_session_is_the_right_credential(self):
         for url in [f"/tickets/{self.ticket.id}/", f"/api/v1/tickets/{self.ticket.id}",
-                    f"/settings/tokens/{self.agent_a.id}/revoke/"]:
+                    f"/settings/tokens/{self.agent_a.id}/revoke/",
+                    f"/settings/members/{self.bob.membership.id}/role/",
+                    f"/settings/members/{self.bob.membership.id}/remove/",
+                    f"/settings/members/invitations/{self.values['invitation_id']}/resend/",
+                    f"/settings/members/invitations/{self.values['invitation_id']}/revoke/"]:
             self.as_charlie()
             get = self.client.get(url)
             post = self.client.post(url)
