@@ -1,6 +1,6 @@
 from django import forms
 
-from tenants.invitations import username_taken
+from tenants.invitations import account_for, can_join, invitation_pending, username_taken
 from tenants.models import Membership, Tenant
 from tenants.validators import validate_printable
 
@@ -79,6 +79,14 @@ class InviteMemberForm(InviteAdminForm):
     """An admin's invitation: the same username and address rules, and a role."""
 
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.STAFF)
+
+    def clean_username(self):
+        # An account that belongs to no tenant (a removed member, say) may be invited:
+        # it joins once its owner signs in and opens the link (invitations.join).
+        account = account_for(self.cleaned_data["username"])
+        if account is None or not can_join(account) or invitation_pending(account.get_username()):
+            return super().clean_username()
+        return account.get_username()
 
 
 class RoleForm(forms.Form):

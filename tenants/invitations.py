@@ -70,9 +70,23 @@ def state_of(invitation: Invitation, *, now: dt.datetime) -> State:
 
 def username_taken(username: str) -> bool:
     """By an account, or by an open invitation (it would fail on acceptance)."""
-    return (get_user_model().objects.filter(username__iexact=username).exists()
-            or Invitation.objects.filter(username__iexact=username, accepted_at__isnull=True,
-                                         revoked_at__isnull=True, expires_at__gt=timezone.now()).exists())
+    return get_user_model().objects.filter(username__iexact=username).exists() or invitation_pending(username)
+
+
+def invitation_pending(username: str) -> bool:
+    return Invitation.objects.filter(username__iexact=username, accepted_at__isnull=True,
+                                     revoked_at__isnull=True, expires_at__gt=timezone.now()).exists()
+
+
+def account_for(username: str):
+    """The account a username already names, or None."""
+    return get_user_model().objects.filter(username__iexact=username).first()
+
+
+def can_join(user) -> bool:
+    """An existing account may take an admin's invitation only while it belongs to no
+    tenant (one tenant per user), and never vendor support's."""
+    return user.is_active and not user.is_staff and not Membership.objects.filter(user=user).exists()
 
 
 def invite_first_admin(tenant: Tenant, username: str, email: str, *, actor,
@@ -167,6 +181,28 @@ def accept(invitation: Invitation, set_password_form, *, now: dt.datetime | None
                 user = set_password_form.save()
         except IntegrityError:
             raise InvitationError("That username was taken meanwhile: ask for a new invitation.") from None
+        Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
+        invitation.accepted_at, invitation.user = now, user
+        invitation.save(update_fields=["accepted_at", "user"])
+        events.record(invitation.tenant, user, [events.event(SecurityEvent.Kind.JOINED, subject=_who(invitation),
+                                                             new=invitation.role)], now=now)
+    return user
+
+
+def join(invitation: Invitation, user, *, now: dt.datetime | None = None):
+    """An admin's invitation for an account that exists: the account, signed in and
+    holding the link, becomes a member (no new password)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        Tenant.objects.select_for_update().filter(pk=invitation.tenant_id).first()
+        invitation = Invitation.objects.select_for_update().select_related("tenant").get(pk=invitation.pk)
+        state = state_of(invitation, now=now)
+        if state is not State.OPEN:
+            raise InvitationError(state.value)
+        if invitation.onboarding or user.get_username().lower() != invitation.username.lower():
+            raise InvitationError("This invitation is for another account.")
+        if not can_join(user):
+            raise InvitationError("Your account belongs to a tenant already: one tenant per account.")
         Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
         invitation.accepted_at, invitation.user = now, user
         invitation.save(update_fields=["accepted_at", "user"])

@@ -12,6 +12,7 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
@@ -400,6 +401,8 @@ LINK_PROBLEMS = {
     "void": (410, "This invitation no longer applies",
              "The tenant is not taking members through it any more: ask its admin to invite you."),
     "signed_in": (409, "You are signed in", "Log out first: an invitation makes a new account."),
+    "other_account": (409, "This invitation is for another account",
+                      "Log out, then sign in with the account it names and open the link again."),
 }
 
 
@@ -415,15 +418,18 @@ def _link_problem(request, problem: str, text: str | None = None):
 def accept_invitation(request):
     """The link's page: choose a password (Django's validators), then signed in.
     The token travels in the query string of the link, then in the form."""
-    if request.user.is_authenticated:
-        return _link_problem(request, "signed_in")
     token = (request.POST if request.method == "POST" else request.GET).get("token", "")
     invitation = invitations.find(token)
     if invitation is None:
-        return _link_problem(request, "unknown")
+        return _link_problem(request, "signed_in" if request.user.is_authenticated else "unknown")
     state = invitations.state_of(invitation, now=timezone.now())
     if state is not invitations.State.OPEN:
         return _link_problem(request, state.value)
+    account = None if invitation.onboarding else invitations.account_for(invitation.username)
+    if account is not None:
+        return _join_existing_account(request, invitation, account, token)
+    if request.user.is_authenticated:
+        return _link_problem(request, "signed_in")
     account = get_user_model()(username=invitation.username, email=invitation.email)
     form = SetPasswordForm(account, request.POST if request.method == "POST" else None)
     status = 200
@@ -441,6 +447,26 @@ def accept_invitation(request):
         status = 400
     response = render(request, "tenants/invitation_accept.html",
                       {"invitation": invitation, "form": form, "token": token}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _join_existing_account(request, invitation, account, token):
+    """An admin's invitation for an account that exists: its owner signs in (the
+    login page comes back here), then confirms; no new password."""
+    if request.user.is_authenticated and request.user.pk != account.pk:
+        return _link_problem(request, "other_account")
+    if request.user.is_authenticated and request.method == "POST":
+        try:
+            invitations.join(invitation, request.user)
+        except invitations.InvitationError as failure:
+            return _link_problem(request, str(failure)) if str(failure) in LINK_PROBLEMS else _link_problem(
+                request, "void", str(failure))
+        messages.success(request, f"Welcome to {invitation.tenant.name}, {request.user.get_username()}.")
+        return redirect("home")
+    here = f"{reverse('invitation-accept')}?{urlencode({'token': token})}"
+    response = render(request, "tenants/invitation_join.html", {
+        "invitation": invitation, "token": token, "login_url": f"{reverse('login')}?{urlencode({'next': here})}"})
     response["Cache-Control"] = "no-store"
     return response
 

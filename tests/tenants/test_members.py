@@ -300,3 +300,64 @@ class PendingInvitationsTestCase(MembersTestCase):
         invitation.refresh_from_db()
         self.assertTrue(invitation.is_open)
         self.assertEqual(mail.outbox, [])
+
+
+class ExistingAccountTestCase(MembersTestCase):
+    """Erin's account belongs to no tenant (Beta removed her): Alice invites her by
+    username, and she joins A by signing in with her own password and opening the link."""
+
+    def setUp(self):
+        super().setUp()
+        self.erin = get_user_model().objects.create_user("erin", password="erins-own-password", email="erin@x.example")
+
+    def erins_token(self):
+        self.assertEqual(self.invite(username="Erin", email="erin@x.example", role="staff").status_code, 302)
+        token = self.mailed_token([m for m in mail.outbox if m.to == ["erin@x.example"]][0])
+        self.client.logout()
+        return token
+
+    def test_erin_signs_in_from_the_link_and_joins(self):
+        token = self.erins_token()
+        self.assertEqual(Invitation.objects.get().username, "erin")
+        page = self.client.get(ACCEPT, {"token": token})
+        self.assertContains(page, "your existing account")
+        self.assertNotContains(page, "new_password1")
+        next_url = f"{ACCEPT}?token={token}"
+        r = self.client.post("/accounts/login/?" + f"next={ACCEPT}%3Ftoken%3D{token}",
+                             {"username": "erin", "password": "erins-own-password"})
+        self.assertRedirects(r, next_url, fetch_redirect_response=False)
+        self.assertContains(self.client.get(next_url), "Join Alpha Ltd")
+        mail.outbox.clear()
+        self.assertRedirects(self.client.post(ACCEPT, {"token": token}), "/", fetch_redirect_response=False)
+        self.erin.refresh_from_db()
+        self.assertEqual((self.erin.membership.tenant, self.erin.membership.role), (self.tenant_a, "staff"))
+        self.assertTrue(self.erin.check_password("erins-own-password"))
+        self.assertEqual(self.events()[0][:2], ("joined", "erin <erin@x.example>"))
+        self.assertEqual([m.to for m in mail.outbox], [["alice@alpha.example"]])
+        self.assertEqual(self.client.post(ACCEPT, {"token": token}).status_code, 410)  # single use
+
+    def test_signed_out_posting_joins_nobody(self):
+        token = self.erins_token()
+        self.assertContains(self.client.post(ACCEPT, {"token": token}), "Sign in")
+        self.assertFalse(Membership.objects.filter(user=self.erin).exists())
+
+    def test_another_signed_in_account_cannot_take_it(self):
+        token = self.erins_token()
+        self.login(self.bob)
+        self.assertContains(self.client.post(ACCEPT, {"token": token}), "for another account", status_code=409)
+        self.assertFalse(Membership.objects.filter(user=self.erin).exists())
+        self.assertEqual(self.bob.membership.tenant, self.tenant_a)
+
+    def test_an_account_that_joined_a_tenant_meanwhile_is_refused(self):
+        token = self.erins_token()
+        Membership.objects.create(user=self.erin, tenant=self.tenant_b)
+        self.login(self.erin)
+        self.assertContains(self.client.post(ACCEPT, {"token": token}), "one tenant per account", status_code=410)
+        self.assertEqual(self.erin.membership.tenant, self.tenant_b)
+
+    def test_members_of_a_tenant_and_vendor_support_cannot_be_invited(self):
+        for username in ["charlie", "victor"]:
+            with self.subTest(username=username):
+                r = self.invite(username=username, email="x@x.example")
+                self.assertContains(r, "That username is taken.", status_code=400)
+        self.assertFalse(Invitation.objects.exists())
