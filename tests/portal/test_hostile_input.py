@@ -98,6 +98,24 @@ class HostileInputTestCase(BaseTestCase):
         self.agent_b.refresh_from_db()
         self.assertIsNone(self.agent_b.revoked_at)
 
+    def test_the_members_forms(self):
+        self.login(self.alice)
+        self.post_each_field("/settings/members/invite/",
+                             {"username": "dora", "email": "dora@alpha.example", "role": "staff"}, "invite_form")
+        self.post_raw("/settings/members/invite/")
+        bob = self.bob.membership
+        for value in HOSTILE_VALUES + ["owner", "ADMIN"]:
+            with self.subTest(role=value[:20]):
+                self.assertRefused(self.client.post(f"/settings/members/{bob.id}/role/", {"role": value}))
+        self.post_raw(f"/settings/members/{bob.id}/role/")
+        for bad_id in ["abc", "-1", "0", str(2**31), str(2**63), "9" * 5000, "%ff", str(self.charlie.membership.id)]:
+            for suffix in [f"{bad_id}/role/", f"{bad_id}/remove/", f"invitations/{bad_id}/resend/",
+                           f"invitations/{bad_id}/revoke/"]:
+                with self.subTest(url=suffix[:40]):
+                    self.assertRefused(self.client.post(f"/settings/members/{suffix}", {"role": "admin"}), 404)
+        bob.refresh_from_db()
+        self.assertEqual(bob.role, "staff")
+
     def test_the_support_forms(self):
         self.login(self.victor)
         self.post_each_field(
@@ -149,7 +167,7 @@ class HostileInputTestCase(BaseTestCase):
 
     def test_hostile_query_strings(self):
         self.login(self.alice)
-        for url in ["/", "/tickets/", "/settings/", "/audit/", "/api/v1/tickets"]:
+        for url in ["/", "/tickets/", "/settings/", "/settings/members/", "/audit/", "/api/v1/tickets"]:
             for query in RAW_QUERIES:
                 with self.subTest(url=url, query=query[:30]):
                     self.assertLess(self.client.get(url, QUERY_STRING=query).status_code, 500)
