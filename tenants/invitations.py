@@ -223,7 +223,9 @@ def send_invitation(invitation: Invitation, token: str) -> bool:
         f"You are invited to join {tenant.name} in Dualkey as {invitation.get_role_display().lower()}, "
         f"with the username {invitation.username}.",
         "",
-        "Open this link to choose your password (it works once):",
+        ("You have an account already: open this link, sign in with it, and confirm (the link works once):"
+         if not invitation.onboarding and account_for(invitation.username) is not None
+         else "Open this link to choose your password (it works once):"),
         link(token),
         "",
         f"It expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC. If you did not expect it, ignore this mail.",

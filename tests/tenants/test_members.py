@@ -162,6 +162,15 @@ class InviteMemberTestCase(MembersTestCase):
         self.assertFalse(Invitation.objects.exists())
         self.assertEqual(mail.outbox, [])
 
+    def test_a_mail_failure_is_reported_and_the_invitation_kept_to_resend(self):
+        self.login(self.alice)
+        with self.settings(EMAIL_BACKEND="tests.tenants.test_security_events.FailingBackend"):
+            r = self.client.post(INVITE, {"username": "dana", "email": "dana@alpha.example", "role": "staff"},
+                                 follow=True)
+        self.assertContains(r, "could not be sent")
+        self.assertContains(r, "Re-send")
+        self.assertTrue(Invitation.objects.get().is_open)
+
     def test_it_is_403_for_staff_and_404_for_support(self):
         self.assertEqual(self.invite(who=self.bob).status_code, 403)
         self.assertEqual(self.invite(who=self.victor).status_code, 404)
@@ -319,6 +328,8 @@ class ExistingAccountTestCase(MembersTestCase):
     def test_erin_signs_in_from_the_link_and_joins(self):
         token = self.erins_token()
         self.assertEqual(Invitation.objects.get().username, "erin")
+        erins_mail = [m for m in mail.outbox if m.to == ["erin@x.example"]][0]
+        self.assertIn("You have an account already: open this link, sign in", erins_mail.body)
         page = self.client.get(ACCEPT, {"token": token})
         self.assertContains(page, "your existing account")
         self.assertNotContains(page, "new_password1")
