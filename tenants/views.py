@@ -416,7 +416,8 @@ def _link_problem(request, problem: str, text: str | None = None):
 
 @require_http_methods(["GET", "POST"])
 def accept_invitation(request):
-    """The link's page: choose a password (Django's validators), then signed in.
+    """The link's page: choose a password (Django's validators), then signed in; or,
+    for an admin's invitation of an existing account, sign in and confirm.
     The token travels in the query string of the link, then in the form."""
     token = (request.POST if request.method == "POST" else request.GET).get("token", "")
     invitation = invitations.find(token)
