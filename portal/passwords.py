@@ -88,7 +88,12 @@ class ResetConfirmView(auth_views.PasswordResetConfirmView):
         # A used, expired or mangled link: the page says so, with a 404.
         if not context.get("validlink"):
             kwargs["status"] = 404
-        return super().render_to_response(context, **kwargs)
+        response = super().render_to_response(context, **kwargs)
+        if response.status_code >= 400:
+            # Django's request log would name the path, and with it the token: log without it.
+            response._has_been_logged = True
+            log.warning("password reset link refused (%s)", response.status_code)
+        return response
 
     def form_invalid(self, form):
         return self.render_to_response(self.get_context_data(form=form), status=400)
