@@ -96,7 +96,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Applied where people choose a password (the invitation page).
+# Applied where people choose a password (invitation, password change and reset).
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -123,6 +123,13 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 # The trail: every failure (AccessFailureLog), every sign-in (AccessLog), counts (AccessAttempt).
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_ENABLE_ADMIN = False
+
+# Password reset (portal/passwords.py): links last PASSWORD_RESET_TIMEOUT seconds and
+# work once (Django's token covers the password hash and last sign-in); requests are
+# limited per address and per client within the window.
+PASSWORD_RESET_TIMEOUT = env_int("DUALKEY_PASSWORD_RESET_SECONDS", 3600)
+DUALKEY_RESET_LIMIT = env_int("DUALKEY_PASSWORD_RESET_LIMIT", 5)
+DUALKEY_RESET_WINDOW_SECONDS = 3600
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -1,12 +1,23 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from portal import passwords
 from portal.accounts import LoginForm
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True,
                                                          authentication_form=LoginForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/change/", passwords.ChangeView.as_view(), name="password_change"),
+    path("accounts/password/change/done/", auth_views.PasswordChangeDoneView.as_view(
+        template_name="registration/password_change_done.html"), name="password_change_done"),
+    path("accounts/password/reset/", passwords.ResetRequestView.as_view(), name="password_reset"),
+    path("accounts/password/reset/sent/", auth_views.PasswordResetDoneView.as_view(
+        template_name="registration/password_reset_done.html"), name="password_reset_done"),
+    path("accounts/password/reset/<uidb64>/<token>/", passwords.ResetConfirmView.as_view(),
+         name="password_reset_confirm"),
+    path("accounts/password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(
+        template_name="registration/password_reset_complete.html"), name="password_reset_complete"),
     path("api/v1/", include("portal.tickets.api_urls")),
     path("", include("portal.tickets.urls")),
     path("", include("tenants.urls")),

@@ -127,7 +127,15 @@ class Stack:
     password: str = DEMO_PASSWORD
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     drop_database: bool = False
+    mail_dir: Path | None = None   # where the stack's SMTP server (tests/smtp_sink.py) writes
     _user_ids: dict | None = None
+
+    def mails(self) -> list:
+        """Every message the portal delivered to the stack's SMTP server, oldest first."""
+        import email
+        from email import policy
+        return [email.message_from_bytes(path.read_bytes(), policy=policy.default)
+                for path in sorted(self.mail_dir.glob("*.eml"))]
 
     # --- the portal's side ----------------------------------------------------------
 
@@ -317,6 +325,7 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
     storage_url = f"http://127.0.0.1:{storage_port}"
     storage_origins = {slug: storage_url for slug in SLUGS} | {"globex": f"http://localhost:{storage_port}"}
     database_url, drop_database = _portal_database(workdir)
+    smtp_port, mail_dir = support.free_port(), workdir / "mail"
     netguard_log = workdir / "netguard.log"
 
     base_env = {**os.environ, **support.AWS_ENV}
@@ -332,17 +341,23 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
         "DUALKEY_LOG_LEVEL": portal_log_level,
         "DUALKEY_PORTAL_ORIGIN": portal_url,
         "DATABASE_URL": database_url,
+        # A real SMTP server: the portal's mail goes over the wire to tests/smtp_sink.py.
+        "DUALKEY_EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "DUALKEY_DEMO_TENANTS": ";".join(
             f"{slug},gk-{slug},http://127.0.0.1:{port},{slug}-reports,{storage_origins[slug]}"
             for slug, port in gatekeeper_ports.items()),
     }
     stack = Stack(workdir=workdir, portal_url=portal_url, storage_url=storage_url, database_url=database_url,
-                  portal_env=portal_env, netguard_log=netguard_log, tenants={}, drop_database=drop_database)
+                  portal_env=portal_env, netguard_log=netguard_log, tenants={}, drop_database=drop_database,
+                  mail_dir=mail_dir)
     _ACTIVE.add(stack)
     try:
         stack.processes["storage"] = _spawn(
             [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(storage_port)],
             base_env, workdir / "storage.log")
+        stack.processes["smtp"] = _spawn(
+            [PYTHON, "-m", "tests.smtp_sink", "127.0.0.1", str(smtp_port), str(mail_dir)],
+            base_env, workdir / "smtp.log")
         # The database, while storage starts.
         _run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], portal_env, workdir / "manage-migrate.log")
         seeded = json.loads(_run([PYTHON, "manage.py", "seed_demo", "--json"], portal_env,
@@ -353,6 +368,7 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
              "portal.wsgi:application"], portal_env, stack.portal_log)
 
         support.wait_for_http(storage_url + "/moto-api/", stack.processes["storage"])
+        support.wait_for_port(smtp_port, stack.processes["smtp"])
         s3 = stack.s3()
         for entry in seeded["tenants"]:
             slug = entry["slug"]

@@ -42,6 +42,20 @@ def wait_for_http(url: str, proc: subprocess.Popen | None = None, timeout: float
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:port (an SMTP server, say)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for port {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not accept connections within {timeout}s")
+
+
 def start_process(args: list[str], ready_url: str, env: dict | None = None,
                   log_path: Path | None = None) -> subprocess.Popen:
     full_env = {**os.environ, **AWS_ENV, **(env or {})}
