@@ -32,19 +32,19 @@ def test_reset_by_mail_then_sign_in_with_the_new_password(dualkey_stack, chromiu
     # An account of its own: the demo logins other tests use keep their password.
     stack.manage("shell", "-c", (
         "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_user('rosa', 'rosa@example.com', {stack.password!r})"))
+        f"get_user_model().objects.create_user('resetter', 'resetter@example.com', {stack.password!r})"))
     context = chromium.new_context()
     page = context.new_page()
     try:
         page.goto(f"{stack.portal_url}/accounts/login/")
         with page.expect_navigation():
             page.click("text=Forgot your password?")
-        page.fill("input[name=email]", "rosa@example.com")
+        page.fill("input[name=email]", "resetter@example.com")
         with page.expect_navigation():
             page.click("[type=submit]")
         assert page.locator("[data-testid=password-reset-sent]").is_visible()
 
-        message = wait_for_mail(stack, "rosa@example.com")
+        message = wait_for_mail(stack, "resetter@example.com")
         body = message.get_body(("plain",)).get_content()
         link = re.search(r"https?://\S+", body).group(0)
         assert link.startswith(stack.portal_url + "/accounts/password/reset/"), link
@@ -59,8 +59,8 @@ def test_reset_by_mail_then_sign_in_with_the_new_password(dualkey_stack, chromiu
         # The link worked once.
         assert page.goto(link).status == 404
         context.clear_cookies()
-        assert not sign_in(page, stack, "rosa", stack.password)
-        assert sign_in(page, stack, "rosa", NEW)
+        assert not sign_in(page, stack, "resetter", stack.password)
+        assert sign_in(page, stack, "resetter", NEW)
     finally:
         context.close()
     # The token reached the mail, never the portal's log.
