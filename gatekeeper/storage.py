@@ -1,4 +1,4 @@
-"""The customer's bucket, as the gatekeeper sees it: one boto3 client (aws.py) for
+"""The customer's bucket, as the gatekeeper sees it: one boto3 client (made on first use) for
 listing and deleting, and the presigner fed with the same session's credentials."""
 
 from __future__ import annotations

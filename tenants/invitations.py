@@ -163,17 +163,32 @@ def find(token: str) -> Invitation | None:
     return row
 
 
+def _locked_open(invitation: Invitation, now: dt.datetime) -> Invitation:
+    """The invitation again, its tenant and itself locked, if it is still open: checked
+    again under the lock (two tabs, or an admin joining meanwhile)."""
+    Tenant.objects.select_for_update().filter(pk=invitation.tenant_id).first()
+    invitation = Invitation.objects.select_for_update().select_related("tenant").get(pk=invitation.pk)
+    state = state_of(invitation, now=now)
+    if state is not State.OPEN:
+        raise InvitationError(state.value)
+    return invitation
+
+
+def _admit(invitation: Invitation, user, now: dt.datetime) -> None:
+    """The membership the invitation offers, the invitation used, the event recorded."""
+    Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
+    invitation.accepted_at, invitation.user = now, user
+    invitation.save(update_fields=["accepted_at", "user"])
+    events.record(invitation.tenant, user, [events.event(SecurityEvent.Kind.JOINED, subject=_who(invitation),
+                                                         new=invitation.role)], now=now)
+
+
 def accept(invitation: Invitation, set_password_form, *, now: dt.datetime | None = None):
     """Make the account (with the password the invitee chose, already validated by
     `set_password_form`, a SetPasswordForm on an unsaved user) and its membership."""
     now = now or timezone.now()
     with transaction.atomic():
-        # Locked, then checked again: two tabs, or an admin joining meanwhile.
-        Tenant.objects.select_for_update().filter(pk=invitation.tenant_id).first()
-        invitation = Invitation.objects.select_for_update().select_related("tenant").get(pk=invitation.pk)
-        state = state_of(invitation, now=now)
-        if state is not State.OPEN:
-            raise InvitationError(state.value)
+        invitation = _locked_open(invitation, now)
         if get_user_model().objects.filter(username__iexact=invitation.username).exists():
             raise InvitationError("That username was taken meanwhile: ask for a new invitation.")
         try:
@@ -181,11 +196,7 @@ def accept(invitation: Invitation, set_password_form, *, now: dt.datetime | None
                 user = set_password_form.save()
         except IntegrityError:
             raise InvitationError("That username was taken meanwhile: ask for a new invitation.") from None
-        Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
-        invitation.accepted_at, invitation.user = now, user
-        invitation.save(update_fields=["accepted_at", "user"])
-        events.record(invitation.tenant, user, [events.event(SecurityEvent.Kind.JOINED, subject=_who(invitation),
-                                                             new=invitation.role)], now=now)
+        _admit(invitation, user, now)
     return user
 
 
@@ -194,20 +205,12 @@ def join(invitation: Invitation, user, *, now: dt.datetime | None = None):
     holding the link, becomes a member (no new password)."""
     now = now or timezone.now()
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=invitation.tenant_id).first()
-        invitation = Invitation.objects.select_for_update().select_related("tenant").get(pk=invitation.pk)
-        state = state_of(invitation, now=now)
-        if state is not State.OPEN:
-            raise InvitationError(state.value)
+        invitation = _locked_open(invitation, now)
         if invitation.onboarding or user.get_username().lower() != invitation.username.lower():
             raise InvitationError("This invitation is for another account.")
         if not can_join(user):
             raise InvitationError("Your account belongs to a tenant already: one tenant per account.")
-        Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
-        invitation.accepted_at, invitation.user = now, user
-        invitation.save(update_fields=["accepted_at", "user"])
-        events.record(invitation.tenant, user, [events.event(SecurityEvent.Kind.JOINED, subject=_who(invitation),
-                                                             new=invitation.role)], now=now)
+        _admit(invitation, user, now)
     return user
 
 
