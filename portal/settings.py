@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "tenants",
+    "accounts",
     "portal.tickets",
 ]
 
@@ -60,6 +61,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Session timeouts, "sign out everywhere", and MFA enrolment (accounts/middleware.py).
+    "accounts.middleware.SignInPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.csp.ContentSecurityPolicyMiddleware",
     # Last: turns a sign-in refused by axes into its lockout page.
@@ -130,6 +133,15 @@ AXES_ENABLE_ADMIN = False
 PASSWORD_RESET_TIMEOUT = env_int("DUALKEY_PASSWORD_RESET_SECONDS", 3600)
 DUALKEY_RESET_LIMIT = env_int("DUALKEY_PASSWORD_RESET_LIMIT", 5)
 DUALKEY_RESET_WINDOW_SECONDS = 3600
+
+# Sessions (accounts/sessions.py): ended after this long without a request, and this
+# long after signing in whatever happens; "sign out everywhere" ends them all.
+DUALKEY_SESSION_IDLE_SECONDS = env_int("DUALKEY_SESSION_IDLE_SECONDS", 2 * 3600)
+DUALKEY_SESSION_ABSOLUTE_SECONDS = env_int("DUALKEY_SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+SESSION_COOKIE_AGE = DUALKEY_SESSION_ABSOLUTE_SECONDS
+# Vendor support must have a second factor (accounts/policy.py); off in debug so the
+# demo's seeded support login keeps working with its password alone.
+DUALKEY_SUPPORT_MFA_REQUIRED = env_bool("DUALKEY_SUPPORT_MFA_REQUIRED", not DEBUG)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -1,12 +1,12 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.signin import SignInView
 from portal import passwords
-from portal.accounts import LoginForm
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True,
-                                                         authentication_form=LoginForm), name="login"),
+    # Django's login form; a second factor, when the account has one, in accounts/signin.py.
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/change/", passwords.ChangeView.as_view(), name="password_change"),
     path("accounts/password/change/done/", auth_views.PasswordChangeDoneView.as_view(
@@ -20,6 +20,7 @@ urlpatterns = [
         template_name="registration/password_reset_complete.html"), name="password_reset_complete"),
     path("api/v1/", include("portal.tickets.api_urls")),
     path("", include("portal.tickets.urls")),
+    path("", include("accounts.urls")),
     path("", include("tenants.urls")),
 ]
 

@@ -147,6 +147,10 @@ class SecurityEvent(models.Model):
         JOINED = "joined", "Member joined"
         ROLE_CHANGED = "role_changed", "Role changed"
         REMOVED = "removed", "Member removed"
+        MFA_RESET = "mfa_reset", "Second factors reset"
+        SESSIONS_ENDED = "sessions_ended", "Signed out everywhere"
+        SIGN_IN_POLICY = "sign_in_policy", "Sign-in settings changed"
+        BREAK_GLASS = "break_glass", "Signed in without SSO (break-glass)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="security_events")
     kind = models.CharField(max_length=30, choices=Kind.choices)

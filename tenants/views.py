@@ -16,6 +16,7 @@ from django.utils.http import urlencode
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
+from accounts.policy import users_with_mfa
 from gatekeeper.errors import AUDIT_OPS
 from tenants import events, forms
 from tenants import invitations
@@ -175,9 +176,11 @@ def _members_page(request, *, invite_form=None, error=None, status=200):
     now = timezone.now()
     pending = [(i, invitations.state_of(i, now=now)) for i in invitations_for_admin(request.user)
                .filter(accepted_at__isnull=True, revoked_at__isnull=True)]
+    members = members_for_admin(request.user).order_by("user__username")
     context = {
         "tenant": tenant,
-        "members": members_for_admin(request.user).order_by("user__username"),
+        "members": members,
+        "mfa_users": users_with_mfa([m.user_id for m in members]),
         "invitations": [{"invitation": i, "state": state.value, "can_resend": state in RESENDABLE}
                         for i, state in pending],
         "invite_form": invite_form or forms.InviteMemberForm(),

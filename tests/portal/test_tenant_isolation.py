@@ -15,6 +15,7 @@ import uuid
 from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 
+from accounts.models import Authenticator
 from tenants.models import Invitation
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
@@ -43,13 +44,17 @@ class TenantIsolationTestCase(BaseTestCase):
             tenant=self.tenant_a, username="ann", email="ann@alpha.example", onboarding=True,
             token_hash=hash_token("walk-token"), created_at=timezone.now(), sent_at=timezone.now(),
             expires_at=timezone.now() + dt.timedelta(days=7))
+        # A second factor of Alice's (tenant A's admin): one's own, reached only by its owner.
+        passkey = Authenticator.objects.create(user=self.alice, kind=Authenticator.Kind.PASSKEY, name="Alpha key",
+                                               credential_id="alpha-credential", public_key="pk",
+                                               created_at=timezone.now())
         self.values = {"ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
-                       "invitation_id": str(invitation.id),
+                       "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
                        "membership_id": str(self.alice.membership.id)}
         self.ghosts = {"ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
-                       "invitation_id": "999999", "membership_id": "999999"}
+                       "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).
@@ -58,7 +63,7 @@ class TenantIsolationTestCase(BaseTestCase):
         # Anything of A's that must never show up for B.
         self.markers = [
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
-            "Alpha Ltd", "gk-alpha", "ann@alpha.example",
+            "Alpha Ltd", "gk-alpha", "ann@alpha.example", "Alpha key", "alpha-credential",
             "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
@@ -105,7 +110,10 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/members/", "/settings/members/invite/",
                          "/settings/members/<int:membership_id>/role/", "/settings/members/<int:membership_id>/remove/",
                          "/settings/members/invitations/<int:invitation_id>/resend/",
-                         "/settings/members/invitations/<int:invitation_id>/revoke/"]:
+                         "/settings/members/invitations/<int:invitation_id>/revoke/",
+                         "/settings/sign-in/", "/settings/members/<int:membership_id>/mfa/reset/",
+                         "/accounts/security/authenticators/<int:authenticator_id>/remove/",
+                         "/accounts/mfa/", "/accounts/security/", "/accounts/sessions/end-all/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
@@ -126,6 +134,8 @@ class TenantIsolationTestCase(BaseTestCase):
                     f"/settings/tokens/{self.agent_a.id}/revoke/",
                     f"/settings/members/{self.bob.membership.id}/role/",
                     f"/settings/members/{self.bob.membership.id}/remove/",
+                    f"/settings/members/{self.bob.membership.id}/mfa/reset/",
+                    f"/accounts/security/authenticators/{self.values['authenticator_id']}/remove/",
                     f"/settings/members/invitations/{self.values['invitation_id']}/resend/",
                     f"/settings/members/invitations/{self.values['invitation_id']}/revoke/"]:
             self.as_charlie()
