@@ -9,7 +9,6 @@ import time
 
 import pyotp
 from django.core import mail
-from django.http import HttpRequest
 from django.test import Client, override_settings
 
 from accounts import mfa
