@@ -230,6 +230,9 @@ def sign_in_settings(request):
     current = SignInPolicy.objects.filter(tenant=tenant).first() or SignInPolicy(tenant=tenant)
     before = SignInPolicyForm.describe(current)
     form = SignInPolicyForm(request.POST, instance=current)
+    if form.is_valid() and form.cleaned_data["mfa_required"] and not policy.has_mfa(request.user):
+        # Or the admin would be held to enrolment by the very setting they just saved.
+        form.add_error("mfa_required", "Add a second factor to your own account first (Security).")
     if not form.is_valid():
         return _sign_in_settings_page(request, form, status=400)
     with transaction.atomic():

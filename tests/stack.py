@@ -155,6 +155,24 @@ class Stack:
             self._user_ids = json.loads(self.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
         return self._user_ids
 
+    def start_portal(self, host: str = "localhost") -> str:
+        """Another portal process on the same database, mail server and gatekeepers,
+        configured (DUALKEY_PORTAL_ORIGIN) as http://<host>:<port>; returns that origin.
+        For passkeys: WebAuthn needs a domain as its relying party, and the stack's
+        own portal is at 127.0.0.1 (an IP address, which browsers refuse as an RP id)."""
+        name = f"portal-{host}"
+        if name in self.processes:
+            return self.processes[name].origin
+        port = support.free_port()
+        url = f"http://{host}:{port}"
+        proc = _spawn([PYTHON, "-m", "waitress", "--listen", f"127.0.0.1:{port}", "--threads", "4",
+                       "portal.wsgi:application"], {**self.portal_env, "DUALKEY_PORTAL_ORIGIN": url},
+                      self.workdir / f"{name}.log")
+        proc.origin = url
+        self.processes[name] = proc
+        support.wait_for_http(f"http://127.0.0.1:{port}/accounts/login/", proc)
+        return url
+
     @property
     def portal_pid(self) -> int:
         return self.processes["portal"].pid
@@ -234,7 +252,7 @@ class Stack:
     # --- logs ---------------------------------------------------------------------------
 
     def portal_log_files(self) -> list[Path]:
-        return [self.portal_log, *sorted(self.workdir.glob("manage-*.log"))]
+        return [self.portal_log, *sorted(self.workdir.glob("portal-*.log")), *sorted(self.workdir.glob("manage-*.log"))]
 
     def gatekeeper_log_files(self) -> list[Path]:
         return [t.log_path for t in self.tenants.values()]
@@ -485,11 +503,12 @@ def chromium():
 
 # --- browser helpers ------------------------------------------------------------------------
 
-def log_in(browser, stack: Stack, username: str, **context_options):
-    """A fresh browser context logged in as `username`; returns (context, page)."""
+def log_in(browser, stack: Stack, username: str, *, portal_url: str | None = None, **context_options):
+    """A fresh browser context logged in as `username` (at `portal_url`, by default the
+    stack's portal); returns (context, page)."""
     context = browser.new_context(**context_options)
     page = context.new_page()
-    page.goto(f"{stack.portal_url}/accounts/login/")
+    page.goto(f"{portal_url or stack.portal_url}/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", stack.password)
     with page.expect_navigation():

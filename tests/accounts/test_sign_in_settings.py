@@ -24,6 +24,7 @@ class SignInSettingsTestCase(BaseTestCase):
 
     def test_an_admin_sees_and_saves_them_a_security_event(self):
         self.client.force_login(self.alice)
+        enrol_totp(self.client)
         self.assertContains(self.client.get(URL), "Sign-in settings · Alpha Ltd")
         r = self.save(mfa_required="on", **SSO)
         self.assertRedirects(r, URL, fetch_redirect_response=False)
@@ -84,7 +85,14 @@ class SignInSettingsTestCase(BaseTestCase):
         self.assertEqual(self.client.put(URL).status_code, 405)
         self.assertEqual(Client().get(URL).status_code, 302)
 
+    def test_requiring_mfa_needs_the_admins_own_first(self):
+        r = self.save(mfa_required="on")
+        self.assertContains(r, "Add a second factor to your own account first", status_code=400)
+        self.assertFalse(SignInPolicy.objects.exists())
+
     def test_each_tenant_changes_its_own(self):
+        self.client.force_login(self.alice)
+        enrol_totp(self.client)
         self.save(mfa_required="on")
         self.client.force_login(self.charlie)
         page = self.client.get(URL)
