@@ -19,6 +19,10 @@ class CodeForm(forms.Form):
                            widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}))
 
 
+class SSOStartForm(forms.Form):
+    identifier = forms.CharField(label="Work email address or organisation", max_length=254, strip=True)
+
+
 def validate_issuer(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS and settings.DEBUG:

@@ -15,8 +15,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import mfa, policy, sessions, signin
-from accounts.forms import CodeForm, SignInPolicyForm
+from accounts import mfa, policy, sessions, signin, sso
+from accounts.forms import CodeForm, SignInPolicyForm, SSOStartForm
 from accounts.models import Authenticator, SignInPolicy
 from tenants import events
 from tenants.access import access_member_for_admin, tenant_for_admin
@@ -99,6 +99,46 @@ def passkey_sign_in(request):
     response = signin.complete(request, owner, backend="django.contrib.auth.backends.ModelBackend",
                                next_url="home", break_glass=break_glass, second_factor=True)
     return JsonResponse({"next": response["Location"]})
+
+
+# --- single sign-on -------------------------------------------------------------------------
+
+def _sso_page(request, form=None, error=None, status=200):
+    return _no_store(render(request, "accounts/sso_start.html", {"form": form or SSOStartForm(), "error": error},
+                            status=status))
+
+
+@require_http_methods(["GET", "POST"])
+def sso_start(request):
+    """Which tenant's IdP: by work address (its domain) or by the tenant's slug."""
+    if request.method == "GET":
+        return _sso_page(request)
+    form = SSOStartForm(request.POST)
+    if not form.is_valid():
+        return _sso_page(request, form, status=400)
+    found = sso.find_policy(form.cleaned_data["identifier"])
+    if found is None:
+        return _sso_page(request, form, status=400,
+                         error="No single sign-on is set up for that address or organisation.")
+    try:
+        location = sso.begin(request, found)["Location"]
+    except sso.SSOError as error:
+        return _sso_page(request, form, error=str(error), status=502)
+    # A page that goes on to the IdP, not a redirect: the form's CSP (form-action 'self')
+    # would stop a form submission redirected to another origin.
+    return _no_store(render(request, "accounts/sso_continue.html", {"location": location}))
+
+
+@require_GET
+def sso_callback(request):
+    try:
+        user, found = sso.finish(request)
+    except sso.SSOError as error:
+        return _sso_page(request, error=str(error), status=400)
+    response = signin.complete(request, user, backend="django.contrib.auth.backends.ModelBackend",
+                               next_url="home", break_glass=False, second_factor=False)
+    request.session[policy.SSO_SESSION] = True
+    return response
 
 
 # --- one's own security page -------------------------------------------------------------
