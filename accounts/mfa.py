@@ -29,7 +29,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
@@ -205,7 +205,7 @@ def register_passkey(user, session, body: bytes | str, name: str = "") -> Authen
     try:
         verified = verify_registration_response(credential=credential, expected_challenge=challenge,
                                                 expected_rp_id=rp_id, expected_origin=origin)
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as error:
+    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
         raise MFAError(f"The passkey could not be registered ({type(error).__name__}).") from None
     credential_id = bytes_to_base64url(verified.credential_id)
     if Authenticator.objects.filter(credential_id=credential_id).exists():
@@ -248,7 +248,7 @@ def authenticate_passkey(session, body: bytes | str, user=None):
             credential=credential, expected_challenge=challenge, expected_rp_id=rp_id, expected_origin=origin,
             credential_public_key=base64url_to_bytes(row.public_key), credential_current_sign_count=row.sign_count,
             require_user_verification=user is None)
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as error:
+    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
         raise MFAError(f"The passkey did not verify ({type(error).__name__}).") from None
     Authenticator.objects.filter(pk=row.pk).update(sign_count=verified.new_sign_count, last_used_at=timezone.now())
     return row.user

@@ -113,7 +113,9 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/members/invitations/<int:invitation_id>/revoke/",
                          "/settings/sign-in/", "/settings/members/<int:membership_id>/mfa/reset/",
                          "/accounts/security/authenticators/<int:authenticator_id>/remove/",
-                         "/accounts/mfa/", "/accounts/security/", "/accounts/sessions/end-all/"]:
+                         "/accounts/mfa/", "/accounts/security/", "/accounts/sessions/end-all/",
+                         "/accounts/sso/", "/accounts/sso/callback/", "/accounts/mfa/passkey/",
+                         "/accounts/security/passkeys/", "/accounts/security/totp/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
