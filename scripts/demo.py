@@ -112,6 +112,9 @@ def main() -> None:
         "DUALKEY_DEBUG": "1",
         "DUALKEY_PORTAL_ORIGIN": portal_url,
         "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'portal.sqlite3'}"),
+        # The portal's mail (invitations, password resets, security notices): one file a
+        # message in the demo's directory, unless the environment names a server.
+        "DUALKEY_EMAIL_URL": os.environ.get("DUALKEY_EMAIL_URL", mail_url(workdir)),
         "DUALKEY_DEMO_TENANTS": ";".join(
             f"{slug},{gatekeeper_id},{gatekeeper_url},{slug}-reports,{storage_url}"
             for slug, (gatekeeper_id, gatekeeper_url) in gatekeepers.items()),
@@ -165,7 +168,7 @@ def main() -> None:
             run([python, "manage.py", "make_demo_tickets", "--tenant", tenant["slug"],
                  "--agent-config", str(agent_configs[tenant["slug"]]), "--count", str(count)], env, capture=True)
 
-        print_welcome(seeded, portal_url, env["DATABASE_URL"], workdir, agent_configs)
+        print_welcome(seeded, portal_url, env["DATABASE_URL"], workdir, agent_configs, env["DUALKEY_EMAIL_URL"])
         if args.check:
             check(seeded, portal_url, env)
             stop()
@@ -180,6 +183,19 @@ def main() -> None:
         raise
 
 
+def mail_url(workdir: Path) -> str:
+    return f"file://{(workdir / 'mail').resolve()}"
+
+
+def mail_place(email_url: str) -> str:
+    """Where the welcome says the mail lands, for the backend in use."""
+    if email_url.startswith("file://"):
+        return f"{email_url.removeprefix('file://')}/ (one .log file a message; open the newest)"
+    if email_url.startswith("console:"):
+        return "the portal's log (portal.log in the demo's directory)"
+    return "the SMTP server DUALKEY_EMAIL_URL names"
+
+
 def mint_command(database_url: str, portal_url: str) -> str:
     """The shell line the welcome prints. The grant's issuer must be this portal's
     origin, whatever port it runs on."""
@@ -188,7 +204,7 @@ def mint_command(database_url: str, portal_url: str) -> str:
 
 
 def print_welcome(seeded: dict, portal_url: str, database_url: str, workdir: Path,
-                  agent_configs: dict[str, Path]) -> None:
+                  agent_configs: dict[str, Path], email_url: str = "console:") -> None:
     password = seeded["password"]
     print("\n" + "=" * 72)
     print(f"Dualkey is running: {portal_url}/")
@@ -198,6 +214,10 @@ def print_welcome(seeded: dict, portal_url: str, database_url: str, workdir: Pat
         where = "vendor-hosted" if tenant["data_location"] == "vendor" else "customer-owned"
         print(f"  {tenant['name']} ({where}): {people}; gatekeeper {tenant['gatekeeper_url']}")
     print(f"  vendor support: {seeded['support']['username']}")
+    print("\nTry an invitation: log in as alice, open Members, invite any name and address.")
+    print(f"The portal's mail lands in {mail_place(email_url)}:")
+    print("  open the link in the message in a private window, choose a password, and you are in.")
+    print("Security (top right) adds an authenticator app or a passkey; Sign-in (admins) requires MFA or sets up SSO.")
     globex = next(t for t in seeded["tenants"] if t["slug"] == "globex")
     mint = mint_command(database_url, portal_url)
     print("\nAsk Globex's gatekeeper directly with a fresh grant (as the browser does):")
@@ -251,7 +271,38 @@ def check(seeded: dict, portal_url: str, env: dict) -> None:
           f"from {DENIED_ADDRESS}: {denied.status_code} {denied.json().get('error')}")
     if not objects or denied.status_code != 403:
         sys.exit("check failed: the printed example does not behave as described")
+    check_invitation_mail(seeded, portal_url, env)
     print("check: ok")
+
+
+def check_invitation_mail(seeded: dict, portal_url: str, env: dict) -> None:
+    """The welcome's invitation works as it says: alice invites, the mail with its
+    link lands where the welcome says (the file backend's directory)."""
+    import secrets
+
+    import requests
+
+    email_url = env["DUALKEY_EMAIL_URL"]
+    if not email_url.startswith("file://"):
+        print("check: invitation mail not checked (mail goes to DUALKEY_EMAIL_URL)")
+        return
+    mail_dir = Path(email_url.removeprefix("file://"))
+    before = set(mail_dir.glob("*.log")) if mail_dir.exists() else set()
+    session = requests.Session()
+    login = session.get(f"{portal_url}/accounts/login/", timeout=10)
+    session.post(f"{portal_url}/accounts/login/", timeout=10, headers={"Referer": login.url}, data={
+        "username": "alice", "password": seeded["password"], "csrfmiddlewaretoken": session.cookies.get("csrftoken")})
+    name = f"invitee-{secrets.token_hex(3)}"
+    members = session.get(f"{portal_url}/settings/members/", timeout=10)
+    invited = session.post(f"{portal_url}/settings/members/invite/", timeout=10, headers={"Referer": members.url},
+                           data={"username": name, "email": f"{name}@example.com", "role": "staff",
+                                 "csrfmiddlewaretoken": session.cookies.get("csrftoken")})
+    new = [path for path in sorted(set(mail_dir.glob("*.log")) - before)
+           if f"{name}@example.com" in path.read_text(errors="replace")]
+    linked = bool(new) and f"{portal_url}/invitations/accept/?token=" in new[0].read_text(errors="replace")
+    print(f"check: invitation answered {invited.status_code}; its mail in {mail_dir}: {'yes' if linked else 'no'}")
+    if not linked:
+        sys.exit("check failed: the invitation mail did not land where the welcome says")
 
 
 if __name__ == "__main__":
