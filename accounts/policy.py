@@ -63,6 +63,11 @@ def enrol_exempt(path: str) -> bool:
     return path.startswith(ENROL_PATHS)
 
 
+def sso_required_for(tenant: Tenant) -> bool:
+    found = SignInPolicy.objects.filter(tenant=tenant).first()
+    return bool(found and found.sso_enabled and found.sso_required)
+
+
 class Refused(Exception):
     """A local (password or passkey) sign-in the account's tenant does not allow."""
 

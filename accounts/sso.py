@@ -11,8 +11,9 @@ nonce, and an asymmetric signature algorithm.
 
 Then, just in time: the IdP's subject (`sub`) finds the account made for it
 before; otherwise an account is made (no usable password) with a membership in
-the tenant with its default role — or admin, if the ID token's `groups` claim
-holds the tenant's admin group. An address outside the tenant's domains is
+the tenant with its default role (or an open invitation's role, for its address:
+the invitation is then used) — or admin, if the ID token's `groups` claim holds
+the tenant's admin group. An address outside the tenant's domains is
 refused. Everything here reaches the tenant through its SignInPolicy row.
 """
 
@@ -35,7 +36,7 @@ from accounts.models import SignInPolicy, SSOIdentity
 from accounts.sealed import unseal
 from tenants import events
 from tenants.access import LIVE_STATUSES
-from tenants.models import Membership, SecurityEvent
+from tenants.models import Invitation, Membership, SecurityEvent
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,14 @@ def just_in_time(policy: SignInPolicy, claims: dict, *, now=None):
             raise SSOError("This account belongs to another tenant.")
         recorded = []
         if membership is None:
-            role = Membership.Role.ADMIN if wants_admin else policy.default_role
+            # An open invitation for this address gives its role, and is used up.
+            invitation = Invitation.objects.filter(
+                tenant=tenant, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True,
+                expires_at__gt=now).first() if email else None
+            role = Membership.Role.ADMIN if wants_admin else (invitation.role if invitation else policy.default_role)
             membership = Membership.objects.create(user=user, tenant=tenant, role=role)
+            if invitation is not None:
+                Invitation.objects.filter(pk=invitation.pk).update(accepted_at=now, user=user)
             recorded.append(events.event(SecurityEvent.Kind.JOINED, subject=user.get_username(),
                                          new=f"{membership.get_role_display()}, by single sign-on"))
         elif wants_admin and not membership.is_admin:

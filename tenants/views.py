@@ -16,7 +16,7 @@ from django.utils.http import urlencode
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from accounts.policy import users_with_mfa
+from accounts.policy import sso_required_for, users_with_mfa
 from gatekeeper.errors import AUDIT_OPS
 from tenants import events, forms
 from tenants import invitations
@@ -404,6 +404,8 @@ LINK_PROBLEMS = {
     "void": (410, "This invitation no longer applies",
              "The tenant is not taking members through it any more: ask its admin to invite you."),
     "signed_in": (409, "You are signed in", "Log out first: an invitation makes a new account."),
+    "sso_required": (409, "This organisation signs in with single sign-on",
+                     "Use “Sign in with single sign-on” on the invitation's page."),
     "other_account": (409, "This invitation is for another account",
                       "Log out, then sign in with the account it names and open the link again."),
 }
@@ -429,6 +431,14 @@ def accept_invitation(request):
     state = invitations.state_of(invitation, now=timezone.now())
     if state is not invitations.State.OPEN:
         return _link_problem(request, state.value)
+    if sso_required_for(invitation.tenant):
+        # No password for a tenant that signs in with its IdP: its SSO makes the account,
+        # with this invitation's role (accounts/sso.py).
+        if request.method == "POST":
+            return _link_problem(request, "sso_required")
+        response = render(request, "tenants/invitation_sso.html", {"invitation": invitation})
+        response["Cache-Control"] = "no-store"
+        return response
     account = None if invitation.onboarding else invitations.account_for(invitation.username)
     if account is not None:
         return _join_existing_account(request, invitation, account, token)

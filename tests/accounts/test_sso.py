@@ -119,3 +119,36 @@ class IssuerTestCase(SSOTestCase):
         with self.assertRaises(forms.ValidationError):
             validate_issuer("http://127.0.0.1:9")
         self.assertEqual(validate_issuer("https://idp.example/"), "https://idp.example")
+
+
+class InvitationWithSSOTestCase(SSOTestCase):
+    def setUp(self):
+        super().setUp()
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from tenants.models import Invitation
+        from tenants.tokens import hash_token
+
+        self.policy.sso_required = True
+        self.policy.save()
+        now = timezone.now()
+        self.invitation = Invitation.objects.create(
+            tenant=self.tenant_a, username="dana", email="Dana@alpha.example", role=Membership.Role.ADMIN,
+            token_hash=hash_token("sso-invite"), created_at=now, sent_at=now, expires_at=now + dt.timedelta(days=7))
+
+    def test_the_link_offers_sso_not_a_password(self):
+        page = self.client.get("/invitations/accept/", {"token": "sso-invite"})
+        self.assertContains(page, "Sign in with single sign-on")
+        self.assertNotContains(page, "new_password1")
+        r = self.client.post("/invitations/accept/", {"token": "sso-invite", "new_password1": "a long passphrase 77",
+                                                      "new_password2": "a long passphrase 77"})
+        self.assertContains(r, "signs in with single sign-on", status_code=409)
+        self.assertFalse(get_user_model().objects.filter(username="dana").exists())
+
+    def test_sso_gives_the_invitations_role_and_uses_it(self):
+        user = sso.just_in_time(self.policy, {"sub": "idp-9", "email": "dana@alpha.example", "email_verified": True})
+        self.assertTrue(user.membership.is_admin)
+        self.invitation.refresh_from_db()
+        self.assertEqual((self.invitation.user, self.invitation.accepted_at is not None), (user, True))
