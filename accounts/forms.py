@@ -24,7 +24,13 @@ class SSOStartForm(forms.Form):
 
 
 def validate_issuer(value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError:
+        raise forms.ValidationError("The issuer is not a URL.") from None
+    if any(ord(c) < 33 for c in value):
+        raise forms.ValidationError("The issuer is not a URL.")
     if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS and settings.DEBUG:
         pass  # a local IdP in development and tests
     elif parts.scheme != "https":

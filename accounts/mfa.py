@@ -62,6 +62,8 @@ def totp_uri(secret: str, user) -> str:
 
 def _counter(secret: str, code: str, now: float) -> int | None:
     """The time step `code` is valid for (now, one before, one after), or None."""
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
+        return None
     totp = pyotp.TOTP(secret)
     step = int(now) // totp.interval
     for candidate in (step, step - 1, step + 1):
@@ -91,7 +93,7 @@ def confirm_totp(user, secret: str, code: str, *, now: float | None = None) -> A
 
 def verify_totp(user, code: str, *, now: float | None = None) -> bool:
     code = _clean_code(code)
-    if not (code.isdigit() and len(code) == 6):
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         return False
     with transaction.atomic():
         row = Authenticator.objects.select_for_update().filter(user=user, kind=Authenticator.Kind.TOTP).first()

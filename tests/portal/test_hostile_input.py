@@ -140,6 +140,42 @@ class HostileInputTestCase(BaseTestCase):
                     send = self.client.post if suffix else self.client.get
                     self.assertRefused(send(f"/support/tenants/{slug}/{suffix}"), 404)
 
+    def test_the_sign_in_settings_form(self):
+        self.login(self.alice)
+        valid = {"sso_enabled": "on", "issuer": "https://idp.alpha.example", "client_id": "portal",
+                 "client_secret": "secret", "email_domains": "alpha.example", "default_role": "staff",
+                 "admin_group": "admins"}
+        self.post_each_field("/settings/sign-in/", valid, "form",
+                             optional={"sso_enabled", "email_domains", "admin_group", "client_secret"})  # a secret is stored by then
+        self.post_raw("/settings/sign-in/")
+
+    def test_the_second_factor_and_sso_forms(self):
+        for value in HOSTILE_VALUES:
+            with self.subTest(identifier=value[:20]):
+                self.assertRefused(self.client.post("/accounts/sso/", {"identifier": value}), 400)
+        self.post_raw("/accounts/sso/")
+        for query in RAW_QUERIES + ["code=%ff&state=%00", "error=%ff", "state=" + "x" * 5000]:
+            with self.subTest(query=query[:30]):
+                self.assertRefused(self.client.get("/accounts/sso/callback/", QUERY_STRING=query), 400)
+        self.post_raw("/accounts/mfa/")  # nobody waiting: back to the login page
+        for url in ["/accounts/mfa/passkey/options/", "/accounts/mfa/passkey/"]:
+            self.post_raw(url)
+        self.login(self.bob)
+        self.client.get("/accounts/security/totp/")
+        for value in HOSTILE_VALUES:
+            with self.subTest(code=value[:20]):
+                self.assertFormErrors(self.client.post("/accounts/security/totp/", {"code": value}), "totp_form")
+        for url in ["/accounts/security/totp/", "/accounts/security/passkeys/", "/accounts/security/passkeys/options/",
+                    "/accounts/security/recovery-codes/"]:
+            self.post_raw(url)
+        for bad_id in ["abc", "-1", "0", str(2**63), "9" * 5000, "%ff"]:
+            with self.subTest(authenticator=bad_id[:20]):
+                self.assertRefused(self.client.post(f"/accounts/security/authenticators/{bad_id}/remove/"), 404)
+        self.login(self.alice)
+        for bad_id in ["abc", "-1", "0", str(2**63), "9" * 5000, "%ff", str(self.charlie.membership.id)]:
+            with self.subTest(membership=bad_id[:20]):
+                self.assertRefused(self.client.post(f"/settings/members/{bad_id}/mfa/reset/"), 404)
+
     def test_the_invitation_page(self):
         url = "/invitations/accept/"
         for value in HOSTILE_VALUES + ["%ff", "a" * 10_000]:
