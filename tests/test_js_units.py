@@ -21,6 +21,10 @@ PAGES = {
     "tickets/report.html": "report/main.js",
     "tenants/audit.html": "audit/main.js",
     "tenants/settings.html": "settings/gatekeeper-check.js",
+    "registration/login.html": "accounts/passkeys.js",
+    "accounts/mfa_verify.html": "accounts/passkeys.js",
+    "accounts/security.html": "accounts/passkeys.js",
+    "accounts/sso_continue.html": "accounts/sso-continue.js",
 }
 IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["'](\.{1,2}/[^"']+)["']""", re.M | re.S)
 PRELOAD = re.compile(r"""<link rel="modulepreload" href="\{% static 'js/([^']+)' %\}">""")

@@ -1,7 +1,8 @@
 // Passkeys: registration on the security page, sign-in on the login and second-step
 // pages. The portal sends WebAuthn options as JSON (base64url for binary fields) and
 // takes the credential back the same way (accounts/mfa.py verifies it).
-import { csrfToken } from "../lib/http.js";
+// The page's CSRF token is its data attribute (no shared module: the login page stays light).
+const csrfToken = (root) => root.dataset.csrfToken || "";
 
 const fromB64url = (text) => {
   const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
