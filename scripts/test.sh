@@ -16,11 +16,11 @@ if [ "${DUALKEY_SKIP_POSTGRES:-0}" = 1 ]; then
   echo "PostgreSQL run skipped (DUALKEY_SKIP_POSTGRES=1)"
   exit 0
 fi
-echo "== portal, tenants and the browser tests, PostgreSQL =="
+echo "== portal, tenants, accounts and the browser tests, PostgreSQL =="
 DATABASE_URL=$(bash scripts/postgres.sh)
 case "$DATABASE_URL" in
   postgres://*) ;;
   *) echo "scripts/postgres.sh did not give a postgres:// URL: $DATABASE_URL" >&2; exit 1 ;;
 esac
 export DATABASE_URL
-$PY -m pytest -n 2 -q tests/portal tests/tenants tests/e2e tests/test_no_report_content_at_vendor.py
+$PY -m pytest -n 2 -q tests/portal tests/tenants tests/accounts tests/e2e tests/test_no_report_content_at_vendor.py

@@ -177,3 +177,21 @@ class ResetMemberMFATestCase(BaseTestCase):
         self.assertEqual(self.client.get(self.url).status_code, 405)
         self.assertEqual(self.client.post("/settings/members/999999/mfa/reset/").status_code, 404)
         self.assertTrue(Authenticator.objects.filter(user=self.bob).exists())
+
+
+class VendorSupportTestCase(BaseTestCase):
+    @override_settings(DUALKEY_SUPPORT_MFA_REQUIRED=True)
+    def test_support_signs_in_with_password_then_code(self):
+        self.client.force_login(self.victor)
+        secret = enrol_totp(self.client)
+        self.assertEqual(self.client.get("/support/").status_code, 200)
+        self.client = Client()
+        self.assertRedirects(password_step(self.client, "victor"), MFA, fetch_redirect_response=False)
+        self.assertEqual(self.client.get("/support/").status_code, 302)
+        self.client.post(MFA, {"code": pyotp.TOTP(secret).at(time.time() + 30)})
+        self.assertEqual(self.client.get("/support/").status_code, 200)
+
+    def test_support_never_uses_a_tenants_sso(self):
+        SignInPolicy.objects.create(tenant=self.tenant_a, sso_enabled=True, sso_required=True,
+                                    issuer="https://idp.alpha.example", client_id="portal")
+        self.assertRedirects(password_step(self.client, "victor"), "/", fetch_redirect_response=False)
