@@ -195,3 +195,37 @@ class VendorSupportTestCase(BaseTestCase):
         SignInPolicy.objects.create(tenant=self.tenant_a, sso_enabled=True, sso_required=True,
                                     issuer="https://idp.alpha.example", client_id="portal")
         self.assertRedirects(password_step(self.client, "victor"), "/", fetch_redirect_response=False)
+
+
+class SecurityPageTestCase(BaseTestCase):
+    def test_it_shows_ones_own_factors_only(self):
+        self.client.force_login(self.bob)
+        enrol_totp(self.client)
+        self.client.force_login(self.alice)
+        page = self.client.get(SECURITY)
+        self.assertContains(page, 'data-testid="mfa-status">Off')
+        self.assertNotContains(page, "data-authenticator=")
+        self.client.force_login(self.bob)
+        self.assertContains(self.client.get(SECURITY), 'data-authenticator="totp"')
+
+    def test_wrong_methods_are_405_and_anonymous_visitors_log_in(self):
+        self.client.force_login(self.bob)
+        for url, method in [(SECURITY, "post"), (TOTP, "put"), ("/accounts/security/recovery-codes/", "get")]:
+            self.assertEqual(getattr(self.client, method)(url).status_code, 405, url)
+        anonymous = Client()
+        for url in (SECURITY, TOTP):
+            self.assertTrue(anonymous.get(url)["Location"].startswith("/accounts/login/"))
+
+    def test_new_recovery_codes_need_a_second_factor_and_replace_the_old(self):
+        self.client.force_login(self.bob)
+        self.assertEqual(self.client.post("/accounts/security/recovery-codes/").status_code, 409)
+        enrol_totp(self.client)
+        old = mfa.new_recovery_codes(self.bob)
+        r = self.client.post("/accounts/security/recovery-codes/")
+        self.assertContains(r, "shown only now")
+        self.assertFalse(mfa.use_recovery_code(self.bob, old[0]))
+        self.assertEqual(mfa.recovery_codes_left(self.bob), 10)
+
+    def test_a_totp_confirmation_needs_its_setup_first(self):
+        self.client.force_login(self.bob)
+        self.assertEqual(self.client.post(TOTP, {"code": "123456"}).status_code, 409)
