@@ -61,10 +61,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    # Session timeouts, "sign out everywhere", and MFA enrolment (accounts/middleware.py).
-    "accounts.middleware.SignInPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.csp.ContentSecurityPolicyMiddleware",
+    # Session timeouts, "sign out everywhere", and MFA enrolment (accounts/middleware.py);
+    # after the CSP middleware, so its own answers get the policy too.
+    "accounts.middleware.SignInPolicyMiddleware",
     # Last: turns a sign-in refused by axes into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]

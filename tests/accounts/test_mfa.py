@@ -229,3 +229,12 @@ class SecurityPageTestCase(BaseTestCase):
     def test_a_totp_confirmation_needs_its_setup_first(self):
         self.client.force_login(self.bob)
         self.assertEqual(self.client.post(TOTP, {"code": "123456"}).status_code, 409)
+
+
+class EnrolmentRedirectTestCase(BaseTestCase):
+    def test_the_redirect_to_enrol_carries_the_csp(self):
+        SignInPolicy.objects.create(tenant=self.tenant_a, mfa_required=True)
+        self.client.force_login(self.bob)
+        r = self.client.get("/tickets/")
+        self.assertEqual(r.status_code, 302)
+        self.assertIn("default-src 'self'", r["Content-Security-Policy"])
