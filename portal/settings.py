@@ -139,6 +139,11 @@ DUALKEY_RESET_WINDOW_SECONDS = 3600
 # long after signing in whatever happens; "sign out everywhere" ends them all.
 DUALKEY_SESSION_IDLE_SECONDS = env_int("DUALKEY_SESSION_IDLE_SECONDS", 2 * 3600)
 DUALKEY_SESSION_ABSOLUTE_SECONDS = env_int("DUALKEY_SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+if not 0 < DUALKEY_SESSION_IDLE_SECONDS <= DUALKEY_SESSION_ABSOLUTE_SECONDS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DUALKEY_SESSION_IDLE_SECONDS must be above 0 and at most "
+                               "DUALKEY_SESSION_ABSOLUTE_SECONDS")
 SESSION_COOKIE_AGE = DUALKEY_SESSION_ABSOLUTE_SECONDS
 # Vendor support must have a second factor (accounts/policy.py); off in debug so the
 # demo's seeded support login keeps working with its password alone.
