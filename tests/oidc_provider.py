@@ -33,6 +33,9 @@ class Client:
     client_id: str
     client_secret: str
     redirect_uris: list[str]
+    # Any other oidc-provider client metadata (e.g. {"token_endpoint_auth_method": "none"}
+    # for a public client, or other grant/response types): it overrides the defaults.
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -92,8 +95,8 @@ def start_oidc_provider(workdir: Path, clients: list[Client], users: dict[str, d
     config = workdir / "oidc-provider.json"
     config.write_text(json.dumps({
         "issuer": issuer,
-        "clients": [{"client_id": c.client_id, "client_secret": c.client_secret, "redirect_uris": c.redirect_uris}
-                    for c in clients],
+        "clients": [{"client_id": c.client_id, "client_secret": c.client_secret, "redirect_uris": c.redirect_uris,
+                     **c.metadata} for c in clients],
         "users": users, "jwks": private_jwks, "cookie_key": hashlib.sha256(str(port).encode()).hexdigest(),
     }))
     config.chmod(0o600)
