@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from urllib.parse import urlsplit
 
 import pyotp
+from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -40,6 +42,7 @@ from webauthn.helpers.structs import (
 from accounts.models import Authenticator
 from accounts.sealed import seal, unseal
 
+log = logging.getLogger(__name__)
 TOTP_PURPOSE = "totp-secret"
 RECOVERY_CODES = 10
 CHALLENGE_SECONDS = 300
@@ -99,7 +102,11 @@ def verify_totp(user, code: str, *, now: float | None = None) -> bool:
         row = Authenticator.objects.select_for_update().filter(user=user, kind=Authenticator.Kind.TOTP).first()
         if row is None:
             return False
-        secret = unseal(row.secret_sealed, purpose=TOTP_PURPOSE, owner=row.pk).decode()
+        try:
+            secret = unseal(row.secret_sealed, purpose=TOTP_PURPOSE, owner=row.pk).decode()
+        except (InvalidTag, TypeError, ValueError):  # sealed under another master key
+            log.warning("TOTP secret of authenticator %s does not open", row.pk)
+            return False
         counter = _counter(secret, code, time.time() if now is None else now)
         if counter is None or counter <= row.last_counter:  # wrong, or replayed
             return False

@@ -23,6 +23,7 @@ import logging
 import secrets
 
 import jwt
+from cryptography.exceptions import InvalidTag
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.django_client import OAuth
 from django.conf import settings
@@ -63,7 +64,11 @@ def find_policy(identifier: str) -> SignInPolicy | None:
 
 
 def _client(policy: SignInPolicy):
-    secret = unseal(policy.client_secret_sealed, purpose=SECRET_PURPOSE, owner=policy.tenant_id).decode()
+    try:
+        secret = unseal(policy.client_secret_sealed, purpose=SECRET_PURPOSE, owner=policy.tenant_id).decode()
+    except (InvalidTag, TypeError, ValueError):  # another master key, or no secret stored
+        log.warning("tenant %s: the SSO client secret does not open", policy.tenant.slug)
+        raise SSOError("Single sign-on is not set up completely: ask your admin to enter the client secret again.") from None
     scope = "openid email profile" + (" groups" if policy.admin_group else "")
     return OAuth().register(
         name=f"tenant-{policy.tenant_id}", client_id=policy.client_id, client_secret=secret,

@@ -238,3 +238,13 @@ class EnrolmentRedirectTestCase(BaseTestCase):
         r = self.client.get("/tickets/")
         self.assertEqual(r.status_code, 302)
         self.assertIn("default-src 'self'", r["Content-Security-Policy"])
+
+
+class UnreadableTOTPSecretTestCase(BaseTestCase):
+    def test_a_secret_sealed_for_another_row_does_not_verify(self):
+        self.client.force_login(self.bob)
+        secret = enrol_totp(self.client)
+        row = Authenticator.objects.get(user=self.bob, kind=Authenticator.Kind.TOTP)
+        row.secret_sealed = mfa.seal(secret.encode(), purpose=mfa.TOTP_PURPOSE, owner=row.pk + 1)
+        row.save()
+        self.assertFalse(mfa.verify_totp(self.bob, pyotp.TOTP(secret).at(time.time() + 30)))

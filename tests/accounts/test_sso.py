@@ -152,3 +152,11 @@ class InvitationWithSSOTestCase(SSOTestCase):
         self.assertTrue(user.membership.is_admin)
         self.invitation.refresh_from_db()
         self.assertEqual((self.invitation.user, self.invitation.accepted_at is not None), (user, True))
+
+
+class UnreadableSecretTestCase(SSOTestCase):
+    def test_a_secret_that_does_not_open_is_a_clear_refusal(self):
+        self.policy.client_secret_sealed = seal(b"secret", purpose=SECRET_PURPOSE, owner=self.tenant_b.pk)
+        self.policy.save()
+        r = self.client.post(START, {"identifier": "alpha"})
+        self.assertContains(r, "enter the client secret again", status_code=502)
