@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from django.contrib.auth import login
+from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect
 
@@ -51,8 +52,14 @@ def pending_user(request):
     return get_user_model().objects.filter(pk=state["user"], is_active=True).first(), state
 
 
-def count_failure(request, state: dict) -> bool:
-    """One more wrong code; past MAX_TRIES the whole sign-in starts again. Returns whether it may go on."""
+def count_failure(request, state: dict, username: str = "") -> bool:
+    """One more wrong code; past MAX_TRIES the whole sign-in starts again. Returns whether it may go on.
+
+    Each wrong code is also a failed sign-in for django-axes (by account and by
+    address), so someone who has the password cannot guess codes without limit: past
+    AXES_FAILURE_LIMIT the password step itself is paused."""
+    if username:
+        user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
     state["tries"] = state.get("tries", 0) + 1
     if state["tries"] >= MAX_TRIES:
         request.session.pop(PENDING, None)

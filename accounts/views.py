@@ -56,7 +56,7 @@ def mfa_verify(request):
         if form.is_valid() and mfa.verify_code(user, form.cleaned_data["code"]):
             return signin.complete(request, user, backend=state["backend"], next_url=state["next"],
                                    break_glass=state["break_glass"], second_factor=True)
-        if not signin.count_failure(request, state):
+        if not signin.count_failure(request, state, user.get_username()):
             messages.error(request, "Too many wrong codes: sign in again.")
             return redirect("login")
         if form.is_valid():
@@ -86,7 +86,7 @@ def passkey_sign_in(request):
         owner = mfa.authenticate_passkey(request.session, _body(request), user)
     except mfa.MFAError as error:
         if state is not None:
-            signin.count_failure(request, state)
+            signin.count_failure(request, state, user.get_username())
         return _json_error(str(error))
     if state is not None:
         response = signin.complete(request, owner, backend=state["backend"], next_url=state["next"],

@@ -55,11 +55,13 @@ class TOTPTestCase(BaseTestCase):
         self.assertRedirects(r, "/", fetch_redirect_response=False)
         self.assertEqual(self.client.get("/tickets/").status_code, 200)
 
+    @override_settings(AXES_FAILURE_LIMIT=5)
     def test_a_wrong_code_is_refused_and_five_start_again(self):
         password_step(self.client, "bob")
         for _ in range(4):
             self.assertEqual(self.client.post(MFA, {"code": "000000"}).status_code, 400)
-        self.assertRedirects(self.client.post(MFA, {"code": "000000"}), LOGIN, fetch_redirect_response=False)
+        # The fifth is the fifth failed sign-in for django-axes: paused (429), and the half sign-in is gone.
+        self.assertEqual(self.client.post(MFA, {"code": "000000"}).status_code, 429)
         r = self.client.post(MFA, {"code": pyotp.TOTP(self.secret).now()})
         self.assertRedirects(r, LOGIN, fetch_redirect_response=False)
 
@@ -248,3 +250,18 @@ class UnreadableTOTPSecretTestCase(BaseTestCase):
         row.secret_sealed = mfa.seal(secret.encode(), purpose=mfa.TOTP_PURPOSE, owner=row.pk + 1)
         row.save()
         self.assertFalse(mfa.verify_totp(self.bob, pyotp.TOTP(secret).at(time.time() + 30)))
+
+
+class CodeGuessingTestCase(BaseTestCase):
+    def test_wrong_codes_count_as_failed_sign_ins_and_pause_the_password_step(self):
+        self.client.force_login(self.bob)
+        secret = enrol_totp(self.client)
+        self.client = Client()
+        password_step(self.client, "bob")
+        for _ in range(5):
+            self.client.post(MFA, {"code": "000000"})
+        # The right password, then: paused like any account with five failures (django-axes).
+        r = password_step(Client(), "bob")
+        self.assertEqual(r.status_code, 429)
+        self.assertNotIn("_auth_user_id", self.client.session)
+        self.assertTrue(secret)
