@@ -141,4 +141,5 @@ def test_installed_it_checks_a_config_and_serves_from_any_directory(installed, m
     assert health["status"] == "ok"
     assert health["gatekeeper_id"] == GATEKEEPER_ID
     assert health["version"] == gatekeeper.VERSION
+    assert (health["bucket"], health["storage"]) == (bucket, "ok")  # it reached moto's bucket
     assert (tmp_path / "audit.db").exists()  # the relative audit URL is the working directory's
