@@ -62,6 +62,9 @@ def _gatekeeper_check(tenant, signing_keys) -> dict | None:
         "active_kid": " ".join(kids(TenantSigningKey.Status.ACTIVE)),
         "next_kid": " ".join(kids(TenantSigningKey.Status.NEXT)),
         "previous_kids": " ".join(kids(TenantSigningKey.Status.PREVIOUS)),
+        # What the admin chose: the check warns when the gatekeeper reports otherwise.
+        "bucket": tenant.bucket,
+        "region": tenant.region,
     }
 
 
