@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import botocore.session
+
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
 from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
-from .audit_dynamodb import DynamoAuditStore
-from .audit_sqlite import SqliteAuditStore
 from .config import Config, parse_audit_url
 from .errors import (
     REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
@@ -107,11 +107,14 @@ class Gatekeeper:
                  clock: Callable[[], float] = time.time):
         self.config = config
         self.clock = clock
+        # One botocore session for the bucket and the audit table: its model and
+        # endpoint files are read once (what a Lambda cold start spends most on).
+        session = botocore.session.get_session()
         self.audit = audit or open_store(
             config.audit_url, config.audit_retention_days,
-            endpoint_url=config.storage.endpoint_url, region=config.storage.region,
+            endpoint_url=config.storage.endpoint_url, region=config.storage.region, session=session,
         )
-        self.storage = storage or Storage(config.storage)
+        self.storage = storage or Storage(config.storage, session)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
         self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
@@ -392,10 +395,16 @@ def plain_error(status: int, code: str, message: str) -> Response:
 
 
 def open_store(url: str, retention_days: int, endpoint_url: str = "",
-               region: str = "us-east-1") -> AuditStore:
+               region: str = "us-east-1", session: botocore.session.Session | None = None) -> AuditStore:
     """The audit store `url` names (config.parse_audit_url): an SQLite file, or a
-    DynamoDB table (at the S3 endpoint_url when one is set: moto serves both)."""
+    DynamoDB table (at the S3 endpoint_url when one is set: moto serves both).
+
+    Only the store in use is imported, here rather than at the top: a Lambda's cold
+    start does not load sqlite3 and the SQLite store, nor a self-hosted server the
+    DynamoDB one. (They are a layer below: this is for speed, not to dodge a cycle.)"""
     kind, where = parse_audit_url(url)
     if kind == "sqlite":
+        from .audit_sqlite import SqliteAuditStore
         return SqliteAuditStore(where, retention_days)
-    return DynamoAuditStore(where, retention_days, endpoint_url or None, region)
+    from .audit_dynamodb import DynamoAuditStore
+    return DynamoAuditStore(where, retention_days, endpoint_url or None, region, session)

@@ -1,15 +1,19 @@
-"""The customer's bucket, as the gatekeeper sees it: one boto3 client (made on first use) for
-listing and deleting, another with short timeouts for what health reports of the bucket, and
-the presigner fed with the same session's credentials."""
+"""The customer's bucket, as the gatekeeper sees it: one botocore client (made on first use)
+for listing and deleting, another with short timeouts for what health reports of the bucket,
+and the presigner fed with the same session's credentials.
+
+botocore, not boto3: boto3 adds nothing the gatekeeper uses, and importing it (with
+s3transfer) is most of a Lambda cold start (bench/bench_cold_start.py)."""
 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config as BotoConfig
 
 from .config import StorageConfig
@@ -41,9 +45,12 @@ class BucketState:
 
 
 class Storage:
-    def __init__(self, config: StorageConfig):
+    def __init__(self, config: StorageConfig, session: botocore.session.Session | None = None):
         self.config = config
-        self._session = boto3.session.Session(region_name=config.region)
+        # app.py passes the session the audit store uses too: botocore reads its model
+        # and endpoint files once per session.
+        self._session = session or botocore.session.get_session()
+        self._client_lock = threading.Lock()  # a botocore session is not thread-safe; its clients are
         self.presigner = Presigner(config, self.credentials)
 
     def credentials(self) -> Credentials:
@@ -63,19 +70,23 @@ class Storage:
         """scheme://host[:port] of the presigned URLs: the storage origin."""
         return self.presigner.origin
 
+    def _client(self, timeouts: dict):
+        with self._client_lock:
+            return self._session.create_client(
+                "s3", region_name=self.config.region, endpoint_url=self.config.endpoint_url or None,
+                config=BotoConfig(signature_version="s3v4",
+                                  s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
+                                  **timeouts))
+
     @functools.cached_property
     def client(self):
-        """Made on first use (it costs milliseconds), then shared: boto3 clients are
+        """Made on first use (it costs milliseconds), then shared: botocore clients are
         thread-safe. Two threads racing here may each make one; one is kept."""
-        return self._session.client("s3", endpoint_url=self.config.endpoint_url or None, config=BotoConfig(
-            signature_version="s3v4", s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
-            **CLIENT_TIMEOUTS))
+        return self._client(CLIENT_TIMEOUTS)
 
     @functools.cached_property
     def probe_client(self):
-        return self._session.client("s3", endpoint_url=self.config.endpoint_url or None, config=BotoConfig(
-            signature_version="s3v4", s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
-            **PROBE_TIMEOUTS))
+        return self._client(PROBE_TIMEOUTS)
 
     def describe(self) -> BucketState:
         """HeadBucket, then GetBucketEncryption: never raises, and gives up within a few
