@@ -12,6 +12,7 @@ index once, into var/wheelhouse, and every run after installs from there with
 from __future__ import annotations
 
 import email.parser
+import fcntl
 import hashlib
 import json
 import os
@@ -49,9 +50,12 @@ def wheelhouse() -> Path:
     """The wheels the install needs, downloaded once (per set of pins)."""
     wanted = [*requirements("requirements.txt"), BUILD_BACKEND]
     stamp = WHEELHOUSE / ("ready-" + hashlib.sha1("\n".join(wanted).encode()).hexdigest()[:12])
-    if not stamp.exists():
-        pip("download", "--quiet", "--only-binary=:all:", "--dest", str(WHEELHOUSE), *wanted)
-        stamp.touch()
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    with open(WHEELHOUSE / ".lock", "w") as lock:  # test workers in parallel download it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            pip("download", "--quiet", "--only-binary=:all:", "--dest", str(WHEELHOUSE), *wanted)
+            stamp.touch()
     return WHEELHOUSE
 
 
