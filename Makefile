@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup system-deps demo test test-fast bench loc clean
+.PHONY: setup system-deps demo test test-fast bench loc clean gatekeeper-dist
 
 setup: $(STAMP)
 
@@ -35,5 +35,11 @@ bench: setup
 loc:
 	python3 bench/loc.py
 
+# The installable gatekeeper (gatekeeper/pyproject.toml): dist/dualkey_gatekeeper-VERSION-py3-none-any.whl.
+# Built in the package's own directory; setuptools' scratch directories are removed after.
+gatekeeper-dist: setup
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist ./gatekeeper
+	rm -rf gatekeeper/build gatekeeper/*.egg-info
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache dist

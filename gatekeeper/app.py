@@ -14,15 +14,16 @@ import json
 import logging
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import botocore.session
+
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
 from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
-from .audit_dynamodb import DynamoAuditStore
-from .audit_sqlite import SqliteAuditStore
 from .config import Config, parse_audit_url
 from .errors import (
     REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
@@ -30,7 +31,7 @@ from .errors import (
 )
 from .grants import Claimed, Grant, GrantVerifier
 from .paths import check_in_scope, check_path, is_int
-from .storage import Storage
+from .storage import BucketState, Storage
 
 log = logging.getLogger("gatekeeper")
 
@@ -41,6 +42,9 @@ MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
 HEALTH_PROBE_AFTER = 10  # seconds without an audit write after which health writes a probe
+# Health asks S3 about the bucket (HeadBucket, GetBucketEncryption) at most this often:
+# a health check every second costs the bucket two requests per 30 s, not two per second.
+STORAGE_CHECK_EVERY = 30
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
@@ -103,15 +107,20 @@ class Gatekeeper:
                  clock: Callable[[], float] = time.time):
         self.config = config
         self.clock = clock
+        # One botocore session for the bucket and the audit table: its model and
+        # endpoint files are read once (what a Lambda cold start spends most on).
+        session = botocore.session.get_session()
         self.audit = audit or open_store(
             config.audit_url, config.audit_retention_days,
-            endpoint_url=config.storage.endpoint_url, region=config.storage.region,
+            endpoint_url=config.storage.endpoint_url, region=config.storage.region, session=session,
         )
-        self.storage = storage or Storage(config.storage)
+        self.storage = storage or Storage(config.storage, session)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
         self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
         self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
+        self.bucket_checked: tuple[float, BucketState | None] = (-math.inf, None)  # (when, what S3 said)
+        self.bucket_lock = threading.Lock()  # one thread asks S3; the others wait for its answer
 
     # --- entry point -------------------------------------------------------------
 
@@ -282,24 +291,41 @@ class Gatekeeper:
             headers.append(("Access-Control-Expose-Headers", "X-Request-Id"))
         return headers
 
+    def bucket(self, now: float) -> BucketState:
+        """What S3 last said of the bucket, asked again when STORAGE_CHECK_EVERY has passed."""
+        with self.bucket_lock:
+            when, state = self.bucket_checked
+            if state is None or now - when >= STORAGE_CHECK_EVERY:
+                state = self.storage.describe()
+                self.bucket_checked = (now, state)
+            return state
+
     def health(self) -> dict:
         """The audit log is ok if its last write worked: a read would succeed while
-        every write (and so every request) fails. Without a recent write, a probe."""
+        every write (and so every request) fails. Without a recent write, a probe.
+        The bucket: as S3 reported it at most STORAGE_CHECK_EVERY seconds ago."""
         now = self.clock()
         when, audit_ok = self.last_write
         if now - when > HEALTH_PROBE_AFTER:
             audit_ok = self.audit.healthy()
             self.last_write = (now, audit_ok)
+        bucket = self.bucket(now)
         return {
-            "status": "ok" if audit_ok and self.config.enabled else "degraded",
+            "status": "ok" if audit_ok and bucket.reachable and self.config.enabled else "degraded",
             "gatekeeper_id": self.config.gatekeeper_id,
             "version": VERSION,
             "protocol": PROTOCOL,
             "vendor_kids": list(self.config.vendor_key_ids),
             "time": int(now),
             "enabled": self.config.enabled,
-            "encryption": self.config.storage.encryption,
             "storage_origin": self.storage.origin,
+            "bucket": self.config.storage.bucket,
+            "region": bucket.region,
+            "storage": "ok" if bucket.reachable else "unreachable",
+            "storage_problem": bucket.problem,
+            "encryption": bucket.encryption,
+            "kms_key_id": bucket.kms_key_id,
+            "upload_encryption": self.config.storage.encryption,
             "audit": "ok" if audit_ok else "unavailable",
         }
 
@@ -369,10 +395,16 @@ def plain_error(status: int, code: str, message: str) -> Response:
 
 
 def open_store(url: str, retention_days: int, endpoint_url: str = "",
-               region: str = "us-east-1") -> AuditStore:
+               region: str = "us-east-1", session: botocore.session.Session | None = None) -> AuditStore:
     """The audit store `url` names (config.parse_audit_url): an SQLite file, or a
-    DynamoDB table (at the S3 endpoint_url when one is set: moto serves both)."""
+    DynamoDB table (at the S3 endpoint_url when one is set: moto serves both).
+
+    Only the store in use is imported, here rather than at the top: a Lambda's cold
+    start does not load sqlite3 and the SQLite store, nor a self-hosted server the
+    DynamoDB one. (They are a layer below: this is for speed, not to dodge a cycle.)"""
     kind, where = parse_audit_url(url)
     if kind == "sqlite":
+        from .audit_sqlite import SqliteAuditStore
         return SqliteAuditStore(where, retention_days)
-    return DynamoAuditStore(where, retention_days, endpoint_url or None, region)
+    from .audit_dynamodb import DynamoAuditStore
+    return DynamoAuditStore(where, retention_days, endpoint_url or None, region, session)

@@ -1,4 +1,4 @@
-"""python -m gatekeeper serve | check-config | init-audit | purge-audit"""
+"""dualkey-gatekeeper (or python -m gatekeeper) serve | check-config | init-audit | purge-audit"""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from .http_server import serve as serve_http
 EXIT_CONFIG = 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gatekeeper", description="Dualkey gatekeeper " + VERSION)
+def main(argv: list[str] | None = None, prog: str = "dualkey-gatekeeper") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Dualkey gatekeeper " + VERSION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", default="127.0.0.1")

@@ -5,6 +5,7 @@ from tenants import views
 urlpatterns = [
     path("settings/", views.settings_page, name="tenant-settings"),
     path("settings/storage/", views.update_storage, name="tenant-storage"),
+    path("settings/gatekeeper.toml", views.download_gatekeeper_toml, name="gatekeeper-toml"),
     path("settings/keys/next/", views.prepare_signing_key, name="signing-key-prepare"),
     path("settings/keys/activate/", views.activate_signing_key, name="signing-key-activate"),
     path("settings/tokens/", views.create_token, name="agent-token-create"),

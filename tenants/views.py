@@ -5,11 +5,13 @@ Admin pages answer 403 to a tenant's staff (wrong role in their own tenant) and
 vendor support.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.db import transaction
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -34,6 +36,7 @@ from tenants.access import (
     tenants_for_support,
 )
 from tenants.csp import set_gatekeeper_csp
+from tenants.gatekeeper_toml import gatekeeper_toml
 from tenants.models import Membership, TenantSigningKey
 from tenants.services import MembershipError, change_role, create_tenant, remove_member
 from tenants.signing import (
@@ -62,6 +65,9 @@ def _gatekeeper_check(tenant, signing_keys) -> dict | None:
         "active_kid": " ".join(kids(TenantSigningKey.Status.ACTIVE)),
         "next_kid": " ".join(kids(TenantSigningKey.Status.NEXT)),
         "previous_kids": " ".join(kids(TenantSigningKey.Status.PREVIOUS)),
+        # What the admin chose: the check warns when the gatekeeper reports otherwise.
+        "bucket": tenant.bucket,
+        "region": tenant.region,
     }
 
 
@@ -94,6 +100,20 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
 @require_safe  # HEAD too: the gatekeeper check reads the portal's clock from its Date header
 def settings_page(request):
     return _settings_page(request)
+
+
+@login_required
+@require_safe
+def download_gatekeeper_toml(request):
+    """A complete gatekeeper.toml for a self-hosted gatekeeper (tenants/gatekeeper_toml.py):
+    the caller's own tenant only, for its admins (staff 403, anyone else 404)."""
+    tenant = tenant_for_admin(request.user)
+    text = gatekeeper_toml(tenant, trusted_public_keys(tenant), settings.DUALKEY_PORTAL_ORIGIN, timezone.now(),
+                           request.user.get_username())
+    response = HttpResponse(text, content_type="application/toml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="gatekeeper-{tenant.slug}.toml"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

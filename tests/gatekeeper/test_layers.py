@@ -27,7 +27,8 @@ LAYERS = (
 )
 LAYER = {module: n for n, modules in enumerate(LAYERS) for module in modules}
 # Third-party packages the gatekeeper may import: gatekeeper/requirements*.txt.
-THIRD_PARTY = {"boto3", "botocore", "cryptography", "jwt", "waitress", "maxminddb"}
+# (botocore, not boto3: importing boto3 is most of a Lambda cold start; bench/bench_cold_start.py.)
+THIRD_PARTY = {"botocore", "cryptography", "jwt", "waitress", "maxminddb"}
 
 
 def imports(source: str, package: str = "gatekeeper") -> list[tuple[str, list[str]]]:

@@ -102,7 +102,7 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/", "/audit/",
                          "/api/v1/audit/grant", "/invitations/accept/",
                          "/support/tenants/<slug:slug>/invitations/<int:invitation_id>/revoke/",
-                         "/settings/members/", "/settings/members/invite/",
+                         "/settings/members/", "/settings/members/invite/", "/settings/gatekeeper.toml",
                          "/settings/members/<int:membership_id>/role/", "/settings/members/<int:membership_id>/remove/",
                          "/settings/members/invitations/<int:invitation_id>/resend/",
                          "/settings/members/invitations/<int:invitation_id>/revoke/"]:

@@ -89,6 +89,9 @@ class GatekeeperCheckPanelTestCase(BaseTestCase):
         self.assertIn(f'data-active-kid="{key.kid}"', panel)
         self.assertIn('data-previous-kids=""', panel)
         self.assertIn('data-clock-url="/settings/"', panel)
+        # What the admin chose, for the check to compare with what the gatekeeper reports.
+        self.assertIn(f'data-bucket="{self.tenant_a.bucket}"', panel)
+        self.assertIn(f'data-region="{self.tenant_a.region}"', panel)
         self.assertContains(r, "Check again")
         self.assertContains(r, CHECK_SCRIPT)
 

@@ -24,14 +24,36 @@ export const TITLES = {
   clock: "Clock agrees with the portal's",
   audit: "Audit log can be written",
   enabled: "Switched on",
+  storage: "Reaches its bucket",
+  bucket: "Bucket is the one chosen here",
+  region: "Region is the one chosen here",
   encryption: "Encryption at rest",
 };
 
+// The bucket's default encryption, as the gatekeeper says S3 reports it.
 const ENCRYPTION = {
   "sse-s3": "S3 encrypts each object with keys it manages (SSE-S3).",
   "sse-kms": "S3 encrypts each object with your KMS key (SSE-KMS).",
+  "dsse-kms": "S3 encrypts each object twice, with your KMS key (DSSE-KMS).",
+  none: "The bucket has no default encryption configured.",
+  unknown: "The gatekeeper could not read the bucket's encryption settings.",
   cse: "Objects are encrypted before they reach S3, under your master key (client-side).",
 };
+
+// Why the gatekeeper cannot reach its bucket (health's storage_problem): what it means, and the fix.
+const STORAGE_PROBLEMS = {
+  no_such_bucket: ["S3 says the bucket does not exist.",
+    "Create the bucket (deploy the gatekeeper's stack), or correct storage.bucket in its config."],
+  access_denied: ["S3 refused its role access to the bucket.",
+    "Allow its role s3:ListBucket (no prefix condition) and s3:GetEncryptionConfiguration on the bucket."],
+  wrong_region: ["The bucket is in another region than its storage.region, so S3 would refuse every presigned URL.",
+    "Set storage.region in its config to the bucket's region."],
+  no_credentials: ["It has no AWS credentials to sign with.",
+    "Give it a role (Lambda, instance profile) or the standard AWS_* variables."],
+  no_connection: ["S3 did not answer it in time.",
+    "Check its network route to S3 (or storage.endpoint_url) and any firewall or VPC endpoint policy."],
+};
+const STORAGE_HINT_OTHER = "Check storage.bucket, storage.region and its role's permissions on the bucket.";
 
 export function clip(value, max = MAX_TEXT) {
   const s = String(value);
@@ -188,16 +210,57 @@ function enabledCheck(health) {
       { hint: "If that is not intended, set enabled = true in its config and restart it." });
 }
 
+function text(value) {
+  return typeof value === "string" ? value : "";
+}
+
+// Uploads are unusable while the gatekeeper cannot reach its bucket: the first
+// upload would fail with S3's error, so this is a failure, not a warning.
+function storageCheck(health) {
+  const bucket = text(health.bucket);
+  const named = bucket ? `Bucket ${quoted(bucket)}` : "Its bucket";
+  if (health.storage === "ok") {
+    const region = text(health.region);
+    return check("storage", "pass", `${named} answered${region ? ` in ${clip(region, 40)}` : ""}.`);
+  }
+  if (health.storage === "unreachable") {
+    const problem = text(health.storage_problem);
+    const [why, hint] = Object.hasOwn(STORAGE_PROBLEMS, problem)
+      ? STORAGE_PROBLEMS[problem] : [`S3 answered ${quoted(problem || "nothing")}.`, STORAGE_HINT_OTHER];
+    return check("storage", "fail", `${named} is unreachable from the gatekeeper: ${why} `
+      + "Uploads and reports fail until it is.", { hint });
+  }
+  return check("storage", "warn", "It did not say whether it reaches its bucket (an older gatekeeper?).",
+    { hint: "Deploy a gatekeeper release that reports its bucket in /v1/health." });
+}
+
+// What the gatekeeper reports against what the admin entered in these settings.
+function matchCheck(id, what, reported, chosen) {
+  const theirs = text(reported);
+  if (!theirs) return null; // an older gatekeeper: storageCheck says so
+  if (!chosen) return check(id, "info", `It uses ${what} ${quoted(theirs)}; these settings name none.`);
+  if (theirs === chosen) return check(id, "pass", `${quoted(theirs)}.`);
+  return check(id, "warn", `It uses ${what} ${quoted(theirs)}; these settings say ${quoted(chosen)}.`, {
+    hint: `Your data is where the gatekeeper puts it: correct the ${what} in the settings above, `
+      + "or the gatekeeper's configuration, so that they agree.",
+  });
+}
+
 function encryptionCheck(health) {
-  const encryption = typeof health.encryption === "string" ? health.encryption : "";
-  return check("encryption", "info", encryption
-    ? `${clip(encryption, 40)}: ${Object.hasOwn(ENCRYPTION, encryption) ? ENCRYPTION[encryption] : "a mode this portal does not know."}`
-    : "Not reported.");
+  const encryption = text(health.encryption);
+  if (!encryption) return check("encryption", "info", "Not reported.");
+  let detail = `${clip(encryption, 40)}: ${Object.hasOwn(ENCRYPTION, encryption) ? ENCRYPTION[encryption] : "a mode this portal does not know."}`;
+  const key = text(health.kms_key_id);
+  if (key) detail += ` Key ${clip(key, 120)}.`;
+  const uploads = text(health.upload_encryption);
+  if (uploads) detail += ` Uploads through it ask for ${clip(uploads, 40)}.`;
+  return check("encryption", "info", detail);
 }
 
 // The checklist, in the order the page shows it; the key checks after the
 // active key's appear only when they have something to say.
-// expected: {gatekeeperId, activeKid, nextKid, previousKids: [...]}
+// expected: {gatekeeperId, activeKid, nextKid, previousKids: [...], bucket, region}
+// (bucket and region: what the admin entered in the settings; "" when none)
 // clock: {portalSkew, browserSkew}: the gatekeeper's clock minus the portal's
 // (null when the portal's could not be read) and minus the browser's, in seconds.
 export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
@@ -213,6 +276,9 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
     clockCheck(health, clock),
     auditCheck(health),
     enabledCheck(health),
+    storageCheck(health),
+    matchCheck("bucket", "bucket", health.bucket, expected.bucket || ""),
+    matchCheck("region", "region", health.region, expected.region || ""),
     encryptionCheck(health),
   ].filter(Boolean);
 }
@@ -220,7 +286,7 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
 // The gatekeeper could not be asked: one failure, and nothing else known.
 export function notReached(detail, hint) {
   return [check("reachable", "fail", detail, { hint }),
-    ...["protocol", "gatekeeper_id", "active_kid", "clock", "audit", "enabled"].map(
+    ...["protocol", "gatekeeper_id", "active_kid", "clock", "audit", "enabled", "storage"].map(
       (id) => check(id, "skip", "The gatekeeper did not answer."))];
 }
 

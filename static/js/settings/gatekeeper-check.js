@@ -48,6 +48,8 @@ function start() {
     activeKid: root.dataset.activeKid || "",
     nextKid: root.dataset.nextKid || "",
     previousKids: words(root.dataset.previousKids),
+    bucket: root.dataset.bucket || "",
+    region: root.dataset.region || "",
   };
   let current = null;
 
