@@ -20,6 +20,7 @@ from typing import Callable
 
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
+from .approvals import Approval, ApprovalVerifier, is_support
 from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
 from .audit_dynamodb import DynamoAuditStore
 from .audit_sqlite import SqliteAuditStore
@@ -44,6 +45,7 @@ HEALTH_PROBE_AFTER = 10  # seconds without an audit write after which health wri
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
+FEATURES = ("approvals",)  # what health lists beyond protocol 1 (docs/protocol.md, §2)
 
 
 @dataclass(slots=True)
@@ -85,6 +87,7 @@ class Context:
     claimed: Claimed = Claimed()  # who a refused grant names (grants.Claimed)
     ops: list[Op] = field(default_factory=list)
     spent: bool = False  # this request claimed its single-use grant
+    approval: Approval | None = None  # the customer's approval of a support grant (approvals.py)
 
     def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
         who = self.grant or self.claimed
@@ -95,6 +98,8 @@ class Context:
             user_agent=self.user_agent, origin=self.origin, op=op, key=key,
             outcome=outcome, reason=reason, status=status,
             jti=who.jti, sub=who.sub, name=who.name, kid=who.kid,
+            approval=self.approval.id if self.approval else "",
+            approvers=",".join(self.approval.approvers) if self.approval else "",
         )
 
 
@@ -110,6 +115,7 @@ class Gatekeeper:
         self.storage = storage or Storage(config.storage)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
+        self.approvals = ApprovalVerifier(config)
         self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
         self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
 
@@ -208,7 +214,8 @@ class Gatekeeper:
     # --- shared steps ----------------------------------------------------------------
 
     def _admit(self, request: Request, context: Context) -> None:
-        """Kill switch, who is calling, and the vendor's signature."""
+        """Kill switch, who is calling, the vendor's signature, and for a support
+        subject the customer's approval."""
         context.client = self.policy.identify(
             request.peer,
             request.headers.get("x-forwarded-for"),
@@ -228,6 +235,13 @@ class Gatekeeper:
         except Unauthorized as refusal:
             context.claimed = refusal.claimed
             raise
+        if is_support(context.grant.sub):
+            try:
+                context.approval = self.approvals.verify(request.headers.get("x-approval"), context.grant,
+                                                         context.now)
+            except Forbidden as refusal:
+                context.approval = refusal.approval  # recorded once its signatures verified
+                raise
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
@@ -270,7 +284,7 @@ class Gatekeeper:
             return _error_response(Forbidden("origin not allowed", code="origin_not_allowed"))
         return Response(204, None, [
             ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Approval"),
             ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE),
         ])
 
@@ -295,6 +309,9 @@ class Gatekeeper:
             "gatekeeper_id": self.config.gatekeeper_id,
             "version": VERSION,
             "protocol": PROTOCOL,
+            "features": list(FEATURES),
+            "approvers": sorted(self.config.approver_keys),
+            "approvals_required": self.config.approvers_required,
             "vendor_kids": list(self.config.vendor_key_ids),
             "time": int(now),
             "enabled": self.config.enabled,
