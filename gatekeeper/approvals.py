@@ -8,18 +8,16 @@ grant: this gatekeeper (`aud`), the grant's subject (`sub`), a prefix the
 grant's lies within and every op the grant carries (`scope`), and a window
 (`nbf`..`exp`) holding the request's time and the grant's lifetime.
 `approvers.required` distinct approvers must sign. One verify path; the time is
-the caller's. The CLI (`python -m gatekeeper approvers`) signs with the same
-claims (`approval_claims`, `sign`).
+the caller's. The approver's side (the claims it signs, and the signature) is
+the CLI's: `python -m gatekeeper approvers` (cli.py).
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
 from dataclasses import dataclass
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from .config import Config
 from .errors import Forbidden
@@ -133,36 +131,3 @@ class ApprovalVerifier:
             raise Forbidden("the approval has ended (or ends before the grant)", code="approval_expired")
         if nbf > now + leeway or grant.iat < nbf - leeway:
             raise _invalid("the approval is not valid yet (or the grant predates it)")
-
-
-# --- for the approver (the CLI, tests, the bench): the claims and the signature -------
-
-def approval_claims(request: dict, now: int) -> dict:
-    """The claims an approver signs for the portal's access request (its JSON, as
-    the portal's settings page offers it), from `now` for its `duration`."""
-    fields = {"approval_id": str, "gatekeeper_id": str, "subject": str, "prefix": str, "ops": list,
-              "duration": int}
-    for name, kind in fields.items():
-        if not isinstance(request.get(name), kind) or isinstance(request.get(name), bool) or not request[name]:
-            raise ValueError(f"the access request lacks a valid {name!r}")
-    if not is_support(request["subject"]) or not request["prefix"].endswith("/"):
-        raise ValueError("the access request is not for a support subject and a key prefix")
-    if not all(op in APPROVABLE_OPS for op in request["ops"]):
-        raise ValueError(f"an approval covers only {', '.join(APPROVABLE_OPS)}")
-    if not 0 < request["duration"] <= MAX_APPROVAL_LIFETIME:
-        raise ValueError(f"an approval lasts at most {MAX_APPROVAL_LIFETIME} seconds")
-    return {"aud": request["gatekeeper_id"], "sub": request["subject"], "jti": request["approval_id"],
-            "iat": now, "nbf": now, "exp": now + request["duration"],
-            "scope": {"prefix": request["prefix"], "ops": list(request["ops"])}}
-
-
-def sign(claims: dict, key: ec.EllipticCurvePrivateKey, approver: str) -> str:
-    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": approver})
-
-
-def public_jwk(key: ec.EllipticCurvePublicKey) -> dict:
-    """The public half as the gatekeeper's [approvers.keys] takes it (RFC 7518 §6.2)."""
-    numbers = key.public_numbers()
-    def b64(n: int) -> str:
-        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y)}

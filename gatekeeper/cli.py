@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
 import sys
 import time
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import VERSION
 from . import config as config_module
-from .approvals import MAX_APPROVAL_LIFETIME, approval_claims, public_jwk, sign
+from .approvals import ALGORITHM as APPROVAL_ALGORITHM
+from .approvals import APPROVABLE_OPS, MAX_APPROVAL_LIFETIME, is_support
 from .app import Gatekeeper
 from .errors import ConfigError
 from .http_server import serve as serve_http
@@ -120,3 +123,36 @@ def _approve(args) -> int:
             return EXIT_REFUSED
     print(sign(claims, key, args.id))
     return 0
+
+
+# --- the approver's side: the claims it signs, the signature, the public key ------------
+
+def approval_claims(request: dict, now: int) -> dict:
+    """The claims an approver signs for the portal's access request (its JSON, as
+    the portal's settings page offers it), from `now` for its `duration`."""
+    fields = {"approval_id": str, "gatekeeper_id": str, "subject": str, "prefix": str, "ops": list,
+              "duration": int}
+    for name, kind in fields.items():
+        if not isinstance(request.get(name), kind) or isinstance(request.get(name), bool) or not request[name]:
+            raise ValueError(f"the access request lacks a valid {name!r}")
+    if not is_support(request["subject"]) or not request["prefix"].endswith("/"):
+        raise ValueError("the access request is not for a support subject and a key prefix")
+    if not all(op in APPROVABLE_OPS for op in request["ops"]):
+        raise ValueError(f"an approval covers only {', '.join(APPROVABLE_OPS)}")
+    if not 0 < request["duration"] <= MAX_APPROVAL_LIFETIME:
+        raise ValueError(f"an approval lasts at most {MAX_APPROVAL_LIFETIME} seconds")
+    return {"aud": request["gatekeeper_id"], "sub": request["subject"], "jti": request["approval_id"],
+            "iat": now, "nbf": now, "exp": now + request["duration"],
+            "scope": {"prefix": request["prefix"], "ops": list(request["ops"])}}
+
+
+def sign(claims: dict, key: ec.EllipticCurvePrivateKey, approver: str) -> str:
+    return jwt.encode(claims, key, algorithm=APPROVAL_ALGORITHM, headers={"kid": approver})
+
+
+def public_jwk(key: ec.EllipticCurvePublicKey) -> dict:
+    """The public half as the gatekeeper's [approvers.keys] takes it (RFC 7518 §6.2)."""
+    numbers = key.public_numbers()
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y)}

@@ -13,7 +13,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gatekeeper.approvals import approval_claims, public_jwk, sign
+from gatekeeper.cli import approval_claims, public_jwk, sign
 
 from .conftest import GATEKEEPER_ID, ORIGIN
 from .test_sign import GET_42, assert_refused

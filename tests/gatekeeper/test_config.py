@@ -206,7 +206,7 @@ def test_approver_keys_load_as_a_jwk_table_json_text_or_pem(tmp_path):
 
     from cryptography.hazmat.primitives import serialization
 
-    from gatekeeper.approvals import public_jwk
+    from gatekeeper.cli import public_jwk
 
     keys = [_approver_key() for _ in range(3)]
     jwk = public_jwk(keys[0].public_key())
