@@ -48,6 +48,7 @@ function start() {
     activeKid: root.dataset.activeKid || "",
     nextKid: root.dataset.nextKid || "",
     previousKids: words(root.dataset.previousKids),
+    approverIds: words(root.dataset.approverIds),
   };
   let current = null;
 
