@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 KEYS_HINT = "Paste the [vendor_keys] block below into its config and restart it."
 ALL_PASS = {"reachable": "pass", "protocol": "pass", "gatekeeper_id": "pass", "active_kid": "pass",
-            "clock": "pass", "audit": "pass", "enabled": "pass", "encryption": "info"}
+            "clock": "pass", "audit": "pass", "enabled": "pass", "approvals": "pass", "encryption": "info"}
 
 
 
@@ -148,7 +148,8 @@ def test_a_misconfigured_gatekeeper_fails_with_the_fixes(dualkey_stack, chromium
         checks = view.checks()
         assert view.statuses() == {
             "reachable": "pass", "protocol": "pass", "gatekeeper_id": "fail", "active_kid": "fail",
-            "unknown_kids": "warn", "clock": "pass", "audit": "pass", "enabled": "fail", "encryption": "info"}
+            "unknown_kids": "warn", "clock": "pass", "audit": "pass", "enabled": "fail", "approvals": "pass",
+            "encryption": "info"}
         assert view.summary().startswith("3 checks failed, 1 warning: see how to fix below.")
         assert view.page.locator("[data-gatekeeper-check]").get_attribute("data-verdict") == "fail"
 
@@ -225,7 +226,13 @@ def test_the_faults_a_gatekeeper_can_report(dualkey_stack, chromium):
         assert checks["audit"]["status"] == "fail" and "fail closed" in checks["audit"]["detail"]
         assert checks["clock"]["status"] == "pass"
 
-        checks = run((200, {"protocol": 2, "vendor_kids": ["someone-else"]}))
+        # A protocol-1 gatekeeper (no `features`) still works, and the check says what it lacks.
+        checks = run((200, {"protocol": 1, "features": None, "approvers": None, "approvals_required": None}))
+        assert (checks["protocol"]["status"], checks["approvals"]["status"]) == ("warn", "warn")
+        assert "approvals are not enforced there" in checks["approvals"]["detail"]
+        assert checks["active_kid"]["status"] == "pass"
+
+        checks = run((200, {"protocol": 3, "vendor_kids": ["someone-else"]}))
         assert (checks["protocol"]["status"], checks["active_kid"]["status"]) == ("fail", "fail")
         assert checks["active_kid"]["hint"].startswith(KEYS_HINT)
 

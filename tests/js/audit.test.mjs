@@ -63,6 +63,11 @@ test("a row shows the entry as text, with the outcome's badge", () => {
   assert.equal(row(ENTRY).findAll("time")[0].getAttribute("datetime"), "2026-11-18T11:06:40Z");
 });
 
+test("a vendor support read's row shows its approval id and approvers; others a dash", () => {
+  assert.match(row(ENTRY).serialize(), /apr-1 \(alice,bob\)/);
+  assert.doesNotMatch(row({ ...ENTRY, approval: "", approvers: "" }).serialize(), /\(alice/);
+});
+
 // A gatekeeper that answers each search with the next of `pages` ({entries,
 // next} or a [status, body] refusal), recording the bodies and grants it got.
 function gatekeeper(pages) {

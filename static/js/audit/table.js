@@ -65,10 +65,11 @@ export function row(entry) {
     el("td", {}, e.country || DASH),
     el("td", { className: "mono" }, e.sub || DASH),
     el("td", {}, e.name || DASH),
-    el("td", { className: "mono", testid: "audit-approval" },
-      e.approval ? `${e.approval} (${e.approvers || "?"})` : DASH),
     el("td", { className: "mono" }, e.reason || DASH),
     el("td", { className: "num" }, e.status || DASH),
     el("td", { className: "agent", title: e.user_agent || null }, e.user_agent || DASH),
+    // A vendor support read's: the customer's approval and who signed it.
+    el("td", { className: "mono", testid: "audit-approval" },
+      e.approval ? `${e.approval} (${e.approvers || "?"})` : DASH),
   );
 }

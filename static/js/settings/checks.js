@@ -190,9 +190,8 @@ function approvalsCheck(health, expected) {
   const listed = Array.isArray(health.approvers) ? health.approvers.filter((a) => typeof a === "string") : [];
   const required = Number.isInteger(health.approvals_required) ? health.approvals_required : 1;
   if (!listed.length) {
-    return check("approvals", "pass", "It refuses every vendor support grant: no approver keys are listed.",
-      { hint: "To let support in when you approve, paste the [approvers] block below into its config.",
-        anchor: "#approvers" });
+    return check("approvals", "pass", "It refuses every vendor support grant: no approver keys are listed "
+      + "(to let support in when you approve, paste the [approvers] block below into its config).");
   }
   const missing = (expected.approverIds || []).filter((id) => !listed.includes(id));
   const detail = `Approvers: ${kidList(listed)}; ${required} must sign each approval.`;
