@@ -115,6 +115,12 @@ def test_support_reads_with_a_browser_held_approval_until_it_ends(dualkey_stack,
         rows = [r for r in stack.audit_rows("acme") if r["sub"] == subject and r["outcome"] == "allow"]
         assert rows and {(r["approval"], r["approvers"]) for r in rows} == {(access_id, approver)}
         assert {r["op"] for r in rows} == {"list", "get"}
+        # The admin's audit log page shows the approval beside those reads.
+        admin_context.clock.set_fixed_time(dt.datetime.now(dt.timezone.utc))
+        admin_page.goto(f"{stack.portal_url}/audit/?sub={subject}&outcome=allow")
+        admin_page.wait_for_selector("[data-audit-root][data-loaded=true]", state="attached", timeout=20_000)
+        shown = admin_page.get_by_test_id("audit-approval").all_text_contents()
+        assert shown and set(shown) == {f"{access_id} ({approver})"}
 
         # 5. The approval ends: the portal mints no more, and the gatekeeper refuses it.
         time.sleep(max(0.0, signed_at + WINDOW + 1 - time.time()))
