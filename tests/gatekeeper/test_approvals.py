@@ -219,3 +219,17 @@ def test_a_browser_may_send_the_approval_header(gk):
         "Access-Control-Request-Headers": "authorization, content-type, x-approval"}, timeout=10)
     assert response.status_code == 204
     assert "X-Approval" in response.headers["Access-Control-Allow-Headers"]
+
+
+# --- the DynamoDB audit store -------------------------------------------------------
+
+def test_a_gatekeeper_auditing_to_dynamodb_records_the_approval(start_gatekeeper):
+    gk_dynamo = start_gatekeeper({**approvers_config(revoked=["apr-revoked"]),
+                                  "audit": {"url": "dynamodb://gk-approvals-audit"}})
+    assert post(gk_dynamo, support_grant(gk_dynamo), approval_header=approval()).status_code == 200
+    revoked = post(gk_dynamo, support_grant(gk_dynamo), approval_header=approval(approval_id="apr-revoked"))
+    assert revoked.status_code == 403
+    search = post(gk_dynamo, gk_dynamo.grant(prefix="tickets/", ops=["audit"]), path="/v1/audit/search",
+                  body={"sub": SUPPORT})
+    assert [(e["outcome"], e["reason"], e["approval"], e["approvers"]) for e in search.json()["entries"]] == [
+        ("deny", "approval_revoked", "apr-revoked", "alice"), ("allow", "", "apr-1", "alice")]
