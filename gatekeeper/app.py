@@ -23,6 +23,7 @@ import botocore.session
 
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
+from .approvals import Approval, ApprovalVerifier, is_support
 from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
 from .config import Config, parse_audit_url
 from .errors import (
@@ -48,6 +49,7 @@ STORAGE_CHECK_EVERY = 30
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
+FEATURES = ("approvals",)  # what health lists beyond protocol 1 (docs/protocol.md, §2)
 
 
 @dataclass(slots=True)
@@ -89,6 +91,7 @@ class Context:
     claimed: Claimed = Claimed()  # who a refused grant names (grants.Claimed)
     ops: list[Op] = field(default_factory=list)
     spent: bool = False  # this request claimed its single-use grant
+    approval: Approval | None = None  # the customer's approval of a support grant (approvals.py)
 
     def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
         who = self.grant or self.claimed
@@ -99,6 +102,8 @@ class Context:
             user_agent=self.user_agent, origin=self.origin, op=op, key=key,
             outcome=outcome, reason=reason, status=status,
             jti=who.jti, sub=who.sub, name=who.name, kid=who.kid,
+            approval=self.approval.id if self.approval else "",
+            approvers=",".join(self.approval.approvers) if self.approval else "",
         )
 
 
@@ -117,6 +122,7 @@ class Gatekeeper:
         self.storage = storage or Storage(config.storage, session)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
+        self.approvals = ApprovalVerifier(config)
         self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
         self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
         self.bucket_checked: tuple[float, BucketState | None] = (-math.inf, None)  # (when, what S3 said)
@@ -217,7 +223,8 @@ class Gatekeeper:
     # --- shared steps ----------------------------------------------------------------
 
     def _admit(self, request: Request, context: Context) -> None:
-        """Kill switch, who is calling, and the vendor's signature."""
+        """Kill switch, who is calling, the vendor's signature, and for a support
+        subject the customer's approval."""
         context.client = self.policy.identify(
             request.peer,
             request.headers.get("x-forwarded-for"),
@@ -237,6 +244,13 @@ class Gatekeeper:
         except Unauthorized as refusal:
             context.claimed = refusal.claimed
             raise
+        if is_support(context.grant.sub):
+            try:
+                context.approval = self.approvals.verify(request.headers.get("x-approval"), context.grant,
+                                                         context.now)
+            except Forbidden as refusal:
+                context.approval = refusal.approval  # recorded once its signatures verified
+                raise
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
@@ -279,7 +293,7 @@ class Gatekeeper:
             return _error_response(Forbidden("origin not allowed", code="origin_not_allowed"))
         return Response(204, None, [
             ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Approval"),
             ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE),
         ])
 
@@ -315,6 +329,9 @@ class Gatekeeper:
             "gatekeeper_id": self.config.gatekeeper_id,
             "version": VERSION,
             "protocol": PROTOCOL,
+            "features": list(FEATURES),
+            "approvers": sorted(self.config.approver_keys),
+            "approvals_required": self.config.approvers_required,
             "vendor_kids": list(self.config.vendor_key_ids),
             "time": int(now),
             "enabled": self.config.enabled,

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from gatekeeper.errors import AUDIT_OPS
-from tenants import events, forms
+from tenants import events, forms, support_access
 from tenants import invitations
 from tenants.access import (
     access_agent_token_for_admin,
@@ -28,9 +28,11 @@ from tenants.access import (
     access_member_for_admin,
     access_tenant_for_support,
     agent_tokens_for_admin,
+    approver_keys_for_admin,
     invitations_for_admin,
     members_for_admin,
     security_events_for_admin,
+    support_accesses_for_admin,
     support_required,
     tenant_for_admin,
     tenants_for_support,
@@ -75,7 +77,7 @@ SECURITY_EVENTS_SHOWN = 50
 
 
 def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, rotation_error=None,
-                   status=200):
+                   support_error=None, status=200):
     # A fresh tenant: a rejected storage form must not show (nor put into the
     # CSP) values that were not saved.
     tenant = tenant_for_admin(request.user)
@@ -92,8 +94,30 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
         "vendor_keys_toml": vendor_keys_toml(tenant),
         "gatekeeper_check": _gatekeeper_check(tenant, signing_keys),
         "security_events": security_events_for_admin(request.user)[:SECURITY_EVENTS_SHOWN],
+        **_support_access_context(request.user),
+        "support_error": support_error,
     }
     return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), tenant)
+
+
+SUPPORT_ACCESSES_SHOWN = 20
+
+
+def _support_access_context(user) -> dict:
+    """Vendor support's requests (newest first, their state now) and the approver
+    keys made in admins' browsers, with the [approvers] block to paste."""
+    now = timezone.now()
+    keys = list(approver_keys_for_admin(user))
+    return {
+        "support_accesses": [{"access": a, "state": a.state(now), "approvers": [x["approver"] for x in a.approvals]}
+                             for a in support_accesses_for_admin(user)[:SUPPORT_ACCESSES_SHOWN]],
+        "approver_keys": keys,
+        "approver_ids": " ".join(k.approver_id for k in keys),
+        "approvers_toml": support_access.approvers_toml(tenant_for_admin(user)),
+    }
+
+
+render_settings_page = _settings_page  # for tenants/support_access_views.py
 
 
 @login_required

@@ -20,7 +20,7 @@ NODE = shutil.which("node")
 PAGES = {
     "tickets/report.html": "report/main.js",
     "tenants/audit.html": "audit/main.js",
-    "tenants/settings.html": "settings/gatekeeper-check.js",
+    "tenants/settings.html": "settings/main.js",
 }
 IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["'](\.{1,2}/[^"']+)["']""", re.M | re.S)
 PRELOAD = re.compile(r"""<link rel="modulepreload" href="\{% static 'js/([^']+)' %\}">""")

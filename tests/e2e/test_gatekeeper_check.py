@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 KEYS_HINT = "Paste the [vendor_keys] block below into its config and restart it."
 ALL_PASS = {"reachable": "pass", "protocol": "pass", "gatekeeper_id": "pass", "active_kid": "pass",
             "clock": "pass", "audit": "pass", "enabled": "pass", "storage": "pass", "bucket": "pass",
-            "region": "pass", "encryption": "info"}
+            "region": "pass", "approvals": "pass", "encryption": "info"}
 
 
 
@@ -154,7 +154,7 @@ def test_a_misconfigured_gatekeeper_fails_with_the_fixes(dualkey_stack, chromium
         assert view.statuses() == {
             "reachable": "pass", "protocol": "pass", "gatekeeper_id": "fail", "active_kid": "fail",
             "unknown_kids": "warn", "clock": "pass", "audit": "pass", "enabled": "fail", "storage": "pass",
-            "bucket": "pass", "region": "pass", "encryption": "info"}
+            "bucket": "pass", "region": "pass", "approvals": "pass", "encryption": "info"}
         assert view.summary().startswith("3 checks failed, 1 warning: see how to fix below.")
         assert view.page.locator("[data-gatekeeper-check]").get_attribute("data-verdict") == "fail"
 
@@ -248,7 +248,13 @@ def test_the_faults_a_gatekeeper_can_report(dualkey_stack, chromium):
         assert checks["region"]["detail"] == "It uses region “eu-central-1”; these settings say “us-east-1”."
         assert view.summary().startswith("Usable, with 2 warnings")
 
-        checks = run((200, {"protocol": 2, "vendor_kids": ["someone-else"]}))
+        # A protocol-1 gatekeeper (no `features`) still works, and the check says what it lacks.
+        checks = run((200, {"protocol": 1, "features": None, "approvers": None, "approvals_required": None}))
+        assert (checks["protocol"]["status"], checks["approvals"]["status"]) == ("warn", "warn")
+        assert "approvals are not enforced there" in checks["approvals"]["detail"]
+        assert checks["active_kid"]["status"] == "pass"
+
+        checks = run((200, {"protocol": 3, "vendor_kids": ["someone-else"]}))
         assert (checks["protocol"]["status"], checks["active_kid"]["status"]) == ("fail", "fail")
         assert checks["active_kid"]["hint"].startswith(KEYS_HINT)
 

@@ -10,6 +10,7 @@ const HEALTHY = Object.freeze({
   audit: "ok", enabled: true, encryption: "sse-s3", version: "1.2.3",
   bucket: "acme-reports", region: "eu-west-1", storage: "ok", storage_problem: "", kms_key_id: "",
   upload_encryption: "sse-s3",
+  features: ["approvals"], approvers: ["alice-laptop"], approvals_required: 1,
 });
 const EXPECTED = Object.freeze({ gatekeeperId: "gk-acme", activeKid: "acme-1", nextKid: "", previousKids: [],
   bucket: "acme-reports", region: "eu-west-1" });
@@ -23,7 +24,7 @@ test("a healthy gatekeeper passes every check, in the checklist's order", () => 
   assert.deepEqual(checks.map((c) => [c.id, c.status]), [
     ["reachable", "pass"], ["protocol", "pass"], ["gatekeeper_id", "pass"], ["active_kid", "pass"],
     ["clock", "pass"], ["audit", "pass"], ["enabled", "pass"], ["storage", "pass"], ["bucket", "pass"],
-    ["region", "pass"], ["encryption", "info"],
+    ["region", "pass"], ["approvals", "pass"], ["encryption", "info"],
   ]);
   const c = byId(checks);
   assert.equal(c.reachable.detail, "GET /v1/health answered in 12 ms. Version 1.2.3.");
@@ -47,10 +48,30 @@ test("without a time taken or a version, the first check says only that it answe
   assert.equal(evaluate({ ...HEALTHY, version: 3 }, EXPECTED, IN_STEP)[0].detail, "GET /v1/health answered.");
 });
 
+test("a protocol 1 gatekeeper still works, with warnings: approvals are not enforced there", () => {
+  const { features, approvers, approvals_required, ...old } = HEALTHY;
+  const c = byId(evaluate({ ...old, protocol: 1 }, EXPECTED, IN_STEP));
+  assert.equal(c.protocol.status, "warn");
+  assert.equal(c.approvals.status, "warn");
+  assert.match(c.approvals.detail, /approvals are not enforced there/);
+});
+
+test("the approvals check names approvers made on the page that the gatekeeper does not list", () => {
+  const c = byId(evaluate(HEALTHY, { ...EXPECTED, approverIds: ["alice-laptop", "bob-browser"] }, IN_STEP));
+  assert.equal(c.approvals.status, "warn");
+  assert.match(c.approvals.detail, /It does not list bob-browser/);
+  assert.equal(c.approvals.anchor, "#approvers");
+  const none = byId(evaluate({ ...HEALTHY, approvers: [] }, EXPECTED, IN_STEP));
+  assert.equal(none.approvals.status, "pass");
+  assert.match(none.approvals.detail, /refuses every vendor support grant/);
+  const two = byId(evaluate({ ...HEALTHY, approvers: ["a", "b"], approvals_required: 2 }, EXPECTED, IN_STEP));
+  assert.equal(two.approvals.detail, "Approvers: a, b; 2 must sign each approval.");
+});
+
 test("a gatekeeper speaking another protocol fails, quoting what it said", () => {
-  const c = byId(evaluate({ ...HEALTHY, protocol: 2 }, EXPECTED, IN_STEP));
+  const c = byId(evaluate({ ...HEALTHY, protocol: 3 }, EXPECTED, IN_STEP));
   assert.equal(c.protocol.status, "fail");
-  assert.equal(c.protocol.detail, `It speaks protocol “2”; this portal speaks ${PROTOCOL}.`);
+  assert.equal(c.protocol.detail, `It speaks protocol “3”; this portal speaks ${PROTOCOL}.`);
   assert.equal(byId(evaluate({ ...HEALTHY, protocol: undefined }, EXPECTED, IN_STEP)).protocol.detail,
     `It speaks protocol “none”; this portal speaks ${PROTOCOL}.`);
 });
@@ -150,7 +171,7 @@ test("summarize counts failures and warnings", () => {
     { portalSkew: 15, browserSkew: 15 });
   assert.deepEqual(statuses(checks), { reachable: "pass", protocol: "fail", gatekeeper_id: "pass", active_kid: "pass",
     unknown_kids: "warn", clock: "warn", audit: "fail", enabled: "pass", storage: "pass", bucket: "pass",
-    region: "pass", encryption: "info" });
+    region: "pass", approvals: "pass", encryption: "info" });
   assert.deepEqual(summarize(checks), { status: "fail", text: "2 checks failed, 2 warnings: see how to fix below." });
   assert.deepEqual(summarize(checks.filter((c) => c.id !== "audit" && c.id !== "protocol" && c.id !== "clock")),
     { status: "warn", text: "Usable, with 1 warning: see below." });

@@ -3,7 +3,9 @@
 // page's gatekeeper-check.js does those). Every string the gatekeeper sent is
 // untrusted: shown with textContent, and cut short here.
 
-export const PROTOCOL = 1;
+export const PROTOCOL = 2;
+// Protocol 1 gatekeepers predate `features` (and approvals): the portal still works with them.
+export const PROTOCOLS = [1, 2];
 // The gatekeeper accepts grants whose times are off by at most its clock_leeway
 // (30 s by default, and what the portal's key rotation allows for).
 export const CLOCK_LIMIT = 30;
@@ -16,6 +18,7 @@ const KEYS_HINT = "Paste the [vendor_keys] block below into its config and resta
 export const TITLES = {
   reachable: "Reachable from your browser",
   protocol: `Speaks protocol ${PROTOCOL}`,
+  approvals: "Enforces your approvals of vendor support",
   gatekeeper_id: "Gatekeeper id matches",
   active_kid: "Trusts the portal's active key",
   next_kid: "Trusts the portal's next key",
@@ -120,8 +123,10 @@ function reachableCheck(health, elapsedMs) {
 }
 
 function protocolCheck(health) {
-  return health.protocol === PROTOCOL
-    ? check("protocol", "pass", `Protocol ${PROTOCOL}.`)
+  if (health.protocol === PROTOCOL) return check("protocol", "pass", `Protocol ${PROTOCOL}.`);
+  return PROTOCOLS.includes(health.protocol)
+    ? check("protocol", "warn", `Protocol ${health.protocol}: an older release, which this portal still works with.`,
+      { hint: `Deploy a gatekeeper release that speaks protocol ${PROTOCOL}.` })
     : check("protocol", "fail", `It speaks protocol ${quoted(health.protocol ?? "none")}; this portal speaks ${PROTOCOL}.`,
       { hint: "Deploy a gatekeeper release that speaks this portal's protocol." });
 }
@@ -193,6 +198,29 @@ function unknownKidsCheck(kids, expected) {
       + "holds for your tenant.",
     { hint: "Replace its [vendor_keys] with the block below, so that it trusts only keys in use.",
       anchor: "#vendor-keys" });
+}
+
+// Support grants: refused by a gatekeeper that lists "approvals" among its
+// features unless approver keys of yours sign them; honoured without by an older one.
+function approvalsCheck(health, expected) {
+  const features = Array.isArray(health.features) ? health.features : [];
+  if (!features.includes("approvals")) {
+    return check("approvals", "warn", "It does not list approvals among its features: approvals are not "
+      + "enforced there, so it would honour a vendor support grant without your approval.",
+    { hint: "Deploy a gatekeeper release that lists \"approvals\" in its health (protocol 2)." });
+  }
+  const listed = Array.isArray(health.approvers) ? health.approvers.filter((a) => typeof a === "string") : [];
+  const required = Number.isInteger(health.approvals_required) ? health.approvals_required : 1;
+  if (!listed.length) {
+    return check("approvals", "pass", "It refuses every vendor support grant: no approver keys are listed "
+      + "(to let support in when you approve, paste the [approvers] block below into its config).");
+  }
+  const missing = (expected.approverIds || []).filter((id) => !listed.includes(id));
+  const detail = `Approvers: ${kidList(listed)}; ${required} must sign each approval.`;
+  return missing.length
+    ? check("approvals", "warn", `${detail} It does not list ${kidList(missing)}, made on this page.`,
+      { hint: "Paste the [approvers] block below into its config and restart it.", anchor: "#approvers" })
+    : check("approvals", "pass", detail);
 }
 
 function auditCheck(health) {
@@ -279,6 +307,7 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
     storageCheck(health),
     matchCheck("bucket", "bucket", health.bucket, expected.bucket || ""),
     matchCheck("region", "region", health.region, expected.region || ""),
+    approvalsCheck(health, expected),
     encryptionCheck(health),
   ].filter(Boolean);
 }

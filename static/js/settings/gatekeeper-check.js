@@ -50,6 +50,7 @@ function start() {
     previousKids: words(root.dataset.previousKids),
     bucket: root.dataset.bucket || "",
     region: root.dataset.region || "",
+    approverIds: words(root.dataset.approverIds),
   };
   let current = null;
 
