@@ -25,7 +25,7 @@ from .audit_dynamodb import DynamoAuditStore
 from .audit_sqlite import SqliteAuditStore
 from .config import Config, parse_audit_url
 from .errors import (
-    REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
+    OPS, REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
     NotFound, PayloadTooLarge, StorageUnavailable, Unauthorized,
 )
 from .grants import Claimed, Grant, GrantVerifier
@@ -152,6 +152,7 @@ class Gatekeeper:
         context.ops = _parse_ops(request.body)
         grant = context.grant
         for op in context.ops:
+            self._check_enabled(op.op)
             if op.op not in grant.ops:
                 raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
             check_in_scope(op.key, grant.prefix, "prefix" if op.op == "list" else "key")
@@ -197,6 +198,7 @@ class Gatekeeper:
     def _audit_search(self, request: Request, context: Context) -> dict:
         self._admit(request, context)
         query = parse_search(_parse_json(request.body), self.cursor_key)
+        self._check_enabled("audit")
         if "audit" not in context.grant.ops:
             raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
         self.policy.check(context.client, upload=False)
@@ -228,6 +230,11 @@ class Gatekeeper:
         except Unauthorized as refusal:
             context.claimed = refusal.claimed
             raise
+
+    def _check_enabled(self, op: str) -> None:
+        """The customer's allowed_ops: an op switched off is refused whatever the grant says."""
+        if op not in self.config.allowed_ops:
+            raise Forbidden(f"this gatekeeper's owner has switched off {op!r}", code="op_disabled")
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
@@ -298,6 +305,7 @@ class Gatekeeper:
             "vendor_kids": list(self.config.vendor_key_ids),
             "time": int(now),
             "enabled": self.config.enabled,
+            "allowed_ops": [op for op in OPS if op in self.config.allowed_ops],
             "encryption": self.config.storage.encryption,
             "storage_origin": self.storage.origin,
             "audit": "ok" if audit_ok else "unavailable",

@@ -30,7 +30,7 @@ REASONS: dict[str, int] = {
                      "expired", "not_yet_valid", "revoked"), 401),
     # 403: the grant is genuine but the customer's policy refuses
     **dict.fromkeys(("forbidden", "kill_switch", "address_denied", "country_denied", "op_not_granted",
-                     "out_of_scope", "grant_reused", "origin_not_allowed"), 403),
+                     "op_disabled", "out_of_scope", "grant_reused", "origin_not_allowed"), 403),
     "not_found": 404, "method_not_allowed": 405, "too_large": 413, "internal": 500,
     "storage_error": 502, "storage_credentials": 502, "audit_unavailable": 503, "misconfigured": 503,
 }
