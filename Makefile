@@ -2,16 +2,19 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements*.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
 
 .PHONY: setup system-deps demo test test-fast bench loc clean
 
+# .venv/checkov: checkov's own virtualenv (its exact boto3 pin conflicts with the gatekeeper's).
 setup: $(STAMP)
 
-$(STAMP): requirements.txt gatekeeper/requirements.txt gatekeeper/requirements-geoip.txt
+$(STAMP): requirements.txt requirements-checkov.txt gatekeeper/requirements.txt gatekeeper/requirements-geoip.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet -r requirements-checkov.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
