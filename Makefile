@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements*.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup system-deps demo test test-fast bench loc clean
+.PHONY: setup system-deps demo test test-fast bench loc clean gatekeeper-zip
 
 # .venv/checkov: checkov's own virtualenv (its exact boto3 pin conflicts with the gatekeeper's).
 setup: $(STAMP)
@@ -38,5 +38,11 @@ bench: setup
 loc:
 	python3 bench/loc.py
 
+# The gatekeeper's Lambda code (deploy/aws/gatekeeper.yaml's CodeKey): dist/gatekeeper-VERSION-pyPY-ARCH.zip,
+# built twice and compared (reproducible). ARCH=x86_64 for an x86 function.
+ARCH ?= arm64
+gatekeeper-zip: setup
+	$(PY) scripts/build_gatekeeper_zip.py --arch $(ARCH) --check
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache dist
