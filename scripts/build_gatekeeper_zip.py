@@ -18,6 +18,7 @@ dependencies' versions are pinned in deploy/aws/lambda-constraints.txt.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import re
@@ -53,10 +54,13 @@ def zip_name(arch: str, python_version: str) -> str:
 def download_wheels(arch: str, python_version: str, cache: Path) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     platforms = [arg for platform in PLATFORMS[arch] for arg in ("--platform", platform)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+    # One download into a cache at a time (parallel test workers build too).
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                     "--only-binary=:all:", *platforms, "--python-version", python_version,
                     "--implementation", "cp", "-r", str(REQUIREMENTS), "-c", str(CONSTRAINTS), "-d", str(cache)],
-                   check=True)
+                       check=True)
 
 
 def install_wheels(arch: str, python_version: str, cache: Path, target: Path) -> None:
