@@ -58,9 +58,9 @@ def download_wheels(arch: str, python_version: str, cache: Path) -> None:
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                    "--only-binary=:all:", *platforms, "--python-version", python_version,
-                    "--implementation", "cp", "-r", str(REQUIREMENTS), "-c", str(CONSTRAINTS), "-d", str(cache)],
-                       check=True)
+                        "--only-binary=:all:", *platforms, "--python-version", python_version,
+                        "--implementation", "cp", "-r", str(REQUIREMENTS), "-c", str(CONSTRAINTS),
+                        "-d", str(cache)], check=True)
 
 
 def install_wheels(arch: str, python_version: str, cache: Path, target: Path) -> None:

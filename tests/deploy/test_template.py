@@ -132,3 +132,17 @@ def test_the_parameters_cover_what_the_portal_knows():
     assert {"GatekeeperId", "PortalOrigin", "VendorKeys", "AllowedOps", "AllowIps", "DenyIps", "UploadAllowIps",
             "UploadDenyIps", "Countries", "Encryption", "KmsKeyArn", "AuditRetentionDays", "ObjectExpiryDays",
             "CodeBucket", "CodeKey", "ReservedConcurrency", "LogRetentionDays", "Architecture"} <= set(load()["Parameters"])
+
+
+def test_cloudformation_refuses_malformed_parameters_before_anything_is_created():
+    import re
+
+    parameters = load()["Parameters"]
+    refused = {"AllowIps": "everyone", "DenyIps": "10.0.0.1; rm", "VendorKeys": "k1:short",
+               "AllowedOps": "get,erase", "Countries": "de", "PortalOrigin": "https://portal.example/path",
+               "BucketName": "has.dots.in.it", "KmsKeyArn": "alias/mine", "GatekeeperId": "a b"}
+    for name, value in refused.items():
+        assert not re.fullmatch(parameters[name]["AllowedPattern"], value), name
+    accepted = {"AllowIps": "10.0.0.0/8,2001:db8::/32", "DenyIps": "", "AllowedOps": "get"}
+    for name, value in accepted.items():
+        assert re.fullmatch(parameters[name]["AllowedPattern"], value), name
