@@ -39,10 +39,12 @@ loc:
 	python3 bench/loc.py
 
 # The gatekeeper's Lambda code (deploy/aws/gatekeeper.yaml's CodeKey): dist/gatekeeper-VERSION-pyPY-ARCH.zip,
-# built twice and compared (reproducible). ARCH=x86_64 for an x86 function.
+# built twice and compared (reproducible). ARCH=x86_64 for an x86 function; GEOIP_DB=FILE.mmdb
+# ships a country database (acl.countries) and maxminddb: ...-ARCH-geoip.zip.
 ARCH ?= arm64
+GEOIP_DB ?=
 gatekeeper-zip: setup
-	$(PY) scripts/build_gatekeeper_zip.py --arch $(ARCH) --check
+	$(PY) scripts/build_gatekeeper_zip.py --arch $(ARCH) --check $(if $(GEOIP_DB),--geoip-db $(GEOIP_DB))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache dist

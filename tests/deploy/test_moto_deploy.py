@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import boto3
 import pytest
@@ -35,6 +34,7 @@ from tests import support
 from tests.gatekeeper.conftest import ORIGIN, VENDOR_KEY
 from tests.gatekeeper.test_lambda import function_url_event
 
+from .lambda_run import Container
 from .template import TEMPLATE, Stack
 from .test_zip import builder
 
@@ -45,18 +45,6 @@ PARAMETERS = {
     "AllowedOps": "get,list,put,audit", "DenyIps": "198.51.100.0/24", "AuditCursorSecret": "s" * 40,
     "Architecture": "x86_64", "CreateFunctionUrl": "false", "ReservedConcurrency": "5", "MemorySize": "256",
 }
-DRIVER = """
-import json, sys
-task = sys.argv[1]
-sys.path.insert(0, task)
-from gatekeeper import lambda_handler
-import boto3, cryptography, jwt
-# Everything the handler runs comes from the zip, not from the test's virtualenv.
-for module in (lambda_handler, boto3, cryptography, jwt):
-    assert module.__file__.startswith(task), module.__file__
-for line in sys.stdin:
-    print(json.dumps(lambda_handler.handler(json.loads(line), None)), flush=True)
-"""
 _stacks = itertools.count()
 
 
@@ -155,26 +143,6 @@ def test_the_function_is_configured_from_the_parameters(stack, aws):
 
 
 # --- the built code, run with the function's environment --------------------------
-
-class Container:
-    """One Lambda container: the unpacked zip in its own interpreter, events in, answers out."""
-
-    def __init__(self, python: str, task: Path, env: dict[str, str]):
-        self.proc = subprocess.Popen([python, "-I", "-c", DRIVER, str(task)], cwd=task, env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def __call__(self, event: dict) -> tuple[int, dict, dict]:
-        self.proc.stdin.write(json.dumps(event) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, self.proc.stderr.read()[-3000:]
-        answer = json.loads(line)
-        return answer["statusCode"], json.loads(answer["body"] or "null"), answer["headers"]
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-
 
 @pytest.fixture(scope="module")
 def container(stack, aws, built, moto_url, tmp_path_factory):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 import zipfile
 from pathlib import Path
 
@@ -67,3 +68,41 @@ def test_compiled_code_is_built_for_the_target_architecture(arch, arm64_zip, tmp
             header = archive.read(name)[:20]
             assert header[:4] == b"\x7fELF"
             assert int.from_bytes(header[18:20], "little") == ELF_MACHINES[arch], name
+
+
+def test_a_geoip_zip_ships_maxminddb_and_the_database_and_its_countries_apply(tmp_path):
+    from tests.gatekeeper.conftest import ORIGIN, VENDOR_KEY
+    from tests.gatekeeper.test_lambda import function_url_event
+    from tests.gatekeeper.test_policy import geoip_db
+
+    from gatekeeper_client.grants import mint_grant
+
+    from .lambda_run import Container
+
+    database = Path(geoip_db(tmp_path / "country.mmdb"))  # 127/8 in NL, 10/8 in KP
+    python = builder.find_python("3.12")
+    version = "3.12" if python else "%d.%d" % sys.version_info[:2]
+    built = builder.build("x86_64", version, tmp_path / "out", compile_with=None, geoip_db=database)
+    assert built.name.endswith("-x86_64-geoip.zip")
+    task = tmp_path / "task"
+    with zipfile.ZipFile(built) as archive:
+        assert archive.read(builder.GEOIP_PATH) == database.read_bytes()
+        assert "maxminddb/__init__.py" in archive.namelist()
+        archive.extractall(task)
+    env = {"GATEKEEPER_GATEKEEPER_ID": "gk-geo", "GATEKEEPER_ISSUER": ORIGIN,
+           "GATEKEEPER_VENDOR_KEYS": f"{VENDOR_KEY.kid}:{VENDOR_KEY.public_b64}",
+           "GATEKEEPER_STORAGE_BUCKET": "geo-reports", "GATEKEEPER_STORAGE_REGION": "eu-west-1",
+           "GATEKEEPER_AUDIT_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+           "GATEKEEPER_ACL_COUNTRIES": "NL", "GATEKEEPER_ACL_GEOIP_DB": str(task / builder.GEOIP_PATH),
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+    container = Container(python or sys.executable, task, env)
+    try:
+        for source_ip, expected in (("127.0.0.1", 200), ("10.1.2.3", 403)):
+            grant = mint_grant(VENDOR_KEY, prefix="tickets/42/", ops=["get"], issuer=ORIGIN, audience="gk-geo",
+                               subject="user:7")
+            status, body, _ = container(function_url_event("/v1/sign", source_ip=source_ip, body={"ops": [
+                {"op": "get", "key": "tickets/42/report.json"}]}, headers={"authorization": f"Bearer {grant}"}))
+            assert status == expected, body
+        assert body["error"] == "country_denied"
+    finally:
+        container.close()

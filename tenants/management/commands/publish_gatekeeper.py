@@ -27,7 +27,7 @@ from gatekeeper import VERSION
 
 TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "aws" / "gatekeeper.yaml"
 DIST = Path(settings.BASE_DIR) / "dist"
-ZIP_NAME = re.compile(r"^gatekeeper-(?P<version>[^-]+)-py\d+\.\d+-(arm64|x86_64)\.zip$")
+ZIP_NAME = re.compile(r"^gatekeeper-(?P<version>[^-]+)-py\d+\.\d+-(arm64|x86_64)(-geoip)?\.zip$")
 
 
 class Command(BaseCommand):
