@@ -61,13 +61,10 @@ def zip_name(arch: str, python_version: str, geoip: bool = False) -> str:
 def download_wheels(arch: str, python_version: str, cache: Path, requirements: Path = REQUIREMENTS) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     platforms = [arg for platform in PLATFORMS[arch] for arg in ("--platform", platform)]
-    # One download into a cache at a time (parallel test workers build too).
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                        "--only-binary=:all:", *platforms, "--python-version", python_version,
-                        "--implementation", "cp", "-r", str(requirements), "-c", str(CONSTRAINTS),
-                        "-d", str(cache)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                    "--only-binary=:all:", *platforms, "--python-version", python_version,
+                    "--implementation", "cp", "-r", str(requirements), "-c", str(CONSTRAINTS),
+                    "-d", str(cache)], check=True)
 
 
 def install_wheels(arch: str, python_version: str, cache: Path, target: Path,
@@ -124,10 +121,15 @@ def build(arch: str = "arm64", python_version: str = "3.12", out_dir: Path = ROO
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = WHEEL_CACHE / f"{arch}-cp{python_version.replace('.', '')}"
     requirements = GEOIP_REQUIREMENTS if geoip_db else REQUIREMENTS
-    download_wheels(arch, python_version, cache, requirements)
     with tempfile.TemporaryDirectory(prefix="gatekeeper-zip-") as tmp:
         staging = Path(tmp) / "task"
-        install_wheels(arch, python_version, cache, staging, requirements)
+        cache.mkdir(parents=True, exist_ok=True)
+        # One build at a time uses a cache: parallel test workers build too, and pip
+        # must not install from a wheel another one is still writing.
+        with open(cache / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            download_wheels(arch, python_version, cache, requirements)
+            install_wheels(arch, python_version, cache, staging, requirements)
         copy_package(staging)
         if geoip_db:
             (staging / GEOIP_PATH).parent.mkdir()
