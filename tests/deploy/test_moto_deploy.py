@@ -64,14 +64,13 @@ def built(tmp_path_factory):
     return out, python or sys.executable
 
 
-@pytest.fixture(scope="module")
-def stack(aws, built):
+def deploy(aws, built, **changes) -> dict:
     s3, cfn = aws("s3"), aws("cloudformation")
-    s3.create_bucket(Bucket=CODE_BUCKET)
     zip_path, _ = built
-    s3.upload_file(str(zip_path), CODE_BUCKET, f"gatekeeper/{zip_path.name}")
+    if "Contents" not in s3.list_objects_v2(Bucket=CODE_BUCKET, Prefix=f"gatekeeper/{zip_path.name}"):
+        s3.upload_file(str(zip_path), CODE_BUCKET, f"gatekeeper/{zip_path.name}")
     name = f"gatekeeper-{os.getpid()}-{next(_stacks)}"
-    parameters = {**PARAMETERS, "CodeBucket": CODE_BUCKET, "CodeKey": f"gatekeeper/{zip_path.name}"}
+    parameters = {**PARAMETERS, "CodeBucket": CODE_BUCKET, "CodeKey": f"gatekeeper/{zip_path.name}", **changes}
     cfn.create_stack(StackName=name, TemplateBody=TEMPLATE.read_text(),
                      Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
                      Capabilities=["CAPABILITY_IAM"])
@@ -81,6 +80,12 @@ def stack(aws, built):
                  for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
     return {"name": name, "resources": resources, "outputs": outputs, "parameters": parameters}
+
+
+@pytest.fixture(scope="module")
+def stack(aws, built):
+    aws("s3").create_bucket(Bucket=CODE_BUCKET)
+    return deploy(aws, built)
 
 
 def test_it_creates_bucket_table_role_and_function_and_no_url(stack):
@@ -108,24 +113,59 @@ def test_the_table_has_the_schema_init_audit_creates(stack, aws, moto_url):
         assert deployed[field] == made[field], field
 
 
+def deployed_statements(aws, stack) -> list[dict]:
+    iam, resources = aws("iam"), stack["resources"]
+    document = iam.get_role_policy(RoleName=resources["GatekeeperRole"], PolicyName="gatekeeper")["PolicyDocument"]
+    if isinstance(document, str):  # moto keeps the resolved template value as Python text
+        document = ast.literal_eval(document)
+    return [statement for statement in document["Statement"] if statement is not None]  # moto keeps NoValue's None
+
+
+def key_arn(aws, key_id: str) -> str:
+    # From ListKeys: moto's DescribeKey fails (500) on a key CloudFormation made.
+    [arn] = [key["KeyArn"] for key in aws("kms").list_keys()["Keys"] if key["KeyId"] == key_id]
+    return arn
+
+
+def expected_statements(aws, stack) -> list[dict]:
+    """The template's statements for the stack's parameters, with the stack's own ARNs."""
+    resources = stack["resources"]
+    names = {"${ReportBucket.Arn}": f"arn:aws:s3:::{resources['ReportBucket']}",
+             "${AuditTable.Arn}": aws("dynamodb").describe_table(TableName=resources["AuditTable"])["Table"]["TableArn"],
+             "${FunctionLogGroup.Arn}": f"arn:aws:logs:us-east-1:123456789012:log-group:{resources['FunctionLogGroup']}"}
+    if "ReportKey" in resources:
+        names["${ReportKey.Arn}"] = key_arn(aws, resources["ReportKey"])
+    expected = json.dumps(list(Stack(**stack["parameters"]).role_statements().values()))
+    for symbol, arn in names.items():
+        expected = expected.replace(symbol, arn)
+    return json.loads(expected)
+
+
 def test_the_role_holds_exactly_the_templates_statements(stack, aws):
     iam, resources = aws("iam"), stack["resources"]
     role = iam.get_role(RoleName=resources["GatekeeperRole"])["Role"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
     assert iam.list_role_policies(RoleName=resources["GatekeeperRole"])["PolicyNames"] == ["gatekeeper"]
     assert iam.list_attached_role_policies(RoleName=resources["GatekeeperRole"])["AttachedPolicies"] == []
-    document = iam.get_role_policy(RoleName=resources["GatekeeperRole"], PolicyName="gatekeeper")["PolicyDocument"]
-    if isinstance(document, str):  # moto keeps the resolved template value as Python text
-        document = ast.literal_eval(document)
-    deployed = [statement for statement in document["Statement"] if statement is not None]  # moto keeps NoValue's None
-    table_arn = aws("dynamodb").describe_table(TableName=resources["AuditTable"])["Table"]["TableArn"]
-    names = {"${ReportBucket.Arn}": f"arn:aws:s3:::{resources['ReportBucket']}", "${AuditTable.Arn}": table_arn,
-             "${FunctionLogGroup.Arn}": f"arn:aws:logs:us-east-1:123456789012:log-group:{resources['FunctionLogGroup']}"}
-    expected = json.dumps(list(Stack(**{k: v for k, v in stack["parameters"].items()}).role_statements().values()))
-    for symbol, arn in names.items():
-        expected = expected.replace(symbol, arn)
-    assert deployed == json.loads(expected)
-    assert "s3:DeleteObject" not in json.dumps(deployed)  # AllowedOps has no delete
+    deployed = deployed_statements(aws, stack)
+    assert deployed == expected_statements(aws, stack)
+    assert "s3:DeleteObject" not in json.dumps(deployed) and "kms:" not in json.dumps(deployed)
+
+
+def test_with_sse_kms_and_every_op_the_stack_makes_a_key_and_the_role_uses_it(stack, aws, built):
+    kms_stack = deploy(aws, built, Encryption="sse-kms", AllowedOps="get,list,put,delete,audit")
+    key = key_arn(aws, kms_stack["resources"]["ReportKey"])
+    [rule] = aws("s3").get_bucket_encryption(
+        Bucket=kms_stack["resources"]["ReportBucket"])["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+    deployed = deployed_statements(aws, kms_stack)
+    assert deployed == expected_statements(aws, kms_stack)
+    by_sid = {statement["Sid"]: statement for statement in deployed}
+    assert by_sid["DecryptThroughS3"]["Resource"] == by_sid["EncryptThroughS3"]["Resource"] == key
+    assert "DeleteTickets" in by_sid and "ReleaseClaims" in by_sid
+    env = aws("lambda").get_function_configuration(
+        FunctionName=kms_stack["resources"]["GatekeeperFunction"])["Environment"]["Variables"]
+    assert (env["GATEKEEPER_STORAGE_ENCRYPTION"], env["GATEKEEPER_STORAGE_KMS_KEY_ID"]) == ("sse-kms", key)
 
 
 def test_the_function_is_configured_from_the_parameters(stack, aws):
