@@ -36,7 +36,7 @@ from tests.gatekeeper.test_lambda import function_url_event
 
 from .lambda_run import Container
 from .template import TEMPLATE, Stack
-from .test_zip import builder
+from .zipbuild import builder
 
 GATEKEEPER_ID = "gk-cfn"
 CODE_BUCKET = "dualkey-artifacts-cfn"

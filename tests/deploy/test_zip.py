@@ -5,7 +5,6 @@ and nothing of the host's."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 import zipfile
 from pathlib import Path
@@ -14,10 +13,8 @@ import pytest
 
 from gatekeeper import VERSION
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("build_gatekeeper_zip", ROOT / "scripts" / "build_gatekeeper_zip.py")
-builder = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(builder)
+from .zipbuild import ROOT, builder
+
 ELF_MACHINES = {"arm64": 183, "x86_64": 62}  # e_machine: EM_AARCH64, EM_X86_64
 
 

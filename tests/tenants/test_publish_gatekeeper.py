@@ -20,7 +20,7 @@ from django.test import override_settings
 
 from gatekeeper import VERSION
 from tests.deploy.template import TEMPLATE
-from tests.deploy.test_zip import builder
+from tests.deploy.zipbuild import builder
 
 _buckets = itertools.count()
 
