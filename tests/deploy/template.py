@@ -28,7 +28,9 @@ def load() -> dict:
 
 
 class Stack:
-    def __init__(self, **parameters: str):
+    def __init__(self, attributes: dict[str, str] | None = None, **parameters: str):
+        """`attributes`: values for some resources' attributes ("Res.Attr"), else symbolic."""
+        self.attributes = attributes or {}
         self.template = load()
         declared = self.template["Parameters"]
         unknown = set(parameters) - set(declared)
@@ -75,7 +77,7 @@ class Stack:
                 return self._ref(args)
             if function == "Fn::GetAtt":
                 assert args[0] in self.resources, f"GetAtt of {args[0]}, which this stack does not create"
-                return "${%s.%s}" % tuple(args)
+                return self.attributes.get("%s.%s" % tuple(args), "${%s.%s}" % tuple(args))
             if function == "Fn::Sub":
                 return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), args)
             if function == "Fn::If":
