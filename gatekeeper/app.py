@@ -27,7 +27,7 @@ from .approvals import Approval, ApprovalVerifier, is_support
 from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
 from .config import Config, parse_audit_url
 from .errors import (
-    REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
+    OPS, REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
     NotFound, PayloadTooLarge, StorageUnavailable, Unauthorized,
 )
 from .grants import Claimed, Grant, GrantVerifier
@@ -167,6 +167,7 @@ class Gatekeeper:
         context.ops = _parse_ops(request.body)
         grant = context.grant
         for op in context.ops:
+            self._check_enabled(op.op)
             if op.op not in grant.ops:
                 raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
             check_in_scope(op.key, grant.prefix, "prefix" if op.op == "list" else "key")
@@ -212,6 +213,7 @@ class Gatekeeper:
     def _audit_search(self, request: Request, context: Context) -> dict:
         self._admit(request, context)
         query = parse_search(_parse_json(request.body), self.cursor_key)
+        self._check_enabled("audit")
         if "audit" not in context.grant.ops:
             raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
         self.policy.check(context.client, upload=False)
@@ -251,6 +253,11 @@ class Gatekeeper:
             except Forbidden as refusal:
                 context.approval = refusal.approval  # recorded once its signatures verified
                 raise
+
+    def _check_enabled(self, op: str) -> None:
+        """The customer's allowed_ops: an op switched off is refused whatever the grant says."""
+        if op not in self.config.allowed_ops:
+            raise Forbidden(f"this gatekeeper's owner has switched off {op!r}", code="op_disabled")
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
@@ -335,6 +342,7 @@ class Gatekeeper:
             "vendor_kids": list(self.config.vendor_key_ids),
             "time": int(now),
             "enabled": self.config.enabled,
+            "allowed_ops": [op for op in OPS if op in self.config.allowed_ops],
             "storage_origin": self.storage.origin,
             "bucket": self.config.storage.bucket,
             "region": bucket.region,

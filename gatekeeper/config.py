@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import ECAlgorithm
 from jwt.exceptions import InvalidKeyError
 
-from .errors import ConfigError
+from .errors import OPS, ConfigError
 from .paths import Network, is_int
 
 ENV_PREFIX = "GATEKEEPER_"
@@ -108,6 +108,13 @@ def _networks(key: str, texts: list[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
+def _ops(key: str, names: list[str]) -> frozenset[str]:
+    unknown = sorted(set(names) - set(OPS))
+    if unknown:
+        raise ConfigError(key, f"{unknown[0]!r} is not an op (one of {', '.join(OPS)})")
+    return frozenset(names)
+
+
 def _countries(key: str, codes: list[str]) -> frozenset[str]:
     for code in codes:
         if not COUNTRY_RE.match(code):
@@ -143,6 +150,8 @@ KEYS = (
     Key("clock_leeway", "int", 30, (0, 300)),
     Key("max_upload_bytes", "int", 100 * 1024**2, (1, 5 * 1024**3)),
     Key("enabled", "bool", True),
+    # The customer's switch for the gatekeeper's own powers (its IAM role lacks the rest).
+    Key("allowed_ops", "list", OPS, check=_ops),
     Key("storage.bucket", "str", check=_ensure(BUCKET_RE.match, "{!r} is not a valid S3 bucket name")),
     Key("storage.region", "str", check=_ensure(REGION_RE.match, "{!r} is not a region like us-east-1")),
     Key("storage.endpoint_url", "str", "", check=_endpoint_url),
@@ -210,6 +219,7 @@ class Config:
     clock_leeway: int = _default("clock_leeway")
     max_upload_bytes: int = _default("max_upload_bytes")
     enabled: bool = _default("enabled")
+    allowed_ops: frozenset[str] = _default("allowed_ops")
     countries: frozenset[str] = _default("acl.countries")
     geoip_db: str = _default("acl.geoip_db")
     country_header: str = _default("acl.country_header")

@@ -10,6 +10,7 @@ export const GATEKEEPER_HINTS = {
   address_denied: "The customer's access policy does not allow the address you are connecting from.",
   country_denied: "The customer's access policy does not allow the country you are connecting from.",
   kill_switch: "The customer has suspended all access to its report data.",
+  op_disabled: "The customer's gatekeeper does not perform this operation at all (its owner switched it off).",
   expired: "The access grant expired. Reload the page to get a new one.",
   grant_reused: "The access grant was already used. Reload the page to get a new one.",
   revoked: "The customer has revoked access for this account.",
