@@ -4,4 +4,4 @@ Framework-free on purpose. See docs/protocol.md and docs/threat-model.md.
 """
 
 VERSION = "1.0.0"
-PROTOCOL = 1
+PROTOCOL = 2

@@ -31,6 +31,8 @@ REASONS: dict[str, int] = {
     # 403: the grant is genuine but the customer's policy refuses
     **dict.fromkeys(("forbidden", "kill_switch", "address_denied", "country_denied", "op_not_granted",
                      "out_of_scope", "grant_reused", "origin_not_allowed"), 403),
+    # 403: a support grant without the customer's valid approval (approvals.py)
+    **dict.fromkeys(("approval_required", "approval_invalid", "approval_expired", "approval_revoked"), 403),
     "not_found": 404, "method_not_allowed": 405, "too_large": 413, "internal": 500,
     "storage_error": 502, "storage_credentials": 502, "audit_unavailable": 503, "misconfigured": 503,
 }
@@ -61,9 +63,11 @@ class Unauthorized(GatekeeperError):
 
 
 class Forbidden(GatekeeperError):
-    """The grant is genuine but the customer's policy refuses the request."""
+    """The grant is genuine but the customer's policy refuses the request. An
+    approval refused after its signatures verified is `approval`, for the record."""
     status = 403
     code = "forbidden"
+    approval: object = None
 
 
 class NotFound(GatekeeperError):

@@ -20,7 +20,7 @@ NODE = shutil.which("node")
 PAGES = {
     "tickets/report.html": "report/main.js",
     "tenants/audit.html": "audit/main.js",
-    "tenants/settings.html": "settings/gatekeeper-check.js",
+    "tenants/settings.html": "settings/main.js",
     "registration/login.html": "accounts/passkeys.js",
     "accounts/mfa_verify.html": "accounts/passkeys.js",
     "accounts/security.html": "accounts/passkeys.js",

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('tenants', '0005_security_event_sign_in_kinds'),
+        ('tenants', '0006_security_event_sign_in_kinds'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -183,9 +183,10 @@ class CreateTicketTestCase(BaseTestCase):
 
     def test_the_ticket_holds_only_what_the_vendor_needs(self):
         # Tenant, number, times, status, the submitting agent, and the manifest: nothing the user typed.
+        # (support_accesses: vendor support's requests to read it, tenants.models.SupportAccess.)
         self.assertEqual(
             {f.name for f in Ticket._meta.get_fields()},
-            {"id", "tenant", "number", "status", "agent", "created_at", "completed_at", "files"},
+            {"id", "tenant", "number", "status", "agent", "created_at", "completed_at", "files", "support_accesses"},
         )
         self.assertEqual(
             {f.name for f in TicketFile._meta.get_fields()}, {"id", "ticket", "name", "size", "content_type", "sha256"}

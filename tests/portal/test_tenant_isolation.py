@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Authenticator
 from tenants.models import Invitation
+from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
 from tests.portal.base import BaseTestCase
@@ -48,13 +49,18 @@ class TenantIsolationTestCase(BaseTestCase):
         passkey = Authenticator.objects.create(user=self.alice, kind=Authenticator.Kind.PASSKEY, name="Alpha key",
                                                credential_id="alpha-credential", public_key="pk",
                                                created_at=timezone.now())
-        self.values = {"ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
-                       "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
+        # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
+        access = request_access(self.victor, self.ticket, reason_code="bug", reason="walk", hours=24,
+                                ops=["get", "list"])
+        self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id),
+                       "slug": self.tenant_a.slug, "invitation_id": str(invitation.id),
+                       "authenticator_id": str(passkey.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
                        "membership_id": str(self.alice.membership.id)}
-        self.ghosts = {"ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
-                       "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999"}
+        self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "token_id": "999999",
+                       "slug": "no-such-tenant", "invitation_id": "999999", "membership_id": "999999",
+                       "authenticator_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).
@@ -63,7 +69,7 @@ class TenantIsolationTestCase(BaseTestCase):
         # Anything of A's that must never show up for B.
         self.markers = [
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
-            "Alpha Ltd", "gk-alpha", "ann@alpha.example", "Alpha key", "alpha-credential",
+            "Alpha Ltd", "gk-alpha", "ann@alpha.example", "Alpha key", "alpha-credential", str(access.id),
             "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
@@ -107,7 +113,7 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/", "/audit/",
                          "/api/v1/audit/grant", "/invitations/accept/",
                          "/support/tenants/<slug:slug>/invitations/<int:invitation_id>/revoke/",
-                         "/settings/members/", "/settings/members/invite/",
+                         "/settings/members/", "/settings/members/invite/", "/settings/gatekeeper.toml",
                          "/settings/members/<int:membership_id>/role/", "/settings/members/<int:membership_id>/remove/",
                          "/settings/members/invitations/<int:invitation_id>/resend/",
                          "/settings/members/invitations/<int:invitation_id>/revoke/",
@@ -115,7 +121,13 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/accounts/security/authenticators/<int:authenticator_id>/remove/",
                          "/accounts/mfa/", "/accounts/security/", "/accounts/sessions/end-all/",
                          "/accounts/sso/", "/accounts/sso/callback/", "/accounts/mfa/passkey/",
-                         "/accounts/security/passkeys/", "/accounts/security/totp/"]:
+                         "/accounts/security/passkeys/", "/accounts/security/totp/",
+                         "/settings/approvers/", "/support/access/", "/support/tenants/<slug:slug>/access/",
+                         "/support/access/<uuid:access_id>/", "/support/access/<uuid:access_id>/grant",
+                         "/settings/support-access/<uuid:access_id>/request.json",
+                         "/settings/support-access/<uuid:access_id>/approve/",
+                         "/settings/support-access/<uuid:access_id>/refuse/",
+                         "/settings/support-access/<uuid:access_id>/end/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
@@ -139,7 +151,11 @@ class TenantIsolationTestCase(BaseTestCase):
                     f"/settings/members/{self.bob.membership.id}/mfa/reset/",
                     f"/accounts/security/authenticators/{self.values['authenticator_id']}/remove/",
                     f"/settings/members/invitations/{self.values['invitation_id']}/resend/",
-                    f"/settings/members/invitations/{self.values['invitation_id']}/revoke/"]:
+                    f"/settings/members/invitations/{self.values['invitation_id']}/revoke/",
+                    f"/settings/support-access/{self.values['access_id']}/request.json",
+                    f"/settings/support-access/{self.values['access_id']}/approve/",
+                    f"/settings/support-access/{self.values['access_id']}/refuse/",
+                    f"/settings/support-access/{self.values['access_id']}/end/"]:
             self.as_charlie()
             get = self.client.get(url)
             post = self.client.post(url)

@@ -51,7 +51,8 @@ async function signManifest(files) {
   // others are checked against the listing alone.
   const fetched = files.filter((f) => f.fetch);
   const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name }))];
-  const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops);
+  // A vendor support grant comes with the customer's approval (X-Approval); others with none.
+  const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops, grant.approval);
   fetched.forEach((f, i) => { f.url = typeof gets[i]?.url === "string" ? gets[i].url : null; });
   const objects = list(listing?.objects, 10000);
   const stored = new Map(objects.map((o) => [o?.key, o]));
