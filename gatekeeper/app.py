@@ -154,7 +154,7 @@ class Gatekeeper:
         for op in context.ops:
             if op.op not in grant.ops:
                 raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
-            check_in_scope(op.key, grant.prefix, "prefix" if op.op == "list" else "key")
+            check_in_scope(op.key, grant.prefixes, "prefix" if op.op == "list" else "key")
         for upload in {op.op == "put" for op in context.ops}:
             self.policy.check(context.client, upload=upload)
         if any(op.op == "put" and op.size > self.config.max_upload_bytes for op in context.ops):
