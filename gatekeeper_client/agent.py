@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import sys
@@ -67,6 +68,10 @@ CONTENT_TYPES = {
 ALLOWED_TYPES = set(CONTENT_TYPES.values()) | {"application/octet-stream"}
 
 File = tuple[str, bytes, str]
+REPORT_NAME = "report.json"
+SUMMARY_NAME = "summary.json"
+SUMMARY_SCHEMA_VERSION = 1
+SHORT = 200  # the schema's short strings
 
 
 class SubmitFailed(Exception):
@@ -101,6 +106,43 @@ def check_files(files: list[File]) -> None:
         seen.add(name)
 
 
+def _short(value: object) -> str | None:
+    return value[:SHORT] if isinstance(value, str) and value else None
+
+
+def summary_of(report: object) -> bytes | None:
+    """summary.json from report.json (docs/report-format.md, "summary.json"): what the
+    ticket list shows of each ticket — subject, requester, machine — read by the
+    browser from the tenant's storage. None when report.json is not an object."""
+    if not isinstance(report, dict):
+        return None
+    user = report.get("user") if isinstance(report.get("user"), dict) else {}
+    machine = report.get("machine") if isinstance(report.get("machine"), dict) else {}
+    summary = {"schema_version": SUMMARY_SCHEMA_VERSION,
+               "subject": _short(report.get("subject")),
+               "requester": {"name": _short(user.get("name")), "email": _short(user.get("email"))},
+               "machine": {"hostname": _short(machine.get("hostname")), "os": _short(machine.get("os"))},
+               "submitted_at": _short(report.get("submitted_at"))}
+    summary["requester"] = {k: v for k, v in summary["requester"].items() if v}
+    summary["machine"] = {k: v for k, v in summary["machine"].items() if v}
+    summary = {k: v for k, v in summary.items() if v}
+    return json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def with_summary(files: list[File]) -> list[File]:
+    """The files, plus summary.json made from report.json when they have a
+    report and no summary of their own (protocol 1.1's ticket list reads it)."""
+    names = {name for name, _data, _type in files}
+    report = next((data for name, data, _type in files if name == REPORT_NAME), None)
+    if report is None or SUMMARY_NAME in names:
+        return files
+    try:
+        summary = summary_of(json.loads(report))
+    except ValueError:  # not JSON, or not UTF-8: the report page says so; no summary
+        return files
+    return files if summary is None else [*files, (SUMMARY_NAME, summary, "application/json")]
+
+
 def manifest(files: list[File]) -> list[dict[str, Any]]:
     return [{"name": name, "size": len(data), "content_type": content_type,
              "sha256": hashlib.sha256(data).hexdigest()} for name, data, content_type in files]
@@ -112,7 +154,9 @@ def submit_ticket(portal_url: str, token: str, files: list[File], *, pin: Pin,
     ticket (id, number, prefix, files, status "complete"). Raises SubmitFailed
     naming the step that failed; a ticket whose upload failed, or whose portal
     answer named another gatekeeper than `pin`, stays incomplete at the portal
-    and nothing of it is uploaded."""
+    and nothing of it is uploaded. A summary.json is added from report.json
+    (with_summary)."""
+    files = with_summary(files)
     check_files(files)
     http = session or requests.Session()
     portal_url = portal_url.rstrip("/")
@@ -357,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {failed}", file=sys.stderr)
         return 1
     for ticket, files in tickets:
+        # The portal's manifest: the files given plus the summary.json the agent added.
         print(f"ticket {ticket.get('number', '?')} ({ticket['id']}) {ticket['status']}: "
-              f"{len(files)} files under {ticket['prefix']}")
+              f"{len(ticket.get('files') or files)} files under {ticket['prefix']}")
     return 0
 
 

@@ -192,7 +192,7 @@ class Stack:
         config = load_config(tenant.agent_config, env={}, token=tenant.seeded["agent_token"])
         ticket = submit_ticket(config.portal_url, config.token, files, pin=config.pin)
         return {"number": ticket["number"], "id": ticket["id"], "status": ticket["status"],
-                "file_count": len(files), "prefix": ticket["prefix"], "files": ticket["files"]}
+                "file_count": len(ticket["files"]), "prefix": ticket["prefix"], "files": ticket["files"]}
 
     def _agent(self, slug, count=1, marker=None, extra_logs=0, seed=1) -> subprocess.Popen:
         args = [PYTHON, "-m", "gatekeeper_client.agent", "demo", "--config", str(self.tenants[slug].agent_config),

@@ -106,7 +106,7 @@ def test_report_content_never_reaches_the_vendor(dualkey_stack, chromium):  # no
     # subject and message (report.json) and in a log,
     stored = dualkey_stack.stored_objects("acme", ticket["prefix"])
     assert sorted(key for key, data in stored.items() if marker.encode() in data) == sorted(
-        ticket["prefix"] + name for name in ("report.json", "application.log"))
+        ticket["prefix"] + name for name in ("report.json", "summary.json", "application.log"))
     report = json.loads(stored[ticket["prefix"] + "report.json"])
     assert marker in report["subject"] and marker in report["message"]
 
