@@ -15,6 +15,7 @@ import uuid
 from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 
+from portal.tickets.services import create_note, note_stored
 from tenants.models import Invitation
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
@@ -43,12 +44,14 @@ class TenantIsolationTestCase(BaseTestCase):
             tenant=self.tenant_a, username="ann", email="ann@alpha.example", onboarding=True,
             token_hash=hash_token("walk-token"), created_at=timezone.now(), sent_at=timezone.now(),
             expires_at=timezone.now() + dt.timedelta(days=7))
-        self.values = {"ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
+        # A note Alice wrote on A's ticket (its text is in A's storage; the portal has its size).
+        note = note_stored(create_note(self.ticket, self.alice, 12), self.alice)
+        self.values = {"ticket_id": str(self.ticket.id), "note_id": str(note.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
                        "invitation_id": str(invitation.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
                        "membership_id": str(self.alice.membership.id)}
-        self.ghosts = {"ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
+        self.ghosts = {"ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
                        "invitation_id": "999999", "membership_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
@@ -105,7 +108,10 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/members/", "/settings/members/invite/",
                          "/settings/members/<int:membership_id>/role/", "/settings/members/<int:membership_id>/remove/",
                          "/settings/members/invitations/<int:invitation_id>/resend/",
-                         "/settings/members/invitations/<int:invitation_id>/revoke/"]:
+                         "/settings/members/invitations/<int:invitation_id>/revoke/",
+                         "/tickets/<uuid:ticket_id>/workflow/", "/api/v1/tickets/summary-grant",
+                         "/api/v1/tickets/<uuid:ticket_id>/notes",
+                         "/api/v1/tickets/<uuid:ticket_id>/notes/<uuid:note_id>/stored"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
@@ -123,6 +129,8 @@ class TenantIsolationTestCase(BaseTestCase):
 
     def test_charlie_gets_404_where_his_session_is_the_right_credential(self):
         for url in [f"/tickets/{self.ticket.id}/", f"/api/v1/tickets/{self.ticket.id}",
+                    f"/tickets/{self.ticket.id}/workflow/", f"/api/v1/tickets/{self.ticket.id}/notes",
+                    f"/api/v1/tickets/{self.ticket.id}/notes/{self.values['note_id']}/stored",
                     f"/settings/tokens/{self.agent_a.id}/revoke/",
                     f"/settings/members/{self.bob.membership.id}/role/",
                     f"/settings/members/{self.bob.membership.id}/remove/",
