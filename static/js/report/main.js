@@ -7,6 +7,7 @@
 import { el, emptyNote, formatBytes, list, showBanner, str } from "../lib/dom.js";
 import { TooLargeError, csrfToken, requestGrant } from "../lib/http.js";
 import { fetchObject, sha256Hex, signAll, storageHint } from "./api.js";
+import { enableDownloads, loadNotes, readNotes, setUpNoteForm } from "./notes.js";
 import { FETCH_LIMITS, IMAGE_TYPES, REPORT_NAME, TEXT_TYPES, downloadPlan, fileKind, manifestAllows } from "./limits.js";
 import * as render from "./render.js";
 
@@ -41,7 +42,7 @@ function setFileStatus(file, status) {
   file.row.querySelector("[data-file-status]").replaceChildren(render.badge(status));
 }
 
-async function signManifest(files) {
+async function signManifest(files, notes) {
   const grant = await requestGrant(root.dataset.grantUrl, csrfToken(root));
   // The page's own gatekeeper URL is the one its CSP allows; the grant's is a fallback.
   const gatekeeper = root.dataset.gatekeeperUrl || grant.gatekeeper_url;
@@ -50,9 +51,12 @@ async function signManifest(files) {
   // in the customer's audit log, so it must be one that really happens. The
   // others are checked against the listing alone.
   const fetched = files.filter((f) => f.fetch);
-  const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name }))];
+  // The ticket's notes are read in the same batch: they are under its prefix.
+  const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name })),
+    ...notes.map((n) => ({ op: "get", key: n.key }))];
   const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops);
   fetched.forEach((f, i) => { f.url = typeof gets[i]?.url === "string" ? gets[i].url : null; });
+  notes.forEach((n, i) => { n.url = gets[fetched.length + i]?.url; });
   const objects = list(listing?.objects, 10000);
   const stored = new Map(objects.map((o) => [o?.key, o]));
   files.forEach((f) => {
@@ -63,7 +67,8 @@ async function signManifest(files) {
     // A truncated listing cannot prove absence, so only a full one marks files missing.
     f.missing = !listing?.truncated && !stored.has(prefix + f.name);
   });
-  return objects.length - files.filter((f) => stored.has(prefix + f.name)).length;
+  const noteKeys = new Set(notes.map((n) => n.key));
+  return objects.filter((o) => !noteKeys.has(o?.key)).length - files.filter((f) => stored.has(prefix + f.name)).length;
 }
 
 // Fetch one object and check it against the manifest. Resolves to its bytes
@@ -225,21 +230,27 @@ function reportProblems(files, unlisted, reportIssue) {
 
 async function main() {
   const files = readManifest();
+  const notes = readNotes(root);
+  setUpNoteForm(root);
   [...REPORT_SECTIONS, "screenshots", "logs"].forEach((name) => setState(name, "loading"));
   files.forEach((f) => setFileStatus(f, "pending"));
 
   let unlisted;
   try {
-    unlisted = await signManifest(files);
+    unlisted = await signManifest(files, notes);
   } catch (error) {
     showBanner(root.querySelector("[data-testid=error-banner]"), error.message, [error.hint]);
     [...REPORT_SECTIONS, "screenshots", "logs"].forEach((name) => setState(name, "blocked", "Not loaded: see the message above."));
     files.forEach((f) => setFileStatus(f, "error"));
+    notes.forEach((n) => n.text.replaceChildren("Not loaded: see the message above."));
+    enableDownloads(root, files, new Map());
     root.dataset.loaded = "true";
     return;
   }
 
   const loads = new Map(files.map((f) => [f, loadFile(f)]));
+  const noteLoads = loadNotes(notes);
+  enableDownloads(root, files, loads);
   loads.forEach((p) => p.catch(() => {})); // failures are shown per file, not thrown
 
   let report = {};
@@ -265,7 +276,7 @@ async function main() {
   renderAttachments("logs", attachments(files, report.logs, TEXT_TYPES), render.logSlot,
     (slot, bytes) => render.fillLog(slot, bytes), loads);
 
-  await Promise.allSettled(loads.values());
+  await Promise.allSettled([...loads.values(), noteLoads]);
   reportProblems(files, unlisted, reportIssue);
   root.dataset.loaded = "true"; // for tests: everything has settled
 }
