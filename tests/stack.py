@@ -497,6 +497,10 @@ def log_in(browser, stack: Stack, username: str, **context_options):
     if "/accounts/login/" in page.url:
         context.close()
         raise AssertionError(f"{username} could not log in")
+    # Members land on the ticket list, whose script reads the summaries from storage:
+    # let it finish, so that none of its requests is taken for the next page's.
+    if page.locator("[data-ticket-list]").count():
+        page.wait_for_selector("[data-ticket-list][data-loaded=true]", state="attached", timeout=20_000)
     return context, page
 
 
