@@ -8,7 +8,7 @@
 
 import { obj, showBanner, str } from "../lib/dom.js";
 import { ApiError, csrfToken, readJson } from "../lib/http.js";
-import { fetchObject, sha256Hex, signAll } from "../report/api.js";
+import { fetchObject, sha256Hex, signAll } from "../lib/storage.js";
 
 const SUMMARY_LIMIT = 16 * 1024; // a summary is a few hundred bytes; the manifest says exactly how many
 
