@@ -347,6 +347,33 @@ def _read_config_file(path: Path) -> dict[str, str]:
 
 # --- command line ----------------------------------------------------------------
 
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")  # docs/report.schema.json's copy (a test checks)
+MAX_SCHEMA_ERRORS = 10
+
+
+def report_problems(files: list[File]) -> list[str]:
+    """What is wrong with report.json against the published schema
+    (docs/report-format.md), as lines a person can act on; [] if it is fine or
+    there is none. Checked before anything is sent."""
+    import jsonschema
+
+    data = next((data for name, data, _type in files if name == REPORT_NAME), None)
+    if data is None:
+        return []
+    try:
+        report = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return ["report.json is not UTF-8"]
+    except ValueError as exc:
+        return [f"report.json is not valid JSON: {exc}"]
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    problems = []
+    for error in sorted(validator.iter_errors(report), key=lambda e: list(e.absolute_path))[:MAX_SCHEMA_ERRORS]:
+        where = "/".join(str(p) for p in error.absolute_path) or "(the top level)"
+        problems.append(f"report.json at {where}: {error.message[:300]}")
+    return problems
+
+
 def _read_files(paths: list[str]) -> list[File]:
     files = []
     for path in map(Path, paths):
@@ -355,14 +382,36 @@ def _read_files(paths: list[str]) -> list[File]:
     return files
 
 
+EXAMPLES = """examples:
+  # one ticket from files (report.json is checked against the schema first)
+  DUALKEY_AGENT_TOKEN=dkat_... python -m gatekeeper_client.agent submit \\
+      --config /etc/dualkey/agent.toml report.json screenshot-1.png application.log
+
+  # the same without a configuration file
+  python -m gatekeeper_client.agent submit --portal https://portal.example \\
+      --gatekeeper-url https://gk.acme.example --gatekeeper-id gk-acme \\
+      --token-file /etc/dualkey/token report.json
+
+  # three generated demo reports
+  python -m gatekeeper_client.agent demo --config agent.toml --count 3
+
+When done it prints each ticket's number, id, files and its link on the portal.
+Exit status: 0 done, 1 refused or failed (the step and reason on stderr),
+2 bad configuration, unreadable files or a report.json the schema refuses.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gatekeeper_client.agent",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Submit tickets to a Dualkey portal, uploading only "
-                                     "through the gatekeeper pinned in the agent's own configuration.")
+                                     "through the gatekeeper pinned in the agent's own configuration.",
+                                     epilog=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("submit", "submit files as one ticket"),
                             ("demo", "submit generated demo reports")):
-        sub = commands.add_parser(name, help=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("--config", help=f"the agent's TOML configuration (default: ${CONFIG_ENV})")
         sub.add_argument("--portal", dest="portal_url", help="portal base URL")
         sub.add_argument("--gatekeeper-url", help="the tenant's own gatekeeper: the only one uploads go through")
@@ -391,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as exc:
                 print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
                 return 2
+            problems = report_problems(files)
+            if problems:
+                print("error: report.json does not match the report schema (docs/report-format.md); "
+                      "nothing was sent:", *(f"  {p}" for p in problems), sep="\n", file=sys.stderr)
+                return 2
             tickets = [(submit_ticket(config.portal_url, config.token, files, pin=config.pin,
                                       session=session), files)]
         else:
@@ -404,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         # The portal's manifest: the files given plus the summary.json the agent added.
         print(f"ticket {ticket.get('number', '?')} ({ticket['id']}) {ticket['status']}: "
               f"{len(ticket.get('files') or files)} files under {ticket['prefix']}")
+        print(f"  {config.portal_url}/tickets/{ticket['id']}/")
     return 0
 
 

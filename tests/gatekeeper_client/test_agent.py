@@ -575,3 +575,53 @@ def test_no_summary_is_made_from_a_report_that_is_not_a_json_object_or_when_one_
     given = FILES + [("summary.json", b'{"schema_version": 1, "subject": "mine"}', "application/json")]
     assert agent.with_summary(given) == given
     assert agent.with_summary([("a.log", b"x", "text/plain")]) == [("a.log", b"x", "text/plain")]
+
+
+# --- the command line: the schema check, the link, --help ---------------------------------
+
+VALID_REPORT = {"schema_version": 1, "submitted_at": "2026-01-01T10:00:00Z", "subject": "Printer on fire",
+                "user": {"name": "Dana"}, "message": "It burns.",
+                "machine": {"hostname": "WS-1", "os": "Windows", "os_version": "11"}}
+
+
+def test_cli_checks_report_json_against_the_schema_before_sending_anything(world, tmp_path, capsys):
+    bad = {**VALID_REPORT, "machine": {"os": "Windows", "os_version": "11"}, "colour": "red"}
+    (tmp_path / "report.json").write_text(json.dumps(bad))
+    code = agent.main(["submit", *pin_args(world), "--token", TOKEN, str(tmp_path / "report.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "report.json does not match the report schema" in err and "nothing was sent" in err
+    assert "report.json at machine: 'hostname' is a required property" in err
+    assert "'colour' was unexpected" in err
+    assert world.calls == []
+
+
+@pytest.mark.parametrize("data,reason", [(b"{not json", "not valid JSON"), (b"\xff\xfe", "not UTF-8")])
+def test_cli_says_when_report_json_is_not_json(world, tmp_path, capsys, data, reason):
+    (tmp_path / "report.json").write_bytes(data)
+    assert agent.main(["submit", *pin_args(world), "--token", TOKEN, str(tmp_path / "report.json")]) == 2
+    assert reason in capsys.readouterr().err
+    assert world.calls == []
+
+
+def test_cli_prints_the_tickets_link_when_done(world, tmp_path, capsys):
+    (tmp_path / "report.json").write_text(json.dumps(VALID_REPORT))
+    assert agent.main(["submit", *pin_args(world), "--token", TOKEN, str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out
+    assert "ticket 1007 (7) complete: 2 files" in out  # report.json and the summary.json made from it
+    assert f"  {world.url}/tickets/7/\n" in out
+
+
+def test_cli_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as exited:
+        agent.main(["submit", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "python -m gatekeeper_client.agent submit" in out and "Exit status" in out
+
+
+def test_the_agents_schema_is_the_published_one():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
+    assert agent.SCHEMA_PATH.read_text() == docs.read_text()

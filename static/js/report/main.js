@@ -274,7 +274,7 @@ async function main() {
     (slot, bytes, file) => render.fillScreenshot(slot, URL.createObjectURL(new Blob([bytes], { type: file.contentType })), file.name),
     loads);
   renderAttachments("logs", attachments(files, report.logs, TEXT_TYPES), render.logSlot,
-    (slot, bytes) => render.fillLog(slot, bytes), loads);
+    (slot, bytes, file) => render.fillLog(slot, bytes, file), loads);
 
   await Promise.allSettled([...loads.values(), noteLoads]);
   reportProblems(files, unlisted, reportIssue);
