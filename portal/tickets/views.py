@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from portal.tickets import services
 from portal.tickets.access import access_ticket_for_user, assignable_users, members_of, tickets_for_user
 from portal.tickets.models import Ticket, TicketFile
-from tenants.access import membership_for_user, tenant_for_user
+from tenants.access import membership_for_user, suspended_tenant_for_user, tenant_for_user
 from tenants.csp import set_report_csp
 
 TICKETS_PER_PAGE = 50  # the most one summary grant covers (grants.MAX_SUMMARY_TICKETS)
@@ -98,13 +98,24 @@ def home(request):
         pass  # not a member of a live tenant: maybe vendor support
     if request.user.is_staff:
         return redirect("support")
+    return _no_live_tenant(request)
+
+
+def _no_live_tenant(request):
+    """A suspended tenant's member hears so (403); anyone else has no tenant (404)."""
+    suspended = suspended_tenant_for_user(request.user)
+    if suspended is not None:
+        return render(request, "tenants/suspended.html", {"tenant": suspended}, status=403)
     return render(request, "no_tenant.html", status=404)
 
 
 @login_required
 @require_GET
 def ticket_list(request):
-    tenant = tenant_for_user(request.user)
+    try:
+        tenant = tenant_for_user(request.user)
+    except Http404:
+        return _no_live_tenant(request)
     tickets = tickets_for_user(request.user)
     members = list(members_of(tenant))
     agents = list(tickets.filter(agent__isnull=False).values_list("agent_id", "agent__name")

@@ -174,3 +174,39 @@ def test_a_gatekeeper_refusal_is_said_once_above_the_list(dualkey_stack, chromiu
             assert text == "Summary not shown: see the message above the list."
     finally:
         context.close()
+
+
+def test_times_are_shown_in_the_users_zone_with_the_zone_named(dualkey_stack, chromium, tickets):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    context, view = open_view(ListView, chromium, dualkey_stack, "bob", "/tickets/", timezone_id="Asia/Tokyo")
+    try:
+        cell = view.row(tickets["older"]).locator("time")
+        utc = dt.datetime.fromisoformat(cell.get_attribute("datetime"))
+        tokyo = utc.astimezone(ZoneInfo("Asia/Tokyo"))
+        assert cell.text_content() == f"{tokyo:%Y-%m-%d %H:%M} GMT+9"
+        assert cell.get_attribute("title") == f"{utc:%Y-%m-%d %H:%M} UTC"  # the server's text, kept
+    finally:
+        context.close()
+
+
+def test_disabled_buttons_look_disabled(dualkey_stack, chromium, tickets):
+    context, view = open_view(ListView, chromium, dualkey_stack, "bob", "/tickets/")
+    try:
+        page = view.page
+        style = "b => [getComputedStyle(b).opacity, getComputedStyle(b).cursor]"
+        page.evaluate("""() => { const b = document.createElement("button"); b.id = "probe"; b.textContent = "x";
+                                 document.body.append(b); }""")
+        enabled = page.locator("#probe").evaluate(style)
+        page.locator("#probe").evaluate("b => { b.disabled = true; }")
+        assert enabled == ["1", "pointer"]
+        assert page.locator("#probe").evaluate(style) == ["0.5", "not-allowed"]
+    finally:
+        context.close()
+
+
+def test_the_favicon_is_served(dualkey_stack, bob_list):
+    href = bob_list.page.locator("link[rel=icon]").get_attribute("href")
+    response = bob_list.page.request.get(dualkey_stack.portal_url + href)
+    assert response.status == 200 and b"<svg" in response.body()

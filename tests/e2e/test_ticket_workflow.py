@@ -132,3 +132,30 @@ def test_the_report_page_links_its_neighbours_and_for_admins_its_audit_trail(dua
         assert view.page.get_by_test_id("audit-link").count() == 0  # the audit page is the admins'
     finally:
         context.close()
+
+
+def test_a_text_log_can_be_searched_wrapped_and_downloaded(dualkey_stack, chromium, ticket):
+    context, view = open_report_view(chromium, dualkey_stack, "bob", ticket, accept_downloads=True)
+    try:
+        page = view.page
+        stored = dualkey_stack.stored_objects("acme", ticket["prefix"])[ticket["prefix"] + "application.log"]
+        lines = stored.decode().split("\n")
+        slot = page.locator("details.log[data-file='application.log']")
+        pre = slot.get_by_test_id("log")
+        needle = next(w for w in lines[0].split() if len(w) > 3)
+        expected = [f"{i + 1}: {line}" for i, line in enumerate(lines) if needle.lower() in line.lower()]
+        slot.get_by_test_id("log-search").fill(needle)
+        assert pre.text_content() == "\n".join(expected)
+        assert slot.get_by_test_id("log-matches").text_content() == (
+            f"{len(expected)} matching line{'' if len(expected) == 1 else 's'} of {len(lines)}")
+        slot.get_by_test_id("log-search").fill("")
+        assert pre.text_content() == stored.decode()
+        assert pre.evaluate("p => getComputedStyle(p).whiteSpace") == "pre"
+        slot.get_by_test_id("log-wrap").check()
+        assert pre.evaluate("p => getComputedStyle(p).whiteSpace") == "pre-wrap"
+        with page.expect_download() as download:
+            slot.get_by_test_id("log-download").click()
+        assert download.value.suggested_filename == "application.log"
+        assert open(download.value.path(), "rb").read() == stored
+    finally:
+        context.close()

@@ -28,7 +28,7 @@ class TicketListTestCase(BaseTestCase):
         # (the subject, requester and machine come from storage, in the browser).
         self.login(self.bob)
         r = self.client.get(URL)
-        self.assertContains(r, f'<time datetime="{self.ticket.created_at:%Y-%m-%dT%H:%M:%S.%f}+00:00">'
+        self.assertContains(r, f'<time data-local datetime="{self.ticket.created_at:%Y-%m-%dT%H:%M:%S.%f}+00:00">'
                                f'{self.ticket.created_at:%Y-%m-%d %H:%M} UTC</time>', html=True)
         self.assertContains(r, '<span class="status status-uploading">Uploading</span>', html=True)
         self.assertContains(r, "<td>Alpha help button</td>", html=True)
@@ -116,10 +116,12 @@ class TicketListTestCase(BaseTestCase):
         self.login(self.victor)
         self.assertEqual(self.client.get(URL).status_code, 404)
 
-    def test_it_returns_404_for_a_suspended_tenant(self):
+    def test_a_suspended_tenants_members_hear_so_and_see_no_tickets(self):
         Tenant.objects.filter(pk=self.tenant_a.pk).update(status=Tenant.Status.SUSPENDED)
         self.login(self.alice)
-        self.assertEqual(self.client.get(URL).status_code, 404)
+        r = self.client.get(URL)
+        self.assertContains(r, "Alpha Ltd is suspended", status_code=403)
+        self.assertNotContains(r, str(self.ticket.id), status_code=403)
 
     def test_it_rejects_a_wrong_method(self):
         self.login(self.alice)

@@ -3,7 +3,7 @@
 // field is type-checked and cut as it is read, and goes into the page as text
 // (el() appends strings as text nodes), never as markup.
 
-import { DASH, DATE_TIME, el, str } from "../lib/dom.js";
+import { DASH, el, formatZoned, str } from "../lib/dom.js";
 
 // ts is epoch seconds; anything else is not a time.
 export function entryDate(entry) {
@@ -51,7 +51,7 @@ function outcomeBadge(outcome) {
 export function row(entry) {
   const e = readEntry(entry);
   const time = e.date
-    ? el("time", { datetime: e.utc, title: `${e.utc} (UTC)` }, DATE_TIME.format(e.date))
+    ? el("time", { datetime: e.utc, title: `${e.utc} (UTC)` }, formatZoned(e.date, { seconds: true }))
     : DASH;
   return el("tr", { testid: "audit-row", "data-outcome": e.outcome, "data-op": e.op, "data-request-id": e.request_id },
     el("td", { className: "nowrap" }, time),
