@@ -159,3 +159,25 @@ def test_a_text_log_can_be_searched_wrapped_and_downloaded(dualkey_stack, chromi
         assert open(download.value.path(), "rb").read() == stored
     finally:
         context.close()
+
+
+def test_unreachable_storage_is_said_once_and_not_as_tampering(dualkey_stack, chromium, ticket):
+    acme = dualkey_stack.tenants["acme"]
+
+    def cut_storage(page):
+        page.route(f"{acme.storage_origin}/**", lambda route: route.abort("connectionrefused"))
+
+    context, view = open_report_view(chromium, dualkey_stack, "bob", ticket, before_load=cut_storage)
+    try:
+        page = view.page
+        error = view.banner("error")
+        assert error is not None and error.startswith("The customer's storage could not be reached.")
+        assert "not a sign that anything changed" in error
+        assert view.banner("warning") is None  # nothing says "Some files are not as submitted."
+        text = page.locator("[data-report-root]").text_content()
+        assert "not as submitted" not in text
+        assert text.count("Could not reach the customer's storage") == 0  # the banner says it, once, its own way
+        sections = page.locator("[data-section=message] .state").text_content()
+        assert sections == "Not loaded: see the message above."
+    finally:
+        context.close()

@@ -107,6 +107,13 @@ async function loadFile(file) {
       throw new Error(OVERSIZED_NOTE);
     }
     file.error = error;
+    if (error.source === "storage" && error.status == null && error.code == null) {
+      // No answer at all (network, firewall, storage down): says nothing about the
+      // file itself. Said once, in the error banner; the file's place points there.
+      file.unreachable = true;
+      setFileStatus(file, "error");
+      throw new Error(UNREACHABLE_NOTE);
+    }
     if (!file.missing && error.code !== "NoSuchKey") {
       setFileStatus(file, "error");
       throw error;
@@ -124,6 +131,7 @@ async function loadFile(file) {
 
 // Why is said once, in the warning banner, with the sizes; the file's own place points there.
 const OVERSIZED_NOTE = "see the warning above";
+const UNREACHABLE_NOTE = "see the message above";
 
 // A message as one sentence, whether or not it already ends like one.
 const sentence = (text) => (/[.!?]$/.test(text) ? text : `${text}.`);
@@ -206,11 +214,25 @@ function namesWithCodes(files) {
   return [...byCode].map(([code, names]) => names.join(", ") + (code ? ` (${code})` : "")).join("; ");
 }
 
-function reportProblems(files, unlisted, reportIssue) {
+// Storage that does not answer is not tampering: one error banner says what
+// happened, apart from the warning about files that are not as submitted.
+function reportUnreachable(files, notes) {
+  const unreachable = [...files.filter((f) => f.unreachable).map((f) => f.name),
+    ...notes.filter((n) => n.unreachable).map((_, i, all) => (all.length > 1 ? `note ${i + 1}` : "a note"))];
+  if (!unreachable.length) return;
+  showBanner(root.querySelector("[data-testid=error-banner]"), "The customer's storage could not be reached.", [
+    `Your browser got no answer from it for: ${unreachable.join(", ")}.`,
+    "This is a connection problem (network, firewall, or the storage is down), not a sign that anything changed. "
+      + "Reload the page to try again; if it persists, ask the tenant admin.",
+  ]);
+}
+
+function reportProblems(files, unlisted, reportIssue, notes = []) {
+  reportUnreachable(files, notes);
   const oversized = files.filter((f) => f.status === "oversized");
   const changed = files.filter((f) => f.status === "mismatch").map((f) => f.name);
   const missing = files.filter((f) => f.status === "missing").map((f) => f.name);
-  const failed = files.filter((f) => f.status === "error");
+  const failed = files.filter((f) => f.status === "error" && !f.unreachable);
   if (!oversized.length && !changed.length && !missing.length && !failed.length && !unlisted && !reportIssue) return;
   const hints = new Set(failed.map((f) => storageHint(f.error?.code)).filter(Boolean));
   const filesWrong = oversized.length || changed.length || missing.length || failed.length || unlisted;
@@ -265,7 +287,8 @@ async function main() {
     const reason = `${REPORT_NAME} could not be read: ${sentence(error.message)}`;
     // An oversized report.json is explained once, in the banner.
     REPORT_SECTIONS.forEach((name) => setState(name, "error", reportFile?.status === "oversized"
-      ? `${REPORT_NAME} was not downloaded: see the warning above.` : reason));
+      ? `${REPORT_NAME} was not downloaded: see the warning above.`
+      : reportFile?.unreachable ? "Not loaded: see the message above." : reason));
     // A missing, unfetchable or oversized report.json is in the banner's file lines already.
     if (!["missing", "error", "oversized"].includes(reportFile?.status)) reportIssue = reason;
   }
@@ -277,7 +300,7 @@ async function main() {
     (slot, bytes, file) => render.fillLog(slot, bytes, file), loads);
 
   await Promise.allSettled([...loads.values(), noteLoads]);
-  reportProblems(files, unlisted, reportIssue);
+  reportProblems(files, unlisted, reportIssue, notes);
   root.dataset.loaded = "true"; // for tests: everything has settled
 }
 

@@ -35,7 +35,10 @@ async function loadNote(note) {
     }
   } catch (error) {
     note.node.dataset.state = "error";
-    note.text.replaceChildren(`Not loaded: ${error.code === "NoSuchKey" ? "it is not in the customer's storage." : error.message}`);
+    // No answer at all: said once in the page's error banner (main.js), with the files'.
+    note.unreachable = error.source === "storage" && error.status == null && error.code == null;
+    note.text.replaceChildren(note.unreachable ? "Not loaded: see the message above."
+      : `Not loaded: ${error.code === "NoSuchKey" ? "it is not in the customer's storage." : error.message}`);
   }
 }
 
