@@ -417,3 +417,21 @@ def test_bob_cannot_open_the_audit_log(dualkey_stack, chromium):
         assert view.page.get_by_role("link", name="Audit log").count() == 0
     finally:
         context.close()
+
+
+
+def test_alice_finds_a_person_by_name_and_a_ticket_by_number_or_id(dualkey_stack, alice_view, bobs_read):
+    ticket, records = bobs_read
+    bob = sub_of(dualkey_stack, "bob")
+    alice_view.search(sub=bob, key_prefix=ticket["prefix"])
+    expected = sorted((r["op"], r["key"], r["request_id"]) for r in alice_view.rows())
+    assert expected
+    # The name the log shows ("Bob"), the username, the ticket's number, its id with and without dashes.
+    for sub in ("Bob", "bob"):
+        for key in (f"#{ticket['number']}", str(ticket["number"]), ticket["id"], ticket["id"].replace("-", "").upper()):
+            alice_view.search(sub=sub, key_prefix=key)
+            assert sorted((r["op"], r["key"], r["request_id"]) for r in alice_view.rows()) == expected, (sub, key)
+    alice_view.search(sub="Nobody Here")
+    assert "No member or agent token is called" in alice_view.page.get_by_test_id("error-banner").text_content()
+    alice_view.search(key_prefix="#999999")
+    assert "No ticket #999999." in alice_view.page.get_by_test_id("error-banner").text_content()
