@@ -435,3 +435,19 @@ def test_alice_finds_a_person_by_name_and_a_ticket_by_number_or_id(dualkey_stack
     assert "No member or agent token is called" in alice_view.page.get_by_test_id("error-banner").text_content()
     alice_view.search(key_prefix="#999999")
     assert "No ticket #999999." in alice_view.page.get_by_test_id("error-banner").text_content()
+
+
+
+def test_the_user_agent_is_shown_in_full_on_demand(dualkey_stack, alice_view, bobs_read):
+    ticket, _ = bobs_read
+    alice_view.search(sub=sub_of(dualkey_stack, "bob"), key_prefix=ticket["prefix"], op="list")
+    cell = alice_view.page.locator("[data-testid=audit-row] td.agent").first
+    toggle = cell.get_by_test_id("agent-toggle")
+    assert "Chrome/" in toggle.text_content()
+    cut = cell.evaluate("td => td.scrollWidth > td.clientWidth")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert cell.evaluate("td => getComputedStyle(td).whiteSpace") == "normal"
+    assert cut and cell.evaluate("td => td.scrollWidth <= td.clientWidth")  # all of it, wrapped
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "false"

@@ -64,6 +64,19 @@ export function row(entry) {
     el("td", {}, e.name || DASH),
     el("td", { className: "mono" }, e.reason || DASH),
     el("td", { className: "num" }, e.status || DASH),
-    el("td", { className: "agent", title: e.user_agent || null }, e.user_agent || DASH),
+    agentCell(e.user_agent),
   );
+}
+
+// Cut to one line in the table; a click (or Enter) shows it in full, and again hides it.
+function agentCell(userAgent) {
+  if (!userAgent) return el("td", { className: "agent" }, DASH);
+  const cell = el("td", { className: "agent", title: userAgent });
+  const toggle = el("button", { type: "button", className: "link agent-toggle", "aria-expanded": "false",
+    testid: "agent-toggle", onclick: () => {
+      const full = cell.classList.toggle("full");
+      toggle.setAttribute("aria-expanded", String(full));
+    } }, userAgent);
+  cell.append(toggle);
+  return cell;
 }
