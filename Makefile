@@ -2,16 +2,19 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements*.txt gatekeeper/requirements*.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup system-deps demo test test-fast bench loc clean
+.PHONY: setup system-deps demo test test-fast bench loc clean gatekeeper-dist gatekeeper-zip
 
+# .venv/checkov: checkov's own virtualenv (its exact boto3 pin conflicts with the gatekeeper's).
 setup: $(STAMP)
 
-$(STAMP): requirements.txt gatekeeper/requirements.txt gatekeeper/requirements-geoip.txt
+$(STAMP): requirements.txt requirements-checkov.txt gatekeeper/requirements.txt gatekeeper/requirements-geoip.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet -r requirements-checkov.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -35,5 +38,19 @@ bench: setup
 loc:
 	python3 bench/loc.py
 
+# The installable gatekeeper (gatekeeper/pyproject.toml): dist/dualkey_gatekeeper-VERSION-py3-none-any.whl.
+# Built in the package's own directory; setuptools' scratch directories are removed after.
+gatekeeper-dist: setup
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist ./gatekeeper
+	rm -rf gatekeeper/build gatekeeper/*.egg-info
+
+# The gatekeeper's Lambda code (deploy/aws/gatekeeper.yaml's CodeKey): dist/gatekeeper-VERSION-pyPY-ARCH.zip,
+# built twice and compared (reproducible). ARCH=x86_64 for an x86 function; GEOIP_DB=FILE.mmdb
+# ships a country database (acl.countries) and maxminddb: ...-ARCH-geoip.zip.
+ARCH ?= arm64
+GEOIP_DB ?=
+gatekeeper-zip: setup
+	$(PY) scripts/build_gatekeeper_zip.py --arch $(ARCH) --check $(if $(GEOIP_DB),--geoip-db $(GEOIP_DB))
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache dist

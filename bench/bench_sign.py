@@ -6,7 +6,9 @@ audit log on (SQLite, WAL), and where the time goes.
 Targets (2-core machine, median): one get op in-process >= 2,000 requests/s per
 core; a batch of 20 get ops <= 3 ms in-process; over loopback HTTP with waitress
 >= 800 requests/s per core. Baselines measured in the same run: botocore's own
-presign with a reused client, and PyJWT's decode.
+presign with a reused client, and PyJWT's decode. A vendor support get carrying
+the customer's approval (X-Approval, one ES256 JWS; docs/protocol.md §1a) is
+measured beside the plain get, and the approval's verify cost beside the grant's.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ for _k, _v in support.AWS_ENV.items():
 import boto3  # noqa: E402
 import jwt  # noqa: E402
 from botocore.config import Config as BotoConfig  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from gatekeeper import config as config_module  # noqa: E402
 from gatekeeper.app import Gatekeeper, Request  # noqa: E402
+from gatekeeper.cli import approval_claims, public_jwk, sign  # noqa: E402
 from gatekeeper_client.grants import SigningKey, mint_grant, private_key_from_seed  # noqa: E402
 
 KEY = SigningKey("k1", private_key_from_seed(bytes(range(32))))
 ISSUER, GK_ID = "https://portal.bench", "gk-bench"
+APPROVER = ec.generate_private_key(ec.SECP256R1())
 
 
 def timed(fn, seconds: float) -> list[float]:
@@ -65,6 +70,7 @@ def env_for(moto_url: str, bucket: str, audit_path: str) -> dict:
         "GATEKEEPER_VENDOR_KEYS": f"k1:{KEY.public_b64}", "GATEKEEPER_STORAGE_BUCKET": bucket,
         "GATEKEEPER_STORAGE_REGION": "us-east-1", "GATEKEEPER_STORAGE_ENDPOINT_URL": moto_url,
         "GATEKEEPER_AUDIT_URL": f"sqlite:///{audit_path}", "GATEKEEPER_MAX_GRANT_LIFETIME": "3600",
+        "GATEKEEPER_APPROVERS_KEYS": json.dumps({"alice": public_jwk(APPROVER.public_key())}),
     }
 
 
@@ -86,6 +92,17 @@ def in_process(moto_url: str, bucket: str, workdir: str, seconds: float) -> dict
         samples = timed(lambda: gk.handle(request), seconds)
         figures[n] = statistics.median(samples)
         print(f"batch of {n:2d} get ops: {summary(samples)}")
+    support_grant = mint_grant(KEY, issuer=ISSUER, audience=GK_ID, subject="support:9", prefix="tickets/42/",
+                               ops=["get", "list"], lifetime=3600)
+    approval = sign(approval_claims({"approval_id": "apr-bench", "gatekeeper_id": GK_ID, "subject": "support:9",
+                                     "prefix": "tickets/42/", "ops": ["get", "list"], "duration": 86400},
+                                    int(time.time()) - 60), APPROVER, "alice")
+    support_request = Request("POST", "/v1/sign", {**headers, "authorization": f"Bearer {support_grant}",
+                                                   "x-approval": approval}, body(1), "127.0.0.1")
+    assert gk.handle(support_request).status == 200
+    samples = timed(lambda: gk.handle(support_request), seconds)
+    figures["support"] = statistics.median(samples)
+    print(f"support get + approval: {summary(samples)}  ({figures['support'] / figures[1]:.2f}x the plain get)")
 
     print("\n== where the time goes (one request of one get op) ==")
     now = time.time()
@@ -93,8 +110,10 @@ def in_process(moto_url: str, bucket: str, workdir: str, seconds: float) -> dict
     from gatekeeper.audit import AuditRecord
     record = AuditRecord(ts=now, request_id="r", client_ip="127.0.0.1", op="get", key="tickets/42/a",
                          outcome="allow", status=200, sub="user:1", jti="j", kid="k1")
+    verified_support_grant = gk.verifier.verify(support_grant, now)
     parts = {
         "verify grant (PyJWT + checks)": lambda: gk.verifier.verify(grant, now),
+        "verify approval (ES256 + checks)": lambda: gk.approvals.verify(approval, verified_support_grant, now),
         "ACL (identify + check)": lambda: gk.policy.check(gk.policy.identify("127.0.0.1", None, None), False),
         "presign GET (ours)": lambda: gk.storage.presign_get("tickets/42/a.png", 60, now),
         "audit write, 1 record": lambda: gk.audit.write([record]),
@@ -187,6 +206,7 @@ def main() -> None:
             support.stop_process(moto)
     print("\n== against the targets ==")
     print(f"one get op in-process:   {1 / inproc[1]:7.0f} requests/s per core  (target >= 2000)")
+    print(f"support get + approval:  {1 / inproc['support']:7.0f} requests/s per core  (no target of its own)")
     print(f"20 get ops in-process:   {inproc[20] * 1e3:7.2f} ms median          (target <= 3 ms)")
     print(f"one get op over HTTP:    {http_figures[1]:7.0f} requests/s per core  (target >= 800)")
 

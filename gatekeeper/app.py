@@ -14,23 +14,25 @@ import json
 import logging
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import botocore.session
+
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
+from .approvals import Approval, ApprovalVerifier, is_support
 from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
-from .audit_dynamodb import DynamoAuditStore
-from .audit_sqlite import SqliteAuditStore
 from .config import Config, parse_audit_url
 from .errors import (
-    REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
+    OPS, REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
     NotFound, PayloadTooLarge, StorageUnavailable, Unauthorized,
 )
 from .grants import Claimed, Grant, GrantVerifier
 from .paths import check_in_scope, check_path, is_int
-from .storage import Storage
+from .storage import BucketState, Storage
 
 log = logging.getLogger("gatekeeper")
 
@@ -41,9 +43,13 @@ MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
 HEALTH_PROBE_AFTER = 10  # seconds without an audit write after which health writes a probe
+# Health asks S3 about the bucket (HeadBucket, GetBucketEncryption) at most this often:
+# a health check every second costs the bucket two requests per 30 s, not two per second.
+STORAGE_CHECK_EVERY = 30
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
+FEATURES = ("approvals", "prefixes")  # what health lists beyond protocol 1 (docs/protocol.md, §2)
 
 
 @dataclass(slots=True)
@@ -85,6 +91,7 @@ class Context:
     claimed: Claimed = Claimed()  # who a refused grant names (grants.Claimed)
     ops: list[Op] = field(default_factory=list)
     spent: bool = False  # this request claimed its single-use grant
+    approval: Approval | None = None  # the customer's approval of a support grant (approvals.py)
 
     def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
         who = self.grant or self.claimed
@@ -95,6 +102,8 @@ class Context:
             user_agent=self.user_agent, origin=self.origin, op=op, key=key,
             outcome=outcome, reason=reason, status=status,
             jti=who.jti, sub=who.sub, name=who.name, kid=who.kid,
+            approval=self.approval.id if self.approval else "",
+            approvers=",".join(self.approval.approvers) if self.approval else "",
         )
 
 
@@ -103,15 +112,21 @@ class Gatekeeper:
                  clock: Callable[[], float] = time.time):
         self.config = config
         self.clock = clock
+        # One botocore session for the bucket and the audit table: its model and
+        # endpoint files are read once (what a Lambda cold start spends most on).
+        session = botocore.session.get_session()
         self.audit = audit or open_store(
             config.audit_url, config.audit_retention_days,
-            endpoint_url=config.storage.endpoint_url, region=config.storage.region,
+            endpoint_url=config.storage.endpoint_url, region=config.storage.region, session=session,
         )
-        self.storage = storage or Storage(config.storage)
+        self.storage = storage or Storage(config.storage, session)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
+        self.approvals = ApprovalVerifier(config)
         self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
         self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
+        self.bucket_checked: tuple[float, BucketState | None] = (-math.inf, None)  # (when, what S3 said)
+        self.bucket_lock = threading.Lock()  # one thread asks S3; the others wait for its answer
 
     # --- entry point -------------------------------------------------------------
 
@@ -152,6 +167,7 @@ class Gatekeeper:
         context.ops = _parse_ops(request.body)
         grant = context.grant
         for op in context.ops:
+            self._check_enabled(op.op)
             if op.op not in grant.ops:
                 raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
             check_in_scope(op.key, grant.prefixes, "prefix" if op.op == "list" else "key")
@@ -197,6 +213,7 @@ class Gatekeeper:
     def _audit_search(self, request: Request, context: Context) -> dict:
         self._admit(request, context)
         query = parse_search(_parse_json(request.body), self.cursor_key)
+        self._check_enabled("audit")
         if "audit" not in context.grant.ops:
             raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
         self.policy.check(context.client, upload=False)
@@ -208,7 +225,8 @@ class Gatekeeper:
     # --- shared steps ----------------------------------------------------------------
 
     def _admit(self, request: Request, context: Context) -> None:
-        """Kill switch, who is calling, and the vendor's signature."""
+        """Kill switch, who is calling, the vendor's signature, and for a support
+        subject the customer's approval."""
         context.client = self.policy.identify(
             request.peer,
             request.headers.get("x-forwarded-for"),
@@ -228,6 +246,18 @@ class Gatekeeper:
         except Unauthorized as refusal:
             context.claimed = refusal.claimed
             raise
+        if is_support(context.grant.sub):
+            try:
+                context.approval = self.approvals.verify(request.headers.get("x-approval"), context.grant,
+                                                         context.now)
+            except Forbidden as refusal:
+                context.approval = refusal.approval  # recorded once its signatures verified
+                raise
+
+    def _check_enabled(self, op: str) -> None:
+        """The customer's allowed_ops: an op switched off is refused whatever the grant says."""
+        if op not in self.config.allowed_ops:
+            raise Forbidden(f"this gatekeeper's owner has switched off {op!r}", code="op_disabled")
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
@@ -270,7 +300,7 @@ class Gatekeeper:
             return _error_response(Forbidden("origin not allowed", code="origin_not_allowed"))
         return Response(204, None, [
             ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Approval"),
             ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE),
         ])
 
@@ -282,24 +312,45 @@ class Gatekeeper:
             headers.append(("Access-Control-Expose-Headers", "X-Request-Id"))
         return headers
 
+    def bucket(self, now: float) -> BucketState:
+        """What S3 last said of the bucket, asked again when STORAGE_CHECK_EVERY has passed."""
+        with self.bucket_lock:
+            when, state = self.bucket_checked
+            if state is None or now - when >= STORAGE_CHECK_EVERY:
+                state = self.storage.describe()
+                self.bucket_checked = (now, state)
+            return state
+
     def health(self) -> dict:
         """The audit log is ok if its last write worked: a read would succeed while
-        every write (and so every request) fails. Without a recent write, a probe."""
+        every write (and so every request) fails. Without a recent write, a probe.
+        The bucket: as S3 reported it at most STORAGE_CHECK_EVERY seconds ago."""
         now = self.clock()
         when, audit_ok = self.last_write
         if now - when > HEALTH_PROBE_AFTER:
             audit_ok = self.audit.healthy()
             self.last_write = (now, audit_ok)
+        bucket = self.bucket(now)
         return {
-            "status": "ok" if audit_ok and self.config.enabled else "degraded",
+            "status": "ok" if audit_ok and bucket.reachable and self.config.enabled else "degraded",
             "gatekeeper_id": self.config.gatekeeper_id,
             "version": VERSION,
             "protocol": PROTOCOL,
+            "features": list(FEATURES),
+            "approvers": sorted(self.config.approver_keys),
+            "approvals_required": self.config.approvers_required,
             "vendor_kids": list(self.config.vendor_key_ids),
             "time": int(now),
             "enabled": self.config.enabled,
-            "encryption": self.config.storage.encryption,
+            "allowed_ops": [op for op in OPS if op in self.config.allowed_ops],
             "storage_origin": self.storage.origin,
+            "bucket": self.config.storage.bucket,
+            "region": bucket.region,
+            "storage": "ok" if bucket.reachable else "unreachable",
+            "storage_problem": bucket.problem,
+            "encryption": bucket.encryption,
+            "kms_key_id": bucket.kms_key_id,
+            "upload_encryption": self.config.storage.encryption,
             "audit": "ok" if audit_ok else "unavailable",
         }
 
@@ -369,10 +420,16 @@ def plain_error(status: int, code: str, message: str) -> Response:
 
 
 def open_store(url: str, retention_days: int, endpoint_url: str = "",
-               region: str = "us-east-1") -> AuditStore:
+               region: str = "us-east-1", session: botocore.session.Session | None = None) -> AuditStore:
     """The audit store `url` names (config.parse_audit_url): an SQLite file, or a
-    DynamoDB table (at the S3 endpoint_url when one is set: moto serves both)."""
+    DynamoDB table (at the S3 endpoint_url when one is set: moto serves both).
+
+    Only the store in use is imported, here rather than at the top: a Lambda's cold
+    start does not load sqlite3 and the SQLite store, nor a self-hosted server the
+    DynamoDB one. (They are a layer below: this is for speed, not to dodge a cycle.)"""
     kind, where = parse_audit_url(url)
     if kind == "sqlite":
+        from .audit_sqlite import SqliteAuditStore
         return SqliteAuditStore(where, retention_days)
-    return DynamoAuditStore(where, retention_days, endpoint_url or None, region)
+    from .audit_dynamodb import DynamoAuditStore
+    return DynamoAuditStore(where, retention_days, endpoint_url or None, region, session)

@@ -65,6 +65,8 @@ class AuditRecord:
     sub: str = ""
     name: str = ""  # the grant's display name, so the log reads "Bob", not "user:7"
     kid: str = ""
+    approval: str = ""  # a support grant's approval id (approvals.py), "" for any other
+    approvers: str = ""  # the approver ids that signed it, comma-separated
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in FIELDS}

@@ -13,7 +13,7 @@ import os
 import re
 import time
 
-import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -58,17 +58,18 @@ def _jti_key(jti: str) -> dict:
 
 class DynamoAuditStore:
     def __init__(self, table: str, retention_days: int, endpoint_url: str | None = None,
-                 region: str | None = None):
+                 region: str | None = None, session: botocore.session.Session | None = None):
         self.table = table
         self.retention_days = retention_days
         self.endpoint_url = endpoint_url or None
         self.region = region
+        self.session = session or botocore.session.get_session()  # app.py shares the bucket's
 
     @functools.cached_property
     def client(self):
         """As storage.Storage.client: one per process, made on first use."""
-        return boto3.session.Session(region_name=self.region).client(
-            "dynamodb", endpoint_url=self.endpoint_url, config=BotoConfig(
+        return self.session.create_client(
+            "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url, config=BotoConfig(
                 # Bounded timeouts and few retries: a request waits on its audit record.
                 connect_timeout=2, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}))
 

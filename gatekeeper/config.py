@@ -6,7 +6,8 @@ deployment, where there is no file) and its Config field follow from the name. T
 environment wins over the file. Lists in the environment are JSON arrays or
 comma-separated; `GATEKEEPER_VENDOR_KEYS` is a JSON object or `kid:key,kid:key`,
 and replaces the file's whole [vendor_keys] table (a key rotated out in the
-environment must not stay trusted through the file).
+environment must not stay trusted through the file); `GATEKEEPER_APPROVERS_KEYS`,
+a JSON object, does the same for [approvers.keys].
 
 Anything wrong refuses to start with a ConfigError naming the offending key.
 Unknown keys are errors too, in the file and among GATEKEEPER_* variables: a
@@ -27,13 +28,19 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.algorithms import ECAlgorithm
+from jwt.exceptions import InvalidKeyError
 
-from .errors import ConfigError
+from .errors import OPS, ConfigError
 from .paths import Network, is_int
 
 ENV_PREFIX = "GATEKEEPER_"
 ENV_VENDOR_KEYS = "GATEKEEPER_VENDOR_KEYS"
+ENV_APPROVER_KEYS = "GATEKEEPER_APPROVERS_KEYS"
+FREE_FORM = ("vendor_keys", "approvers.keys")  # tables of id -> key, not of KEYS
 ENV_CONFIG_PATH = "GATEKEEPER_CONFIG"  # the Lambda adapter's file path, not a key
 ENCRYPTION_MODES = ("sse-s3", "sse-kms")
 MAX_PRESIGN_TTL = 3600
@@ -101,6 +108,13 @@ def _networks(key: str, texts: list[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
+def _ops(key: str, names: list[str]) -> frozenset[str]:
+    unknown = sorted(set(names) - set(OPS))
+    if unknown:
+        raise ConfigError(key, f"{unknown[0]!r} is not an op (one of {', '.join(OPS)})")
+    return frozenset(names)
+
+
 def _countries(key: str, codes: list[str]) -> frozenset[str]:
     for code in codes:
         if not COUNTRY_RE.match(code):
@@ -136,6 +150,8 @@ KEYS = (
     Key("clock_leeway", "int", 30, (0, 300)),
     Key("max_upload_bytes", "int", 100 * 1024**2, (1, 5 * 1024**3)),
     Key("enabled", "bool", True),
+    # The customer's switch for the gatekeeper's own powers (its IAM role lacks the rest).
+    Key("allowed_ops", "list", OPS, check=_ops),
     Key("storage.bucket", "str", check=_ensure(BUCKET_RE.match, "{!r} is not a valid S3 bucket name")),
     Key("storage.region", "str", check=_ensure(REGION_RE.match, "{!r} is not a region like us-east-1")),
     Key("storage.endpoint_url", "str", "", check=_endpoint_url),
@@ -159,10 +175,12 @@ KEYS = (
         field="audit_cursor_secret"),
     Key("revocation.not_before", "int", 0, (0, 2**40), field="not_before"),
     Key("revocation.subjects", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_subjects"),
+    Key("revocation.approvals", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_approvals"),
+    Key("approvers.required", "int", 1, (1, 2), field="approvers_required"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 KEYS_BY_ENV = {key.env: key for key in KEYS}
-SECTIONS = {key.name.rpartition(".")[0] for key in KEYS} | {"vendor_keys"}
+SECTIONS = {key.name.rpartition(".")[0] for key in KEYS} | set(FREE_FORM)
 
 
 def _default(name: str) -> Any:
@@ -201,6 +219,7 @@ class Config:
     clock_leeway: int = _default("clock_leeway")
     max_upload_bytes: int = _default("max_upload_bytes")
     enabled: bool = _default("enabled")
+    allowed_ops: frozenset[str] = _default("allowed_ops")
     countries: frozenset[str] = _default("acl.countries")
     geoip_db: str = _default("acl.geoip_db")
     country_header: str = _default("acl.country_header")
@@ -210,7 +229,10 @@ class Config:
     audit_cursor_secret: str = field(default=_default("audit.cursor_secret"), repr=False)
     not_before: int = _default("revocation.not_before")
     revoked_subjects: frozenset[str] = _default("revocation.subjects")
+    revoked_approvals: frozenset[str] = _default("revocation.approvals")
+    approvers_required: int = _default("approvers.required")
     vendor_key_ids: tuple[str, ...] = field(default=())
+    approver_keys: Mapping[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)  # empty: none approves
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -229,8 +251,9 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Confi
             raise ConfigError("--config", f"not valid TOML: {exc}") from None
     flat = _flatten(raw)
     from_env = _from_env(env)
-    if any(key.startswith("vendor_keys.") for key in from_env):
-        flat = {key: value for key, value in flat.items() if not key.startswith("vendor_keys.")}
+    for table in FREE_FORM:
+        if any(key.startswith(table + ".") for key in from_env):
+            flat = {key: value for key, value in flat.items() if not key.startswith(table + ".")}
     flat.update(from_env)
     return _build(flat)
 
@@ -240,8 +263,8 @@ def _flatten(raw: dict[str, Any], section: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for name, value in raw.items():
         dotted = f"{section}.{name}" if section else name
-        if section == "vendor_keys":
-            flat[dotted] = value  # free-form: kid -> key
+        if section in FREE_FORM:
+            flat[dotted] = value  # free-form: id -> key
         elif dotted in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(dotted, "must be a table")
@@ -260,11 +283,16 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if name in KEYS_BY_ENV:
             key = KEYS_BY_ENV[name]
             out[key.name] = _parse_env_value(name, text, key.kind)
-        elif name.startswith(ENV_PREFIX) and name not in (ENV_VENDOR_KEYS, ENV_CONFIG_PATH):
+        elif name.startswith(ENV_PREFIX) and name not in (ENV_VENDOR_KEYS, ENV_APPROVER_KEYS, ENV_CONFIG_PATH):
             raise ConfigError(name, "unknown variable (misspelt?)")
     if ENV_VENDOR_KEYS in env:
         for kid, key in _parse_vendor_keys_env(env[ENV_VENDOR_KEYS]).items():
             out[f"vendor_keys.{kid}"] = key
+    if ENV_APPROVER_KEYS in env:
+        approvers = _json(ENV_APPROVER_KEYS, env[ENV_APPROVER_KEYS], "must be a JSON object: id -> key")
+        if not isinstance(approvers, dict):
+            raise ConfigError(ENV_APPROVER_KEYS, "must be a JSON object: id -> key")
+        out.update({f"approvers.keys.{approver}": key for approver, key in approvers.items()})
     return out
 
 
@@ -359,6 +387,35 @@ def _vendor_keys(flat: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+def _approver_keys(flat: dict[str, Any]) -> dict[str, ec.EllipticCurvePublicKey]:
+    """[approvers.keys]: id -> an ECDSA P-256 public key, as a JWK (a TOML table or
+    its JSON text) or PEM. Never a private key: its holder alone may have that."""
+    keys = {}
+    for dotted, value in flat.items():
+        if not dotted.startswith("approvers.keys."):
+            continue
+        approver = dotted.removeprefix("approvers.keys.")
+        if not KID_RE.match(approver):
+            raise ConfigError(dotted, "an approver id is 1-64 letters, digits, '.', '_' or '-'")
+        try:
+            if isinstance(value, str) and value.lstrip().startswith("{"):
+                value = json.loads(value)
+            if isinstance(value, dict):
+                if "d" in value:
+                    raise ConfigError(dotted, "is a private key: paste only the public half")
+                key = ECAlgorithm.from_jwk(value)
+            elif isinstance(value, str) and value.lstrip().startswith("-----BEGIN PUBLIC KEY-----"):
+                key = load_pem_public_key(value.strip().encode())
+            else:
+                raise ConfigError(dotted, "must be a JWK (table or JSON) or a PEM public key")
+        except (ValueError, TypeError, InvalidKeyError):
+            raise ConfigError(dotted, "is not a valid ECDSA P-256 public key") from None
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ConfigError(dotted, "must be an ECDSA P-256 public key")
+        keys[approver] = key
+    return keys
+
+
 def _build(flat: dict[str, Any]) -> Config:
     values = {key.name: _value(flat, key) for key in KEYS}
     # What no single key can say alone.
@@ -367,11 +424,15 @@ def _build(flat: dict[str, Any]) -> Config:
     if values["acl.country_header"] and not values["acl.trusted_proxies"]:
         raise ConfigError("acl.country_header", "is only believed from trusted_proxies; set them")
     keys = _vendor_keys(flat)
+    approvers = _approver_keys(flat)
+    if values["approvers.required"] > max(len(approvers), 1):
+        raise ConfigError("approvers.required", "asks for more approvers than [approvers.keys] lists")
     top = {key.field or key.name: values[key.name] for key in KEYS if key.field or "." not in key.name}
     return Config(
         **top,
         vendor_keys=keys,
         vendor_key_ids=tuple(sorted(keys)),
+        approver_keys=approvers,
         storage=StorageConfig(**{name.removeprefix("storage."): value
                                  for name, value in values.items() if name.startswith("storage.")}),
         acl=AclConfig(values["acl.allow"], values["acl.deny"]),

@@ -1,6 +1,6 @@
 """The AWS deployment: API Gateway HTTP API (payload 2.0) and Lambda function URL
 events, both the same shape. Configuration comes from GATEKEEPER_* environment
-variables; the Gatekeeper (and its boto3 clients) is built once per container, and
+variables; the Gatekeeper (and its botocore clients) is built once per container, and
 while its configuration or audit store is refused every request is answered 503."""
 
 from __future__ import annotations

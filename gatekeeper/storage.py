@@ -1,13 +1,19 @@
-"""The customer's bucket, as the gatekeeper sees it: one boto3 client (made on first use) for
-listing and deleting, and the presigner fed with the same session's credentials."""
+"""The customer's bucket, as the gatekeeper sees it: one botocore client (made on first use)
+for listing and deleting, another with short timeouts for what health reports of the bucket,
+and the presigner fed with the same session's credentials.
+
+botocore, not boto3: boto3 adds nothing the gatekeeper uses, and importing it (with
+s3transfer) is most of a Lambda cold start (bench/bench_cold_start.py)."""
 
 from __future__ import annotations
 
 import functools
+import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config as BotoConfig
 
 from .config import StorageConfig
@@ -16,12 +22,35 @@ from .presign import Credentials, Presigner
 
 MAX_LIST_KEYS = 1000
 CLIENT_TIMEOUTS = dict(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
+# Health must answer promptly whatever the bucket does: one attempt, short waits.
+PROBE_TIMEOUTS = dict(connect_timeout=1, read_timeout=1.5, retries={"total_max_attempts": 1})
+# S3's default-encryption algorithms, in the words of config's storage.encryption.
+ENCRYPTION_NAMES = {"AES256": "sse-s3", "aws:kms": "sse-kms", "aws:kms:dsse": "dsse-kms"}
+NO_ENCRYPTION_CONFIG = "ServerSideEncryptionConfigurationNotFoundError"
+# Why a bucket is unreachable (health's storage_problem), by what HeadBucket answered.
+PROBLEMS = {"404": "no_such_bucket", "NoSuchBucket": "no_such_bucket", "403": "access_denied",
+            "AccessDenied": "access_denied", "301": "wrong_region", "PermanentRedirect": "wrong_region"}
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """The bucket as S3 reports it: reachable (HeadBucket answered 200) and, if so, its
+    region and default encryption ("sse-s3", "sse-kms", "dsse-kms", "none", or
+    "unknown" when it could not be read); `problem` says why it is not reachable."""
+    reachable: bool
+    region: str
+    encryption: str = "unknown"
+    kms_key_id: str = ""
+    problem: str = ""
 
 
 class Storage:
-    def __init__(self, config: StorageConfig):
+    def __init__(self, config: StorageConfig, session: botocore.session.Session | None = None):
         self.config = config
-        self._session = boto3.session.Session(region_name=config.region)
+        # app.py passes the session the audit store uses too: botocore reads its model
+        # and endpoint files once per session.
+        self._session = session or botocore.session.get_session()
+        self._client_lock = threading.Lock()  # a botocore session is not thread-safe; its clients are
         self.presigner = Presigner(config, self.credentials)
 
     def credentials(self) -> Credentials:
@@ -41,13 +70,53 @@ class Storage:
         """scheme://host[:port] of the presigned URLs: the storage origin."""
         return self.presigner.origin
 
+    def _client(self, timeouts: dict):
+        with self._client_lock:
+            return self._session.create_client(
+                "s3", region_name=self.config.region, endpoint_url=self.config.endpoint_url or None,
+                config=BotoConfig(signature_version="s3v4",
+                                  s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
+                                  **timeouts))
+
     @functools.cached_property
     def client(self):
-        """Made on first use (it costs milliseconds), then shared: boto3 clients are
+        """Made on first use (it costs milliseconds), then shared: botocore clients are
         thread-safe. Two threads racing here may each make one; one is kept."""
-        return self._session.client("s3", endpoint_url=self.config.endpoint_url or None, config=BotoConfig(
-            signature_version="s3v4", s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
-            **CLIENT_TIMEOUTS))
+        return self._client(CLIENT_TIMEOUTS)
+
+    @functools.cached_property
+    def probe_client(self):
+        return self._client(PROBE_TIMEOUTS)
+
+    def describe(self) -> BucketState:
+        """HeadBucket, then GetBucketEncryption: never raises, and gives up within a few
+        seconds (PROBE_TIMEOUTS). The caller decides how often to ask (app.py caches it)."""
+        configured = self.config.region
+        try:
+            head = self.probe_client.head_bucket(Bucket=self.config.bucket)
+        except botocore.exceptions.ClientError as refused:
+            error = refused.response.get("Error", {})
+            region = _bucket_region(refused.response) or configured
+            return BucketState(False, region, problem=PROBLEMS.get(str(error.get("Code")), "refused"))
+        except botocore.exceptions.NoCredentialsError:
+            return BucketState(False, configured, problem="no_credentials")
+        except botocore.exceptions.BotoCoreError:  # no connection, timeouts, a bad answer
+            return BucketState(False, configured, problem="no_connection")
+        region = _bucket_region(head) or configured
+        if region != configured:  # botocore followed S3's redirect; presigned URLs would not
+            return BucketState(False, region, problem="wrong_region")
+        try:
+            rules = self.probe_client.get_bucket_encryption(Bucket=self.config.bucket)[
+                "ServerSideEncryptionConfiguration"]["Rules"]
+            default = rules[0]["ApplyServerSideEncryptionByDefault"]
+        except botocore.exceptions.ClientError as refused:
+            code = refused.response.get("Error", {}).get("Code")
+            return BucketState(True, region, "none" if code == NO_ENCRYPTION_CONFIG else "unknown")
+        except (botocore.exceptions.BotoCoreError, KeyError, IndexError, TypeError):
+            return BucketState(True, region)
+        algorithm = str(default.get("SSEAlgorithm", ""))
+        return BucketState(True, region, ENCRYPTION_NAMES.get(algorithm, "unknown"),
+                           str(default.get("KMSMasterKeyID", "")) if "kms" in algorithm else "")
 
     def list(self, prefix: str) -> tuple[list[dict], bool]:
         try:
@@ -81,6 +150,11 @@ class Storage:
 
     def presign_post(self, key: str, content_type: str, size: int, ttl: int, now: float):
         return self.presigner.presign_post(key, content_type, size, ttl, _utc(now))
+
+
+def _bucket_region(answer: dict) -> str:
+    headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(answer.get("BucketRegion") or headers.get("x-amz-bucket-region") or "")
 
 
 def _utc(now: float) -> datetime:

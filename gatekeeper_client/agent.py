@@ -131,7 +131,7 @@ def summary_of(report: object) -> bytes | None:
 
 def with_summary(files: list[File]) -> list[File]:
     """The files, plus summary.json made from report.json when they have a
-    report and no summary of their own (protocol 1.1's ticket list reads it)."""
+    report and no summary of their own (protocol 2's ticket list reads it)."""
     names = {name for name, _data, _type in files}
     report = next((data for name, data, _type in files if name == REPORT_NAME), None)
     if report is None or SUMMARY_NAME in names:
@@ -223,10 +223,17 @@ def _storage_origin(gatekeeper: GatekeeperClient, pin: Pin) -> str:
         raise SubmitFailed("health", f"could not reach the gatekeeper: {_reason(exc, pin.url)}",
                            code="unreachable") from None
     try:
-        return pin.check_health(health)
+        origin = pin.check_health(health)
     except PinError as refused:
         code = "wrong_gatekeeper" if health.get("gatekeeper_id") != pin.id else "wrong_storage"
         raise SubmitFailed("pin", f"{refused}; refusing to upload", code=code) from None
+    # Its own word that it cannot reach its bucket: every upload would fail with S3's
+    # error, so say that instead (an older gatekeeper does not report it).
+    if health.get("storage") == "unreachable":
+        problem = str(health.get("storage_problem") or "unknown")[:40]
+        raise SubmitFailed("health", f"the gatekeeper cannot reach its bucket ({problem}); nothing was "
+                           "uploaded: ask your IT department", code="storage_unreachable")
+    return origin
 
 
 def _portal_post(http, step, url, body, headers, timeout, ok) -> dict:

@@ -76,7 +76,7 @@ def mint_grant(
     jti: str | None = None,
     prefixes: list[str] | tuple[str, ...] | None = None,
 ) -> str:
-    """Sign a grant for one `prefix`, or for several `prefixes` (protocol 1.1: get
+    """Sign a grant for one `prefix`, or for several `prefixes` (protocol 2: get
     and list only, at most MAX_SCOPE_PREFIXES). `now` is injectable so tests can
     make expired grants."""
     if (prefix is None) == (prefixes is None):

@@ -145,6 +145,29 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "static_collected"
+
+# Vendor artifacts (the gatekeeper's CloudFormation template and Lambda zips, published
+# by `manage.py publish_gatekeeper`): S3 through django-storages; moto's S3 in the demo
+# and tests (DUALKEY_ARTIFACTS_ENDPOINT_URL). Credentials: the standard AWS chain.
+DUALKEY_ARTIFACTS_BUCKET = env_str("DUALKEY_ARTIFACTS_BUCKET", "dualkey-artifacts")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": DUALKEY_ARTIFACTS_BUCKET,
+            "region_name": env_str("DUALKEY_ARTIFACTS_REGION", "us-east-1"),
+            "endpoint_url": env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") or None,
+            "addressing_style": "path" if env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") else None,
+            # A published version is never replaced (the command refuses); plain URLs,
+            # since templates and zips are public by design (no customer data).
+            "file_overwrite": False,
+            "querystring_auth": False,
+            "default_acl": None,
+        },
+    },
+}
 # In debug WhiteNoise serves straight from static/, so no collectstatic is needed.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG

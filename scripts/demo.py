@@ -111,6 +111,8 @@ def main() -> None:
         **os.environ, **support.AWS_ENV,
         "DUALKEY_DEBUG": "1",
         "DUALKEY_PORTAL_ORIGIN": portal_url,
+        # The vendor's artifact bucket (templates, Lambda zips) in moto, as STORAGES["artifacts"].
+        "DUALKEY_ARTIFACTS_ENDPOINT_URL": storage_url,
         "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'portal.sqlite3'}"),
         "DUALKEY_DEMO_TENANTS": ";".join(
             f"{slug},{gatekeeper_id},{gatekeeper_url},{slug}-reports,{storage_url}"
@@ -137,6 +139,7 @@ def main() -> None:
         import boto3
 
         s3 = boto3.client("s3", endpoint_url=storage_url, region_name="us-east-1")
+        s3.create_bucket(Bucket="dualkey-artifacts")  # publish_gatekeeper's (DUALKEY_ARTIFACTS_BUCKET)
         for tenant in seeded["tenants"]:
             s3.create_bucket(Bucket=tenant["bucket"])
             # Browsers read objects straight from storage: the bucket allows the portal's origin.

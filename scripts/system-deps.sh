@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only when they are missing:
 # Chromium (browser tests), PostgreSQL (the portal's tests run on it too) and
-# Node.js (the browser code's unit tests, tests/js: Node's own runner, no npm).
+# Node.js (the browser code's unit tests, tests/js: Node's own runner, no npm), and
+# systemd's systemd-analyze (the gatekeeper's unit file is verified, never started),
+# nginx and openssl (the documented reverse proxy, run in front of a gatekeeper).
 # Runs as root on CI and the developers' machines (apt-get works there).
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# systemd-analyze checks the self-hosted gatekeeper's unit (tests/gatekeeper/test_package.py)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# nginx runs docs/operations.md's reverse-proxy block in front of a gatekeeper
+# (tests/gatekeeper/test_reverse_proxy.py); the package's own service is not started.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# openssl makes that test's TLS certificate
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -21,7 +21,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from tenants.models import AgentToken, Invitation, Membership, SecurityEvent, Tenant
+from tenants.models import AgentToken, ApproverKey, Invitation, Membership, SecurityEvent, SupportAccess, Tenant
 from tenants.tokens import hash_token
 
 LIVE_STATUSES = (Tenant.Status.ONBOARDING, Tenant.Status.ACTIVE)
@@ -171,3 +171,48 @@ def access_invitation_for_support(user, slug: str, invitation_id: int) -> Invita
         return Invitation.objects.select_related("tenant").get(tenant=tenant, id=invitation_id, onboarding=True)
     except Invitation.DoesNotExist:
         raise Http404("not found") from None
+
+
+# --- vendor support access to one ticket (tenants/support_access.py) ---------------
+
+def _accesses() -> QuerySet[SupportAccess]:
+    return SupportAccess.objects.select_related("tenant", "ticket", "requested_by")
+
+
+def support_accesses_for_admin(user) -> QuerySet[SupportAccess]:
+    """Every support request for the admin's tenant (staff: 403)."""
+    return _accesses().filter(tenant=tenant_for_admin(user))
+
+
+def access_support_access_for_admin(user, access_id) -> SupportAccess:
+    try:
+        return support_accesses_for_admin(user).get(id=access_id)
+    except SupportAccess.DoesNotExist:
+        raise Http404("not found") from None
+
+
+def approver_keys_for_admin(user) -> QuerySet[ApproverKey]:
+    return ApproverKey.objects.filter(tenant=tenant_for_admin(user))
+
+
+def support_accesses_for_support(user) -> QuerySet[SupportAccess]:
+    """A support person's own requests: another's, even a colleague's, is not found
+    (an approval names one person)."""
+    require_support(user)
+    return _accesses().filter(requested_by=user)
+
+
+def access_support_access_for_support(user, access_id) -> SupportAccess:
+    try:
+        return support_accesses_for_support(user).get(id=access_id)
+    except SupportAccess.DoesNotExist:
+        raise Http404("not found") from None
+
+
+def access_ticket_for_support(user, slug: str, number: int):
+    """A ticket of the tenant by its number, for a support request: its metadata
+    only (the vendor holds that); reading it needs the customer's approval."""
+    ticket = access_tenant_for_support(user, slug).tickets.filter(number=number).first()
+    if ticket is None:
+        raise Http404("not found")
+    return ticket

@@ -1,7 +1,8 @@
 from django import forms
 
 from tenants.invitations import account_for, can_join, invitation_pending, username_taken
-from tenants.models import Membership, Tenant
+from tenants.models import Membership, SupportAccess, Tenant
+from tenants.support_access import DEFAULT_HOURS, MAX_HOURS, MAX_REASON_BYTES
 from tenants.validators import validate_printable
 
 
@@ -93,3 +94,40 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices,
                              error_messages={"required": "Choose a role.",
                                              "invalid_choice": "Choose a role: staff or admin."})
+
+
+# --- vendor support access (tenants/support_access.py) -------------------------------------
+
+class SupportAccessRequestForm(forms.Form):
+    """Vendor support asks to read one ticket of a tenant."""
+
+    number = forms.IntegerField(min_value=1, label="Ticket number")
+    reason_code = forms.ChoiceField(choices=SupportAccess.Reason.choices, label="Reason")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1024,
+                             label="Why (at most 1 KB; the tenant's admins read it)")
+    hours = forms.IntegerField(min_value=1, max_value=MAX_HOURS, initial=DEFAULT_HOURS,
+                               label=f"For how many hours (at most {MAX_HOURS}, 7 days)")
+    ops = forms.MultipleChoiceField(choices=[("get", "Read the files (get)"), ("list", "List them (list)")],
+                                    initial=["get", "list"], widget=forms.CheckboxSelectMultiple,
+                                    label="Access")
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"]
+        if len(reason.encode("utf-8")) > MAX_REASON_BYTES:
+            raise forms.ValidationError(f"At most {MAX_REASON_BYTES} bytes.")
+        if any(not (ch.isprintable() or ch in "\r\n") for ch in reason):
+            raise forms.ValidationError("Only printable text, please.")
+        return reason
+
+
+class ApprovalForm(forms.Form):
+    """One approver's JWS: made by this page's browser key, or pasted from the CLI."""
+
+    approval = forms.CharField(max_length=2048, strip=True, label="Approval (JWS)")
+
+
+class ApproverKeyForm(forms.Form):
+    """The public half of a key the admin's browser just made."""
+
+    approver_id = forms.CharField(max_length=64)
+    public_jwk = forms.CharField(max_length=1024)

@@ -1,6 +1,8 @@
 """Tenants and everything that belongs to one: memberships, signing keys, agent
 tokens. Views never query these directly; see tenants/access.py."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -147,6 +149,11 @@ class SecurityEvent(models.Model):
         JOINED = "joined", "Member joined"
         ROLE_CHANGED = "role_changed", "Role changed"
         REMOVED = "removed", "Member removed"
+        APPROVER_KEY_ADDED = "approver_key_added", "Approver key added"
+        SUPPORT_ACCESS_REQUESTED = "support_access_requested", "Vendor support asked for access"
+        SUPPORT_ACCESS_APPROVED = "support_access_approved", "Vendor support access approved"
+        SUPPORT_ACCESS_REFUSED = "support_access_refused", "Vendor support access refused"
+        SUPPORT_ACCESS_ENDED = "support_access_ended", "Vendor support access ended"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="security_events")
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -202,3 +209,77 @@ class Invitation(models.Model):
     def is_open(self) -> bool:
         """Neither accepted nor revoked (it may still have expired)."""
         return self.accepted_at is None and self.revoked_at is None
+
+
+class ApproverKey(models.Model):
+    """The public half of an approver key an admin made in their browser (WebCrypto
+    ECDSA P-256, non-extractable, kept in that browser's IndexedDB): shown on the
+    settings page as the gatekeeper's [approvers.keys] block. The portal never
+    holds a private half; keys made with the gatekeeper's CLI are not listed here."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="approver_keys")
+    approver_id = models.CharField(max_length=64)
+    public_jwk = models.JSONField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["approver_id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "approver_id"], name="one_approver_id_per_tenant")]
+
+    def __str__(self):
+        return f"{self.approver_id} @ {self.tenant}"
+
+
+class SupportAccess(models.Model):
+    """Vendor support's request to read one ticket, and the customer's answer. The
+    id is the approval id (`jti`) the approvers sign (tenants/support_access.py);
+    the approvals are the JWS they signed, which the report page sends to the
+    gatekeeper, the only judge of them (docs/protocol.md, §1a)."""
+
+    class Reason(models.TextChoices):
+        CUSTOMER_ASKED = "customer_asked", "The customer asked support to look"
+        BUG = "bug", "Investigating a suspected bug"
+        DATA = "data", "A data problem (upload, move, integrity)"
+        OTHER = "other", "Other (see the text)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REFUSED = "refused", "Refused"
+        ENDED = "ended", "Ended early"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="support_accesses")
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="support_accesses")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason_code = models.CharField(max_length=20, choices=Reason.choices)
+    reason = models.TextField(max_length=1024)
+    duration = models.PositiveIntegerField()  # seconds the approval is asked for
+    ops = models.JSONField()  # a subset of ["get", "list"]
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    # [{"approver": id, "jws": text, "by": username, "at": iso time}], one per approver
+    approvals = models.JSONField(default=list)
+    starts_at = models.DateTimeField(null=True, blank=True)  # the approvals' window, as signed
+    ends_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.requested_by} -> {self.ticket_id} ({self.status})"
+
+    @property
+    def approval_id(self) -> str:
+        return str(self.id)
+
+    def state(self, now) -> str:
+        """pending, approved, refused, ended (early, by an admin) or expired."""
+        if self.status == self.Status.APPROVED and self.ends_at is not None and now >= self.ends_at:
+            return "expired"
+        return self.status

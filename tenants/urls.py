@@ -1,10 +1,12 @@
 from django.urls import path
 
+from tenants import support_access_views as access_views
 from tenants import views
 
 urlpatterns = [
     path("settings/", views.settings_page, name="tenant-settings"),
     path("settings/storage/", views.update_storage, name="tenant-storage"),
+    path("settings/gatekeeper.toml", views.download_gatekeeper_toml, name="gatekeeper-toml"),
     path("settings/keys/next/", views.prepare_signing_key, name="signing-key-prepare"),
     path("settings/keys/activate/", views.activate_signing_key, name="signing-key-activate"),
     path("settings/tokens/", views.create_token, name="agent-token-create"),
@@ -17,9 +19,20 @@ urlpatterns = [
          name="member-invitation-resend"),
     path("settings/members/invitations/<int:invitation_id>/revoke/", views.revoke_member_invitation,
          name="member-invitation-revoke"),
+    path("settings/approvers/", access_views.approver_key_add, name="approver-key-add"),
+    path("settings/support-access/<uuid:access_id>/request.json", access_views.support_access_request_json,
+         name="support-access-request-json"),
+    path("settings/support-access/<uuid:access_id>/approve/", access_views.support_access_approve,
+         name="support-access-approve"),
+    path("settings/support-access/<uuid:access_id>/refuse/", access_views.support_access_refuse,
+         name="support-access-refuse"),
+    path("settings/support-access/<uuid:access_id>/end/", access_views.support_access_end,
+         name="support-access-end"),
     path("audit/", views.audit_page, name="tenant-audit"),
     path("support/", views.support_home, name="support"),
     path("support/tenants/new/", views.support_create_tenant, name="support-tenant-create"),
+    path("support/access/", access_views.support_access_list, name="support-access"),
+    path("support/tenants/<slug:slug>/access/", access_views.support_access_new, name="support-access-new"),
     path("support/tenants/<slug:slug>/", views.support_tenant, name="support-tenant"),
     path("support/tenants/<slug:slug>/invite/", views.support_invite_admin, name="support-invite-admin"),
     path("support/tenants/<slug:slug>/invitations/<int:invitation_id>/resend/", views.support_resend_invitation,

@@ -5,11 +5,13 @@ Admin pages answer 403 to a tenant's staff (wrong role in their own tenant) and
 vendor support.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.db import transaction
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -17,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from gatekeeper.errors import AUDIT_OPS
-from tenants import events, forms
+from tenants import events, forms, support_access
 from tenants import invitations
 from tenants.access import (
     access_agent_token_for_admin,
@@ -26,14 +28,17 @@ from tenants.access import (
     access_member_for_admin,
     access_tenant_for_support,
     agent_tokens_for_admin,
+    approver_keys_for_admin,
     invitations_for_admin,
     members_for_admin,
     security_events_for_admin,
+    support_accesses_for_admin,
     support_required,
     tenant_for_admin,
     tenants_for_support,
 )
 from tenants.csp import set_gatekeeper_csp
+from tenants.gatekeeper_toml import gatekeeper_toml
 from tenants.models import Membership, TenantSigningKey
 from tenants.services import MembershipError, change_role, create_tenant, remove_member
 from tenants.signing import (
@@ -62,6 +67,9 @@ def _gatekeeper_check(tenant, signing_keys) -> dict | None:
         "active_kid": " ".join(kids(TenantSigningKey.Status.ACTIVE)),
         "next_kid": " ".join(kids(TenantSigningKey.Status.NEXT)),
         "previous_kids": " ".join(kids(TenantSigningKey.Status.PREVIOUS)),
+        # What the admin chose: the check warns when the gatekeeper reports otherwise.
+        "bucket": tenant.bucket,
+        "region": tenant.region,
     }
 
 
@@ -69,7 +77,7 @@ SECURITY_EVENTS_SHOWN = 50
 
 
 def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, rotation_error=None,
-                   status=200):
+                   support_error=None, status=200):
     # A fresh tenant: a rejected storage form must not show (nor put into the
     # CSP) values that were not saved.
     tenant = tenant_for_admin(request.user)
@@ -86,14 +94,50 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
         "vendor_keys_toml": vendor_keys_toml(tenant),
         "gatekeeper_check": _gatekeeper_check(tenant, signing_keys),
         "security_events": security_events_for_admin(request.user)[:SECURITY_EVENTS_SHOWN],
+        **_support_access_context(request.user),
+        "support_error": support_error,
     }
     return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), tenant)
+
+
+SUPPORT_ACCESSES_SHOWN = 20
+
+
+def _support_access_context(user) -> dict:
+    """Vendor support's requests (newest first, their state now) and the approver
+    keys made in admins' browsers, with the [approvers] block to paste."""
+    now = timezone.now()
+    keys = list(approver_keys_for_admin(user))
+    return {
+        "support_accesses": [{"access": a, "state": a.state(now), "approvers": [x["approver"] for x in a.approvals]}
+                             for a in support_accesses_for_admin(user)[:SUPPORT_ACCESSES_SHOWN]],
+        "approver_keys": keys,
+        "approver_ids": " ".join(k.approver_id for k in keys),
+        "approvers_toml": support_access.approvers_toml(tenant_for_admin(user)),
+    }
+
+
+render_settings_page = _settings_page  # for tenants/support_access_views.py
 
 
 @login_required
 @require_safe  # HEAD too: the gatekeeper check reads the portal's clock from its Date header
 def settings_page(request):
     return _settings_page(request)
+
+
+@login_required
+@require_safe
+def download_gatekeeper_toml(request):
+    """A complete gatekeeper.toml for a self-hosted gatekeeper (tenants/gatekeeper_toml.py):
+    the caller's own tenant only, for its admins (staff 403, anyone else 404)."""
+    tenant = tenant_for_admin(request.user)
+    text = gatekeeper_toml(tenant, trusted_public_keys(tenant), settings.DUALKEY_PORTAL_ORIGIN, timezone.now(),
+                           request.user.get_username())
+    response = HttpResponse(text, content_type="application/toml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="gatekeeper-{tenant.slug}.toml"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

@@ -231,6 +231,21 @@ class Stack:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute("SELECT * FROM audit ORDER BY id")]
 
+    def reconfigure_gatekeeper(self, slug: str, extra_toml: str) -> None:
+        """Append `extra_toml` (whole tables) to the tenant gatekeeper's config and
+        restart it on the same port, as its customer would after pasting a block."""
+        tenant = self.tenants[slug]
+        tenant.config_path.write_text(tenant.config_path.read_text().rstrip("\n") + "\n\n" + extra_toml)
+        support.stop_process(self.processes.pop(f"gk-{slug}"))
+        port = urlsplit(tenant.gatekeeper_url).port
+        env = {**os.environ, **support.AWS_ENV}
+        env.pop("PYTHONPATH", None)
+        with open(tenant.log_path, "ab") as out:
+            self.processes[f"gk-{slug}"] = subprocess.Popen(
+                [PYTHON, "-m", "gatekeeper", "serve", "--config", str(tenant.config_path), "--port", str(port)],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        support.wait_for_http(tenant.gatekeeper_url + "/v1/health", self.processes[f"gk-{slug}"])
+
     # --- logs ---------------------------------------------------------------------------
 
     def portal_log_files(self) -> list[Path]:

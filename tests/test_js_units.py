@@ -22,7 +22,7 @@ PAGES = {
     "tickets/list.html": "tickets/list.js",
     "base.html": "lib/page.js",
     "tenants/audit.html": "audit/main.js",
-    "tenants/settings.html": "settings/gatekeeper-check.js",
+    "tenants/settings.html": "settings/main.js",
 }
 IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["'](\.{1,2}/[^"']+)["']""", re.M | re.S)
 PRELOAD = re.compile(r"""<link rel="modulepreload" href="\{% static 'js/([^']+)' %\}">""")

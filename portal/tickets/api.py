@@ -300,7 +300,7 @@ SUMMARY_NAME = "summary.json"
         413: TOO_LARGE,
         415: NOT_JSON,
     },
-    description="One get-only grant for up to 50 tickets' prefixes (protocol 1.1 `prefixes`), for the ticket "
+    description="One get-only grant for up to 50 tickets' prefixes (protocol 2 `prefixes`), for the ticket "
     "list: the browser signs every ticket's summary.json in one /v1/sign call and reads them straight from "
     "the tenant's storage. All or nothing: one ticket not the caller's is a 404. Session + CSRF.",
 )

@@ -16,8 +16,9 @@ from django.conf import settings
 
 from gatekeeper_client.grants import mint_grant
 from portal.tickets.models import Ticket
-from tenants.models import AgentToken, Tenant
+from tenants.models import AgentToken, SupportAccess, Tenant
 from tenants.signing import active_signing_key
+from tenants.support_access import live_approval, support_subject
 
 # All must stay within tenants.signing.MAX_GRANT_LIFETIME: key rotation relies on it.
 PUT_GRANT_LIFETIME = 300
@@ -90,8 +91,8 @@ def audit_grant(tenant: Tenant, user, *, now: float | None = None) -> Grant:
 
 
 def summary_grant(tickets: list[Ticket], user, *, now: float | None = None) -> Grant:
-    """One get-only grant for several tickets of one tenant (protocol 1.1's
-    `prefixes`), for the list page: each ticket's exact prefix, nothing wider.
+    """One get-only grant for several tickets of one tenant (protocol 2's
+    `prefixes` feature), for the list page: each ticket's exact prefix, nothing wider.
     The caller reached them through portal.tickets.access."""
     if not 1 <= len(tickets) <= MAX_SUMMARY_TICKETS or len({t.tenant_id for t in tickets}) != 1:
         raise ValueError(f"1 to {MAX_SUMMARY_TICKETS} tickets of one tenant")
@@ -107,3 +108,23 @@ def note_grant(note, user, *, now: float | None = None) -> Grant:
         note.ticket.tenant, prefix=note.prefix, **_person(user), ops=NOTE_GRANT_OPS,
         lifetime=NOTE_GRANT_LIFETIME, now=now,
     )
+
+
+@dataclass(frozen=True)
+class SupportGrant(Grant):
+    approval: str  # the X-Approval header's value: the customer's approvals of it
+
+
+def support_grant(access: SupportAccess, *, now: float | None = None) -> SupportGrant | None:
+    """A read grant for support while the approval runs (never past its end), or
+    None: pending, refused, ended early or expired requests get none."""
+    issued = time.time() if now is None else now
+    approval = live_approval(access, dt.datetime.fromtimestamp(issued, tz=dt.timezone.utc))
+    lifetime = min(READ_GRANT_LIFETIME, int(access.ends_at.timestamp() - issued)) if approval else 0
+    if lifetime < 1:
+        return None
+    user = access.requested_by
+    grant = _mint(access.tenant, prefix=access.ticket.prefix, subject=support_subject(user),
+                  name=f"{user.get_username()} (vendor support)", ops=tuple(access.ops), lifetime=lifetime,
+                  now=issued)
+    return SupportGrant(grant.token, grant.expires_at, approval)

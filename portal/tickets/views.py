@@ -8,16 +8,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.tickets import services
+from portal.tickets import grants, services
 from portal.tickets.access import access_ticket_for_user, assignable_users, members_of, tickets_for_user
 from portal.tickets.models import Ticket, TicketFile
-from tenants.access import membership_for_user, suspended_tenant_for_user, tenant_for_user
+from tenants.access import (LIVE_STATUSES, access_support_access_for_support, membership_for_user,
+                            suspended_tenant_for_user, tenant_for_user)
 from tenants.csp import set_report_csp
 
 TICKETS_PER_PAGE = 50  # the most one summary grant covers (grants.MAX_SUMMARY_TICKETS)
@@ -197,3 +199,48 @@ def workflow(request, ticket_id):
                                            require_https=request.is_secure()) or not target.startswith("/"):
         target = reverse("ticket-report", args=[ticket.id])
     return redirect(target)
+
+
+# --- vendor support, with a customer's approval (tenants/support_access.py) ---------
+
+@login_required
+@require_GET
+def support_report(request, access_id):
+    """The report page for vendor support: the same shell, whose grants come with
+    the customer's approval. Without a running approval: a page that says so."""
+    access = access_support_access_for_support(request.user, access_id)
+    state = access.state(timezone.now())
+    ticket, tenant = access.ticket, access.tenant
+    if state != "approved" or tenant.status not in LIVE_STATUSES or not tenant.has_gatekeeper:
+        return render(request, "tenants/support_access_closed.html", {"access": access, "state": state}, status=403)
+    context = {
+        "ticket": ticket,
+        "files": list(ticket.files.all()),
+        "tenant": tenant,
+        "gatekeeper_url": tenant.gatekeeper_url,
+        "grant_url": reverse("support-access-grant", args=[access.id]),
+        "prefix": ticket.prefix,
+        "notes": list(ticket.notes.filter(stored_at__isnull=False)),
+        "events": list(ticket.events.all()),
+        "support_access": access,
+    }
+    return set_report_csp(render(request, "tickets/report.html", context), tenant)
+
+
+@login_required
+@require_POST
+def support_grant(request, access_id):
+    """The page's grant: session + CSRF, as the ticket grant. 403 once the approval
+    is not running: the portal stops minting for an ended approval at once."""
+    access = access_support_access_for_support(request.user, access_id)
+    grant = None
+    if access.tenant.status in LIVE_STATUSES and access.tenant.has_gatekeeper:
+        grant = grants.support_grant(access)
+    if grant is None:
+        return JsonResponse({"error": "no_approval", "message": "This access is not approved, or has ended."},
+                            status=403)
+    response = JsonResponse({"grant": grant.token, "approval": grant.approval,
+                             "gatekeeper_url": access.tenant.gatekeeper_url, "prefix": access.ticket.prefix,
+                             "expires_at": grant.expires_at.isoformat()})
+    response["Cache-Control"] = "no-store"
+    return response

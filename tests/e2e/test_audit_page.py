@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 # Alice's browser is in New York, so local time and UTC differ by hours.
 TIMEZONE = "America/New_York"
 COLUMNS = ["time", "outcome", "op", "key", "client_ip", "country", "sub", "name", "reason", "status",
-           "user_agent"]
+           "user_agent", "approval"]
 # A user agent is whatever a client sends: here markup and a spreadsheet formula.
 HOSTILE_AGENT = '=HYPERLINK("http://evil.example/","open me")<b data-hostile>bold</b><img src=x>'
 
@@ -352,7 +352,8 @@ def test_the_csv_export_has_the_loaded_rows_with_formulas_neutralized(alice_view
     text = open(download.value.path(), encoding="utf-8-sig", newline="").read()
     table = list(csv.DictReader(io.StringIO(text)))
     assert list(table[0]) == ["time_utc", "request_id", "outcome", "op", "key", "client_ip", "country", "sub",
-                              "name", "reason", "status", "user_agent", "origin", "jti", "kid"]
+                              "name", "reason", "status", "user_agent", "origin", "jti", "kid", "approval",
+                              "approvers"]
     assert [(r["request_id"], r["time_utc"]) for r in table] == [(r["request_id"], r["utc"]) for r in shown]
     [hostile] = [r for r in table if r["request_id"] == hostile_entry]
     assert hostile["user_agent"] == "'" + HOSTILE_AGENT  # opens as text, not as a formula

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.e2e
 
 KEYS_HINT = "Paste the [vendor_keys] block below into its config and restart it."
 ALL_PASS = {"reachable": "pass", "protocol": "pass", "gatekeeper_id": "pass", "active_kid": "pass",
-            "clock": "pass", "audit": "pass", "enabled": "pass", "encryption": "info"}
+            "clock": "pass", "audit": "pass", "enabled": "pass", "storage": "pass", "bucket": "pass",
+            "region": "pass", "approvals": "pass", "encryption": "info"}
 
 
 
@@ -98,7 +99,11 @@ def test_alice_sees_every_check_pass(dualkey_stack, alice_view):
     assert checks["reachable"]["detail"].startswith("GET /v1/health answered in ")
     assert "Version 1." in checks["reachable"]["detail"]
     assert checks["clock"]["detail"].startswith("The gatekeeper's clock is within a second of the portal's")
-    assert checks["encryption"]["detail"].startswith("sse-s3: S3 encrypts")
+    # The bucket as the gatekeeper reports it (moto's buckets have no default encryption).
+    assert checks["storage"]["detail"] == f"Bucket “{dualkey_stack.tenants['acme'].bucket}” answered in us-east-1."
+    assert checks["bucket"]["detail"] == f"“{dualkey_stack.tenants['acme'].bucket}”."
+    assert checks["encryption"]["detail"] == ("none: The bucket has no default encryption configured. "
+                                              "Uploads through it ask for sse-s3.")
     assert {item["badge"] for item in checks.values()} == {"Pass", "Info"}
     assert all(item["hint"] is None for item in checks.values())
 
@@ -148,7 +153,8 @@ def test_a_misconfigured_gatekeeper_fails_with_the_fixes(dualkey_stack, chromium
         checks = view.checks()
         assert view.statuses() == {
             "reachable": "pass", "protocol": "pass", "gatekeeper_id": "fail", "active_kid": "fail",
-            "unknown_kids": "warn", "clock": "pass", "audit": "pass", "enabled": "fail", "encryption": "info"}
+            "unknown_kids": "warn", "clock": "pass", "audit": "pass", "enabled": "fail", "storage": "pass",
+            "bucket": "pass", "region": "pass", "approvals": "pass", "encryption": "info"}
         assert view.summary().startswith("3 checks failed, 1 warning: see how to fix below.")
         assert view.page.locator("[data-gatekeeper-check]").get_attribute("data-verdict") == "fail"
 
@@ -225,7 +231,30 @@ def test_the_faults_a_gatekeeper_can_report(dualkey_stack, chromium):
         assert checks["audit"]["status"] == "fail" and "fail closed" in checks["audit"]["detail"]
         assert checks["clock"]["status"] == "pass"
 
-        checks = run((200, {"protocol": 2, "vendor_kids": ["someone-else"]}))
+        # The gatekeeper whose bucket does not exist: not "all checks passed" (it was, once).
+        checks = run((200, {"storage": "unreachable", "storage_problem": "no_such_bucket", "status": "degraded",
+                            "encryption": "unknown"}))
+        assert checks["storage"]["status"] == "fail"
+        assert checks["storage"]["badge"] == "Fail"
+        assert "is unreachable from the gatekeeper: S3 says the bucket does not exist." in checks["storage"]["detail"]
+        assert checks["storage"]["hint"].startswith("Create the bucket")
+        assert view.summary().startswith("1 check failed: see how to fix below.")
+
+        # Another bucket and region than the admin chose here: warnings naming both.
+        checks = run((200, {"bucket": "somewhere-else", "region": "eu-central-1"}))
+        assert (checks["bucket"]["status"], checks["region"]["status"]) == ("warn", "warn")
+        assert checks["bucket"]["detail"] == (f"It uses bucket “somewhere-else”; these settings say "
+                                              f"“{acme.bucket}”.")
+        assert checks["region"]["detail"] == "It uses region “eu-central-1”; these settings say “us-east-1”."
+        assert view.summary().startswith("Usable, with 2 warnings")
+
+        # A protocol-1 gatekeeper (no `features`) still works, and the check says what it lacks.
+        checks = run((200, {"protocol": 1, "features": None, "approvers": None, "approvals_required": None}))
+        assert (checks["protocol"]["status"], checks["approvals"]["status"]) == ("warn", "warn")
+        assert "approvals are not enforced there" in checks["approvals"]["detail"]
+        assert checks["active_kid"]["status"] == "pass"
+
+        checks = run((200, {"protocol": 3, "vendor_kids": ["someone-else"]}))
         assert (checks["protocol"]["status"], checks["active_kid"]["status"]) == ("fail", "fail")
         assert checks["active_kid"]["hint"].startswith(KEYS_HINT)
 

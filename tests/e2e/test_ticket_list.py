@@ -3,7 +3,7 @@ the customer's storage while the portal cannot reach a gatekeeper or storage.
 
 Bob (staff at Acme) opens the list. The server renders every row from what the
 vendor holds; the page then gets ONE summary grant from the portal for all the
-page's tickets (protocol 1.1, a scope listing their prefixes), makes ONE /v1/sign
+page's tickets (protocol 2, a scope listing their prefixes), makes ONE /v1/sign
 call at Acme's gatekeeper, and fetches each summary.json straight from storage.
 """
 

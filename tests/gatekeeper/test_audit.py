@@ -48,6 +48,7 @@ def make_records(count: int = 60) -> list[AuditRecord]:
             country="FR", user_agent="Mozilla/5.0", origin="https://portal.test", op=op, key=key,
             outcome="deny" if deny else "allow", reason="ip_denied" if deny else "",
             status=403 if deny else 200, jti=f"jti-{i}", sub=subs[i % len(subs)], name=f"Person {i % 3}", kid="k1",
+            approval=f"apr-{i}" if i % 4 == 1 else "", approvers="alice,bob" if i % 4 == 1 else "",
         ))
     return records
 
@@ -113,8 +114,12 @@ def test_it_round_trips_every_field(store):
     assert cursor is None
     assert list(entries[0]) == [
         "ts", "request_id", "client_ip", "country", "user_agent", "origin", "op", "key",
-        "outcome", "reason", "status", "jti", "sub", "name", "kid",
+        "outcome", "reason", "status", "jti", "sub", "name", "kid", "approval", "approvers",
     ]
+    support = next(r for r in make_records() if r.approval)
+    store.write([support])
+    [entry] = [e for e in store.search(SearchQuery())[0] if e["request_id"] == support.request_id]
+    assert (entry["approval"], entry["approvers"]) == (support.approval, "alice,bob")
 
 
 def test_it_returns_newest_first(filled):
@@ -492,6 +497,24 @@ def test_sqlite_check_refuses_a_file_of_an_older_schema(tmp_path):
     repaired = SqliteAuditStore(path, RETENTION_DAYS)
     repaired.check()
     assert repaired.healthy()
+
+
+def test_sqlite_check_refuses_a_file_without_the_approval_columns_until_they_are_added(tmp_path):
+    path = str(tmp_path / "audit.db")
+    old_table = audit_sqlite.SQLITE_TABLES.replace(
+        ",\n    approval TEXT NOT NULL DEFAULT '', approvers TEXT NOT NULL DEFAULT ''", "")
+    assert old_table != audit_sqlite.SQLITE_TABLES
+    with sqlite3.connect(path) as db:
+        db.executescript(old_table)
+    with pytest.raises(ConfigError, match="audit.approval, audit.approvers"):
+        SqliteAuditStore(path, RETENTION_DAYS).check()
+    with sqlite3.connect(path) as db:  # the repair docs/operations.md gives
+        db.execute("ALTER TABLE audit ADD COLUMN approval TEXT NOT NULL DEFAULT ''")
+        db.execute("ALTER TABLE audit ADD COLUMN approvers TEXT NOT NULL DEFAULT ''")
+    repaired = SqliteAuditStore(path, RETENTION_DAYS)
+    repaired.check()
+    repaired.write([AuditRecord(ts=NOW, approval="apr-1", approvers="alice")])
+    assert repaired.search(SearchQuery())[0][0]["approval"] == "apr-1"
 
 
 def test_sqlite_check_refuses_a_file_it_may_not_write(tmp_path):

@@ -191,3 +191,74 @@ def test_audit_url_forms(url, ok, tmp_path):
 
 def test_the_default_audit_file_is_relative_to_the_working_directory():
     assert config_module.sqlite_path(config_module.Config.__dataclass_fields__["audit_url"].default) == "gatekeeper-audit.db"
+
+
+# --- [approvers] ------------------------------------------------------------------------
+
+def _approver_key():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def test_approver_keys_load_as_a_jwk_table_json_text_or_pem(tmp_path):
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+
+    from gatekeeper.cli import public_jwk
+
+    keys = [_approver_key() for _ in range(3)]
+    jwk = public_jwk(keys[0].public_key())
+    pem = keys[2].public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    table = ", ".join(f'{k} = "{v}"' for k, v in jwk.items())
+    path = tmp_path / "gk.toml"
+    path.write_text(toml_dumps(good()) + "\n[approvers]\nrequired = 2\n[approvers.keys]\n"
+                    f"alice = {{ {table} }}\nbob = '{json.dumps(public_jwk(keys[1].public_key()))}'\n"
+                    f'carol = """{pem}"""\n')
+    config = config_module.load(str(path), env={})
+    assert sorted(config.approver_keys) == ["alice", "bob", "carol"] and config.approvers_required == 2
+    assert config.approver_keys["carol"].public_numbers() == keys[2].public_key().public_numbers()
+    # The environment replaces the whole table, as GATEKEEPER_VENDOR_KEYS does [vendor_keys].
+    env = {"GATEKEEPER_APPROVERS_KEYS": json.dumps({"dave": jwk}), "GATEKEEPER_APPROVERS_REQUIRED": "1"}
+    assert list(config_module.load(str(path), env=env).approver_keys) == ["dave"]
+
+
+def test_no_approver_keys_is_a_valid_config_that_no_approval_passes(tmp_path):
+    config = load_dict(good(), tmp_path=tmp_path)
+    assert (dict(config.approver_keys), config.approvers_required, config.revoked_approvals) == ({}, 1, frozenset())
+
+
+@pytest.mark.parametrize("value, problem", [
+    ('"not a key"', "must be a JWK (table or JSON) or a PEM public key"),
+    ("{ kty = \"EC\", crv = \"P-256\", x = \"AA\", y = \"AA\" }", "not a valid ECDSA P-256 public key"),
+    ("{ kty = \"RSA\", n = \"AQAB\", e = \"AQAB\" }", "not a valid ECDSA P-256 public key"),
+    ('"""-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"""', "not a valid ECDSA P-256 public key"),
+    (42, "must be a JWK"),
+])
+def test_a_bad_approver_key_refuses_to_start_naming_it(tmp_path, value, problem):
+    path = tmp_path / "gk.toml"
+    path.write_text(toml_dumps(good()) + f"\n[approvers.keys]\nalice = {value}\n")
+    with pytest.raises(ConfigError) as refused:
+        config_module.load(str(path), env={})
+    assert refused.value.key == "approvers.keys.alice" and problem in str(refused.value)
+
+
+def test_a_private_approver_key_refuses_to_start(tmp_path):
+    import json
+
+    from jwt.algorithms import ECAlgorithm
+
+    private_jwk = ECAlgorithm.to_jwk(_approver_key(), as_dict=True)
+    path = tmp_path / "gk.toml"
+    path.write_text(toml_dumps(good()) + f"\n[approvers.keys]\nalice = '{json.dumps(private_jwk)}'\n")
+    with pytest.raises(ConfigError, match="private key"):
+        config_module.load(str(path), env={})
+
+
+def test_two_required_approvers_need_two_keys(tmp_path):
+    with pytest.raises(ConfigError, match="approvers.required"):
+        load_dict({**good(), "approvers": {"required": 2}}, tmp_path=tmp_path)
+    with pytest.raises(ConfigError, match="approvers.required"):
+        load_dict({**good(), "approvers": {"required": 3}}, tmp_path=tmp_path)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from gatekeeper.config import EVERYWHERE, KEYS, REQUIRED
+from gatekeeper.errors import OPS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
@@ -31,6 +32,8 @@ def rendered(default) -> str:
         return str(default)
     if default == EVERYWHERE:
         return "everyone (`0.0.0.0/0`, `::/0`)"
+    if default == OPS:
+        return "every op (" + ", ".join(f"`{op}`" for op in OPS) + ")"
     if default == ():
         return "`[]`"
     return '""' if default == "" else f"`{default}`"
@@ -47,7 +50,7 @@ def test_every_key_is_documented_with_its_variable_default_and_bounds():
 
 
 def test_the_table_documents_no_other_key():
-    extra = set(documented()) - {key.name for key in KEYS} - {'[vendor_keys] KID = "…"'}
+    extra = set(documented()) - {key.name for key in KEYS} - {'[vendor_keys] KID = "…"', '[approvers.keys] ID = …'}
     assert extra == set()
 
 
@@ -68,5 +71,5 @@ def test_a_config_that_sets_only_what_is_required_gets_the_tables_defaults():
 
 
 def test_the_rendering_tells_defaults_apart():
-    assert len({rendered(d) for d in (REQUIRED, True, 60, EVERYWHERE, (), "", "sse-s3")}) == 7
+    assert len({rendered(d) for d in (REQUIRED, True, 60, EVERYWHERE, OPS, (), "", "sse-s3")}) == 8
     assert re.fullmatch(r"`\[\]`", rendered(()))

@@ -151,7 +151,7 @@ def test_a_refusal_names_only_what_is_known():
     assert caught.value.claimed.kid == ""
 
 
-# --- protocol 1.1: a scope with several prefixes ------------------------------------
+# --- protocol 2: a scope with several prefixes ------------------------------------
 
 def _multi(prefixes, ops=("get",)) -> str:
     return _signed({"scope": {"prefixes": prefixes, "ops": list(ops)}})

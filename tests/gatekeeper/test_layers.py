@@ -19,6 +19,7 @@ LAYERS = (
     ("paths",),  # shapes: key and address syntax
     ("config",),
     ("grants", "acl", "presign", "audit"),  # decisions and records, no I/O of their own
+    ("approvals",),  # the customer's approval of a support grant: over grants
     ("storage", "audit_sqlite", "audit_dynamodb"),  # the stores: plug-ins app.py chooses from
     ("app",),
     ("http_server", "lambda_handler"),  # adapters: requests in, responses out
@@ -27,7 +28,8 @@ LAYERS = (
 )
 LAYER = {module: n for n, modules in enumerate(LAYERS) for module in modules}
 # Third-party packages the gatekeeper may import: gatekeeper/requirements*.txt.
-THIRD_PARTY = {"boto3", "botocore", "cryptography", "jwt", "waitress", "maxminddb"}
+# (botocore, not boto3: importing boto3 is most of a Lambda cold start; bench/bench_cold_start.py.)
+THIRD_PARTY = {"botocore", "cryptography", "jwt", "waitress", "maxminddb"}
 
 
 def imports(source: str, package: str = "gatekeeper") -> list[tuple[str, list[str]]]:

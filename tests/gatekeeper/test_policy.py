@@ -209,12 +209,15 @@ def test_health_reports_what_the_portal_checks_and_no_secrets(gatekeeper, moto_u
     body = response.json()
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert body["status"] == "ok" and body["gatekeeper_id"] == "gk-test"
-    assert body["protocol"] == 1 and body["vendor_kids"] == ["k1"]
+    assert body["protocol"] == 2 and body["vendor_kids"] == ["k1"]
+    assert (body["features"], body["approvers"], body["approvals_required"]) == (["approvals", "prefixes"], [], 1)
     assert abs(body["time"] - time.time()) < 5
-    assert body["encryption"] == "sse-s3" and body["audit"] == "ok"
+    assert body["upload_encryption"] == "sse-s3" and body["audit"] == "ok"
     # Where its presigned URLs point (here moto's endpoint_url): what agents pin uploads to.
     assert body["storage_origin"] == moto_url
-    assert "testing-secret" not in response.text and "bucket" not in response.text
+    # The bucket as S3 reports it (tests/gatekeeper/test_health_storage.py has the rest).
+    assert (body["bucket"], body["region"], body["storage"]) == (gatekeeper.bucket, "us-east-1", "ok")
+    assert "testing-secret" not in response.text and "testing" not in response.text
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
 
 

@@ -410,7 +410,7 @@ def test_head_answers_headers_only_so_keep_alive_stays_in_step(gatekeeper):
         connection.close()
 
 
-# --- protocol 1.1: one grant, several tickets' prefixes ---------------------------------
+# --- protocol 2: one grant, several tickets' prefixes ---------------------------------
 
 def multi_grant(prefixes, ops=("get",)):
     return mint_grant(VENDOR_KEY, issuer=ISSUER, audience=GATEKEEPER_ID, subject="user:7", name="Bob Staff",

@@ -374,6 +374,18 @@ def test_it_refuses_a_pinned_gatekeeper_that_says_it_is_another(world):
     assert world.sign_bodies == [] and world.stored == {}
 
 
+def test_it_uploads_nothing_when_the_gatekeeper_says_its_bucket_is_unreachable(world):
+    world.health = {"status": "degraded", "gatekeeper_id": GATEKEEPER_ID, "storage_origin": world.url,
+                    "storage": "unreachable", "storage_problem": "no_such_bucket"}
+
+    with pytest.raises(SubmitFailed) as failed:
+        submit_ticket(world.url, TOKEN, FILES, world)
+
+    assert (failed.value.step, failed.value.code) == ("health", "storage_unreachable")
+    assert "cannot reach its bucket (no_such_bucket)" in failed.value.message
+    assert world.sign_bodies == [] and world.stored == {}
+
+
 @pytest.mark.parametrize("health, message", [
     ({"status": "ok", "gatekeeper_id": GATEKEEPER_ID}, "does not report its storage_origin"),
     ({"status": "ok", "gatekeeper_id": GATEKEEPER_ID, "storage_origin": "http://s3.example.com"}, "must use https"),
@@ -554,7 +566,7 @@ def test_an_unreadable_token_file_is_a_clear_error(world, tmp_path):
 
 
 
-# --- summary.json (protocol 1.1's ticket list) ------------------------------------------
+# --- summary.json (protocol 2's ticket list) ------------------------------------------
 
 def test_the_summary_holds_what_the_list_shows_of_report_json():
     report = {"schema_version": 1, "subject": "Printer on fire " * 20, "message": "not in the summary",

@@ -8,8 +8,12 @@ import {
 const HEALTHY = Object.freeze({
   protocol: PROTOCOL, gatekeeper_id: "gk-acme", vendor_kids: ["acme-1"], time: 1_800_000_000,
   audit: "ok", enabled: true, encryption: "sse-s3", version: "1.2.3",
+  bucket: "acme-reports", region: "eu-west-1", storage: "ok", storage_problem: "", kms_key_id: "",
+  upload_encryption: "sse-s3",
+  features: ["approvals"], approvers: ["alice-laptop"], approvals_required: 1,
 });
-const EXPECTED = Object.freeze({ gatekeeperId: "gk-acme", activeKid: "acme-1", nextKid: "", previousKids: [] });
+const EXPECTED = Object.freeze({ gatekeeperId: "gk-acme", activeKid: "acme-1", nextKid: "", previousKids: [],
+  bucket: "acme-reports", region: "eu-west-1" });
 const IN_STEP = Object.freeze({ portalSkew: 0, browserSkew: 0 });
 
 const byId = (checks) => Object.fromEntries(checks.map((c) => [c.id, c]));
@@ -19,14 +23,19 @@ test("a healthy gatekeeper passes every check, in the checklist's order", () => 
   const checks = evaluate(HEALTHY, EXPECTED, IN_STEP, { elapsedMs: 12.4 });
   assert.deepEqual(checks.map((c) => [c.id, c.status]), [
     ["reachable", "pass"], ["protocol", "pass"], ["gatekeeper_id", "pass"], ["active_kid", "pass"],
-    ["clock", "pass"], ["audit", "pass"], ["enabled", "pass"], ["encryption", "info"],
+    ["clock", "pass"], ["audit", "pass"], ["enabled", "pass"], ["storage", "pass"], ["bucket", "pass"],
+    ["region", "pass"], ["approvals", "pass"], ["encryption", "info"],
   ]);
   const c = byId(checks);
   assert.equal(c.reachable.detail, "GET /v1/health answered in 12 ms. Version 1.2.3.");
   assert.equal(c.gatekeeper_id.detail, "“gk-acme”.");
   assert.equal(c.active_kid.detail, "acme-1.");
   assert.equal(c.clock.detail, "The gatekeeper's clock is within a second of the portal's.");
-  assert.equal(c.encryption.detail, "sse-s3: S3 encrypts each object with keys it manages (SSE-S3).");
+  assert.equal(c.storage.detail, "Bucket “acme-reports” answered in eu-west-1.");
+  assert.equal(c.bucket.detail, "“acme-reports”.");
+  assert.equal(c.region.detail, "“eu-west-1”.");
+  assert.equal(c.encryption.detail,
+    "sse-s3: S3 encrypts each object with keys it manages (SSE-S3). Uploads through it ask for sse-s3.");
   for (const check of checks) {
     assert.equal(check.title, TITLES[check.id]);
     assert.equal(check.hint, null);
@@ -39,10 +48,30 @@ test("without a time taken or a version, the first check says only that it answe
   assert.equal(evaluate({ ...HEALTHY, version: 3 }, EXPECTED, IN_STEP)[0].detail, "GET /v1/health answered.");
 });
 
+test("a protocol 1 gatekeeper still works, with warnings: approvals are not enforced there", () => {
+  const { features, approvers, approvals_required, ...old } = HEALTHY;
+  const c = byId(evaluate({ ...old, protocol: 1 }, EXPECTED, IN_STEP));
+  assert.equal(c.protocol.status, "warn");
+  assert.equal(c.approvals.status, "warn");
+  assert.match(c.approvals.detail, /approvals are not enforced there/);
+});
+
+test("the approvals check names approvers made on the page that the gatekeeper does not list", () => {
+  const c = byId(evaluate(HEALTHY, { ...EXPECTED, approverIds: ["alice-laptop", "bob-browser"] }, IN_STEP));
+  assert.equal(c.approvals.status, "warn");
+  assert.match(c.approvals.detail, /It does not list bob-browser/);
+  assert.equal(c.approvals.anchor, "#approvers");
+  const none = byId(evaluate({ ...HEALTHY, approvers: [] }, EXPECTED, IN_STEP));
+  assert.equal(none.approvals.status, "pass");
+  assert.match(none.approvals.detail, /refuses every vendor support grant/);
+  const two = byId(evaluate({ ...HEALTHY, approvers: ["a", "b"], approvals_required: 2 }, EXPECTED, IN_STEP));
+  assert.equal(two.approvals.detail, "Approvers: a, b; 2 must sign each approval.");
+});
+
 test("a gatekeeper speaking another protocol fails, quoting what it said", () => {
-  const c = byId(evaluate({ ...HEALTHY, protocol: 2 }, EXPECTED, IN_STEP));
+  const c = byId(evaluate({ ...HEALTHY, protocol: 3 }, EXPECTED, IN_STEP));
   assert.equal(c.protocol.status, "fail");
-  assert.equal(c.protocol.detail, `It speaks protocol “2”; this portal speaks ${PROTOCOL}.`);
+  assert.equal(c.protocol.detail, `It speaks protocol “3”; this portal speaks ${PROTOCOL}.`);
   assert.equal(byId(evaluate({ ...HEALTHY, protocol: undefined }, EXPECTED, IN_STEP)).protocol.detail,
     `It speaks protocol “none”; this portal speaks ${PROTOCOL}.`);
 });
@@ -64,7 +93,7 @@ test("untrusted text from the gatekeeper is cut short", () => {
   const c = byId(evaluate({ ...HEALTHY, gatekeeper_id: long, version: long, encryption: long }, EXPECTED, IN_STEP));
   assert.equal(c.gatekeeper_id.detail, `It calls itself “${clip(long)}”; these settings say “gk-acme”.`);
   assert.ok(c.reachable.detail.length < 100);
-  assert.equal(c.encryption.detail, `${clip(long, 40)}: a mode this portal does not know.`);
+  assert.equal(c.encryption.detail, `${clip(long, 40)}: a mode this portal does not know. Uploads through it ask for sse-s3.`);
 });
 
 test("the active key: not listed, not held, not trusted", () => {
@@ -141,7 +170,8 @@ test("summarize counts failures and warnings", () => {
   const checks = evaluate({ ...HEALTHY, protocol: 0, audit: "x", vendor_kids: ["acme-1", "y"] }, EXPECTED,
     { portalSkew: 15, browserSkew: 15 });
   assert.deepEqual(statuses(checks), { reachable: "pass", protocol: "fail", gatekeeper_id: "pass", active_kid: "pass",
-    unknown_kids: "warn", clock: "warn", audit: "fail", enabled: "pass", encryption: "info" });
+    unknown_kids: "warn", clock: "warn", audit: "fail", enabled: "pass", storage: "pass", bucket: "pass",
+    region: "pass", approvals: "pass", encryption: "info" });
   assert.deepEqual(summarize(checks), { status: "fail", text: "2 checks failed, 2 warnings: see how to fix below." });
   assert.deepEqual(summarize(checks.filter((c) => c.id !== "audit" && c.id !== "protocol" && c.id !== "clock")),
     { status: "warn", text: "Usable, with 1 warning: see below." });
@@ -152,6 +182,61 @@ test("a gatekeeper that did not answer fails once, and the rest is not checked",
   assert.deepEqual(checks[0], { id: "reachable", title: TITLES.reachable, status: "fail",
     detail: "Could not reach it.", hint: "Is it running?", anchor: null });
   assert.deepEqual(checks.slice(1).map((c) => [c.id, c.status]), ["protocol", "gatekeeper_id", "active_kid", "clock",
-    "audit", "enabled"].map((id) => [id, "skip"]));
+    "audit", "enabled", "storage"].map((id) => [id, "skip"]));
   assert.equal(summarize(checks).text, "1 check failed: see how to fix below.");
+});
+
+test("an unreachable bucket fails, saying why and how to fix it", () => {
+  const missing = byId(evaluate({ ...HEALTHY, storage: "unreachable", storage_problem: "no_such_bucket",
+    encryption: "unknown" }, EXPECTED, IN_STEP));
+  assert.equal(missing.storage.status, "fail");
+  assert.equal(missing.storage.detail, "Bucket “acme-reports” is unreachable from the gatekeeper: "
+    + "S3 says the bucket does not exist. Uploads and reports fail until it is.");
+  assert.match(missing.storage.hint, /^Create the bucket/);
+  assert.match(missing.encryption.detail, /^unknown: The gatekeeper could not read/);
+  assert.equal(summarize(Object.values(missing)).status, "fail");
+  const hints = (problem) => byId(evaluate({ ...HEALTHY, storage: "unreachable", storage_problem: problem },
+    EXPECTED, IN_STEP)).storage;
+  assert.match(hints("access_denied").hint, /s3:ListBucket \(no prefix condition\)/);
+  assert.match(hints("wrong_region").detail, /another region than its storage\.region/);
+  assert.match(hints("no_connection").detail, /S3 did not answer it in time/);
+  assert.match(hints("no_credentials").hint, /role/);
+  const odd = hints("x".repeat(300));
+  assert.equal(odd.detail, `Bucket “acme-reports” is unreachable from the gatekeeper: S3 answered “${clip("x".repeat(300))}”. `
+    + "Uploads and reports fail until it is.");
+  assert.match(odd.hint, /storage\.bucket, storage\.region/);
+});
+
+test("an older gatekeeper that does not report its bucket is a warning, not a pass", () => {
+  const older = { ...HEALTHY };
+  for (const key of ["bucket", "region", "storage", "storage_problem", "kms_key_id", "upload_encryption"]) delete older[key];
+  const checks = evaluate(older, EXPECTED, IN_STEP);
+  const c = byId(checks);
+  assert.equal(c.storage.status, "warn");
+  assert.equal(c.bucket, undefined);
+  assert.equal(c.region, undefined);
+  assert.equal(summarize(checks).status, "warn");
+});
+
+test("a bucket or region other than the one chosen in the settings is a warning naming both", () => {
+  const c = byId(evaluate({ ...HEALTHY, bucket: "other-bucket", region: "us-east-1" }, EXPECTED, IN_STEP));
+  assert.equal(c.bucket.status, "warn");
+  assert.equal(c.bucket.detail, "It uses bucket “other-bucket”; these settings say “acme-reports”.");
+  assert.equal(c.region.status, "warn");
+  assert.equal(c.region.detail, "It uses region “us-east-1”; these settings say “eu-west-1”.");
+  assert.match(c.region.hint, /correct the region in the settings above/);
+  const unset = byId(evaluate(HEALTHY, { ...EXPECTED, bucket: "", region: "" }, IN_STEP));
+  assert.equal(unset.bucket.status, "info");
+  assert.equal(unset.bucket.detail, "It uses bucket “acme-reports”; these settings name none.");
+  assert.equal(unset.region.status, "info");
+});
+
+test("the encryption line says what S3 reports, with the KMS key and what uploads ask for", () => {
+  const kms = byId(evaluate({ ...HEALTHY, encryption: "sse-kms", kms_key_id: "arn:aws:kms:eu-west-1:1:key/k",
+    upload_encryption: "sse-kms" }, EXPECTED, IN_STEP)).encryption;
+  assert.equal(kms.status, "info");
+  assert.equal(kms.detail, "sse-kms: S3 encrypts each object with your KMS key (SSE-KMS). "
+    + "Key arn:aws:kms:eu-west-1:1:key/k. Uploads through it ask for sse-kms.");
+  assert.match(byId(evaluate({ ...HEALTHY, encryption: "none" }, EXPECTED, IN_STEP)).encryption.detail,
+    /^none: The bucket has no default encryption configured\. Uploads through it ask for sse-s3\.$/);
 });

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from portal.tickets.services import create_note, note_stored
 from tenants.models import Invitation
+from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
 from tests.portal.base import BaseTestCase
@@ -46,12 +47,17 @@ class TenantIsolationTestCase(BaseTestCase):
             expires_at=timezone.now() + dt.timedelta(days=7))
         # A note Alice wrote on A's ticket (its text is in A's storage; the portal has its size).
         note = note_stored(create_note(self.ticket, self.alice, 12), self.alice)
-        self.values = {"ticket_id": str(self.ticket.id), "note_id": str(note.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
+        # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
+        access = request_access(self.victor, self.ticket, reason_code="bug", reason="walk", hours=24,
+                                ops=["get", "list"])
+        self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
+                       "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
                        "invitation_id": str(invitation.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
                        "membership_id": str(self.alice.membership.id)}
-        self.ghosts = {"ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
+        self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
+                       "token_id": "999999", "slug": "no-such-tenant",
                        "invitation_id": "999999", "membership_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
@@ -61,7 +67,7 @@ class TenantIsolationTestCase(BaseTestCase):
         # Anything of A's that must never show up for B.
         self.markers = [
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
-            "Alpha Ltd", "gk-alpha", "ann@alpha.example",
+            "Alpha Ltd", "gk-alpha", "ann@alpha.example", str(access.id),
             "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
@@ -105,13 +111,19 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/support/tenants/<slug:slug>/", "/api/v1/tickets", "/settings/", "/audit/",
                          "/api/v1/audit/grant", "/invitations/accept/",
                          "/support/tenants/<slug:slug>/invitations/<int:invitation_id>/revoke/",
-                         "/settings/members/", "/settings/members/invite/",
+                         "/settings/members/", "/settings/members/invite/", "/settings/gatekeeper.toml",
                          "/settings/members/<int:membership_id>/role/", "/settings/members/<int:membership_id>/remove/",
                          "/settings/members/invitations/<int:invitation_id>/resend/",
                          "/settings/members/invitations/<int:invitation_id>/revoke/",
                          "/tickets/<uuid:ticket_id>/workflow/", "/api/v1/tickets/summary-grant",
                          "/api/v1/tickets/<uuid:ticket_id>/notes",
-                         "/api/v1/tickets/<uuid:ticket_id>/notes/<uuid:note_id>/stored"]:
+                         "/api/v1/tickets/<uuid:ticket_id>/notes/<uuid:note_id>/stored",
+                         "/settings/approvers/", "/support/access/", "/support/tenants/<slug:slug>/access/",
+                         "/support/access/<uuid:access_id>/", "/support/access/<uuid:access_id>/grant",
+                         "/settings/support-access/<uuid:access_id>/request.json",
+                         "/settings/support-access/<uuid:access_id>/approve/",
+                         "/settings/support-access/<uuid:access_id>/refuse/",
+                         "/settings/support-access/<uuid:access_id>/end/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
@@ -135,7 +147,11 @@ class TenantIsolationTestCase(BaseTestCase):
                     f"/settings/members/{self.bob.membership.id}/role/",
                     f"/settings/members/{self.bob.membership.id}/remove/",
                     f"/settings/members/invitations/{self.values['invitation_id']}/resend/",
-                    f"/settings/members/invitations/{self.values['invitation_id']}/revoke/"]:
+                    f"/settings/members/invitations/{self.values['invitation_id']}/revoke/",
+                    f"/settings/support-access/{self.values['access_id']}/request.json",
+                    f"/settings/support-access/{self.values['access_id']}/approve/",
+                    f"/settings/support-access/{self.values['access_id']}/refuse/",
+                    f"/settings/support-access/{self.values['access_id']}/end/"]:
             self.as_charlie()
             get = self.client.get(url)
             post = self.client.post(url)

@@ -8,7 +8,8 @@ from tenants.signing import rotate_signing_key
 from tests.portal.base import BaseTestCase
 
 URL = "/settings/"
-CHECK_SCRIPT = '<script type="module" src="/static/js/settings/gatekeeper-check.js">'
+# One script: the check (which runs only where the page has a gatekeeper to check) and the approver keys.
+CHECK_SCRIPT = '<script type="module" src="/static/js/settings/main.js">'
 PAGE_SCRIPT = '<script type="module" src="/static/js/lib/page.js">'
 
 
@@ -90,6 +91,9 @@ class GatekeeperCheckPanelTestCase(BaseTestCase):
         self.assertIn(f'data-active-kid="{key.kid}"', panel)
         self.assertIn('data-previous-kids=""', panel)
         self.assertIn('data-clock-url="/settings/"', panel)
+        # What the admin chose, for the check to compare with what the gatekeeper reports.
+        self.assertIn(f'data-bucket="{self.tenant_a.bucket}"', panel)
+        self.assertIn(f'data-region="{self.tenant_a.region}"', panel)
         self.assertContains(r, "Check again")
         self.assertContains(r, CHECK_SCRIPT)
 
@@ -135,14 +139,15 @@ class GatekeeperCheckPanelTestCase(BaseTestCase):
         self.assertNotRegex(html, r"\son[a-z]+=")
         self.assertNotRegex(html, r"\sstyle=")
 
-    def test_without_a_gatekeeper_url_it_says_so_and_loads_no_script(self):
+    def test_without_a_gatekeeper_url_it_says_so_and_checks_nothing(self):
         Tenant.objects.filter(pk=self.tenant_a.pk).update(gatekeeper_url="", gatekeeper_id="")
         self.login(self.alice)
         r = self.client.get(URL)
         self.assertEqual(r.status_code, 200)
         self.assertContains(r, "No gatekeeper URL is configured yet")
         self.assertNotIn("data-gatekeeper-check", check_panel(r.content.decode()))
-        self.assertEqual(re.findall(r"<script[^>]*>", r.content.decode()), [PAGE_SCRIPT])  # base.html's alone
+        # base.html's script, and the page's, which finds no gatekeeper to check (only the approver keys to offer).
+        self.assertEqual(re.findall(r"<script[^>]*>", r.content.decode()), [PAGE_SCRIPT, CHECK_SCRIPT])
         self.assertNotContains(r, "Check again")
         self.assertEqual(r["Content-Security-Policy"], DEFAULT_HEADER)
 

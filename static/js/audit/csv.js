@@ -9,7 +9,7 @@
 import { readEntry } from "./table.js";
 
 export const COLUMNS = ["time_utc", "request_id", "outcome", "op", "key", "client_ip", "country", "sub", "name",
-  "reason", "status", "user_agent", "origin", "jti", "kid"];
+  "reason", "status", "user_agent", "origin", "jti", "kid", "approval", "approvers"];
 const FORMULA_START = /^[=+\-@\t\r]/;
 
 export function csvCell(value) {

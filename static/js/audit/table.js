@@ -36,6 +36,9 @@ export function readEntry(entry) {
     sub: str(entry?.sub, 256),
     name: str(entry?.name, 200),
     kid: str(entry?.kid, 128),
+    // A vendor support grant's: the customer's approval id and who signed it.
+    approval: str(entry?.approval, 128),
+    approvers: str(entry?.approvers, 300),
   };
 }
 
@@ -65,6 +68,9 @@ export function row(entry) {
     el("td", { className: "mono" }, e.reason || DASH),
     el("td", { className: "num" }, e.status || DASH),
     agentCell(e.user_agent),
+    // A vendor support read's: the customer's approval and who signed it.
+    el("td", { className: "mono", testid: "audit-approval" },
+      e.approval ? `${e.approval} (${e.approvers || "?"})` : DASH),
   );
 }
 

@@ -90,8 +90,12 @@ export function gatekeeperRefusal(status, body, requestId = null) {
 
 // Every POST to a gatekeeper (sign, audit search): the JSON answer, or an
 // ApiError that says what happened.
-export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, signal) {
+// `approval`: the customer's approval of a vendor support grant (X-Approval,
+// docs/protocol.md §1a), as the portal's grant answer carries it; else none.
+export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, signal, approval = null) {
   const url = endpoint(gatekeeperUrl, path);
+  const headers = { Authorization: `Bearer ${grant}`, "Content-Type": "application/json" };
+  if (typeof approval === "string" && approval) headers["X-Approval"] = approval;
   let response;
   try {
     response = await fetch(url, {
@@ -100,7 +104,7 @@ export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, sign
       credentials: "omit", // the grant is the only credential the gatekeeper needs
       referrerPolicy: "no-referrer",
       cache: "no-store",
-      headers: { Authorization: `Bearer ${grant}`, "Content-Type": "application/json" },
+      headers,
       body: JSON.stringify(payload),
       signal,
     });

@@ -6,8 +6,9 @@ import { ApiError, TooLargeError, postToGatekeeper, readLimited } from "./http.j
 
 // One /v1/sign call for the whole ticket: the gatekeeper audits and decides
 // the batch as a whole, and one round trip keeps the page fast.
-export async function signAll(gatekeeperUrl, grant, ops) {
-  const body = await postToGatekeeper(gatekeeperUrl, "/v1/sign", grant, { ops });
+// `approval`: a vendor support grant's X-Approval (lib/http.js); else none.
+export async function signAll(gatekeeperUrl, grant, ops, approval = null) {
+  const body = await postToGatekeeper(gatekeeperUrl, "/v1/sign", grant, { ops }, undefined, approval);
   if (!Array.isArray(body?.results) || body.results.length !== ops.length) {
     throw new ApiError("The gatekeeper's answer is malformed.", { source: "gatekeeper" });
   }

@@ -54,7 +54,8 @@ async function signManifest(files, notes) {
   // The ticket's notes are read in the same batch: they are under its prefix.
   const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name })),
     ...notes.map((n) => ({ op: "get", key: n.key }))];
-  const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops);
+  // A vendor support grant comes with the customer's approval (X-Approval); others with none.
+  const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops, grant.approval);
   fetched.forEach((f, i) => { f.url = typeof gets[i]?.url === "string" ? gets[i].url : null; });
   notes.forEach((n, i) => { n.url = gets[fetched.length + i]?.url; });
   const objects = list(listing?.objects, 10000);

@@ -3,7 +3,9 @@
 // page's gatekeeper-check.js does those). Every string the gatekeeper sent is
 // untrusted: shown with textContent, and cut short here.
 
-export const PROTOCOL = 1;
+export const PROTOCOL = 2;
+// Protocol 1 gatekeepers predate `features` (and approvals): the portal still works with them.
+export const PROTOCOLS = [1, 2];
 // The gatekeeper accepts grants whose times are off by at most its clock_leeway
 // (30 s by default, and what the portal's key rotation allows for).
 export const CLOCK_LIMIT = 30;
@@ -16,6 +18,7 @@ const KEYS_HINT = "Paste the [vendor_keys] block below into its config and resta
 export const TITLES = {
   reachable: "Reachable from your browser",
   protocol: `Speaks protocol ${PROTOCOL}`,
+  approvals: "Enforces your approvals of vendor support",
   gatekeeper_id: "Gatekeeper id matches",
   active_kid: "Trusts the portal's active key",
   next_kid: "Trusts the portal's next key",
@@ -24,14 +27,36 @@ export const TITLES = {
   clock: "Clock agrees with the portal's",
   audit: "Audit log can be written",
   enabled: "Switched on",
+  storage: "Reaches its bucket",
+  bucket: "Bucket is the one chosen here",
+  region: "Region is the one chosen here",
   encryption: "Encryption at rest",
 };
 
+// The bucket's default encryption, as the gatekeeper says S3 reports it.
 const ENCRYPTION = {
   "sse-s3": "S3 encrypts each object with keys it manages (SSE-S3).",
   "sse-kms": "S3 encrypts each object with your KMS key (SSE-KMS).",
+  "dsse-kms": "S3 encrypts each object twice, with your KMS key (DSSE-KMS).",
+  none: "The bucket has no default encryption configured.",
+  unknown: "The gatekeeper could not read the bucket's encryption settings.",
   cse: "Objects are encrypted before they reach S3, under your master key (client-side).",
 };
+
+// Why the gatekeeper cannot reach its bucket (health's storage_problem): what it means, and the fix.
+const STORAGE_PROBLEMS = {
+  no_such_bucket: ["S3 says the bucket does not exist.",
+    "Create the bucket (deploy the gatekeeper's stack), or correct storage.bucket in its config."],
+  access_denied: ["S3 refused its role access to the bucket.",
+    "Allow its role s3:ListBucket (no prefix condition) and s3:GetEncryptionConfiguration on the bucket."],
+  wrong_region: ["The bucket is in another region than its storage.region, so S3 would refuse every presigned URL.",
+    "Set storage.region in its config to the bucket's region."],
+  no_credentials: ["It has no AWS credentials to sign with.",
+    "Give it a role (Lambda, instance profile) or the standard AWS_* variables."],
+  no_connection: ["S3 did not answer it in time.",
+    "Check its network route to S3 (or storage.endpoint_url) and any firewall or VPC endpoint policy."],
+};
+const STORAGE_HINT_OTHER = "Check storage.bucket, storage.region and its role's permissions on the bucket.";
 
 export function clip(value, max = MAX_TEXT) {
   const s = String(value);
@@ -98,8 +123,10 @@ function reachableCheck(health, elapsedMs) {
 }
 
 function protocolCheck(health) {
-  return health.protocol === PROTOCOL
-    ? check("protocol", "pass", `Protocol ${PROTOCOL}.`)
+  if (health.protocol === PROTOCOL) return check("protocol", "pass", `Protocol ${PROTOCOL}.`);
+  return PROTOCOLS.includes(health.protocol)
+    ? check("protocol", "warn", `Protocol ${health.protocol}: an older release, which this portal still works with.`,
+      { hint: `Deploy a gatekeeper release that speaks protocol ${PROTOCOL}.` })
     : check("protocol", "fail", `It speaks protocol ${quoted(health.protocol ?? "none")}; this portal speaks ${PROTOCOL}.`,
       { hint: "Deploy a gatekeeper release that speaks this portal's protocol." });
 }
@@ -173,6 +200,29 @@ function unknownKidsCheck(kids, expected) {
       anchor: "#vendor-keys" });
 }
 
+// Support grants: refused by a gatekeeper that lists "approvals" among its
+// features unless approver keys of yours sign them; honoured without by an older one.
+function approvalsCheck(health, expected) {
+  const features = Array.isArray(health.features) ? health.features : [];
+  if (!features.includes("approvals")) {
+    return check("approvals", "warn", "It does not list approvals among its features: approvals are not "
+      + "enforced there, so it would honour a vendor support grant without your approval.",
+    { hint: "Deploy a gatekeeper release that lists \"approvals\" in its health (protocol 2)." });
+  }
+  const listed = Array.isArray(health.approvers) ? health.approvers.filter((a) => typeof a === "string") : [];
+  const required = Number.isInteger(health.approvals_required) ? health.approvals_required : 1;
+  if (!listed.length) {
+    return check("approvals", "pass", "It refuses every vendor support grant: no approver keys are listed "
+      + "(to let support in when you approve, paste the [approvers] block below into its config).");
+  }
+  const missing = (expected.approverIds || []).filter((id) => !listed.includes(id));
+  const detail = `Approvers: ${kidList(listed)}; ${required} must sign each approval.`;
+  return missing.length
+    ? check("approvals", "warn", `${detail} It does not list ${kidList(missing)}, made on this page.`,
+      { hint: "Paste the [approvers] block below into its config and restart it.", anchor: "#approvers" })
+    : check("approvals", "pass", detail);
+}
+
 function auditCheck(health) {
   return health.audit === "ok"
     ? check("audit", "pass", "Its audit store is writable.")
@@ -188,16 +238,57 @@ function enabledCheck(health) {
       { hint: "If that is not intended, set enabled = true in its config and restart it." });
 }
 
+function text(value) {
+  return typeof value === "string" ? value : "";
+}
+
+// Uploads are unusable while the gatekeeper cannot reach its bucket: the first
+// upload would fail with S3's error, so this is a failure, not a warning.
+function storageCheck(health) {
+  const bucket = text(health.bucket);
+  const named = bucket ? `Bucket ${quoted(bucket)}` : "Its bucket";
+  if (health.storage === "ok") {
+    const region = text(health.region);
+    return check("storage", "pass", `${named} answered${region ? ` in ${clip(region, 40)}` : ""}.`);
+  }
+  if (health.storage === "unreachable") {
+    const problem = text(health.storage_problem);
+    const [why, hint] = Object.hasOwn(STORAGE_PROBLEMS, problem)
+      ? STORAGE_PROBLEMS[problem] : [`S3 answered ${quoted(problem || "nothing")}.`, STORAGE_HINT_OTHER];
+    return check("storage", "fail", `${named} is unreachable from the gatekeeper: ${why} `
+      + "Uploads and reports fail until it is.", { hint });
+  }
+  return check("storage", "warn", "It did not say whether it reaches its bucket (an older gatekeeper?).",
+    { hint: "Deploy a gatekeeper release that reports its bucket in /v1/health." });
+}
+
+// What the gatekeeper reports against what the admin entered in these settings.
+function matchCheck(id, what, reported, chosen) {
+  const theirs = text(reported);
+  if (!theirs) return null; // an older gatekeeper: storageCheck says so
+  if (!chosen) return check(id, "info", `It uses ${what} ${quoted(theirs)}; these settings name none.`);
+  if (theirs === chosen) return check(id, "pass", `${quoted(theirs)}.`);
+  return check(id, "warn", `It uses ${what} ${quoted(theirs)}; these settings say ${quoted(chosen)}.`, {
+    hint: `Your data is where the gatekeeper puts it: correct the ${what} in the settings above, `
+      + "or the gatekeeper's configuration, so that they agree.",
+  });
+}
+
 function encryptionCheck(health) {
-  const encryption = typeof health.encryption === "string" ? health.encryption : "";
-  return check("encryption", "info", encryption
-    ? `${clip(encryption, 40)}: ${Object.hasOwn(ENCRYPTION, encryption) ? ENCRYPTION[encryption] : "a mode this portal does not know."}`
-    : "Not reported.");
+  const encryption = text(health.encryption);
+  if (!encryption) return check("encryption", "info", "Not reported.");
+  let detail = `${clip(encryption, 40)}: ${Object.hasOwn(ENCRYPTION, encryption) ? ENCRYPTION[encryption] : "a mode this portal does not know."}`;
+  const key = text(health.kms_key_id);
+  if (key) detail += ` Key ${clip(key, 120)}.`;
+  const uploads = text(health.upload_encryption);
+  if (uploads) detail += ` Uploads through it ask for ${clip(uploads, 40)}.`;
+  return check("encryption", "info", detail);
 }
 
 // The checklist, in the order the page shows it; the key checks after the
 // active key's appear only when they have something to say.
-// expected: {gatekeeperId, activeKid, nextKid, previousKids: [...]}
+// expected: {gatekeeperId, activeKid, nextKid, previousKids: [...], bucket, region}
+// (bucket and region: what the admin entered in the settings; "" when none)
 // clock: {portalSkew, browserSkew}: the gatekeeper's clock minus the portal's
 // (null when the portal's could not be read) and minus the browser's, in seconds.
 export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
@@ -213,6 +304,10 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
     clockCheck(health, clock),
     auditCheck(health),
     enabledCheck(health),
+    storageCheck(health),
+    matchCheck("bucket", "bucket", health.bucket, expected.bucket || ""),
+    matchCheck("region", "region", health.region, expected.region || ""),
+    approvalsCheck(health, expected),
     encryptionCheck(health),
   ].filter(Boolean);
 }
@@ -220,7 +315,7 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
 // The gatekeeper could not be asked: one failure, and nothing else known.
 export function notReached(detail, hint) {
   return [check("reachable", "fail", detail, { hint }),
-    ...["protocol", "gatekeeper_id", "active_kid", "clock", "audit", "enabled"].map(
+    ...["protocol", "gatekeeper_id", "active_kid", "clock", "audit", "enabled", "storage"].map(
       (id) => check(id, "skip", "The gatekeeper did not answer."))];
 }
 

@@ -48,6 +48,9 @@ function start() {
     activeKid: root.dataset.activeKid || "",
     nextKid: root.dataset.nextKid || "",
     previousKids: words(root.dataset.previousKids),
+    bucket: root.dataset.bucket || "",
+    region: root.dataset.region || "",
+    approverIds: words(root.dataset.approverIds),
   };
   let current = null;
 

@@ -1,6 +1,6 @@
 // The ticket list: each row's subject, requester and machine come from the
 // ticket's summary.json in the tenant's storage, read here in the browser. One
-// summary grant from the portal for every ticket on the page (protocol 1.1: a
+// summary grant from the portal for every ticket on the page (protocol 2, feature `prefixes`: a
 // scope listing their prefixes), one /v1/sign call at the tenant's gatekeeper,
 // then one small fetch per summary, checked against the manifest's SHA-256. The
 // rows themselves (number, time, status, ...) are the vendor's metadata and are
