@@ -3,7 +3,7 @@
 // a ticket by its number, or its id with or without dashes → `key_prefix`.
 // Pure functions; the page supplies its people and asks the portal for numbers.
 
-const SUBJECT = /^(user|agent):\S+$/;
+const SUBJECT = /^(user|agent|support):\S+$/;
 const UUID_DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const UUID_HEX = /^[0-9a-f]{32}$/i;
 const NUMBER = /^#?\s*(\d{1,9})$/;
