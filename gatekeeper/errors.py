@@ -12,6 +12,8 @@ from __future__ import annotations
 OPS = ("get", "list", "put", "delete", "audit")
 # Grants carrying one of these are good for one request.
 SINGLE_USE_OPS = frozenset({"put", "delete"})
+# What a scope naming several prefixes may carry (protocol 2): reads only.
+MULTI_PREFIX_OPS = frozenset({"get", "list"})
 # The `op` of an audit record: an op, or "request" for a refusal that happened
 # before any op could be named (bad body, bad grant, refused address).
 REQUEST_OP = "request"

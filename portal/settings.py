@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.csp.ContentSecurityPolicyMiddleware",
+    # Inside the CSP middleware, so its page gets the policy: a 405 says what to do.
+    "portal.errors.MethodNotAllowedPageMiddleware",
     # Last: turns a sign-in refused by axes into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]

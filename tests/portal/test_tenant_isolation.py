@@ -15,6 +15,7 @@ import uuid
 from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 
+from portal.tickets.services import create_note, note_stored
 from tenants.models import Invitation
 from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
@@ -44,15 +45,19 @@ class TenantIsolationTestCase(BaseTestCase):
             tenant=self.tenant_a, username="ann", email="ann@alpha.example", onboarding=True,
             token_hash=hash_token("walk-token"), created_at=timezone.now(), sent_at=timezone.now(),
             expires_at=timezone.now() + dt.timedelta(days=7))
+        # A note Alice wrote on A's ticket (its text is in A's storage; the portal has its size).
+        note = note_stored(create_note(self.ticket, self.alice, 12), self.alice)
         # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
         access = request_access(self.victor, self.ticket, reason_code="bug", reason="walk", hours=24,
                                 ops=["get", "list"])
-        self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
+        self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
+                       "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
                        "invitation_id": str(invitation.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
                        "membership_id": str(self.alice.membership.id)}
-        self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "token_id": "999999", "slug": "no-such-tenant",
+        self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
+                       "token_id": "999999", "slug": "no-such-tenant",
                        "invitation_id": "999999", "membership_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
@@ -110,6 +115,9 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/members/<int:membership_id>/role/", "/settings/members/<int:membership_id>/remove/",
                          "/settings/members/invitations/<int:invitation_id>/resend/",
                          "/settings/members/invitations/<int:invitation_id>/revoke/",
+                         "/tickets/<uuid:ticket_id>/workflow/", "/api/v1/tickets/summary-grant",
+                         "/api/v1/tickets/<uuid:ticket_id>/notes",
+                         "/api/v1/tickets/<uuid:ticket_id>/notes/<uuid:note_id>/stored",
                          "/settings/approvers/", "/support/access/", "/support/tenants/<slug:slug>/access/",
                          "/support/access/<uuid:access_id>/", "/support/access/<uuid:access_id>/grant",
                          "/settings/support-access/<uuid:access_id>/request.json",
@@ -133,6 +141,8 @@ class TenantIsolationTestCase(BaseTestCase):
 
     def test_charlie_gets_404_where_his_session_is_the_right_credential(self):
         for url in [f"/tickets/{self.ticket.id}/", f"/api/v1/tickets/{self.ticket.id}",
+                    f"/tickets/{self.ticket.id}/workflow/", f"/api/v1/tickets/{self.ticket.id}/notes",
+                    f"/api/v1/tickets/{self.ticket.id}/notes/{self.values['note_id']}/stored",
                     f"/settings/tokens/{self.agent_a.id}/revoke/",
                     f"/settings/members/{self.bob.membership.id}/role/",
                     f"/settings/members/{self.bob.membership.id}/remove/",
