@@ -49,7 +49,7 @@ STORAGE_CHECK_EVERY = 30
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
-FEATURES = ("approvals",)  # what health lists beyond protocol 1 (docs/protocol.md, §2)
+FEATURES = ("approvals", "prefixes")  # what health lists beyond protocol 1 (docs/protocol.md, §2)
 
 
 @dataclass(slots=True)
@@ -170,7 +170,7 @@ class Gatekeeper:
             self._check_enabled(op.op)
             if op.op not in grant.ops:
                 raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
-            check_in_scope(op.key, grant.prefix, "prefix" if op.op == "list" else "key")
+            check_in_scope(op.key, grant.prefixes, "prefix" if op.op == "list" else "key")
         for upload in {op.op == "put" for op in context.ops}:
             self.policy.check(context.client, upload=upload)
         if any(op.op == "put" and op.size > self.config.max_upload_bytes for op in context.ops):

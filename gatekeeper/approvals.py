@@ -119,7 +119,11 @@ class ApprovalVerifier:
             raise _invalid("the approval is for another person")
         scope = claims["scope"]
         prefix, ops = (scope.get("prefix"), scope.get("ops")) if isinstance(scope, dict) else (None, None)
-        if not isinstance(prefix, str) or not prefix.endswith("/") or not grant.prefix.startswith(prefix):
+        # Every prefix the grant names (one, or a scope's `prefixes`) must lie under the
+        # approval's: a multi-prefix grant gets no wider reach through an approval.
+        granted = grant.prefixes or (grant.prefix,)
+        if not isinstance(prefix, str) or not prefix.endswith("/") \
+                or not all(p and p.startswith(prefix) for p in granted):
             raise _invalid("the approval does not cover the grant's prefix")
         if not isinstance(ops, list) or not all(op in APPROVABLE_OPS for op in ops) or not grant.ops <= set(ops):
             raise _invalid("the approval does not cover the grant's ops")

@@ -12,6 +12,8 @@ from __future__ import annotations
 OPS = ("get", "list", "put", "delete", "audit")
 # Grants carrying one of these are good for one request.
 SINGLE_USE_OPS = frozenset({"put", "delete"})
+# What a scope naming several prefixes may carry (protocol 2): reads only.
+MULTI_PREFIX_OPS = frozenset({"get", "list"})
 # The `op` of an audit record: an op, or "request" for a refusal that happened
 # before any op could be named (bad body, bad grant, refused address).
 REQUEST_OP = "request"
@@ -30,7 +32,7 @@ REASONS: dict[str, int] = {
                      "expired", "not_yet_valid", "revoked"), 401),
     # 403: the grant is genuine but the customer's policy refuses
     **dict.fromkeys(("forbidden", "kill_switch", "address_denied", "country_denied", "op_not_granted",
-                     "out_of_scope", "grant_reused", "origin_not_allowed", "op_disabled"), 403),
+                     "op_disabled", "out_of_scope", "grant_reused", "origin_not_allowed"), 403),
     # 403: a support grant without the customer's valid approval (approvals.py)
     **dict.fromkeys(("approval_required", "approval_invalid", "approval_expired", "approval_revoked"), 403),
     "not_found": 404, "method_not_allowed": 405, "too_large": 413, "internal": 500,

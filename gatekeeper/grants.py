@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import jwt
 
 from .config import Config
-from .errors import OPS, SINGLE_USE_OPS, BadRequest, Unauthorized
+from .errors import MULTI_PREFIX_OPS, OPS, SINGLE_USE_OPS, BadRequest, Unauthorized
 from .paths import check_path, is_int
 
 ALGORITHM = "EdDSA"
 MAX_GRANT_CHARS = 4096
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
+# A scope may name several prefixes (a list page reading many tickets' summaries
+# in one request), for reads only: a write or an audit grant names one prefix.
+MAX_SCOPE_PREFIXES = 50
 MAX_KID_CHARS = 64  # as config.KID_RE: a longer one names no key of ours
 
 
@@ -31,8 +34,9 @@ class Grant:
     name: str
     iat: int
     exp: int
-    prefix: str
+    prefix: str  # the scope's one prefix; "" when it names several (`prefixes` holds them all)
     ops: frozenset[str]
+    prefixes: tuple[str, ...] = ()
 
     @property
     def single_use(self) -> bool:
@@ -107,10 +111,10 @@ class GrantVerifier:
             raise Unauthorized("grant is not valid yet", code="not_yet_valid")
         if iat < config.not_before or claims["sub"] in config.revoked_subjects:
             raise Unauthorized("grant has been revoked", code="revoked")
-        prefix, ops = _scope(claims.get("scope"))
+        prefixes, ops = _scope(claims.get("scope"))
         return Grant(
             kid=kid, jti=claims["jti"], sub=claims["sub"], name=_text(claims.get("name"), 200),
-            iat=iat, exp=exp, prefix=prefix, ops=ops,
+            iat=iat, exp=exp, prefix=prefixes[0] if len(prefixes) == 1 else "", ops=ops, prefixes=prefixes,
         )
 
 
@@ -127,16 +131,32 @@ def _text(value: object, limit: int = 256) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def _scope(scope: object) -> tuple[str, frozenset[str]]:
+def _scope(scope: object) -> tuple[tuple[str, ...], frozenset[str]]:
+    """`{"prefix": P, "ops": [...]}`, or `{"prefixes": [P, ...], "ops": [...]}` (protocol
+    1.1: at most MAX_SCOPE_PREFIXES distinct prefixes, get and list only). Each prefix
+    is a valid key prefix ending with '/'."""
     if not isinstance(scope, dict):
         raise Unauthorized("grant scope is missing", code="malformed_grant")
-    prefix, ops = scope.get("prefix"), scope.get("ops")
+    ops = scope.get("ops")
     if not isinstance(ops, list) or not ops or not all(isinstance(op, str) and op in OPS for op in ops):
         raise Unauthorized("grant scope ops are malformed", code="malformed_grant")
-    if not isinstance(prefix, str) or not prefix.endswith("/"):
-        raise Unauthorized("grant scope prefix must end with '/'", code="malformed_grant")
-    try:
-        check_path(prefix, "grant prefix", prefix=True)
-    except BadRequest:
-        raise Unauthorized("grant scope prefix is malformed", code="malformed_grant") from None
-    return prefix, frozenset(ops)
+    if ("prefix" in scope) == ("prefixes" in scope):
+        raise Unauthorized("grant scope names either prefix or prefixes", code="malformed_grant")
+    if "prefix" in scope:
+        prefixes = [scope["prefix"]]
+    else:
+        prefixes = scope["prefixes"]
+        if (not isinstance(prefixes, list) or not 1 <= len(prefixes) <= MAX_SCOPE_PREFIXES
+                or not set(ops) <= MULTI_PREFIX_OPS):
+            raise Unauthorized(f"grant scope prefixes: 1 to {MAX_SCOPE_PREFIXES}, for get and list only",
+                               code="malformed_grant")
+        if len(set(map(str, prefixes))) != len(prefixes):
+            raise Unauthorized("grant scope prefixes repeat", code="malformed_grant")
+    for prefix in prefixes:
+        if not isinstance(prefix, str) or not prefix.endswith("/"):
+            raise Unauthorized("grant scope prefix must end with '/'", code="malformed_grant")
+        try:
+            check_path(prefix, "grant prefix", prefix=True)
+        except BadRequest:
+            raise Unauthorized("grant scope prefix is malformed", code="malformed_grant") from None
+    return tuple(prefixes), frozenset(ops)

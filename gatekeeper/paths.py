@@ -58,10 +58,10 @@ def check_path(text: object, what: str = "key", *, prefix: bool = False) -> str:
     return text
 
 
-def check_in_scope(text: str, prefix: str, what: str = "key") -> None:
-    """The grant's prefix covers the key: a plain byte-wise prefix test (the prefix
-    itself ends with '/', so 'tickets/4/' never covers 'tickets/42/')."""
-    if not text.startswith(prefix):
+def check_in_scope(text: str, prefixes: tuple[str, ...], what: str = "key") -> None:
+    """One of the grant's prefixes covers the key: a plain byte-wise prefix test
+    (each prefix ends with '/', so 'tickets/4/' never covers 'tickets/42/')."""
+    if not any(text.startswith(prefix) for prefix in prefixes):
         raise Forbidden(f"{what} is outside the grant's prefix", code="out_of_scope")
 
 

@@ -92,12 +92,18 @@ class Storage:
         """HeadBucket, then GetBucketEncryption: never raises, and gives up within a few
         seconds (PROBE_TIMEOUTS). The caller decides how often to ask (app.py caches it)."""
         configured = self.config.region
+        head_denied = False
         try:
             head = self.probe_client.head_bucket(Bucket=self.config.bucket)
         except botocore.exceptions.ClientError as refused:
-            error = refused.response.get("Error", {})
+            problem = PROBLEMS.get(str(refused.response.get("Error", {}).get("Code")), "refused")
             region = _bucket_region(refused.response) or configured
-            return BucketState(False, region, problem=PROBLEMS.get(str(error.get("Code")), "refused"))
+            if problem != "access_denied":
+                return BucketState(False, region, problem=problem)
+            # HeadBucket is a ListBucket with no prefix, which the template's role lacks
+            # (it may list only under tickets/, or not at all): the encryption read, which
+            # the role always has, then says whether the bucket is there.
+            head, head_denied = refused.response, True
         except botocore.exceptions.NoCredentialsError:
             return BucketState(False, configured, problem="no_credentials")
         except botocore.exceptions.BotoCoreError:  # no connection, timeouts, a bad answer
@@ -110,9 +116,15 @@ class Storage:
                 "ServerSideEncryptionConfiguration"]["Rules"]
             default = rules[0]["ApplyServerSideEncryptionByDefault"]
         except botocore.exceptions.ClientError as refused:
-            code = refused.response.get("Error", {}).get("Code")
-            return BucketState(True, region, "none" if code == NO_ENCRYPTION_CONFIG else "unknown")
-        except (botocore.exceptions.BotoCoreError, KeyError, IndexError, TypeError):
+            code = str(refused.response.get("Error", {}).get("Code"))
+            if code == NO_ENCRYPTION_CONFIG:
+                return BucketState(True, region, "none")
+            if head_denied:
+                return BucketState(False, region, problem=PROBLEMS.get(code, "refused"))
+            return BucketState(True, region)
+        except botocore.exceptions.BotoCoreError:
+            return BucketState(not head_denied, region, problem="no_connection" if head_denied else "")
+        except (KeyError, IndexError, TypeError):
             return BucketState(True, region)
         algorithm = str(default.get("SSEAlgorithm", ""))
         return BucketState(True, region, ENCRYPTION_NAMES.get(algorithm, "unknown"),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import sys
@@ -67,6 +68,10 @@ CONTENT_TYPES = {
 ALLOWED_TYPES = set(CONTENT_TYPES.values()) | {"application/octet-stream"}
 
 File = tuple[str, bytes, str]
+REPORT_NAME = "report.json"
+SUMMARY_NAME = "summary.json"
+SUMMARY_SCHEMA_VERSION = 1
+SHORT = 200  # the schema's short strings
 
 
 class SubmitFailed(Exception):
@@ -101,6 +106,43 @@ def check_files(files: list[File]) -> None:
         seen.add(name)
 
 
+def _short(value: object) -> str | None:
+    return value[:SHORT] if isinstance(value, str) and value else None
+
+
+def summary_of(report: object) -> bytes | None:
+    """summary.json from report.json (docs/report-format.md, "summary.json"): what the
+    ticket list shows of each ticket — subject, requester, machine — read by the
+    browser from the tenant's storage. None when report.json is not an object."""
+    if not isinstance(report, dict):
+        return None
+    user = report.get("user") if isinstance(report.get("user"), dict) else {}
+    machine = report.get("machine") if isinstance(report.get("machine"), dict) else {}
+    summary = {"schema_version": SUMMARY_SCHEMA_VERSION,
+               "subject": _short(report.get("subject")),
+               "requester": {"name": _short(user.get("name")), "email": _short(user.get("email"))},
+               "machine": {"hostname": _short(machine.get("hostname")), "os": _short(machine.get("os"))},
+               "submitted_at": _short(report.get("submitted_at"))}
+    summary["requester"] = {k: v for k, v in summary["requester"].items() if v}
+    summary["machine"] = {k: v for k, v in summary["machine"].items() if v}
+    summary = {k: v for k, v in summary.items() if v}
+    return json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def with_summary(files: list[File]) -> list[File]:
+    """The files, plus summary.json made from report.json when they have a
+    report and no summary of their own (protocol 2's ticket list reads it)."""
+    names = {name for name, _data, _type in files}
+    report = next((data for name, data, _type in files if name == REPORT_NAME), None)
+    if report is None or SUMMARY_NAME in names:
+        return files
+    try:
+        summary = summary_of(json.loads(report))
+    except ValueError:  # not JSON, or not UTF-8: the report page says so; no summary
+        return files
+    return files if summary is None else [*files, (SUMMARY_NAME, summary, "application/json")]
+
+
 def manifest(files: list[File]) -> list[dict[str, Any]]:
     return [{"name": name, "size": len(data), "content_type": content_type,
              "sha256": hashlib.sha256(data).hexdigest()} for name, data, content_type in files]
@@ -112,7 +154,9 @@ def submit_ticket(portal_url: str, token: str, files: list[File], *, pin: Pin,
     ticket (id, number, prefix, files, status "complete"). Raises SubmitFailed
     naming the step that failed; a ticket whose upload failed, or whose portal
     answer named another gatekeeper than `pin`, stays incomplete at the portal
-    and nothing of it is uploaded."""
+    and nothing of it is uploaded. A summary.json is added from report.json
+    (with_summary)."""
+    files = with_summary(files)
     check_files(files)
     http = session or requests.Session()
     portal_url = portal_url.rstrip("/")
@@ -310,6 +354,33 @@ def _read_config_file(path: Path) -> dict[str, str]:
 
 # --- command line ----------------------------------------------------------------
 
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")  # docs/report.schema.json's copy (a test checks)
+MAX_SCHEMA_ERRORS = 10
+
+
+def report_problems(files: list[File]) -> list[str]:
+    """What is wrong with report.json against the published schema
+    (docs/report-format.md), as lines a person can act on; [] if it is fine or
+    there is none. Checked before anything is sent."""
+    import jsonschema
+
+    data = next((data for name, data, _type in files if name == REPORT_NAME), None)
+    if data is None:
+        return []
+    try:
+        report = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return ["report.json is not UTF-8"]
+    except ValueError as exc:
+        return [f"report.json is not valid JSON: {exc}"]
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    problems = []
+    for error in sorted(validator.iter_errors(report), key=lambda e: list(e.absolute_path))[:MAX_SCHEMA_ERRORS]:
+        where = "/".join(str(p) for p in error.absolute_path) or "(the top level)"
+        problems.append(f"report.json at {where}: {error.message[:300]}")
+    return problems
+
+
 def _read_files(paths: list[str]) -> list[File]:
     files = []
     for path in map(Path, paths):
@@ -318,14 +389,36 @@ def _read_files(paths: list[str]) -> list[File]:
     return files
 
 
+EXAMPLES = """examples:
+  # one ticket from files (report.json is checked against the schema first)
+  DUALKEY_AGENT_TOKEN=dkat_... python -m gatekeeper_client.agent submit \\
+      --config /etc/dualkey/agent.toml report.json screenshot-1.png application.log
+
+  # the same without a configuration file
+  python -m gatekeeper_client.agent submit --portal https://portal.example \\
+      --gatekeeper-url https://gk.acme.example --gatekeeper-id gk-acme \\
+      --token-file /etc/dualkey/token report.json
+
+  # three generated demo reports
+  python -m gatekeeper_client.agent demo --config agent.toml --count 3
+
+When done it prints each ticket's number, id, files and its link on the portal.
+Exit status: 0 done, 1 refused or failed (the step and reason on stderr),
+2 bad configuration, unreadable files or a report.json the schema refuses.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gatekeeper_client.agent",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Submit tickets to a Dualkey portal, uploading only "
-                                     "through the gatekeeper pinned in the agent's own configuration.")
+                                     "through the gatekeeper pinned in the agent's own configuration.",
+                                     epilog=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("submit", "submit files as one ticket"),
                             ("demo", "submit generated demo reports")):
-        sub = commands.add_parser(name, help=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("--config", help=f"the agent's TOML configuration (default: ${CONFIG_ENV})")
         sub.add_argument("--portal", dest="portal_url", help="portal base URL")
         sub.add_argument("--gatekeeper-url", help="the tenant's own gatekeeper: the only one uploads go through")
@@ -354,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as exc:
                 print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
                 return 2
+            problems = report_problems(files)
+            if problems:
+                print("error: report.json does not match the report schema (docs/report-format.md); "
+                      "nothing was sent:", *(f"  {p}" for p in problems), sep="\n", file=sys.stderr)
+                return 2
             tickets = [(submit_ticket(config.portal_url, config.token, files, pin=config.pin,
                                       session=session), files)]
         else:
@@ -364,8 +462,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {failed}", file=sys.stderr)
         return 1
     for ticket, files in tickets:
+        # The portal's manifest: the files given plus the summary.json the agent added.
         print(f"ticket {ticket.get('number', '?')} ({ticket['id']}) {ticket['status']}: "
-              f"{len(files)} files under {ticket['prefix']}")
+              f"{len(ticket.get('files') or files)} files under {ticket['prefix']}")
+        print(f"  {config.portal_url}/tickets/{ticket['id']}/")
     return 0
 
 

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # What a grant's scope may name: the gatekeeper's own list, so the two halves agree.
-from gatekeeper.errors import OPS
+from gatekeeper.errors import MULTI_PREFIX_OPS, OPS
+from gatekeeper.grants import MAX_SCOPE_PREFIXES
 
 DEFAULT_LIFETIME = 60
 
@@ -67,16 +68,25 @@ def mint_grant(
     issuer: str,
     audience: str,
     subject: str,
-    prefix: str,
+    prefix: str | None = None,
     ops: list[str] | tuple[str, ...],
     lifetime: int = DEFAULT_LIFETIME,
     name: str | None = None,
     now: float | None = None,
     jti: str | None = None,
+    prefixes: list[str] | tuple[str, ...] | None = None,
 ) -> str:
-    """Sign a grant. `now` is injectable so tests can make expired grants."""
-    if not prefix.endswith("/"):
+    """Sign a grant for one `prefix`, or for several `prefixes` (protocol 2: get
+    and list only, at most MAX_SCOPE_PREFIXES). `now` is injectable so tests can
+    make expired grants."""
+    if (prefix is None) == (prefixes is None):
+        raise ValueError("a grant names a prefix or prefixes")
+    named = [prefix] if prefixes is None else list(prefixes)
+    if not named or not all(p.endswith("/") for p in named):
         raise ValueError("a grant prefix ends with '/'")
+    if prefixes is not None and (len(named) > MAX_SCOPE_PREFIXES or len(set(named)) != len(named)
+                                 or not set(ops) <= MULTI_PREFIX_OPS):
+        raise ValueError(f"prefixes: 1 to {MAX_SCOPE_PREFIXES} distinct, for get and list only")
     unknown = set(ops) - set(OPS)
     if unknown or not ops:
         raise ValueError(f"unknown ops: {sorted(unknown)}")
@@ -88,7 +98,8 @@ def mint_grant(
         "iat": issued,
         "exp": issued + int(lifetime),
         "jti": jti or secrets.token_urlsafe(16),
-        "scope": {"prefix": prefix, "ops": list(ops)},
+        "scope": {"prefix": prefix, "ops": list(ops)} if prefixes is None
+        else {"prefixes": named, "ops": list(ops)},
     }
     if name:
         claims["name"] = name

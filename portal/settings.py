@@ -66,6 +66,8 @@ MIDDLEWARE = [
     # Session timeouts, "sign out everywhere", and MFA enrolment (accounts/middleware.py);
     # after the CSP middleware, so its own answers get the policy too.
     "accounts.middleware.SignInPolicyMiddleware",
+    # Inside the CSP middleware, so its page gets the policy: a 405 says what to do.
+    "portal.errors.MethodNotAllowedPageMiddleware",
     # Last: turns a sign-in refused by axes into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]

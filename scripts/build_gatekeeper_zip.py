@@ -8,7 +8,7 @@ architecture and Python (pip download --only-binary=:all:, so `cryptography` is 
 compiled build Lambda can load, never the host's), installed flat as Lambda expects,
 plus the gatekeeper package's own modules. Bytecode is compiled with an interpreter
 of the target version when one is found (unchecked-hash .pyc: no timestamps, and
-/var/task is read-only, so without them every cold start would compile boto3).
+/var/task is read-only, so without them every cold start would compile botocore).
 
 With --geoip-db (a MaxMind country database: licensed data, so the customer builds this
 zip with its own copy), the zip also holds maxminddb (gatekeeper/requirements-geoip.txt)
@@ -58,23 +58,27 @@ def zip_name(arch: str, python_version: str, geoip: bool = False) -> str:
     return f"gatekeeper-{version()}-py{python_version}-{arch}{'-geoip' if geoip else ''}.zip"
 
 
-def download_wheels(arch: str, python_version: str, cache: Path, requirements: Path = REQUIREMENTS) -> None:
+def download_wheels(arch: str, python_version: str, cache: Path, requirements: tuple = (REQUIREMENTS,)) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     platforms = [arg for platform in PLATFORMS[arch] for arg in ("--platform", platform)]
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                     "--only-binary=:all:", *platforms, "--python-version", python_version,
-                    "--implementation", "cp", "-r", str(requirements), "-c", str(CONSTRAINTS),
+                    "--implementation", "cp", *_dash_r(requirements), "-c", str(CONSTRAINTS),
                     "-d", str(cache)], check=True)
 
 
 def install_wheels(arch: str, python_version: str, cache: Path, target: Path,
-                   requirements: Path = REQUIREMENTS) -> None:
+                   requirements: tuple = (REQUIREMENTS,)) -> None:
     platforms = [arg for platform in PLATFORMS[arch] for arg in ("--platform", platform)]
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "--no-index", "--find-links", str(cache), "--only-binary=:all:", *platforms,
                     "--python-version", python_version, "--implementation", "cp", "--no-compile",
-                    "--target", str(target), "-r", str(requirements), "-c", str(CONSTRAINTS)], check=True)
+                    "--target", str(target), *_dash_r(requirements), "-c", str(CONSTRAINTS)], check=True)
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them on Lambda
+
+
+def _dash_r(requirements: tuple) -> list[str]:
+    return [arg for path in requirements for arg in ("-r", str(path))]
 
 
 def copy_package(target: Path) -> None:
@@ -120,7 +124,8 @@ def build(arch: str = "arm64", python_version: str = "3.12", out_dir: Path = ROO
           compile_with: str | None = "auto", geoip_db: Path | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = WHEEL_CACHE / f"{arch}-cp{python_version.replace('.', '')}"
-    requirements = GEOIP_REQUIREMENTS if geoip_db else REQUIREMENTS
+    # requirements-geoip.txt is the extra alone (the package's "geoip" extra): both files.
+    requirements = (REQUIREMENTS, GEOIP_REQUIREMENTS) if geoip_db else (REQUIREMENTS,)
     with tempfile.TemporaryDirectory(prefix="gatekeeper-zip-") as tmp:
         staging = Path(tmp) / "task"
         cache.mkdir(parents=True, exist_ok=True)

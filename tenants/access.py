@@ -39,6 +39,16 @@ def membership_for_user(user) -> Membership:
         raise Http404("not found") from None
 
 
+def suspended_tenant_for_user(user) -> Tenant | None:
+    """The user's own tenant when the vendor has suspended it (so its pages can say
+    so, rather than "not found"); None otherwise."""
+    if not user.is_authenticated:
+        return None
+    membership = Membership.objects.select_related("tenant").filter(
+        user=user, tenant__status=Tenant.Status.SUSPENDED).first()
+    return membership.tenant if membership else None
+
+
 def tenant_for_user(user) -> Tenant:
     return membership_for_user(user).tenant
 

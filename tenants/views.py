@@ -324,6 +324,10 @@ def audit_page(request):
         "gatekeeper_url": tenant.gatekeeper_url if tenant.has_gatekeeper else "",
         "grant_url": reverse("api-audit-grant"),
         "ops": AUDIT_SEARCH_OPS,
+        # For finding a person by the name the log shows, and a ticket by its number.
+        "members": members_for_admin(request.user).order_by("user__username"),
+        "agent_tokens": agent_tokens_for_admin(request.user),
+        "tickets_url": reverse("api-tickets"),
     }
     return set_gatekeeper_csp(render(request, "tenants/audit.html", context), tenant)
 

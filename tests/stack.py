@@ -210,7 +210,7 @@ class Stack:
         config = load_config(tenant.agent_config, env={}, token=tenant.seeded["agent_token"])
         ticket = submit_ticket(config.portal_url, config.token, files, pin=config.pin)
         return {"number": ticket["number"], "id": ticket["id"], "status": ticket["status"],
-                "file_count": len(files), "prefix": ticket["prefix"], "files": ticket["files"]}
+                "file_count": len(ticket["files"]), "prefix": ticket["prefix"], "files": ticket["files"]}
 
     def _agent(self, slug, count=1, marker=None, extra_logs=0, seed=1) -> subprocess.Popen:
         args = [PYTHON, "-m", "gatekeeper_client.agent", "demo", "--config", str(self.tenants[slug].agent_config),
@@ -531,6 +531,10 @@ def log_in(browser, stack: Stack, username: str, *, portal_url: str | None = Non
     if "/accounts/login/" in page.url:
         context.close()
         raise AssertionError(f"{username} could not log in")
+    # Members land on the ticket list, whose script reads the summaries from storage:
+    # let it finish, so that none of its requests is taken for the next page's.
+    if page.locator("[data-ticket-list]").count():
+        page.wait_for_selector("[data-ticket-list][data-loaded=true]", state="attached", timeout=20_000)
     return context, page
 
 

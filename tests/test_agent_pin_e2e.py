@@ -106,7 +106,9 @@ def portal_gatekeeper(dualkey_stack):  # noqa: F811
 def run_agent(stack, tmp_path) -> tuple[subprocess.CompletedProcess, dict[str, bytes]]:
     """The real agent, as Globex deployed it: its configuration file, its token in
     the environment, two files."""
-    files = {"report.json": b'{"schema_version": 1, "subject": "pin test"}', "agent.log": b"pinned\n"}
+    report = {"schema_version": 1, "submitted_at": "2026-01-01T10:00:00Z", "subject": "pin test",
+              "user": {"name": "Pat"}, "message": "pinned", "machine": {"hostname": "h", "os": "o", "os_version": "1"}}
+    files = {"report.json": json.dumps(report).encode(), "agent.log": b"pinned\n"}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     env = {**os.environ, **support.AWS_ENV, "DUALKEY_AGENT_TOKEN": stack.tenants[SLUG].seeded["agent_token"]}
@@ -153,10 +155,16 @@ def test_an_agent_uploads_through_its_pinned_gatekeeper_and_the_customer_audits_
 
     assert result.returncode == 0, result.stdout + result.stderr
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("ticket ")]
-    assert " complete: 2 files under tickets/" in line
+    assert " complete: 3 files under tickets/" in line  # and the summary.json made from report.json
     prefix = line.rsplit(" ", 1)[1]
-    assert dualkey_stack.stored_objects(SLUG, prefix) == {prefix + name: data for name, data in files.items()}
+    ticket_id = line.split("(")[1].split(")")[0]
+    assert f"  {dualkey_stack.portal_url}/tickets/{ticket_id}/" in result.stdout.splitlines()
+    stored = dualkey_stack.stored_objects(SLUG, prefix)
+    summary = json.loads(stored.pop(prefix + "summary.json"))
+    assert summary["subject"] == "pin test"
+    assert stored == {prefix + name: data for name, data in files.items()}
     puts = [r for r in dualkey_stack.audit_rows(SLUG) if r["op"] == "put" and r["key"].startswith(prefix)]
-    assert sorted((r["key"], r["outcome"]) for r in puts) == sorted((prefix + n, "allow") for n in files)
+    assert sorted((r["key"], r["outcome"]) for r in puts) == sorted(
+        (prefix + n, "allow") for n in [*files, "summary.json"])
     assert all(r["sub"].startswith("agent:") for r in puts)
     assert impostor.requests == []

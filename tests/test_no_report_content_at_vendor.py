@@ -1,8 +1,9 @@
 """No report content reaches the vendor.
 
 A ticket is submitted with a unique marker planted in its subject and its message
-(report.json: what the user typed) and in a log, then viewed in a real browser
-(so the portal mints a grant and the page runs its whole path). The marker must then be nowhere the vendor keeps anything — every
+(report.json: what the user typed; summary.json, which the ticket list reads) and
+in a log, then viewed in a real browser (so the portal mints a grant and the page
+runs its whole path), where a help-desk person writes a note holding the marker too. The marker must then be nowhere the vendor keeps anything — every
 text and binary column of every table of the portal's database, the database's
 files (SQLite) or `pg_dump` (PostgreSQL), the portal's logs — nor in the
 gatekeepers' logs and audit stores; and it must be in the customer's storage,
@@ -99,14 +100,24 @@ def test_report_content_never_reaches_the_vendor(dualkey_stack, chromium):  # no
         assert page.get_by_test_id("error-banner").is_hidden()
         assert marker in page.get_by_test_id("message").text_content()  # the browser has it...
         assert any(marker in text for text in page.get_by_test_id("log").all_text_contents())
+        # What help-desk people type about a ticket is report data too: a note with the marker.
+        page.get_by_test_id("note-input").fill(f"Spoke to the user about {marker}.")
+        with page.expect_navigation():
+            page.get_by_test_id("note-submit").click()
+        wait_until_loaded(page)
+        page.get_by_test_id("note").locator("[data-note-text]").wait_for()
+        assert marker in page.get_by_test_id("note").text_content()
     finally:
         context.close()
 
     # ...and storage has it, so a search for it can succeed: in the report's
     # subject and message (report.json) and in a log,
     stored = dualkey_stack.stored_objects("acme", ticket["prefix"])
-    assert sorted(key for key, data in stored.items() if marker.encode() in data) == sorted(
-        ticket["prefix"] + name for name in ("report.json", "application.log"))
+    marked = sorted(key for key, data in stored.items() if marker.encode() in data)
+    notes = [key for key in marked if key.startswith(ticket["prefix"] + "notes/")]
+    assert len(notes) == 1 and notes[0].endswith("/note.txt")  # the note, in the customer's storage
+    assert sorted(set(marked) - set(notes)) == sorted(
+        ticket["prefix"] + name for name in ("report.json", "summary.json", "application.log"))
     report = json.loads(stored[ticket["prefix"] + "report.json"])
     assert marker in report["subject"] and marker in report["message"]
 

@@ -13,7 +13,9 @@ import uuid
 from django.db.models import QuerySet
 from django.http import Http404
 
-from portal.tickets.models import Ticket
+from django.contrib.auth import get_user_model
+
+from portal.tickets.models import Ticket, TicketNote
 from tenants.access import LIVE_STATUSES
 from tenants.models import AgentToken
 
@@ -43,3 +45,36 @@ def _one(tickets: QuerySet[Ticket], ticket_id) -> Ticket:
         return tickets.get(id=uuid.UUID(str(ticket_id)))
     except (ValueError, Ticket.DoesNotExist):
         raise Http404("not found") from None
+
+
+def tickets_by_ids_for_user(user, ticket_ids: list) -> list[Ticket]:
+    """Exactly these tickets of the user's tenant, in the order asked; Http404 if
+    any is not one (another tenant's, a ghost, not a UUID): all or nothing."""
+    try:
+        wanted = [uuid.UUID(str(ticket_id)) for ticket_id in ticket_ids]
+    except ValueError:
+        raise Http404("not found") from None
+    found = {t.id: t for t in tickets_for_user(user).filter(id__in=wanted)}
+    if len(found) != len(set(wanted)):
+        raise Http404("not found")
+    return [found[ticket_id] for ticket_id in wanted]
+
+
+def access_note_for_user(user, ticket_id, note_id) -> TicketNote:
+    """A note on one of the user's tenant's tickets; Http404 otherwise."""
+    ticket = access_ticket_for_user(user, ticket_id)
+    try:
+        return ticket.notes.select_related("ticket__tenant").get(id=uuid.UUID(str(note_id)))
+    except (ValueError, TicketNote.DoesNotExist):
+        raise Http404("not found") from None
+
+
+def assignable_users(ticket: Ticket) -> QuerySet:
+    """Who may be assigned a ticket: the members of its tenant."""
+    return get_user_model().objects.filter(membership__tenant_id=ticket.tenant_id).order_by("username")
+
+
+def members_of(tenant) -> QuerySet:
+    """The members of a tenant the caller reached through tenants.access (the
+    list's assignee filter)."""
+    return get_user_model().objects.filter(membership__tenant=tenant).order_by("username")

@@ -11,19 +11,31 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from portal.tickets import grants, services
-from portal.tickets.access import access_ticket_for_agent, access_ticket_for_user, tickets_for_user
+from portal.tickets.access import (
+    access_note_for_user,
+    access_ticket_for_agent,
+    access_ticket_for_user,
+    tickets_by_ids_for_user,
+    tickets_for_user,
+)
 from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
 from portal.tickets.serializers import (
     AuditGrantSerializer,
+    NOTE_CONTENT_TYPE,
     ErrorSerializer,
+    NoteCreatedSerializer,
+    NoteCreateSerializer,
+    NoteStoredSerializer,
     PutGrantSerializer,
     ReadGrantSerializer,
+    SummaryGrantRequestSerializer,
+    SummaryGrantSerializer,
     TicketCompletedSerializer,
     TicketCreatedSerializer,
     TicketCreateSerializer,
@@ -271,3 +283,84 @@ def audit_grant(request):
     grant = grants.audit_grant(tenant, request.user)
     answer = {"grant": grant.token, "gatekeeper_url": tenant.gatekeeper_url, "expires_at": grant.expires_at}
     return Response(AuditGrantSerializer(answer).data)
+
+
+SUMMARY_NAME = "summary.json"
+
+
+@extend_schema(
+    operation_id="summary_grant",
+    request=SummaryGrantRequestSerializer,
+    responses={
+        200: SummaryGrantSerializer,
+        400: INVALID,
+        403: NO_SESSION,
+        404: _error("A ticket that is not the caller's tenant's (or does not exist), or no live tenant."),
+        409: NO_GATEKEEPER,
+        413: TOO_LARGE,
+        415: NOT_JSON,
+    },
+    description="One get-only grant for up to 50 tickets' prefixes (protocol 2 `prefixes`), for the ticket "
+    "list: the browser signs every ticket's summary.json in one /v1/sign call and reads them straight from "
+    "the tenant's storage. All or nothing: one ticket not the caller's is a 404. Session + CSRF.",
+)
+@api_view(["POST"])
+@permission_classes([IsPerson])
+def summary_grant(request):
+    tenant = tenant_for_user(request.user)
+    body = SummaryGrantRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    tickets = tickets_by_ids_for_user(request.user, body.validated_data["tickets"])
+    _require_gatekeeper(tenant)
+    grant = grants.summary_grant(tickets, request.user)
+    answer = {"grant": grant.token, "gatekeeper_url": tenant.gatekeeper_url, "expires_at": grant.expires_at,
+              "tickets": [{"id": t.id, "prefix": t.prefix, "key": t.prefix + SUMMARY_NAME} for t in tickets]}
+    return Response(SummaryGrantSerializer(answer).data)
+
+
+@extend_schema(
+    operation_id="note_create",
+    request=NoteCreateSerializer,
+    responses={
+        201: NoteCreatedSerializer,
+        400: INVALID,
+        403: NO_SESSION,
+        404: NOT_FOUND,
+        409: NO_GATEKEEPER,
+        413: TOO_LARGE,
+        415: NOT_JSON,
+    },
+    description="Start a note on a ticket: the portal records that it exists (author, time, size) and answers "
+    "a single-use put grant for the note's own prefix. The browser uploads the text straight to the tenant's "
+    "storage through the gatekeeper, then calls .../stored. The text never reaches the portal.",
+)
+@api_view(["POST"])
+@permission_classes([IsPerson])
+def notes(request, ticket_id):
+    ticket = access_ticket_for_user(request.user, ticket_id)
+    body = NoteCreateSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    _require_gatekeeper(ticket.tenant)
+    note = services.create_note(ticket, request.user, body.validated_data["size"])
+    grant = grants.note_grant(note, request.user)
+    answer = {"id": note.id, "key": note.key, "size": note.size, "content_type": NOTE_CONTENT_TYPE,
+              "grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url, "expires_at": grant.expires_at}
+    return Response(NoteCreatedSerializer(answer).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    operation_id="note_stored",
+    request=None,
+    responses={200: NoteStoredSerializer, 400: BAD_BODY, 403: NO_SESSION, 404: NOT_FOUND, 413: TOO_LARGE,
+               415: NOT_JSON},
+    description="The note's author says its upload succeeded: the note is listed on the report page and in "
+    "the ticket's history from now on. Idempotent. Another person's note is a 404. No body, or `{}`.",
+)
+@api_view(["POST"])
+@permission_classes([IsPerson])
+def note_stored(request, ticket_id, note_id):
+    note = access_note_for_user(request.user, ticket_id, note_id)
+    if note.author_id != request.user.pk:
+        raise NotFound()
+    note = services.note_stored(note, request.user)
+    return Response(NoteStoredSerializer({"id": note.id, "stored_at": note.stored_at}).data)

@@ -24,11 +24,18 @@ from tenants.support_access import live_approval, support_subject
 PUT_GRANT_LIFETIME = 300
 READ_GRANT_LIFETIME = 120
 AUDIT_GRANT_LIFETIME = 120
+SUMMARY_GRANT_LIFETIME = 120
+NOTE_GRANT_LIFETIME = 120
 # What each grant asks for, in the gatekeeper's op names (gatekeeper.errors.OPS;
 # mint_grant refuses any other).
 PUT_GRANT_OPS = ("put",)
 READ_GRANT_OPS = ("get", "list")
 AUDIT_GRANT_OPS = ("audit",)
+SUMMARY_GRANT_OPS = ("get",)
+NOTE_GRANT_OPS = ("put",)
+# A list page asks for at most this many tickets' summaries in one grant
+# (the gatekeeper's MAX_SCOPE_PREFIXES).
+MAX_SUMMARY_TICKETS = 50
 # A grant needs a prefix; an audit search ignores it, so it names where every
 # ticket's data lives rather than any one ticket.
 AUDIT_PREFIX = "tickets/"
@@ -40,8 +47,8 @@ class Grant:
     expires_at: dt.datetime
 
 
-def _mint(tenant: Tenant, *, prefix: str, subject: str, name: str, ops, lifetime: int,
-          now: float | None) -> Grant:
+def _mint(tenant: Tenant, *, prefix: str | None = None, subject: str, name: str, ops, lifetime: int,
+          now: float | None, prefixes: list[str] | None = None) -> Grant:
     issued = time.time() if now is None else now
     token = mint_grant(
         active_signing_key(tenant),
@@ -50,6 +57,7 @@ def _mint(tenant: Tenant, *, prefix: str, subject: str, name: str, ops, lifetime
         subject=subject,
         name=name,
         prefix=prefix,
+        prefixes=prefixes,
         ops=ops,
         lifetime=lifetime,
         now=issued,
@@ -79,6 +87,26 @@ def audit_grant(tenant: Tenant, user, *, now: float | None = None) -> Grant:
     """For a tenant admin (the caller checks the role: tenants.access.tenant_for_admin)."""
     return _mint(
         tenant, prefix=AUDIT_PREFIX, **_person(user), ops=AUDIT_GRANT_OPS, lifetime=AUDIT_GRANT_LIFETIME, now=now
+    )
+
+
+def summary_grant(tickets: list[Ticket], user, *, now: float | None = None) -> Grant:
+    """One get-only grant for several tickets of one tenant (protocol 2's
+    `prefixes` feature), for the list page: each ticket's exact prefix, nothing wider.
+    The caller reached them through portal.tickets.access."""
+    if not 1 <= len(tickets) <= MAX_SUMMARY_TICKETS or len({t.tenant_id for t in tickets}) != 1:
+        raise ValueError(f"1 to {MAX_SUMMARY_TICKETS} tickets of one tenant")
+    return _mint(
+        tickets[0].tenant, prefixes=[t.prefix for t in tickets], **_person(user), ops=SUMMARY_GRANT_OPS,
+        lifetime=SUMMARY_GRANT_LIFETIME, now=now,
+    )
+
+
+def note_grant(note, user, *, now: float | None = None) -> Grant:
+    """A single-use put grant for one note's own prefix (`tickets/<id>/notes/<note>/`)."""
+    return _mint(
+        note.ticket.tenant, prefix=note.prefix, **_person(user), ops=NOTE_GRANT_OPS,
+        lifetime=NOTE_GRANT_LIFETIME, now=now,
     )
 
 

@@ -1,10 +1,17 @@
 """Tickets: what the vendor holds about a report. Metadata and the manifest only:
 tenant, number, times, status, the submitting agent, and the files' names, sizes,
 content types and SHA-256. Nothing the end user typed (not even the subject: that
-is in report.json) — the report's files live in the tenant's storage under `prefix`."""
+is in report.json and summary.json) — the report's files live in the tenant's
+storage under `prefix`.
+
+The help desk's own workflow is vendor-held metadata too: where a ticket stands
+(`stage`), who has it (`assignee`), and each change (TicketEvent). A note's text is
+report data, written by the browser straight to the tenant's storage; the portal
+holds only that it exists (TicketNote: author, time, size)."""
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from tenants.models import AgentToken, Tenant
@@ -12,8 +19,17 @@ from tenants.models import AgentToken, Tenant
 
 class Ticket(models.Model):
     class Status(models.TextChoices):
+        """The upload's status: whether every file of the manifest is in storage."""
         UPLOADING = "uploading", "Uploading"
         COMPLETE = "complete", "Complete"
+
+    class Stage(models.TextChoices):
+        """Where the help desk's work on the ticket stands (docs/portal.md, "Workflow")."""
+        NEW = "new", "New"
+        OPEN = "open", "Open"
+        WAITING = "waiting", "Waiting"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
 
     # A UUID, not the number, names the storage prefix: numbers are guessable and
     # per-tenant, keys must be neither.
@@ -24,6 +40,10 @@ class Ticket(models.Model):
     agent = models.ForeignKey(AgentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
+    # A member of the ticket's tenant (checked where it is set: services.change_workflow).
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="assigned_tickets")
 
     class Meta:
         ordering = ["-number"]
@@ -37,6 +57,10 @@ class Ticket(models.Model):
     @property
     def prefix(self) -> str:
         return f"tickets/{self.id.hex}/"
+
+    @property
+    def notes_prefix(self) -> str:
+        return f"{self.prefix}notes/"
 
 
 class TicketFile(models.Model):
@@ -60,3 +84,69 @@ class TicketFile(models.Model):
     @property
     def key(self) -> str:
         return self.ticket.prefix + self.name
+
+
+class TicketEvent(models.Model):
+    """One change to a ticket's workflow, or a note added: who, when, what. The
+    actor's name is kept as it was, so history reads the same after they leave."""
+
+    class Kind(models.TextChoices):
+        STAGE = "stage", "Status"
+        ASSIGNEE = "assignee", "Assignee"
+        NOTE = "note", "Note"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_name = models.CharField(max_length=200)
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    old = models.CharField(max_length=200, blank=True)
+    new = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"{self.ticket} {self.kind}: {self.old} → {self.new}"
+
+    def _shown(self, value: str) -> str:
+        return Ticket.Stage(value).label if self.kind == self.Kind.STAGE and value in Ticket.Stage.values else value
+
+    @property
+    def old_shown(self) -> str:
+        return self._shown(self.old)
+
+    @property
+    def new_shown(self) -> str:
+        return self._shown(self.new)
+
+
+class TicketNote(models.Model):
+    """That a note exists: its author, time and size. Its text is in the tenant's
+    storage at `key`, uploaded by the author's browser through the gatekeeper."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    author_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+    size = models.PositiveIntegerField()
+    # Set when the author's browser says the upload succeeded; until then the note is not listed.
+    stored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"note {self.id} on {self.ticket}"
+
+    @property
+    def prefix(self) -> str:
+        """What the note's single-use put grant covers, and nothing else."""
+        return f"{self.ticket.notes_prefix}{self.id.hex}/"
+
+    @property
+    def key(self) -> str:
+        return f"{self.prefix}note.txt"

@@ -212,3 +212,52 @@ class ErrorSerializer(serializers.Serializer):
     """Every refusal but a validation error: `{"detail": "reason"}`."""
 
     detail = serializers.CharField()
+
+
+class SummaryGrantRequestSerializer(StrictSerializer):
+    tickets = serializers.ListField(
+        child=serializers.UUIDField(), min_length=1, max_length=50,
+        help_text="The tickets of one list page (at most 50), each at most once.",
+    )
+
+    def validate_tickets(self, tickets):
+        if len(tickets) != len(set(tickets)):
+            raise serializers.ValidationError("Each ticket at most once.")
+        return tickets
+
+
+class SummaryKeySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    prefix = serializers.CharField()
+    key = serializers.CharField(help_text="Where the ticket's summary.json is, if its agent wrote one.")
+
+
+class SummaryGrantSerializer(serializers.Serializer):
+    grant = serializers.CharField(help_text="A get-only grant whose scope lists every ticket's prefix.")
+    gatekeeper_url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    tickets = SummaryKeySerializer(many=True)
+
+
+MAX_NOTE_BYTES = 16 * 1024
+NOTE_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+
+class NoteCreateSerializer(StrictSerializer):
+    size = StrictIntegerField(min_value=1, max_value=MAX_NOTE_BYTES,
+                              help_text="The note's UTF-8 length in bytes; the upload must be exactly this size.")
+
+
+class NoteCreatedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    key = serializers.CharField()
+    size = serializers.IntegerField()
+    content_type = serializers.CharField()
+    grant = serializers.CharField(help_text="Single-use put grant for the note's own prefix.")
+    gatekeeper_url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class NoteStoredSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    stored_at = serializers.DateTimeField()

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("tickets/", views.ticket_list, name="tickets"),
     path("tickets/<uuid:ticket_id>/", views.report, name="ticket-report"),
+    path("tickets/<uuid:ticket_id>/workflow/", views.workflow, name="ticket-workflow"),
     path("support/access/<uuid:access_id>/", views.support_report, name="support-access-report"),
     path("support/access/<uuid:access_id>/grant", views.support_grant, name="support-access-grant"),
 ]

@@ -1,26 +1,91 @@
-"""Pages for help-desk people: the ticket list and the report page."""
+"""Pages for help-desk people: the ticket list, the report page, and the
+workflow form both of them post to."""
+
+import datetime as dt
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Prefetch
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.tickets import grants
-
-from portal.tickets.access import access_ticket_for_user, tickets_for_user
-from tenants.access import LIVE_STATUSES, access_support_access_for_support, membership_for_user, tenant_for_user
+from portal.tickets import grants, services
+from portal.tickets.access import access_ticket_for_user, assignable_users, members_of, tickets_for_user
+from portal.tickets.models import Ticket, TicketFile
+from tenants.access import (LIVE_STATUSES, access_support_access_for_support, membership_for_user,
+                            suspended_tenant_for_user, tenant_for_user)
 from tenants.csp import set_report_csp
 
-TICKETS_PER_PAGE = 25
+TICKETS_PER_PAGE = 50  # the most one summary grant covers (grants.MAX_SUMMARY_TICKETS)
+SUMMARY_NAME = "summary.json"
+NO_ONE = "none"
 
 
-class FindTicketForm(forms.Form):
-    number = forms.IntegerField(min_value=1, required=False, label="Ticket number")
+class TicketFilterForm(forms.Form):
+    """The list's filters: all on what the vendor holds, so the server can apply
+    them to every ticket, not only the ones on a page."""
+
+    number = forms.IntegerField(min_value=1, required=False, label="Ticket #")
+    stage = forms.ChoiceField(required=False, label="Status", choices=[("", "Any status"), *Ticket.Stage.choices])
+    assignee = forms.ChoiceField(required=False, label="Assignee")
+    agent = forms.ChoiceField(required=False, label="Agent")
+    created_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, data, *, members, agents):
+        super().__init__(data)
+        self.fields["assignee"].choices = [("", "Anyone"), (NO_ONE, "Unassigned"),
+                                           *((str(u.pk), _name(u)) for u in members)]
+        self.fields["agent"].choices = [("", "Any agent"), *((str(pk), name) for pk, name in agents)]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The range's start is after its end.")
+        return data
+
+    def apply(self, tickets):
+        data = self.cleaned_data
+        if data.get("stage"):
+            tickets = tickets.filter(stage=data["stage"])
+        if data.get("assignee") == NO_ONE:
+            tickets = tickets.filter(assignee__isnull=True)
+        elif data.get("assignee"):
+            tickets = tickets.filter(assignee_id=int(data["assignee"]))
+        if data.get("agent"):
+            tickets = tickets.filter(agent_id=int(data["agent"]))
+        if data.get("created_from"):
+            tickets = tickets.filter(created_at__gte=_utc_midnight(data["created_from"]))
+        if data.get("created_to"):
+            tickets = tickets.filter(created_at__lt=_utc_midnight(data["created_to"] + dt.timedelta(days=1)))
+        return tickets
+
+
+class WorkflowForm(forms.Form):
+    stage = forms.ChoiceField(choices=Ticket.Stage.choices, label="Status")
+    assignee = forms.ChoiceField(required=False, label="Assignee")
+    next = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, data=None, *, ticket, members, **kwargs):
+        super().__init__(data, **kwargs)
+        self.ticket = ticket
+        self.members = {str(u.pk): u for u in members}
+        self.fields["assignee"].choices = [("", "Unassigned"), *((pk, _name(u)) for pk, u in self.members.items())]
+
+
+def _name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
 
 
 @require_GET
@@ -35,28 +100,52 @@ def home(request):
         pass  # not a member of a live tenant: maybe vendor support
     if request.user.is_staff:
         return redirect("support")
+    return _no_live_tenant(request)
+
+
+def _no_live_tenant(request):
+    """A suspended tenant's member hears so (403); anyone else has no tenant (404)."""
+    suspended = suspended_tenant_for_user(request.user)
+    if suspended is not None:
+        return render(request, "tenants/suspended.html", {"tenant": suspended}, status=403)
     return render(request, "no_tenant.html", status=404)
 
 
 @login_required
 @require_GET
 def ticket_list(request):
-    tenant = tenant_for_user(request.user)
-    form = FindTicketForm(request.GET)
+    try:
+        tenant = tenant_for_user(request.user)
+    except Http404:
+        return _no_live_tenant(request)
+    tickets = tickets_for_user(request.user)
+    members = list(members_of(tenant))
+    agents = list(tickets.filter(agent__isnull=False).values_list("agent_id", "agent__name")
+                  .distinct().order_by("agent__name"))
+    form = TicketFilterForm(request.GET, members=members, agents=agents)
+    context = {"tenant": tenant, "form": form, "page": None, "members": members, "stages": Ticket.Stage.choices}
     if not form.is_valid():
-        return render(request, "tickets/list.html", {"tenant": tenant, "form": form, "page": None}, status=400)
+        return render(request, "tickets/list.html", context, status=400)
     number = form.cleaned_data["number"]
-    found = tickets_for_user(request.user)
     if number is not None:
-        ticket = found.filter(number=number).first()
+        ticket = tickets.filter(number=number).first()
         if ticket is not None:
             return redirect("ticket-report", ticket_id=ticket.id)
-        found = found.none()
+        tickets = tickets.none()
+    found = form.apply(tickets)
     # (A GROUP BY drops Meta.ordering: newest first is said again.)
-    found = found.select_related("agent").annotate(file_count=Count("files", distinct=True)).order_by("-number")
+    found = (found.select_related("agent", "assignee").annotate(file_count=Count("files", distinct=True))
+             .prefetch_related(Prefetch("files", TicketFile.objects.filter(name=SUMMARY_NAME), to_attr="summaries"))
+             .order_by("-number"))
     page = Paginator(found, TICKETS_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"tenant": tenant, "form": form, "page": page, "number": number}
-    return render(request, "tickets/list.html", context)
+    query = request.GET.copy()
+    query.pop("page", None)
+    filtered = any(form.cleaned_data.get(name) for name in ("stage", "assignee", "agent", "created_from", "created_to"))
+    context.update(page=page, number=number, query=query.urlencode(), filtered=filtered,
+                   summary_grant_url=reverse("api-summary-grant"), gatekeeper_url=tenant.gatekeeper_url,
+                   next_url=request.get_full_path())
+    # The page's script reads summaries from the tenant's gatekeeper and storage.
+    return set_report_csp(render(request, "tickets/list.html", context), tenant)
 
 
 @login_required
@@ -66,15 +155,50 @@ def report(request, ticket_id):
     and reads the report straight from the tenant's storage."""
     ticket = access_ticket_for_user(request.user, ticket_id)
     tenant = ticket.tenant
+    siblings = tickets_for_user(request.user).filter(tenant=tenant)
+    members = list(assignable_users(ticket))
     context = {
         "ticket": ticket,
         "files": list(ticket.files.all()),
         "tenant": tenant,
         "gatekeeper_url": tenant.gatekeeper_url,
         "grant_url": reverse("api-ticket-grant", args=[ticket.id]),
+        "notes_url": reverse("api-ticket-notes", args=[ticket.id]),
         "prefix": ticket.prefix,
+        "notes": list(ticket.notes.filter(stored_at__isnull=False)),
+        "events": list(ticket.events.all()),
+        "newer": siblings.filter(number__gt=ticket.number).order_by("number").first(),
+        "older": siblings.filter(number__lt=ticket.number).order_by("-number").first(),
+        "workflow": WorkflowForm(ticket=ticket, members=members,
+                                 initial={"stage": ticket.stage, "assignee": ticket.assignee_id or ""}),
+        "is_admin": membership_for_user(request.user).is_admin,
     }
     return set_report_csp(render(request, "tickets/report.html", context), tenant)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workflow(request, ticket_id):
+    """Change a ticket's status and assignee (a form on the list and on the report
+    page). A GET, say a reloaded or bookmarked form target, goes to the ticket."""
+    ticket = access_ticket_for_user(request.user, ticket_id)
+    if request.method == "GET":
+        return redirect("ticket-report", ticket_id=ticket.id)
+    form = WorkflowForm(request.POST, ticket=ticket, members=assignable_users(ticket))
+    if not form.is_valid():
+        errors = "; ".join(f"{form.fields[name].label if name in form.fields else name}: {' '.join(e)}"
+                           for name, e in form.errors.items())
+        return render(request, "tickets/workflow_refused.html", {"ticket": ticket, "errors": errors}, status=400)
+    assignee = form.members.get(form.cleaned_data["assignee"]) if form.cleaned_data["assignee"] else None
+    events = services.change_workflow(ticket, request.user, stage=form.cleaned_data["stage"], assignee=assignee)
+    if events:
+        messages.success(request, f"Ticket #{ticket.number}: " + "; ".join(
+            f"{e.get_kind_display().lower()} {e.old} → {e.new}" for e in events) + ".")
+    target = form.cleaned_data["next"]
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()) or not target.startswith("/"):
+        target = reverse("ticket-report", args=[ticket.id])
+    return redirect(target)
 
 
 # --- vendor support, with a customer's approval (tenants/support_access.py) ---------
@@ -96,6 +220,8 @@ def support_report(request, access_id):
         "gatekeeper_url": tenant.gatekeeper_url,
         "grant_url": reverse("support-access-grant", args=[access.id]),
         "prefix": ticket.prefix,
+        "notes": list(ticket.notes.filter(stored_at__isnull=False)),
+        "events": list(ticket.events.all()),
         "support_access": access,
     }
     return set_report_csp(render(request, "tickets/report.html", context), tenant)

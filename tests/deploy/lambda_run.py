@@ -12,9 +12,9 @@ import json, sys
 task = sys.argv[1]
 sys.path.insert(0, task)
 from gatekeeper import lambda_handler
-import boto3, cryptography, jwt
+import botocore, cryptography, jwt
 # Everything the handler runs comes from the zip, not from the test's virtualenv.
-for module in (lambda_handler, boto3, cryptography, jwt):
+for module in (lambda_handler, botocore, cryptography, jwt):
     assert module.__file__.startswith(task), module.__file__
 for line in sys.stdin:
     print(json.dumps(lambda_handler.handler(json.loads(line), None)), flush=True)

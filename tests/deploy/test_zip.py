@@ -43,7 +43,7 @@ def test_it_holds_the_gatekeeper_and_its_requirements_and_no_host_files(arm64_zi
         names = set(archive.namelist())
     modules = {f"gatekeeper/{path.name}" for path in (ROOT / "gatekeeper").glob("*.py")}
     assert modules <= names
-    assert {"gatekeeper/lambda_handler.py", "jwt/__init__.py", "boto3/__init__.py",
+    assert {"gatekeeper/lambda_handler.py", "jwt/__init__.py", "botocore/__init__.py",
             "cryptography/__init__.py"} <= names
     assert not [name for name in names if name.endswith(".pyc") and "cpython-312" not in name]
     assert not [name for name in names if "cpython-311" in name or name.startswith(("bin/", "tests/"))]

@@ -135,7 +135,12 @@ def test_alice_finds_bobs_reads_by_subject(dualkey_stack, alice_view, bobs_read)
     assert sorted((r["op"], r["key"], r["request_id"]) for r in rows) == sorted(
         (r["op"], r["key"], r["request_id"]) for r in records)
     assert [r["key"] for r in rows if r["op"] == "list"] == [ticket["prefix"]]
-    assert len([r for r in rows if r["op"] == "get"]) == ticket["file_count"]
+    # A get per file by the report page's one request (the one with the listing), and one
+    # of summary.json by the ticket list Bob landed on when he signed in.
+    report_request = next(r["request_id"] for r in rows if r["op"] == "list")
+    gets = [r for r in rows if r["op"] == "get"]
+    assert len([r for r in gets if r["request_id"] == report_request]) == ticket["file_count"]
+    assert [r["key"] for r in gets if r["request_id"] != report_request] == [ticket["prefix"] + "summary.json"]
     assert "every entry" in alice_view.status_text()
     assert alice_view.page.get_by_test_id("load-more").is_hidden()
 
@@ -149,11 +154,9 @@ def test_times_are_local_with_utc_in_the_tooltip(dualkey_stack, alice_view, bobs
     seconds = dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     assert row["utc"] == (f"{seconds}.{ms % 1000:03d}Z" if ms % 1000 else f"{seconds}Z")
     assert row["time_title"] == f"{row['utc']} (UTC)"
-    expected = alice_view.page.evaluate("""([iso, zone]) => new Intl.DateTimeFormat(undefined,
-        {dateStyle: "medium", timeStyle: "medium", timeZone: zone}).format(new Date(iso))""", [row["utc"], TIMEZONE])
-    assert row["time"] == expected
-    local = dt.datetime.fromtimestamp(record["ts"], ZoneInfo(TIMEZONE))  # the browser's locale is en-US
-    assert f"{local.hour % 12 or 12}:{local:%M:%S}" in row["time"]
+    # One format on every page: the user's own zone, named (lib/dom.js formatZoned).
+    local = dt.datetime.fromtimestamp(record["ts"], ZoneInfo(TIMEZONE))
+    assert row["time"] == f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"  # EST or EDT
 
 
 def test_the_time_filters_are_local_time(dualkey_stack, alice_view, bobs_read):
@@ -415,3 +418,37 @@ def test_bob_cannot_open_the_audit_log(dualkey_stack, chromium):
         assert view.page.get_by_role("link", name="Audit log").count() == 0
     finally:
         context.close()
+
+
+
+def test_alice_finds_a_person_by_name_and_a_ticket_by_number_or_id(dualkey_stack, alice_view, bobs_read):
+    ticket, records = bobs_read
+    bob = sub_of(dualkey_stack, "bob")
+    alice_view.search(sub=bob, key_prefix=ticket["prefix"])
+    expected = sorted((r["op"], r["key"], r["request_id"]) for r in alice_view.rows())
+    assert expected
+    # The name the log shows ("Bob"), the username, the ticket's number, its id with and without dashes.
+    for sub in ("Bob", "bob"):
+        for key in (f"#{ticket['number']}", str(ticket["number"]), ticket["id"], ticket["id"].replace("-", "").upper()):
+            alice_view.search(sub=sub, key_prefix=key)
+            assert sorted((r["op"], r["key"], r["request_id"]) for r in alice_view.rows()) == expected, (sub, key)
+    alice_view.search(sub="Nobody Here")
+    assert "No member or agent token is called" in alice_view.page.get_by_test_id("error-banner").text_content()
+    alice_view.search(key_prefix="#999999")
+    assert "No ticket #999999." in alice_view.page.get_by_test_id("error-banner").text_content()
+
+
+
+def test_the_user_agent_is_shown_in_full_on_demand(dualkey_stack, alice_view, bobs_read):
+    ticket, _ = bobs_read
+    alice_view.search(sub=sub_of(dualkey_stack, "bob"), key_prefix=ticket["prefix"], op="list")
+    cell = alice_view.page.locator("[data-testid=audit-row] td.agent").first
+    toggle = cell.get_by_test_id("agent-toggle")
+    assert "Chrome/" in toggle.text_content()
+    cut = cell.evaluate("td => td.scrollWidth > td.clientWidth")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert cell.evaluate("td => getComputedStyle(td).whiteSpace") == "normal"
+    assert cut and cell.evaluate("td => td.scrollWidth <= td.clientWidth")  # all of it, wrapped
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "false"

@@ -390,6 +390,7 @@ def test_an_admin_rotates_the_key_once_the_gatekeeper_trusts_the_next_one(dualke
         assert view.checks()["next_kid"]["status"] == "pass"
         assert "unknown_kids" not in view.statuses()
         assert switch.is_enabled()
+        view.page.once("dialog", lambda dialog: dialog.accept())  # the switch asks first (lib/page.js)
         with view.page.expect_navigation():
             switch.click()
         view.wait()

@@ -70,7 +70,7 @@ def test_a_file_whose_bytes_do_not_match_the_manifest_is_flagged(changed_view):
     assert "Changed since submission (SHA-256 differs from the manifest): application.log." in banner
     assert view.file_statuses() == {"report.json": "verified", "screenshot-1.png": "verified",
                                     "screenshot-2.png": "verified", "application.log": "mismatch",
-                                    "agent.log": "verified"}
+                                    "agent.log": "verified", "summary.json": "verified"}
     # It is shown, flagged: what is shown is what was hashed.
     log = view.page.locator("[data-file='application.log']")
     assert log.locator("pre").text_content() == tampered.decode()
@@ -225,20 +225,29 @@ def test_the_page_fetches_only_what_it_shows(dualkey_stack, acme, unfetched_view
     assert view.banner("error") is None and view.banner("warning") is None
     assert view.file_statuses() == {
         "application.log": "verified", "huge.log": "skipped", "memory.dmp": "skipped",
-        "report.json": "verified", "screenshot-1.png": "verified", "settings.json": "skipped"}
+        "report.json": "verified", "screenshot-1.png": "verified", "settings.json": "skipped",
+        "summary.json": "verified"}
     assert "it is larger than this page's limit of 10 MB" in slot_text(view, "huge.log")
     fetched = sorted(urlsplit(url).path for url in view.requests_to(acme.storage_origin, "GET"))
     assert fetched == [f"/{acme.bucket}/{ticket['prefix']}{name}"
-                       for name in ("application.log", "report.json", "screenshot-1.png")]
+                       for name in ("application.log", "report.json", "screenshot-1.png", "summary.json")]
 
 
 def test_the_audit_log_shows_a_get_only_for_each_file_the_page_fetched(dualkey_stack, unfetched_view):
     view, ticket = unfetched_view
     bob = f"user:{dualkey_stack.user_ids()['bob']}"
     reads = [r for r in dualkey_stack.audit_rows("acme") if r["sub"] == bob and r["key"].startswith(ticket["prefix"])]
+    # The report page's request is the one with the listing. (Signing in lands on the
+    # ticket list, whose own request reads each ticket's summary.json: before the view recorded.)
+    report_request = {r["request_id"] for r in reads if r["op"] == "list"}
+    listing_reads = [r for r in reads if r["request_id"] not in report_request]
+    assert {(r["op"], r["key"]) for r in listing_reads} <= {("get", ticket["prefix"] + "summary.json")}
+    reads = [r for r in reads if r["request_id"] in report_request]
+    assert len(report_request) == 1
     assert sorted((r["op"], r["key"]) for r in reads) == [
         ("get", ticket["prefix"] + "application.log"), ("get", ticket["prefix"] + "report.json"),
-        ("get", ticket["prefix"] + "screenshot-1.png"), ("list", ticket["prefix"])]
+        ("get", ticket["prefix"] + "screenshot-1.png"), ("get", ticket["prefix"] + "summary.json"),
+        ("list", ticket["prefix"])]
     assert {r["outcome"] for r in reads} == {"allow"}
     # And each of those was read: one storage GET per audited get.
     audited = sorted(f"/{dualkey_stack.tenants['acme'].bucket}/{r['key']}" for r in reads if r["op"] == "get")

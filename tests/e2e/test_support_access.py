@@ -86,7 +86,7 @@ def test_support_reads_with_a_browser_held_approval_until_it_ends(dualkey_stack,
         assert approver in block
         stack.reconfigure_gatekeeper("acme", block)
         health = requests.get(acme.gatekeeper_url + "/v1/health", timeout=5).json()
-        assert (health["features"], health["approvers"]) == (["approvals"], [approver])
+        assert (health["features"], health["approvers"]) == (["approvals", "prefixes"], [approver])
 
         # 3. She approves with it, her browser's clock set back so that the window ends soon.
         admin_context.clock.set_fixed_time(dt.datetime.fromtimestamp(time.time() - 3600 + WINDOW, dt.timezone.utc))

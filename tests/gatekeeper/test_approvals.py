@@ -86,6 +86,30 @@ def test_an_approval_for_a_wider_prefix_covers_the_grant(gk):
     assert post(gk, support_grant(gk), approval_header=approval(prefix="tickets/")).status_code == 200
 
 
+# --- several prefixes (protocol 2's `prefixes`) ----------------------------------------
+
+def test_a_multi_prefix_support_grant_is_signed_when_the_approval_covers_every_prefix(gk):
+    grant = support_grant(gk, prefix=None, prefixes=["tickets/42/", "tickets/43/"], ops=["get"])
+    ops = GET_42 + [{"op": "get", "key": "tickets/43/summary.json"}]
+    response = post(gk, grant, ops, approval(prefix="tickets/"))
+    assert response.status_code == 200, response.text
+    rows = gk.audit_rows(response.headers["X-Request-Id"])
+    assert [(r["outcome"], r["approval"]) for r in rows] == [("allow", "apr-1"), ("allow", "apr-1")]
+
+
+def test_a_multi_prefix_support_grant_is_refused_when_one_prefix_is_outside_the_approval(gk):
+    # The approval is for ticket 42; the grant adds ticket 43, even though the batch asks for 42 alone.
+    grant = support_grant(gk, prefix=None, prefixes=["tickets/42/", "tickets/43/"], ops=["get"])
+    assert_refused(gk, post(gk, grant, GET_42, approval()), 403, "approval_invalid")
+    grant = support_grant(gk, prefix=None, prefixes=["tickets/43/", "tickets/42/"], ops=["get"])
+    assert_refused(gk, post(gk, grant, GET_42, approval()), 403, "approval_invalid")
+
+
+def test_a_multi_prefix_support_grant_without_an_approval_is_refused(gk):
+    grant = support_grant(gk, prefix=None, prefixes=["tickets/42/", "tickets/43/"], ops=["get"])
+    assert_refused(gk, post(gk, grant, GET_42), 403, "approval_required")
+
+
 # --- approval_required ------------------------------------------------------------
 
 def test_a_support_grant_with_a_valid_vendor_signature_and_no_approval_is_refused(gk):
@@ -209,7 +233,7 @@ def test_with_two_required_one_bad_signature_spoils_the_pair(gk_two):
 def test_health_lists_the_feature_and_the_approvers(gk, gk_two):
     health = requests.get(gk.url + "/v1/health", timeout=10).json()
     assert (health["protocol"], health["features"], health["approvers"], health["approvals_required"]) == (
-        2, ["approvals"], ["alice", "bob"], 1)
+        2, ["approvals", "prefixes"], ["alice", "bob"], 1)
     assert requests.get(gk_two.url + "/v1/health", timeout=10).json()["approvals_required"] == 2
 
 

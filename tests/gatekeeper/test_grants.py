@@ -149,3 +149,54 @@ def test_a_refusal_names_only_what_is_known():
     with pytest.raises(Unauthorized) as caught:
         verifier().verify("garbage", now=IAT)
     assert caught.value.claimed.kid == ""
+
+
+# --- protocol 2: a scope with several prefixes ------------------------------------
+
+def _multi(prefixes, ops=("get",)) -> str:
+    return _signed({"scope": {"prefixes": prefixes, "ops": list(ops)}})
+
+
+def test_a_scope_may_name_several_prefixes_for_reads():
+    prefixes = [f"tickets/{i}/" for i in range(50)]
+    grant = verifier().verify(_multi(prefixes, ("get", "list")), now=IAT)
+    assert grant.prefixes == tuple(prefixes)
+    assert grant.prefix == ""  # no single prefix: whatever reads `prefix` alone finds none
+    assert grant.ops == {"get", "list"}
+
+
+def test_a_one_prefix_grant_has_it_in_both_forms():
+    grant = verifier().verify(vector(), now=IAT)
+    assert (grant.prefix, grant.prefixes) == ("tickets/42/", ("tickets/42/",))
+
+
+@pytest.mark.parametrize("scope", [
+    {"prefixes": [], "ops": ["get"]},                                          # none
+    {"prefixes": [f"tickets/{i}/" for i in range(51)], "ops": ["get"]},       # over 50
+    {"prefixes": ["tickets/1/", "tickets/1/"], "ops": ["get"]},               # repeated
+    {"prefixes": ["tickets/1/", "tickets/2"], "ops": ["get"]},                # no trailing '/'
+    {"prefixes": ["tickets/1/", "../"], "ops": ["get"]},                      # key rules
+    {"prefixes": ["tickets/1/", "tickets/a\u202eb/"], "ops": ["get"]},        # key rules
+    {"prefixes": ["tickets/1/", 7], "ops": ["get"]},
+    {"prefixes": "tickets/1/", "ops": ["get"]},                               # not a list
+    {"prefixes": ["tickets/1/", "tickets/2/"], "ops": ["get", "put"]},        # writes: one prefix only
+    {"prefixes": ["tickets/1/"], "ops": ["delete"]},
+    {"prefixes": ["tickets/1/"], "ops": ["audit"]},
+    {"prefix": "tickets/1/", "prefixes": ["tickets/2/"], "ops": ["get"]},     # both
+    {"ops": ["get"]},                                                         # neither
+])
+def test_a_malformed_multi_prefix_scope_is_refused(scope):
+    with pytest.raises(Unauthorized) as caught:
+        verifier().verify(_signed({"scope": scope}), now=IAT)
+    assert caught.value.code == "malformed_grant"
+
+
+def test_mint_grant_signs_several_prefixes_and_refuses_what_the_gatekeeper_would():
+    token = mint_grant(KEY, issuer="https://portal.example", audience="gk-acme", subject="user:7",
+                       prefixes=["tickets/1/", "tickets/2/"], ops=["get"], now=IAT)
+    assert verifier().verify(token, now=IAT).prefixes == ("tickets/1/", "tickets/2/")
+    for bad in (dict(prefixes=["tickets/1/"], ops=["put"]), dict(prefixes=["a/"] * 2, ops=["get"]),
+                dict(prefixes=[f"t/{i}/" for i in range(51)], ops=["get"]),
+                dict(prefix="a/", prefixes=["b/"], ops=["get"]), dict(ops=["get"])):
+        with pytest.raises(ValueError):
+            mint_grant(KEY, issuer="i", audience="a", subject="s", **bad)

@@ -130,3 +130,36 @@ def test_a_storage_endpoint_that_never_answers_does_not_hold_health(tmp_path, mo
     started = time.monotonic()
     get_health(gk)
     assert time.monotonic() - started < 0.5  # the next one is the cached answer
+
+
+@pytest.mark.parametrize("encryption_answer, expected", [
+    ({"ServerSideEncryptionConfiguration": {"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}},
+     ("ok", "", "sse-s3")),
+    ("ServerSideEncryptionConfigurationNotFoundError", ("ok", "", "none")),
+    ("NoSuchBucket", ("unreachable", "no_such_bucket", "unknown")),
+    ("AccessDenied", ("unreachable", "access_denied", "unknown")),
+])
+def test_a_role_that_may_list_only_under_tickets_still_gets_the_bucket_reported(encryption_answer, expected):
+    """deploy/aws/gatekeeper.yaml's role has s3:ListBucket only with an s3:prefix of
+    tickets/* (or none, with list switched off), so S3 refuses HeadBucket (403); the
+    encryption read, which the role always has, then decides. moto does not enforce
+    IAM, so S3's answers are stubbed here (botocore's Stubber, in the real client)."""
+    from botocore.stub import Stubber
+
+    from gatekeeper.config import StorageConfig
+    from gatekeeper.storage import Storage
+
+    storage = Storage(StorageConfig(bucket="acme-reports", region="eu-west-1"))
+    with Stubber(storage.probe_client) as stub:
+        stub.add_client_error("head_bucket", service_error_code="403", http_status_code=403)
+        if isinstance(encryption_answer, dict):
+            stub.add_response("get_bucket_encryption", encryption_answer, {"Bucket": "acme-reports"})
+        else:
+            stub.add_client_error("get_bucket_encryption", service_error_code=encryption_answer,
+                                  http_status_code=404 if encryption_answer != "AccessDenied" else 403)
+        state = storage.describe()
+        stub.assert_no_pending_responses()
+    reported = ("ok" if state.reachable else "unreachable", state.problem, state.encryption)
+    assert reported == expected
+    assert state.region == "eu-west-1"

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from gatekeeper_client.client import download, upload
-from gatekeeper_client.grants import b64url
+from gatekeeper_client.grants import b64url, mint_grant
 
-from .conftest import FORGED_KEY, ISSUER, ORIGIN, UNKNOWN_KEY, VENDOR_KEY
+from .conftest import FORGED_KEY, GATEKEEPER_ID, ISSUER, ORIGIN, UNKNOWN_KEY, VENDOR_KEY
 
 
 def sign(gk, grant, ops, headers=None, raw=None):
@@ -408,3 +408,42 @@ def test_head_answers_headers_only_so_keep_alive_stays_in_step(gatekeeper):
         assert get.status == 200 and json.loads(get.read())["gatekeeper_id"] == "gk-test"
     finally:
         connection.close()
+
+
+# --- protocol 2: one grant, several tickets' prefixes ---------------------------------
+
+def multi_grant(prefixes, ops=("get",)):
+    return mint_grant(VENDOR_KEY, issuer=ISSUER, audience=GATEKEEPER_ID, subject="user:7", name="Bob Staff",
+                      prefixes=list(prefixes), ops=list(ops))
+
+
+def test_a_multi_prefix_grant_signs_a_get_under_each_of_its_prefixes(gatekeeper):
+    prefixes = [f"tickets/{i}/" for i in range(50)]
+    ops = [{"op": "get", "key": p + "summary.json"} for p in prefixes]
+    results = gatekeeper.client.sign(multi_grant(prefixes), ops)
+    assert [r["key"] for r in results] == [op["key"] for op in ops]
+
+
+@pytest.mark.parametrize("key", [
+    "tickets/3/summary.json",      # not one of its prefixes
+    "tickets/10/summary.json",     # tickets/1/ does not cover tickets/10/
+    "tickets/1",                   # the prefix without its '/'
+    "tickets/summary.json",
+])
+def test_a_multi_prefix_grant_covers_nothing_outside_its_prefixes(gatekeeper, key):
+    ops = [{"op": "get", "key": "tickets/1/summary.json"}, {"op": "get", "key": key}]
+    response = sign(gatekeeper, multi_grant(["tickets/1/", "tickets/2/"]), ops)
+    rows = assert_refused(gatekeeper, response, 403, "out_of_scope", op="get")
+    assert len(rows) == 2  # all or nothing: the in-scope get is refused with it
+
+
+def test_a_multi_prefix_grant_keeps_the_key_rules(gatekeeper):
+    response = sign(gatekeeper, multi_grant(["tickets/1/", "tickets/2/"]),
+                    [{"op": "get", "key": "tickets/1/../2/x"}])
+    assert_refused(gatekeeper, response, 400, "bad_key")
+
+
+def test_a_multi_prefix_grant_takes_only_the_ops_it_names(gatekeeper):
+    response = sign(gatekeeper, multi_grant(["tickets/1/", "tickets/2/"]),
+                    [{"op": "list", "prefix": "tickets/1/"}])
+    assert_refused(gatekeeper, response, 403, "op_not_granted", op="list")

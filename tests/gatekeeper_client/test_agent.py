@@ -30,6 +30,8 @@ GATEKEEPER_ID = "gk-fake"
 VENDOR_KEY = SigningKey("k1", private_key_from_seed(bytes(range(32))))
 FILES = [("report.json", b'{"schema_version": 1}', "application/json"),
          ("screenshot-1.png", b"\x89PNG fake", "image/png")]
+# What the agent sends: the files and the summary.json it makes from report.json.
+SENT = FILES + [("summary.json", b'{"schema_version":1}', "application/json")]
 
 
 class FakeWorld:
@@ -160,12 +162,12 @@ def test_it_submits_manifest_signs_once_uploads_and_completes(world):
     assert set(world.created) == {"files"}  # the manifest only: nothing the user typed
     assert world.created["files"] == [
         {"name": n, "size": len(d), "content_type": t, "sha256": hashlib.sha256(d).hexdigest()}
-        for n, d, t in FILES]
+        for n, d, t in SENT]
     assert world.sign_bodies == [{"ops": [
-        {"op": "put", "key": PREFIX + n, "size": len(d), "content_type": t} for n, d, t in FILES]}]
-    assert world.stored == {PREFIX + n: d for n, d, _ in FILES}
+        {"op": "put", "key": PREFIX + n, "size": len(d), "content_type": t} for n, d, t in SENT]}]
+    assert world.stored == {PREFIX + n: d for n, d, _ in SENT}
     assert [path for path, _ in world.calls] == [
-        "/api/v1/tickets", "/gk/v1/health", "/gk/v1/sign", "/storage", "/storage", "/api/v1/tickets/7/complete"]
+        "/api/v1/tickets", "/gk/v1/health", "/gk/v1/sign", "/storage", "/storage", "/storage", "/api/v1/tickets/7/complete"]
 
 
 def test_it_sends_the_token_only_to_the_portal_and_the_grant_only_to_the_gatekeeper(world):
@@ -301,7 +303,7 @@ def test_cli_demo_submits_count_reports_with_the_marker(world, capsys):
 
     assert code == 0
     assert len(world.sign_bodies) == 2
-    assert all(len(body["ops"]) == 8 for body in world.sign_bodies)
+    assert all(len(body["ops"]) == 9 for body in world.sign_bodies)  # 5 + 3 logs + summary.json
     assert b"MARKER-42" in world.stored[PREFIX + "application.log"]
     assert set(world.created) == {"files"}
     report = json.loads(world.stored[PREFIX + "report.json"])
@@ -346,7 +348,7 @@ def test_another_spelling_of_the_pinned_url_is_the_same_gatekeeper(world, spelli
     world.named_url = spelling.format(url=world.url, port=world.url.rsplit(":", 1)[1])
 
     assert submit_ticket(world.url, TOKEN, FILES, world)["status"] == "complete"
-    assert world.stored == {PREFIX + n: d for n, d, _ in FILES}
+    assert world.stored == {PREFIX + n: d for n, d, _ in SENT}
 
 
 @pytest.mark.parametrize("named", ["{url}/gk/x", "{url}/GK", "http://localhost:{port}/gk",
@@ -419,7 +421,7 @@ def test_a_path_on_the_storage_origin_is_fine(world):
     world.upload_url = world.url + "/elsewhere"
 
     assert submit_ticket(world.url, TOKEN, FILES, world)["status"] == "complete"
-    assert world.stored == {f"/elsewhere:{PREFIX}{n}": d for n, d, _ in FILES}
+    assert world.stored == {f"/elsewhere:{PREFIX}{n}": d for n, d, _ in SENT}
 
 
 def test_it_does_not_follow_a_redirect_from_storage(world):
@@ -561,3 +563,77 @@ def test_a_plain_http_pin_off_loopback_is_refused_at_start(tmp_path, capsys):
 def test_an_unreadable_token_file_is_a_clear_error(world, tmp_path):
     with pytest.raises(agent.ConfigError, match="cannot read the token file"):
         agent.load_config(write_config(tmp_path, world, token_file="absent"), env={})
+
+
+
+# --- summary.json (protocol 2's ticket list) ------------------------------------------
+
+def test_the_summary_holds_what_the_list_shows_of_report_json():
+    report = {"schema_version": 1, "subject": "Printer on fire " * 20, "message": "not in the summary",
+              "user": {"name": "Dana", "email": "dana@example.com", "department": "not in it"},
+              "machine": {"hostname": "WS-042", "os": "Windows 11", "os_version": "23H2"},
+              "submitted_at": "2026-01-01T10:00:00Z", "processes": [{"pid": 1, "name": "x"}]}
+    summary = json.loads(agent.summary_of(report))
+    assert summary == {"schema_version": 1, "subject": ("Printer on fire " * 20)[:200],
+                       "requester": {"name": "Dana", "email": "dana@example.com"},
+                       "machine": {"hostname": "WS-042", "os": "Windows 11"},
+                       "submitted_at": "2026-01-01T10:00:00Z"}
+
+
+def test_no_summary_is_made_from_a_report_that_is_not_a_json_object_or_when_one_is_given():
+    for report in (b"not json", b"[1, 2]", b"\xff\xfe"):
+        files = [("report.json", report, "application/json")]
+        assert agent.with_summary(files) == files
+    given = FILES + [("summary.json", b'{"schema_version": 1, "subject": "mine"}', "application/json")]
+    assert agent.with_summary(given) == given
+    assert agent.with_summary([("a.log", b"x", "text/plain")]) == [("a.log", b"x", "text/plain")]
+
+
+# --- the command line: the schema check, the link, --help ---------------------------------
+
+VALID_REPORT = {"schema_version": 1, "submitted_at": "2026-01-01T10:00:00Z", "subject": "Printer on fire",
+                "user": {"name": "Dana"}, "message": "It burns.",
+                "machine": {"hostname": "WS-1", "os": "Windows", "os_version": "11"}}
+
+
+def test_cli_checks_report_json_against_the_schema_before_sending_anything(world, tmp_path, capsys):
+    bad = {**VALID_REPORT, "machine": {"os": "Windows", "os_version": "11"}, "colour": "red"}
+    (tmp_path / "report.json").write_text(json.dumps(bad))
+    code = agent.main(["submit", *pin_args(world), "--token", TOKEN, str(tmp_path / "report.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "report.json does not match the report schema" in err and "nothing was sent" in err
+    assert "report.json at machine: 'hostname' is a required property" in err
+    assert "'colour' was unexpected" in err
+    assert world.calls == []
+
+
+@pytest.mark.parametrize("data,reason", [(b"{not json", "not valid JSON"), (b"\xff\xfe", "not UTF-8")])
+def test_cli_says_when_report_json_is_not_json(world, tmp_path, capsys, data, reason):
+    (tmp_path / "report.json").write_bytes(data)
+    assert agent.main(["submit", *pin_args(world), "--token", TOKEN, str(tmp_path / "report.json")]) == 2
+    assert reason in capsys.readouterr().err
+    assert world.calls == []
+
+
+def test_cli_prints_the_tickets_link_when_done(world, tmp_path, capsys):
+    (tmp_path / "report.json").write_text(json.dumps(VALID_REPORT))
+    assert agent.main(["submit", *pin_args(world), "--token", TOKEN, str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out
+    assert "ticket 1007 (7) complete: 2 files" in out  # report.json and the summary.json made from it
+    assert f"  {world.url}/tickets/7/\n" in out
+
+
+def test_cli_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as exited:
+        agent.main(["submit", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "python -m gatekeeper_client.agent submit" in out and "Exit status" in out
+
+
+def test_the_agents_schema_is_the_published_one():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
+    assert agent.SCHEMA_PATH.read_text() == docs.read_text()

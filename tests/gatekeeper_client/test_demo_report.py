@@ -99,3 +99,16 @@ def test_extra_logs_make_a_report_of_any_size():
 
 def test_every_file_passes_the_agents_manifest_checks():
     check_files(build_demo_report(9, extra_logs=3))
+
+
+SUMMARY_SCHEMA = json.loads((DOCS / "summary.schema.json").read_text())
+
+
+@pytest.mark.parametrize("seed", range(1, 6))
+def test_the_agents_summaries_of_demo_reports_validate_against_their_schema(seed):
+    from gatekeeper_client.agent import summary_of
+
+    jsonschema.Draft202012Validator.check_schema(SUMMARY_SCHEMA)
+    summary = json.loads(summary_of(report_of(build_demo_report(seed))))
+    jsonschema.validate(summary, SUMMARY_SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert summary["subject"] and summary["requester"]["name"] and summary["machine"]["hostname"]

@@ -115,3 +115,28 @@ test("an expired grant is renewed once; other refusals and malformed answers are
   gatekeeper([{ entries: [], next: 5 }]);
   await assert.rejects(auditLog().load({}, { want: 1, onEntries: () => {} }), { message: "The gatekeeper's answer is malformed." });
 });
+
+import { LookupError, resolveSubject, ticketFilter } from "../../static/js/audit/lookup.js";
+
+const PEOPLE = [{ sub: "user:3", names: ["Bob Staff", "bob"] }, { sub: "user:4", names: ["Alice", "alice"] },
+  { sub: "agent:7", names: ["Front desk button", ""] }];
+
+test("resolveSubject finds a person by the name the log shows or the username, any case", () => {
+  assert.equal(resolveSubject("Bob Staff", PEOPLE), "user:3");
+  assert.equal(resolveSubject("  bob ", PEOPLE), "user:3");
+  assert.equal(resolveSubject("front desk BUTTON", PEOPLE), "agent:7");
+  assert.equal(resolveSubject("user:99", PEOPLE), "user:99");  // a subject as it is
+  assert.throws(() => resolveSubject("Mallory", PEOPLE), LookupError);
+  const twins = [...PEOPLE, { sub: "user:5", names: ["Bob Staff", "bob2"] }];
+  assert.throws(() => resolveSubject("Bob Staff", twins), /Several people/);
+});
+
+test("ticketFilter takes a number, an id with or without dashes, or a prefix", () => {
+  const hex = "0e1cb1ca9ebb47a78fbf3b950338a5b9";
+  assert.deepEqual(ticketFilter("0E1CB1CA-9EBB-47A7-8FBF-3B950338A5B9"), { prefix: `tickets/${hex}/` });
+  assert.deepEqual(ticketFilter(hex), { prefix: `tickets/${hex}/` });
+  assert.deepEqual(ticketFilter("#42"), { number: 42 });
+  assert.deepEqual(ticketFilter("42"), { number: 42 });
+  assert.deepEqual(ticketFilter("tickets/"), { prefix: "tickets/" });
+  assert.deepEqual(ticketFilter("tickets/0e1c"), { prefix: "tickets/0e1c" });
+});

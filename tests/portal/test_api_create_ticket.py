@@ -2,7 +2,7 @@ import json
 import time
 
 from portal.tickets.grants import PUT_GRANT_LIFETIME
-from portal.tickets.models import Ticket, TicketFile
+from portal.tickets.models import Ticket, TicketNote, TicketFile
 from tenants.models import Tenant
 from tests.portal.base import BaseTestCase, decode_grant, manifest_entry
 
@@ -183,11 +183,16 @@ class CreateTicketTestCase(BaseTestCase):
 
     def test_the_ticket_holds_only_what_the_vendor_needs(self):
         # Tenant, number, times, status, the submitting agent, and the manifest: nothing the user typed.
-        # (support_accesses: vendor support's requests to read it, tenants.models.SupportAccess.)
+        # The help desk's workflow (stage, assignee, events) and that notes exist (author, time, size:
+        # their text is in the tenant's storage) are vendor-held metadata too; support_accesses:
+        # vendor support's requests to read it (tenants.models.SupportAccess).
         self.assertEqual(
             {f.name for f in Ticket._meta.get_fields()},
-            {"id", "tenant", "number", "status", "agent", "created_at", "completed_at", "files", "support_accesses"},
+            {"id", "tenant", "number", "status", "agent", "created_at", "completed_at", "files",
+             "stage", "assignee", "events", "notes", "support_accesses"},
         )
+        self.assertEqual({f.name for f in TicketNote._meta.get_fields()},
+                         {"id", "ticket", "author", "author_name", "created_at", "size", "stored_at"})
         self.assertEqual(
             {f.name for f in TicketFile._meta.get_fields()}, {"id", "ticket", "name", "size", "content_type", "sha256"}
         )

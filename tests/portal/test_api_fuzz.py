@@ -22,11 +22,12 @@ import schemathesis
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from schemathesis.generation.value import GeneratedValue
 
-from portal.tickets.models import Ticket, TicketFile
+from portal.tickets.models import Ticket, TicketFile, TicketNote
 from portal.tickets.services import next_ticket_number
 from portal.wsgi import application
 from tenants.models import AgentToken, Membership, Tenant
@@ -50,6 +51,7 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/schema?format=json", applicatio
 # (found), and Beta's (another tenant's: must look exactly like a missing one).
 ALPHA_TICKET = uuid.UUID("a1a1a1a1-0000-4000-8000-000000000001")
 BETA_TICKET = uuid.UUID("b2b2b2b2-0000-4000-8000-000000000002")
+ALPHA_NOTE = uuid.UUID("a1a1a1a1-0000-4000-8000-00000000000e")
 
 AGENT_OPERATIONS = {"tickets_create", "tickets_complete_create"}
 
@@ -104,8 +106,10 @@ def story(db, keep_test_connection):
         tenant=alpha, name="Alpha help button", prefix=AGENT_TOKEN[:VISIBLE_CHARS], token_hash=hash_token(AGENT_TOKEN)
     )
     agent_b, _ = issue_agent_token(beta, "Beta help button")
-    _ticket(alpha, agent_a, ALPHA_TICKET)
+    alpha_ticket = _ticket(alpha, agent_a, ALPHA_TICKET)
     _ticket(beta, agent_b, BETA_TICKET)
+    TicketNote.objects.create(id=ALPHA_NOTE, ticket=alpha_ticket, author=alice, author_name="Alice",
+                              created_at=timezone.now(), size=12)
 
     browser = Client()
     browser.force_login(alice)
@@ -133,11 +137,12 @@ class StoryAuth:
 def before_generate_path_parameters(context, strategy):
     """Random UUIDs never name a ticket: mix in the story's, for valid draws only
     (a negative draw must stay invalid)."""
-    real = [{"ticket_id": str(ALPHA_TICKET)}, {"ticket_id": str(BETA_TICKET)}]
-
     def aim(value):
-        if isinstance(value, GeneratedValue):
+        if isinstance(value, GeneratedValue) or not isinstance(value, dict):
             return st.just(value)
+        real = [{**value, "ticket_id": str(ALPHA_TICKET)}, {**value, "ticket_id": str(BETA_TICKET)}]
+        if "note_id" in value:  # Alice's note on Alpha's ticket
+            real.append({**value, "ticket_id": str(ALPHA_TICKET), "note_id": str(ALPHA_NOTE)})
         return st.sampled_from([value, *real])
 
     return strategy.flatmap(aim)

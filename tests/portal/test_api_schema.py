@@ -29,6 +29,8 @@ class SchemaTestCase(BaseTestCase):
             "GET /api/v1/tickets/{ticket_id}": session, "POST /api/v1/tickets/{ticket_id}/complete": agent,
             "POST /api/v1/tickets/{ticket_id}/put-grant": agent,
             "POST /api/v1/tickets/{ticket_id}/grant": session, "POST /api/v1/audit/grant": session,
+            "POST /api/v1/tickets/summary-grant": session, "POST /api/v1/tickets/{ticket_id}/notes": session,
+            "POST /api/v1/tickets/{ticket_id}/notes/{note_id}/stored": session,
         })
 
     def test_it_documents_the_list_as_the_page_it_is(self):
@@ -59,6 +61,8 @@ class SchemaTestCase(BaseTestCase):
         self.assertEqual(set(paths), {
             "/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/tickets/{ticket_id}/complete",
             "/api/v1/tickets/{ticket_id}/put-grant", "/api/v1/tickets/{ticket_id}/grant", "/api/v1/audit/grant",
+            "/api/v1/tickets/summary-grant", "/api/v1/tickets/{ticket_id}/notes",
+            "/api/v1/tickets/{ticket_id}/notes/{note_id}/stored",
         })
         self.assertEqual(set(paths["/api/v1/tickets"]), {"get", "post"})
         create = paths["/api/v1/tickets"]["post"]

@@ -50,7 +50,15 @@ class ContentSecurityPolicyTestCase(BaseTestCase):
         )
         self.assertEqual(self.client.get("/accounts/login/")["Content-Security-Policy"], DEFAULT_HEADER)
         self.login(self.alice)
-        self.assertEqual(self.client.get("/tickets/")["Content-Security-Policy"], DEFAULT_HEADER)
+        self.assertEqual(self.client.get("/settings/members/")["Content-Security-Policy"], DEFAULT_HEADER)
+
+    def test_the_ticket_list_may_reach_exactly_its_tenants_gatekeeper_and_storage(self):
+        # Its script reads each row's summary.json from the tenant's storage.
+        self.login(self.alice)
+        policy = self.client.get("/tickets/")["Content-Security-Policy"]
+        self.assertIn("connect-src 'self' https://gk.alpha.example https://alpha-reports.s3.eu-west-1.amazonaws.com;",
+                      policy)
+        self.assertNotIn("beta", policy)
 
     def test_api_responses_get_it_too(self):
         self.assertEqual(self.client.get("/api/v1/tickets")["Content-Security-Policy"], DEFAULT_HEADER)

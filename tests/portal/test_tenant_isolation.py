@@ -16,6 +16,7 @@ from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Authenticator
+from portal.tickets.services import create_note, note_stored
 from tenants.models import Invitation
 from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
@@ -49,18 +50,20 @@ class TenantIsolationTestCase(BaseTestCase):
         passkey = Authenticator.objects.create(user=self.alice, kind=Authenticator.Kind.PASSKEY, name="Alpha key",
                                                credential_id="alpha-credential", public_key="pk",
                                                created_at=timezone.now())
+        # A note Alice wrote on A's ticket (its text is in A's storage; the portal has its size).
+        note = note_stored(create_note(self.ticket, self.alice, 12), self.alice)
         # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
         access = request_access(self.victor, self.ticket, reason_code="bug", reason="walk", hours=24,
                                 ops=["get", "list"])
-        self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "token_id": str(self.agent_a.id),
-                       "slug": self.tenant_a.slug, "invitation_id": str(invitation.id),
-                       "authenticator_id": str(passkey.id),
+        self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
+                       "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
+                       "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
                        "membership_id": str(self.alice.membership.id)}
-        self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "token_id": "999999",
-                       "slug": "no-such-tenant", "invitation_id": "999999", "membership_id": "999999",
-                       "authenticator_id": "999999"}
+        self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
+                       "token_id": "999999", "slug": "no-such-tenant",
+                       "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).
@@ -122,6 +125,9 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/accounts/mfa/", "/accounts/security/", "/accounts/sessions/end-all/",
                          "/accounts/sso/", "/accounts/sso/callback/", "/accounts/mfa/passkey/",
                          "/accounts/security/passkeys/", "/accounts/security/totp/",
+                         "/tickets/<uuid:ticket_id>/workflow/", "/api/v1/tickets/summary-grant",
+                         "/api/v1/tickets/<uuid:ticket_id>/notes",
+                         "/api/v1/tickets/<uuid:ticket_id>/notes/<uuid:note_id>/stored",
                          "/settings/approvers/", "/support/access/", "/support/tenants/<slug:slug>/access/",
                          "/support/access/<uuid:access_id>/", "/support/access/<uuid:access_id>/grant",
                          "/settings/support-access/<uuid:access_id>/request.json",
@@ -145,6 +151,8 @@ class TenantIsolationTestCase(BaseTestCase):
 
     def test_charlie_gets_404_where_his_session_is_the_right_credential(self):
         for url in [f"/tickets/{self.ticket.id}/", f"/api/v1/tickets/{self.ticket.id}",
+                    f"/tickets/{self.ticket.id}/workflow/", f"/api/v1/tickets/{self.ticket.id}/notes",
+                    f"/api/v1/tickets/{self.ticket.id}/notes/{self.values['note_id']}/stored",
                     f"/settings/tokens/{self.agent_a.id}/revoke/",
                     f"/settings/members/{self.bob.membership.id}/role/",
                     f"/settings/members/{self.bob.membership.id}/remove/",

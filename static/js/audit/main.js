@@ -6,6 +6,7 @@
 import { showBanner } from "../lib/dom.js";
 import { csrfToken } from "../lib/http.js";
 import { downloadCsv } from "./csv.js";
+import { LookupError, resolveSubject, ticketFilter } from "./lookup.js";
 import { AuditLog } from "./search.js";
 import { row } from "./table.js";
 
@@ -44,12 +45,42 @@ function epochSeconds(name, value) {
   return Math.floor(date.getTime() / 1000);
 }
 
-function readFilters() {
+// The members and agent tokens, as the page lists them (vendor-held names).
+const people = [...root.querySelectorAll("#audit-people option")].map((o) => ({
+  sub: o.dataset.sub, names: [o.value, o.dataset.username],
+}));
+
+// A ticket number becomes its prefix through the portal (which holds the numbers).
+async function prefixOfNumber(number) {
+  let body = null;
+  try {
+    const response = await fetch(`${root.dataset.ticketsUrl}?number=${number}`,
+      { credentials: "same-origin", headers: { Accept: "application/json" } });
+    body = response.ok ? await response.json() : null;
+  } catch {
+    throw new FilterError("Could not reach the portal to find that ticket number.");
+  }
+  const prefix = body?.results?.[0]?.prefix;
+  if (typeof prefix !== "string") throw new FilterError(`No ticket #${number}.`);
+  return prefix;
+}
+
+async function readFilters() {
   const data = new FormData(form);
   const filters = {};
   for (const name of TEXT_FILTERS) {
     const value = String(data.get(name) ?? "").trim();
     if (value) filters[name] = value;
+  }
+  try {
+    if (filters.sub) filters.sub = resolveSubject(filters.sub, people);
+  } catch (error) {
+    if (error instanceof LookupError) throw new FilterError(error.message);
+    throw error;
+  }
+  if (filters.key_prefix) {
+    const ticket = ticketFilter(filters.key_prefix);
+    filters.key_prefix = ticket.number != null ? await prefixOfNumber(ticket.number) : ticket.prefix;
   }
   for (const name of TIME_FILTERS) {
     const value = String(data.get(name) ?? "");
@@ -154,7 +185,8 @@ function refuseFilters(message) {
   settle();
 }
 
-function search() {
+async function search() {
+  root.dataset.loaded = "false"; // a ticket number may be looked up first
   if (!form.checkValidity()) {
     form.reportValidity();
     refuseFilters(null);
@@ -162,7 +194,7 @@ function search() {
   }
   let filters;
   try {
-    filters = readFilters();
+    filters = await readFilters();
   } catch (error) {
     if (!(error instanceof FilterError)) throw error;
     refuseFilters(error.message);

@@ -3,7 +3,7 @@
 // field is type-checked and cut as it is read, and goes into the page as text
 // (el() appends strings as text nodes), never as markup.
 
-import { DASH, DATE_TIME, el, str } from "../lib/dom.js";
+import { DASH, el, formatZoned, str } from "../lib/dom.js";
 
 // ts is epoch seconds; anything else is not a time.
 export function entryDate(entry) {
@@ -54,7 +54,7 @@ function outcomeBadge(outcome) {
 export function row(entry) {
   const e = readEntry(entry);
   const time = e.date
-    ? el("time", { datetime: e.utc, title: `${e.utc} (UTC)` }, DATE_TIME.format(e.date))
+    ? el("time", { datetime: e.utc, title: `${e.utc} (UTC)` }, formatZoned(e.date, { seconds: true }))
     : DASH;
   return el("tr", { testid: "audit-row", "data-outcome": e.outcome, "data-op": e.op, "data-request-id": e.request_id },
     el("td", { className: "nowrap" }, time),
@@ -67,9 +67,22 @@ export function row(entry) {
     el("td", {}, e.name || DASH),
     el("td", { className: "mono" }, e.reason || DASH),
     el("td", { className: "num" }, e.status || DASH),
-    el("td", { className: "agent", title: e.user_agent || null }, e.user_agent || DASH),
+    agentCell(e.user_agent),
     // A vendor support read's: the customer's approval and who signed it.
     el("td", { className: "mono", testid: "audit-approval" },
       e.approval ? `${e.approval} (${e.approvers || "?"})` : DASH),
   );
+}
+
+// Cut to one line in the table; a click (or Enter) shows it in full, and again hides it.
+function agentCell(userAgent) {
+  if (!userAgent) return el("td", { className: "agent" }, DASH);
+  const cell = el("td", { className: "agent", title: userAgent });
+  const toggle = el("button", { type: "button", className: "link agent-toggle", "aria-expanded": "false",
+    testid: "agent-toggle", onclick: () => {
+      const full = cell.classList.toggle("full");
+      toggle.setAttribute("aria-expanded", String(full));
+    } }, userAgent);
+  cell.append(toggle);
+  return cell;
 }

@@ -23,6 +23,19 @@ export const obj = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v :
 export const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 export const CLOCK = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
 
+// One format for every time a page shows: YYYY-MM-DD HH:MM[:SS] and the zone, in
+// the user's own zone (the browser's), so no time is read in the wrong zone.
+const ZONED = new Intl.DateTimeFormat("en-CA", {
+  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  hourCycle: "h23", timeZoneName: "short",
+});
+export function formatZoned(date, { seconds = false, format = ZONED } = {}) {
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) return DASH;
+  const part = Object.fromEntries(format.formatToParts(date).map((p) => [p.type, p.value]));
+  const clock = `${part.hour}:${part.minute}${seconds ? `:${part.second}` : ""}`;
+  return `${part.year}-${part.month}-${part.day} ${clock} ${part.timeZoneName}`;
+}
+
 export function formatTime(value, format = DATE_TIME) {
   const text = str(value, 64);
   const date = new Date(text);

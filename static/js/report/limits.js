@@ -3,6 +3,9 @@
 // listing (what is there now, as the gatekeeper reports it). Pure functions.
 
 export const REPORT_NAME = "report.json";
+// The agent's summary of report.json, for the ticket list (docs/report-format.md):
+// fetched and checked like the report, within the report's limit.
+export const SUMMARY_NAME = "summary.json";
 const MiB = 1024 * 1024;
 export const IMAGE_TYPES = new Set(["image/png", "image/jpeg"]);
 export const TEXT_TYPES = new Set(["text/plain", "text/csv"]);
@@ -12,7 +15,7 @@ export const FETCH_LIMITS = { report: 2 * MiB, image: 10 * MiB, text: 10 * MiB }
 
 // "report" | "image" | "text", or null for a file this page does not open.
 export function fileKind(name, contentType) {
-  if (name === REPORT_NAME) return "report";
+  if (name === REPORT_NAME || name === SUMMARY_NAME) return "report";
   if (IMAGE_TYPES.has(contentType)) return "image";
   return TEXT_TYPES.has(contentType) ? "text" : null;
 }

@@ -7,6 +7,7 @@
 import { el, emptyNote, formatBytes, list, showBanner, str } from "../lib/dom.js";
 import { TooLargeError, csrfToken, requestGrant } from "../lib/http.js";
 import { fetchObject, sha256Hex, signAll, storageHint } from "./api.js";
+import { enableDownloads, loadNotes, readNotes, setUpNoteForm } from "./notes.js";
 import { FETCH_LIMITS, IMAGE_TYPES, REPORT_NAME, TEXT_TYPES, downloadPlan, fileKind, manifestAllows } from "./limits.js";
 import * as render from "./render.js";
 
@@ -41,7 +42,7 @@ function setFileStatus(file, status) {
   file.row.querySelector("[data-file-status]").replaceChildren(render.badge(status));
 }
 
-async function signManifest(files) {
+async function signManifest(files, notes) {
   const grant = await requestGrant(root.dataset.grantUrl, csrfToken(root));
   // The page's own gatekeeper URL is the one its CSP allows; the grant's is a fallback.
   const gatekeeper = root.dataset.gatekeeperUrl || grant.gatekeeper_url;
@@ -50,10 +51,13 @@ async function signManifest(files) {
   // in the customer's audit log, so it must be one that really happens. The
   // others are checked against the listing alone.
   const fetched = files.filter((f) => f.fetch);
-  const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name }))];
+  // The ticket's notes are read in the same batch: they are under its prefix.
+  const ops = [{ op: "list", prefix }, ...fetched.map((f) => ({ op: "get", key: prefix + f.name })),
+    ...notes.map((n) => ({ op: "get", key: n.key }))];
   // A vendor support grant comes with the customer's approval (X-Approval); others with none.
   const [listing, ...gets] = await signAll(gatekeeper, grant.grant, ops, grant.approval);
   fetched.forEach((f, i) => { f.url = typeof gets[i]?.url === "string" ? gets[i].url : null; });
+  notes.forEach((n, i) => { n.url = gets[fetched.length + i]?.url; });
   const objects = list(listing?.objects, 10000);
   const stored = new Map(objects.map((o) => [o?.key, o]));
   files.forEach((f) => {
@@ -64,7 +68,8 @@ async function signManifest(files) {
     // A truncated listing cannot prove absence, so only a full one marks files missing.
     f.missing = !listing?.truncated && !stored.has(prefix + f.name);
   });
-  return objects.length - files.filter((f) => stored.has(prefix + f.name)).length;
+  const noteKeys = new Set(notes.map((n) => n.key));
+  return objects.filter((o) => !noteKeys.has(o?.key)).length - files.filter((f) => stored.has(prefix + f.name)).length;
 }
 
 // Fetch one object and check it against the manifest. Resolves to its bytes
@@ -103,6 +108,13 @@ async function loadFile(file) {
       throw new Error(OVERSIZED_NOTE);
     }
     file.error = error;
+    if (error.source === "storage" && error.status == null && error.code == null) {
+      // No answer at all (network, firewall, storage down): says nothing about the
+      // file itself. Said once, in the error banner; the file's place points there.
+      file.unreachable = true;
+      setFileStatus(file, "error");
+      throw new Error(UNREACHABLE_NOTE);
+    }
     if (!file.missing && error.code !== "NoSuchKey") {
       setFileStatus(file, "error");
       throw error;
@@ -120,6 +132,7 @@ async function loadFile(file) {
 
 // Why is said once, in the warning banner, with the sizes; the file's own place points there.
 const OVERSIZED_NOTE = "see the warning above";
+const UNREACHABLE_NOTE = "see the message above";
 
 // A message as one sentence, whether or not it already ends like one.
 const sentence = (text) => (/[.!?]$/.test(text) ? text : `${text}.`);
@@ -202,11 +215,25 @@ function namesWithCodes(files) {
   return [...byCode].map(([code, names]) => names.join(", ") + (code ? ` (${code})` : "")).join("; ");
 }
 
-function reportProblems(files, unlisted, reportIssue) {
+// Storage that does not answer is not tampering: one error banner says what
+// happened, apart from the warning about files that are not as submitted.
+function reportUnreachable(files, notes) {
+  const unreachable = [...files.filter((f) => f.unreachable).map((f) => f.name),
+    ...notes.filter((n) => n.unreachable).map((_, i, all) => (all.length > 1 ? `note ${i + 1}` : "a note"))];
+  if (!unreachable.length) return;
+  showBanner(root.querySelector("[data-testid=error-banner]"), "The customer's storage could not be reached.", [
+    `Your browser got no answer from it for: ${unreachable.join(", ")}.`,
+    "This is a connection problem (network, firewall, or the storage is down), not a sign that anything changed. "
+      + "Reload the page to try again; if it persists, ask the tenant admin.",
+  ]);
+}
+
+function reportProblems(files, unlisted, reportIssue, notes = []) {
+  reportUnreachable(files, notes);
   const oversized = files.filter((f) => f.status === "oversized");
   const changed = files.filter((f) => f.status === "mismatch").map((f) => f.name);
   const missing = files.filter((f) => f.status === "missing").map((f) => f.name);
-  const failed = files.filter((f) => f.status === "error");
+  const failed = files.filter((f) => f.status === "error" && !f.unreachable);
   if (!oversized.length && !changed.length && !missing.length && !failed.length && !unlisted && !reportIssue) return;
   const hints = new Set(failed.map((f) => storageHint(f.error?.code)).filter(Boolean));
   const filesWrong = oversized.length || changed.length || missing.length || failed.length || unlisted;
@@ -226,21 +253,27 @@ function reportProblems(files, unlisted, reportIssue) {
 
 async function main() {
   const files = readManifest();
+  const notes = readNotes(root);
+  setUpNoteForm(root);
   [...REPORT_SECTIONS, "screenshots", "logs"].forEach((name) => setState(name, "loading"));
   files.forEach((f) => setFileStatus(f, "pending"));
 
   let unlisted;
   try {
-    unlisted = await signManifest(files);
+    unlisted = await signManifest(files, notes);
   } catch (error) {
     showBanner(root.querySelector("[data-testid=error-banner]"), error.message, [error.hint]);
     [...REPORT_SECTIONS, "screenshots", "logs"].forEach((name) => setState(name, "blocked", "Not loaded: see the message above."));
     files.forEach((f) => setFileStatus(f, "error"));
+    notes.forEach((n) => n.text.replaceChildren("Not loaded: see the message above."));
+    enableDownloads(root, files, new Map());
     root.dataset.loaded = "true";
     return;
   }
 
   const loads = new Map(files.map((f) => [f, loadFile(f)]));
+  const noteLoads = loadNotes(notes);
+  enableDownloads(root, files, loads);
   loads.forEach((p) => p.catch(() => {})); // failures are shown per file, not thrown
 
   let report = {};
@@ -255,7 +288,8 @@ async function main() {
     const reason = `${REPORT_NAME} could not be read: ${sentence(error.message)}`;
     // An oversized report.json is explained once, in the banner.
     REPORT_SECTIONS.forEach((name) => setState(name, "error", reportFile?.status === "oversized"
-      ? `${REPORT_NAME} was not downloaded: see the warning above.` : reason));
+      ? `${REPORT_NAME} was not downloaded: see the warning above.`
+      : reportFile?.unreachable ? "Not loaded: see the message above." : reason));
     // A missing, unfetchable or oversized report.json is in the banner's file lines already.
     if (!["missing", "error", "oversized"].includes(reportFile?.status)) reportIssue = reason;
   }
@@ -264,10 +298,10 @@ async function main() {
     (slot, bytes, file) => render.fillScreenshot(slot, URL.createObjectURL(new Blob([bytes], { type: file.contentType })), file.name),
     loads);
   renderAttachments("logs", attachments(files, report.logs, TEXT_TYPES), render.logSlot,
-    (slot, bytes) => render.fillLog(slot, bytes), loads);
+    (slot, bytes, file) => render.fillLog(slot, bytes, file), loads);
 
-  await Promise.allSettled(loads.values());
-  reportProblems(files, unlisted, reportIssue);
+  await Promise.allSettled([...loads.values(), noteLoads]);
+  reportProblems(files, unlisted, reportIssue, notes);
   root.dataset.loaded = "true"; // for tests: everything has settled
 }
 

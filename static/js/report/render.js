@@ -209,12 +209,49 @@ export function logSlot(file, index) {
     el("pre", { testid: "log" }, "Loading…"));
 }
 
-export function fillLog(slot, bytes) {
+export function fillLog(slot, bytes, file = null) {
   const shown = bytes.subarray(0, LIMITS.logBytes);
-  slot.querySelector("pre").textContent = new TextDecoder("utf-8").decode(shown);
+  const pre = slot.querySelector("pre");
+  const text = new TextDecoder("utf-8").decode(shown);
+  pre.textContent = text;
   if (bytes.length > shown.length) {
     slot.append(emptyNote(`Showing the first ${formatBytes(shown.length)} of ${formatBytes(bytes.length)}.`));
   }
+  pre.before(logToolbar(pre, text, bytes, file));
+}
+
+// Search within a log (the matching lines, with their numbers), wrap long lines,
+// download the bytes that were checked.
+function logToolbar(pre, text, bytes, file) {
+  const lines = text.split("\n");
+  const count = el("span", { className: "muted", testid: "log-matches" });
+  const search = el("input", {
+    type: "search", placeholder: "Search this log", "aria-label": "Search this log", testid: "log-search",
+    oninput: () => {
+      const needle = search.value.toLowerCase();
+      if (!needle) {
+        pre.textContent = text;
+        count.textContent = "";
+        return;
+      }
+      const hits = [];
+      lines.forEach((line, i) => { if (line.toLowerCase().includes(needle)) hits.push(`${i + 1}: ${line}`); });
+      pre.textContent = hits.join("\n");
+      count.textContent = `${hits.length} matching line${hits.length === 1 ? "" : "s"} of ${lines.length}`;
+    },
+  });
+  const wrap = el("input", { type: "checkbox", testid: "log-wrap",
+    onchange: () => pre.classList.toggle("wrap", wrap.checked) });
+  const download = el("button", { type: "button", className: "small", testid: "log-download", onclick: () => {
+    const url = URL.createObjectURL(new Blob([bytes], { type: file?.contentType || "text/plain" }));
+    const link = el("a", { href: url, download: file?.name || "log.txt", hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } }, "Download");
+  return el("div", { className: "toolbar log-tools" }, search, el("label", { className: "inline" }, wrap, " Wrap lines"),
+    download, count);
 }
 
 export function setSlotStatus(slot, status, message = null) {
