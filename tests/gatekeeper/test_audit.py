@@ -722,6 +722,12 @@ def test_dynamodb_writes_a_full_batch_in_one_transaction(moto_url, monkeypatch):
     store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
     store.create_table()
     store.create_table()  # idempotent
+    # What is tested is one transaction per request, not speed: on a loaded machine moto's
+    # 100-item transaction can outlast the production client's 10 s read timeout.
+    from botocore.config import Config as BotoConfig
+    store.__dict__["client"] = store.session.create_client(
+        "dynamodb", region_name="us-east-1", endpoint_url=moto_url,
+        config=BotoConfig(read_timeout=120, retries={"max_attempts": 1}))
     calls = []
     real_call = store._call
     monkeypatch.setattr(store, "_call", lambda name, **kw: (calls.append(name), real_call(name, **kw))[1])
