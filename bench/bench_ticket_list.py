@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import statistics
 import sys
@@ -36,32 +35,10 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_report_page import LOADED_CLOCK, origin, p95  # noqa: E402  (the report page bench's clock and figures)
 from tests.stack import launch_chromium, log_in, start_stack, wait_until_loaded  # noqa: E402
 
 TICKETS = 50
-LOADED_CLOCK = """
-window.__loadedAt = null;
-new MutationObserver((changes, observer) => {
-  for (const change of changes) {
-    if (change.target.dataset && change.target.dataset.loaded === "true" && window.__loadedAt === null) {
-      window.__loadedAt = performance.now();
-      observer.disconnect();
-    }
-  }
-}).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-loaded"] });
-"""
-
-
-def p95(values):
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def open_once(browser, state, stack, path: str, kind: str) -> dict:
     context = browser.new_context(storage_state=state)
     try:
