@@ -21,7 +21,16 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from tenants.models import AgentToken, ApproverKey, Invitation, Membership, SecurityEvent, SupportAccess, Tenant
+from tenants.models import (
+    AgentToken,
+    ApproverKey,
+    Invitation,
+    Membership,
+    SecurityEvent,
+    StorageLocation,
+    SupportAccess,
+    Tenant,
+)
 from tenants.tokens import hash_token
 
 LIVE_STATUSES = (Tenant.Status.ONBOARDING, Tenant.Status.ACTIVE)
@@ -65,6 +74,24 @@ def tenant_for_admin(user) -> Tenant:
     """The caller's tenant if they are its admin: 403 for its staff, 404 for anyone
     without a live tenant."""
     return admin_membership_for_user(user).tenant
+
+
+def locations_for_admin(user) -> QuerySet[StorageLocation]:
+    """The storage locations of the caller's tenant (admins: 403 for staff)."""
+    return StorageLocation.objects.filter(tenant=tenant_for_admin(user))
+
+
+def access_location_for_admin(user, location_id: int) -> StorageLocation:
+    try:
+        return locations_for_admin(user).select_related("tenant").get(pk=location_id)
+    except StorageLocation.DoesNotExist:
+        raise Http404("not found") from None
+
+
+def locations_for_support(user, tenant: Tenant) -> QuerySet[StorageLocation]:
+    """A tenant's locations for vendor support (reached through access_tenant_for_support)."""
+    require_support(user)
+    return StorageLocation.objects.filter(tenant=tenant)
 
 
 def agent_tokens_for_admin(user) -> QuerySet[AgentToken]:

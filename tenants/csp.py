@@ -1,7 +1,7 @@
 """Content-Security-Policy: the strict default every response gets, and the
-policies that name one tenant's origins: the report page's (its gatekeeper and
-storage) and that of the pages whose browser code talks to the tenant's
-gatekeeper alone (the audit log, the settings page's gatekeeper check).
+policies that name a tenant's storage locations' origins: the report page's (its
+ticket's location's gatekeeper and storage) and that of the pages whose browser
+code talks to gatekeepers alone (the audit log, the settings page's checks).
 
 The default lives here, beside the policies built from it, so that tenants/
 needs nothing from portal/; portal/csp.py's middleware applies it.
@@ -12,7 +12,7 @@ needed anywhere.
 
 from __future__ import annotations
 
-from tenants.models import Tenant
+from tenants.models import StorageLocation
 
 HEADER = "Content-Security-Policy"
 
@@ -32,31 +32,34 @@ def render_policy(policy: dict[str, tuple[str, ...]]) -> str:
     return "; ".join(f"{directive} {' '.join(sources)}" for directive, sources in policy.items())
 
 
-def report_policy(tenant: Tenant) -> str:
-    """The default plus this tenant's origins: the browser may talk to its
-    gatekeeper and its storage, and show images from storage or from blob: URLs
-    of the bytes it fetched and hashed (no data: URLs: the page makes none)."""
-    origins = tuple(dict.fromkeys(filter(None, (tenant.gatekeeper_origin, tenant.storage_origin))))
-    storage = (tenant.storage_origin,) if tenant.storage_origin else ()
+def report_policy(*locations: StorageLocation) -> str:
+    """The default plus these locations' origins (a report page: its ticket's own
+    location; the list: every location its tickets are at): the browser may talk
+    to their gatekeepers and storage, and show images from storage or from blob:
+    URLs of the bytes it fetched and hashed (no data: URLs: the page makes none)."""
+    gatekeepers = [loc.gatekeeper_origin for loc in locations]
+    storage = tuple(dict.fromkeys(filter(None, (loc.storage_origin for loc in locations))))
+    origins = tuple(dict.fromkeys(filter(None, (*gatekeepers, *storage))))
     policy = dict(DEFAULT_POLICY)
     policy["connect-src"] = ("'self'",) + origins
     policy["img-src"] = ("'self'", "blob:") + storage
     return render_policy(policy)
 
 
-def set_report_csp(response, tenant: Tenant):
-    response[HEADER] = report_policy(tenant)
+def set_report_csp(response, *locations: StorageLocation):
+    response[HEADER] = report_policy(*locations)
     return response
 
 
-def gatekeeper_policy(tenant: Tenant) -> str:
-    """The default plus this tenant's gatekeeper in connect-src: the audit page
-    searches the log there, the settings page asks it for its health; neither
-    fetches anything from storage. Without a gatekeeper: the default."""
-    gatekeeper = (tenant.gatekeeper_origin,) if tenant.gatekeeper_origin else ()
-    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeeper})
+def gatekeeper_policy(*locations: StorageLocation) -> str:
+    """The default plus these locations' gatekeepers in connect-src: the audit
+    page searches the log at the active one, the settings page asks each of the
+    tenant's locations for its health; neither fetches anything from storage.
+    Without a gatekeeper: the default."""
+    gatekeepers = tuple(dict.fromkeys(filter(None, (loc.gatekeeper_origin for loc in locations))))
+    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeepers})
 
 
-def set_gatekeeper_csp(response, tenant: Tenant):
-    response[HEADER] = gatekeeper_policy(tenant)
+def set_gatekeeper_csp(response, *locations: StorageLocation):
+    response[HEADER] = gatekeeper_policy(*locations)
     return response

@@ -1,7 +1,7 @@
 from django import forms
 
 from tenants.invitations import account_for, can_join, invitation_pending, username_taken
-from tenants.models import Membership, SupportAccess, Tenant
+from tenants.models import Membership, StorageLocation, SupportAccess, Tenant
 from tenants.support_access import DEFAULT_HOURS, MAX_HOURS, MAX_REASON_BYTES
 from tenants.validators import validate_printable
 
@@ -30,6 +30,34 @@ class StorageSettingsForm(forms.ModelForm):
                 self.add_error("storage_origin", "Required with a gatekeeper URL: the origin of its presigned "
                                                  "URLs, such as https://BUCKET.s3.REGION.amazonaws.com.")
         return cleaned
+
+
+class LocationForm(forms.ModelForm):
+    """A new storage location: where its gatekeeper is, and what the admin chose
+    for it (compared with what the gatekeeper then reports)."""
+
+    class Meta:
+        model = StorageLocation
+        fields = ["kind", "gatekeeper_url", "gatekeeper_id", "storage_origin", "chosen_bucket", "chosen_region"]
+        labels = {
+            "kind": "Bucket",
+            "gatekeeper_url": "Gatekeeper URL",
+            "gatekeeper_id": "Gatekeeper id",
+            "storage_origin": "Storage origin",
+            "chosen_bucket": "Bucket you chose (optional)",
+            "chosen_region": "Region you chose (optional)",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("gatekeeper_url", "gatekeeper_id", "storage_origin"):
+            self.fields[name].required = True
+
+
+class CutOverForm(forms.Form):
+    """A cut over is confirmed by typing the new location's gatekeeper id."""
+
+    confirm = forms.CharField(max_length=64, label="Type the gatekeeper id to confirm")
 
 
 class AgentTokenForm(forms.Form):

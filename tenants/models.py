@@ -49,6 +49,18 @@ class Tenant(models.Model):
     def __str__(self):
         return self.slug
 
+    # Kept as the mirror of the tenant's active StorageLocation (tenants/locations.py).
+    MIRRORED_FIELDS = frozenset({"data_location", "region", "bucket", "gatekeeper_url", "gatekeeper_id",
+                                 "storage_origin"})
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        if fields is None or self.MIRRORED_FIELDS.intersection(fields):
+            from tenants.locations import mirror_to_active
+
+            mirror_to_active(self)
+
     @property
     def has_gatekeeper(self) -> bool:
         return bool(self.gatekeeper_url and self.gatekeeper_id)
@@ -56,6 +68,74 @@ class Tenant(models.Model):
     @property
     def gatekeeper_origin(self) -> str:
         return origin_of(self.gatekeeper_url) if self.gatekeeper_url else ""
+
+
+class StorageLocation(models.Model):
+    """Where a tenant's tickets are written: a gatekeeper and the storage behind it.
+    Exactly one location per tenant is active (takes new tickets); each ticket
+    keeps the location it was written to (Ticket.location), so switching never
+    breaks an old ticket. Bucket, region and encryption are as the gatekeeper
+    reported them (its /v1/health, fetched by an admin's browser: the portal never
+    contacts a gatekeeper), beside what the admin chose. tenants/locations.py
+    changes them; views reach them through tenants/access.py."""
+
+    class State(models.TextChoices):
+        CONNECTING = "connecting", "Connecting"
+        ACTIVE = "active", "Active (takes new tickets)"
+        DRAINING = "draining", "Draining (old tickets only)"
+        RETIRED = "retired", "Retired"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="locations")
+    kind = models.CharField(max_length=20, choices=Tenant.DataLocation.choices, default=Tenant.DataLocation.VENDOR)
+    gatekeeper_url = models.CharField(max_length=200, blank=True, validators=[validate_gatekeeper_url])
+    gatekeeper_id = models.CharField(max_length=64, blank=True, validators=[validate_gatekeeper_id])
+    storage_origin = models.CharField(max_length=200, blank=True, validators=[validate_origin])
+    # What the admin chose (the launch parameters): compared with what is reported.
+    chosen_bucket = models.CharField(max_length=63, blank=True, validators=[validate_bucket])
+    chosen_region = models.CharField(max_length=30, blank=True, validators=[validate_region])
+    # As the gatekeeper's health last reported them, and when.
+    reported_bucket = models.CharField(max_length=63, blank=True)
+    reported_region = models.CharField(max_length=30, blank=True)
+    reported_storage = models.CharField(max_length=20, blank=True)  # ok | unreachable
+    reported_storage_problem = models.CharField(max_length=200, blank=True)
+    reported_encryption = models.CharField(max_length=20, blank=True)
+    reported_kms_key_id = models.CharField(max_length=200, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.CONNECTING)
+    state_changed_at = models.DateTimeField()
+    state_changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="+")
+    state_changed_by_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], condition=Q(state="active"),
+                                    name="one_active_location_per_tenant"),
+        ]
+
+    def __str__(self):
+        return f"{self.tenant} location {self.pk} ({self.state})"
+
+    @property
+    def has_gatekeeper(self) -> bool:
+        return bool(self.gatekeeper_url and self.gatekeeper_id)
+
+    @property
+    def gatekeeper_origin(self) -> str:
+        return origin_of(self.gatekeeper_url) if self.gatekeeper_url else ""
+
+    def mismatches(self) -> list[str]:
+        """Where the gatekeeper's report differs from what the admin chose."""
+        if self.reported_at is None:
+            return []
+        found = []
+        for what, chosen, reported in (("bucket", self.chosen_bucket, self.reported_bucket),
+                                       ("region", self.chosen_region, self.reported_region)):
+            if chosen and reported and chosen != reported:
+                found.append(f"You chose {what} {chosen}, the gatekeeper reports {reported}.")
+        return found
 
 
 class Membership(models.Model):
@@ -158,6 +238,9 @@ class SecurityEvent(models.Model):
         SUPPORT_ACCESS_APPROVED = "support_access_approved", "Vendor support access approved"
         SUPPORT_ACCESS_REFUSED = "support_access_refused", "Vendor support access refused"
         SUPPORT_ACCESS_ENDED = "support_access_ended", "Vendor support access ended"
+        LOCATION_ADDED = "location_added", "Storage location added"
+        LOCATION_CUT_OVER = "location_cut_over", "New tickets go to another storage location"
+        LOCATION_RETIRED = "location_retired", "Storage location retired"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="security_events")
     kind = models.CharField(max_length=30, choices=Kind.choices)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from tenants import location_views
 from tenants import support_access_views as access_views
 from tenants import views
 
@@ -11,6 +12,11 @@ urlpatterns = [
     path("settings/keys/activate/", views.activate_signing_key, name="signing-key-activate"),
     path("settings/tokens/", views.create_token, name="agent-token-create"),
     path("settings/tokens/<int:token_id>/revoke/", views.revoke_token, name="agent-token-revoke"),
+    path("settings/locations/", location_views.location_add, name="location-add"),
+    path("settings/locations/<int:location_id>/health/", location_views.location_health, name="location-health"),
+    path("settings/locations/<int:location_id>/cut-over/", location_views.location_cut_over,
+         name="location-cut-over"),
+    path("settings/locations/<int:location_id>/retire/", location_views.location_retire, name="location-retire"),
     path("settings/members/", views.members_page, name="tenant-members"),
     path("settings/members/invite/", views.invite_member, name="member-invite"),
     path("settings/members/<int:membership_id>/role/", views.change_member_role, name="member-role"),

@@ -31,6 +31,7 @@ from tenants.access import (
     agent_tokens_for_admin,
     approver_keys_for_admin,
     invitations_for_admin,
+    locations_for_support,
     members_for_admin,
     security_events_for_admin,
     support_accesses_for_admin,
@@ -40,7 +41,9 @@ from tenants.access import (
 )
 from tenants.csp import set_gatekeeper_csp
 from tenants.gatekeeper_toml import gatekeeper_toml
-from tenants.models import Membership, TenantSigningKey
+from tenants.location_views import locations_context
+from tenants.locations import active_location
+from tenants.models import Membership, StorageLocation, TenantSigningKey
 from tenants.services import MembershipError, change_role, create_tenant, remove_member
 from tenants.signing import (
     RotationError,
@@ -78,7 +81,7 @@ SECURITY_EVENTS_SHOWN = 50
 
 
 def _settings_page(request, *, storage_form=None, token_form=None, new_token=None, rotation_error=None,
-                   support_error=None, status=200):
+                   support_error=None, status=200, **extra):
     # A fresh tenant: a rejected storage form must not show (nor put into the
     # CSP) values that were not saved.
     tenant = tenant_for_admin(request.user)
@@ -97,8 +100,12 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
         "security_events": security_events_for_admin(request.user)[:SECURITY_EVENTS_SHOWN],
         **_support_access_context(request.user),
         "support_error": support_error,
+        **locations_context(request.user),
+        **extra,
     }
-    return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), tenant)
+    # The page's browser code asks every location's gatekeeper for its health.
+    shown = [loc for loc in context["locations"] if loc.state != StorageLocation.State.RETIRED]
+    return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), *shown)
 
 
 SUPPORT_ACCESSES_SHOWN = 20
@@ -329,7 +336,7 @@ def audit_page(request):
         "agent_tokens": agent_tokens_for_admin(request.user),
         "tickets_url": reverse("api-tickets"),
     }
-    return set_gatekeeper_csp(render(request, "tenants/audit.html", context), tenant)
+    return set_gatekeeper_csp(render(request, "tenants/audit.html", context), active_location(tenant))
 
 
 # --- vendor support ------------------------------------------------------------
@@ -361,6 +368,8 @@ def _support_tenant_page(request, tenant, *, invite_form=None, status_form=None,
     context = {
         "tenant": tenant,
         "members": tenant.memberships.select_related("user").order_by("user__username"),
+        # States only: support sees where a tenant stands, not where its data is.
+        "locations": locations_for_support(request.user, tenant),
         "has_admin": invitations.has_active_admin(tenant),
         "invitations": [{"invitation": i, "state": state.value, "can_resend": state in RESENDABLE,
                          "can_revoke": i.is_open} for i, state in rows],

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -45,7 +45,8 @@ from portal.tickets.serializers import (
     TicketSummarySerializer,
 )
 from tenants.access import tenant_for_admin, tenant_for_user
-from tenants.models import Tenant
+from tenants.locations import active_location, location_of
+from tenants.models import StorageLocation, Tenant
 
 
 class GatekeeperNotConfigured(APIException):
@@ -92,8 +93,9 @@ TOO_LARGE = _error("The body is larger than the portal accepts.")
 NOT_JSON = _error("The body is not `application/json`.")
 
 
-def _require_gatekeeper(tenant: Tenant) -> None:
-    if not tenant.has_gatekeeper:
+def _require_gatekeeper(where: Tenant | StorageLocation) -> None:
+    """A tenant's (its active location's) or a ticket's own location's gatekeeper."""
+    if not where.has_gatekeeper:
         raise GatekeeperNotConfigured()
 
 
@@ -159,13 +161,14 @@ def _create_ticket(request):
     body.is_valid(raise_exception=True)
     ticket = services.create_ticket(agent, body.validated_data["files"])
     grant = grants.put_grant(ticket, agent)
+    location = location_of(ticket)
     answer = {
         "id": ticket.id,
         "number": ticket.number,
         "status": ticket.status,
         "prefix": ticket.prefix,
-        "gatekeeper_url": agent.tenant.gatekeeper_url,
-        "gatekeeper_id": agent.tenant.gatekeeper_id,
+        "gatekeeper_url": location.gatekeeper_url,
+        "gatekeeper_id": location.gatekeeper_id,
         "grant": grant.token,
         "grant_expires_at": grant.expires_at,
         "files": ticket.files.all(),
@@ -227,7 +230,7 @@ def ticket_put_grant(request, ticket_id):
     ticket = access_ticket_for_agent(request.auth, ticket_id)
     if ticket.status == ticket.Status.COMPLETE:
         raise TicketComplete()
-    _require_gatekeeper(ticket.tenant)
+    _require_gatekeeper(location_of(ticket))
     return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grants.put_grant(ticket, request.auth))).data)
 
 
@@ -249,14 +252,15 @@ def ticket_put_grant(request, ticket_id):
 @permission_classes([IsPerson])
 def ticket_grant(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
-    _require_gatekeeper(ticket.tenant)
+    _require_gatekeeper(location_of(ticket))
     return Response(ReadGrantSerializer(_ticket_grant_answer(ticket, grants.read_grant(ticket, request.user))).data)
 
 
 def _ticket_grant_answer(ticket, grant) -> dict:
     """What a grant for one ticket's prefix comes with: where to use it, until when."""
-    return {"grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url,
-            "gatekeeper_id": ticket.tenant.gatekeeper_id, "prefix": ticket.prefix, "expires_at": grant.expires_at}
+    location = location_of(ticket)
+    return {"grant": grant.token, "gatekeeper_url": location.gatekeeper_url,
+            "gatekeeper_id": location.gatekeeper_id, "prefix": ticket.prefix, "expires_at": grant.expires_at}
 
 
 @extend_schema(
@@ -281,7 +285,7 @@ def audit_grant(request):
     tenant = tenant_for_admin(request.user)
     _require_gatekeeper(tenant)
     grant = grants.audit_grant(tenant, request.user)
-    answer = {"grant": grant.token, "gatekeeper_url": tenant.gatekeeper_url, "expires_at": grant.expires_at}
+    answer = {"grant": grant.token, "gatekeeper_url": active_location(tenant).gatekeeper_url, "expires_at": grant.expires_at}
     return Response(AuditGrantSerializer(answer).data)
 
 
@@ -307,13 +311,18 @@ SUMMARY_NAME = "summary.json"
 @api_view(["POST"])
 @permission_classes([IsPerson])
 def summary_grant(request):
-    tenant = tenant_for_user(request.user)
+    tenant_for_user(request.user)  # 404 for people without a live tenant
     body = SummaryGrantRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     tickets = tickets_by_ids_for_user(request.user, body.validated_data["tickets"])
-    _require_gatekeeper(tenant)
+    locations = {location_of(t).pk: location_of(t) for t in tickets}
+    if len(locations) != 1:
+        raise ValidationError({"tickets": ["These tickets are at more than one storage location: ask for one "
+                                           "grant per location (each list row names its location)."]})
+    location = next(iter(locations.values()))
+    _require_gatekeeper(location)
     grant = grants.summary_grant(tickets, request.user)
-    answer = {"grant": grant.token, "gatekeeper_url": tenant.gatekeeper_url, "expires_at": grant.expires_at,
+    answer = {"grant": grant.token, "gatekeeper_url": location.gatekeeper_url, "expires_at": grant.expires_at,
               "tickets": [{"id": t.id, "prefix": t.prefix, "key": t.prefix + SUMMARY_NAME} for t in tickets]}
     return Response(SummaryGrantSerializer(answer).data)
 
@@ -340,11 +349,12 @@ def notes(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
     body = NoteCreateSerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    _require_gatekeeper(ticket.tenant)
+    _require_gatekeeper(location_of(ticket))
     note = services.create_note(ticket, request.user, body.validated_data["size"])
     grant = grants.note_grant(note, request.user)
     answer = {"id": note.id, "key": note.key, "size": note.size, "content_type": NOTE_CONTENT_TYPE,
-              "grant": grant.token, "gatekeeper_url": ticket.tenant.gatekeeper_url, "expires_at": grant.expires_at}
+              "grant": grant.token, "gatekeeper_url": location_of(ticket).gatekeeper_url,
+              "expires_at": grant.expires_at}
     return Response(NoteCreatedSerializer(answer).data, status=status.HTTP_201_CREATED)
 
 

@@ -4,6 +4,10 @@ A put grant lets one agent upload into one new ticket's prefix; a read grant let
 one logged-in user read one ticket. Both are for exactly `tickets/<id>/`. An
 audit grant lets a tenant admin search the tenant gatekeeper's audit log (the
 gatekeeper reads the whole log for it, whatever its prefix).
+
+Every grant for a ticket is addressed to the gatekeeper of the ticket's own
+location (tenants/locations.py), not the tenant's active one: an old ticket stays
+readable after a cut over. The audit grant goes to the active location's.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from django.conf import settings
 
 from gatekeeper_client.grants import mint_grant
 from portal.tickets.models import Ticket
-from tenants.models import AgentToken, SupportAccess, Tenant
+from tenants.locations import active_location, location_of
+from tenants.models import AgentToken, StorageLocation, SupportAccess, Tenant
 from tenants.signing import active_signing_key
 from tenants.support_access import live_approval, support_subject
 
@@ -47,13 +52,13 @@ class Grant:
     expires_at: dt.datetime
 
 
-def _mint(tenant: Tenant, *, prefix: str | None = None, subject: str, name: str, ops, lifetime: int,
+def _mint(tenant: Tenant, location: StorageLocation, *, prefix: str | None = None, subject: str, name: str, ops, lifetime: int,
           now: float | None, prefixes: list[str] | None = None) -> Grant:
     issued = time.time() if now is None else now
     token = mint_grant(
         active_signing_key(tenant),
         issuer=settings.DUALKEY_PORTAL_ORIGIN,
-        audience=tenant.gatekeeper_id,
+        audience=location.gatekeeper_id,
         subject=subject,
         name=name,
         prefix=prefix,
@@ -68,7 +73,7 @@ def _mint(tenant: Tenant, *, prefix: str | None = None, subject: str, name: str,
 
 def put_grant(ticket: Ticket, agent: AgentToken, *, now: float | None = None) -> Grant:
     return _mint(
-        ticket.tenant, prefix=ticket.prefix, subject=f"agent:{agent.pk}", name=agent.name, ops=PUT_GRANT_OPS,
+        ticket.tenant, location_of(ticket), prefix=ticket.prefix, subject=f"agent:{agent.pk}", name=agent.name, ops=PUT_GRANT_OPS,
         lifetime=PUT_GRANT_LIFETIME, now=now,
     )
 
@@ -79,25 +84,27 @@ def _person(user) -> dict:
 
 def read_grant(ticket: Ticket, user, *, now: float | None = None) -> Grant:
     return _mint(
-        ticket.tenant, prefix=ticket.prefix, **_person(user), ops=READ_GRANT_OPS, lifetime=READ_GRANT_LIFETIME, now=now
+        ticket.tenant, location_of(ticket), prefix=ticket.prefix, **_person(user), ops=READ_GRANT_OPS, lifetime=READ_GRANT_LIFETIME, now=now
     )
 
 
 def audit_grant(tenant: Tenant, user, *, now: float | None = None) -> Grant:
     """For a tenant admin (the caller checks the role: tenants.access.tenant_for_admin)."""
     return _mint(
-        tenant, prefix=AUDIT_PREFIX, **_person(user), ops=AUDIT_GRANT_OPS, lifetime=AUDIT_GRANT_LIFETIME, now=now
+        tenant, active_location(tenant), prefix=AUDIT_PREFIX, **_person(user), ops=AUDIT_GRANT_OPS, lifetime=AUDIT_GRANT_LIFETIME, now=now
     )
 
 
 def summary_grant(tickets: list[Ticket], user, *, now: float | None = None) -> Grant:
-    """One get-only grant for several tickets of one tenant (protocol 2's
-    `prefixes` feature), for the list page: each ticket's exact prefix, nothing wider.
-    The caller reached them through portal.tickets.access."""
+    """One get-only grant for several tickets of one tenant at one location
+    (protocol 2's `prefixes` feature), for the list page: each ticket's exact
+    prefix, nothing wider. The caller reached them through portal.tickets.access."""
     if not 1 <= len(tickets) <= MAX_SUMMARY_TICKETS or len({t.tenant_id for t in tickets}) != 1:
         raise ValueError(f"1 to {MAX_SUMMARY_TICKETS} tickets of one tenant")
+    if len({location_of(t).pk for t in tickets}) != 1:
+        raise ValueError("tickets of one storage location")
     return _mint(
-        tickets[0].tenant, prefixes=[t.prefix for t in tickets], **_person(user), ops=SUMMARY_GRANT_OPS,
+        tickets[0].tenant, location_of(tickets[0]), prefixes=[t.prefix for t in tickets], **_person(user), ops=SUMMARY_GRANT_OPS,
         lifetime=SUMMARY_GRANT_LIFETIME, now=now,
     )
 
@@ -105,7 +112,7 @@ def summary_grant(tickets: list[Ticket], user, *, now: float | None = None) -> G
 def note_grant(note, user, *, now: float | None = None) -> Grant:
     """A single-use put grant for one note's own prefix (`tickets/<id>/notes/<note>/`)."""
     return _mint(
-        note.ticket.tenant, prefix=note.prefix, **_person(user), ops=NOTE_GRANT_OPS,
+        note.ticket.tenant, location_of(note.ticket), prefix=note.prefix, **_person(user), ops=NOTE_GRANT_OPS,
         lifetime=NOTE_GRANT_LIFETIME, now=now,
     )
 
@@ -124,7 +131,7 @@ def support_grant(access: SupportAccess, *, now: float | None = None) -> Support
     if lifetime < 1:
         return None
     user = access.requested_by
-    grant = _mint(access.tenant, prefix=access.ticket.prefix, subject=support_subject(user),
+    grant = _mint(access.tenant, location_of(access.ticket), prefix=access.ticket.prefix, subject=support_subject(user),
                   name=f"{user.get_username()} (vendor support)", ops=tuple(access.ops), lifetime=lifetime,
                   now=issued)
     return SupportGrant(grant.token, grant.expires_at, approval)

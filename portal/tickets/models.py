@@ -14,7 +14,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from tenants.models import AgentToken, Tenant
+from tenants.models import AgentToken, StorageLocation, Tenant
 
 
 class Ticket(models.Model):
@@ -35,6 +35,9 @@ class Ticket(models.Model):
     # per-tenant, keys must be neither.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tickets")
+    # Where its files were written (the tenant's active location when it was
+    # created): its pages sign there and their CSP names it (tenants/locations.py).
+    location = models.ForeignKey(StorageLocation, on_delete=models.PROTECT, related_name="tickets")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADING)
     agent = models.ForeignKey(AgentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
@@ -53,6 +56,15 @@ class Ticket(models.Model):
 
     def __str__(self):
         return f"{self.tenant.slug} #{self.number}"
+
+    def save(self, *args, **kwargs):
+        if self.location_id is None:
+            from tenants.locations import active_location
+
+            self.location = active_location(self.tenant)
+        if self.location.tenant_id != self.tenant_id:
+            raise ValueError("a ticket's location is one of its own tenant's")
+        super().save(*args, **kwargs)
 
     @property
     def prefix(self) -> str:

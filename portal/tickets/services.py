@@ -7,6 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from portal.tickets.models import Ticket, TicketEvent, TicketFile, TicketNote
+from tenants.locations import active_location
 from tenants.models import AgentToken, Tenant
 
 
@@ -20,7 +21,11 @@ def next_ticket_number(tenant: Tenant) -> int:
 
 def create_ticket(agent: AgentToken, files: list[dict]) -> Ticket:
     with transaction.atomic():
-        ticket = Ticket.objects.create(tenant=agent.tenant, number=next_ticket_number(agent.tenant), agent=agent)
+        # The number first: its UPDATE takes the tenant's row lock, which a cut over
+        # holds while it switches the active location (tenants/locations.py).
+        number = next_ticket_number(agent.tenant)
+        ticket = Ticket.objects.create(tenant=agent.tenant, number=number, agent=agent,
+                                       location=active_location(agent.tenant))
         TicketFile.objects.bulk_create(TicketFile(ticket=ticket, **entry) for entry in files)
     return ticket
 

@@ -21,6 +21,7 @@ from portal.tickets.models import Ticket, TicketFile
 from tenants.access import (LIVE_STATUSES, access_support_access_for_support, membership_for_user,
                             suspended_tenant_for_user, tenant_for_user)
 from tenants.csp import set_report_csp
+from tenants.locations import active_location, location_of
 
 TICKETS_PER_PAGE = 50  # the most one summary grant covers (grants.MAX_SUMMARY_TICKETS)
 SUMMARY_NAME = "summary.json"
@@ -134,7 +135,7 @@ def ticket_list(request):
         tickets = tickets.none()
     found = form.apply(tickets)
     # (A GROUP BY drops Meta.ordering: newest first is said again.)
-    found = (found.select_related("agent", "assignee").annotate(file_count=Count("files", distinct=True))
+    found = (found.select_related("agent", "assignee", "location").annotate(file_count=Count("files", distinct=True))
              .prefetch_related(Prefetch("files", TicketFile.objects.filter(name=SUMMARY_NAME), to_attr="summaries"))
              .order_by("-number"))
     page = Paginator(found, TICKETS_PER_PAGE).get_page(request.GET.get("page"))
@@ -142,10 +143,11 @@ def ticket_list(request):
     query.pop("page", None)
     filtered = any(form.cleaned_data.get(name) for name in ("stage", "assignee", "agent", "created_from", "created_to"))
     context.update(page=page, number=number, query=query.urlencode(), filtered=filtered,
-                   summary_grant_url=reverse("api-summary-grant"), gatekeeper_url=tenant.gatekeeper_url,
-                   next_url=request.get_full_path())
-    # The page's script reads summaries from the tenant's gatekeeper and storage.
-    return set_report_csp(render(request, "tickets/list.html", context), tenant)
+                   summary_grant_url=reverse("api-summary-grant"), next_url=request.get_full_path())
+    # The page's script reads summaries from the gatekeeper and storage of each
+    # shown ticket's own location: one grant per location, and the CSP names them all.
+    locations = list({t.location_id: t.location for t in page.object_list}.values()) or [active_location(tenant)]
+    return set_report_csp(render(request, "tickets/list.html", context), *locations)
 
 
 @login_required
@@ -154,14 +156,15 @@ def report(request, ticket_id):
     """The report shell: metadata and manifest only. The page's JS fetches a grant
     and reads the report straight from the tenant's storage."""
     ticket = access_ticket_for_user(request.user, ticket_id)
-    tenant = ticket.tenant
+    tenant, location = ticket.tenant, location_of(ticket)
     siblings = tickets_for_user(request.user).filter(tenant=tenant)
     members = list(assignable_users(ticket))
     context = {
         "ticket": ticket,
         "files": list(ticket.files.all()),
         "tenant": tenant,
-        "gatekeeper_url": tenant.gatekeeper_url,
+        "location": location,
+        "gatekeeper_url": location.gatekeeper_url,
         "grant_url": reverse("api-ticket-grant", args=[ticket.id]),
         "notes_url": reverse("api-ticket-notes", args=[ticket.id]),
         "prefix": ticket.prefix,
@@ -173,7 +176,7 @@ def report(request, ticket_id):
                                  initial={"stage": ticket.stage, "assignee": ticket.assignee_id or ""}),
         "is_admin": membership_for_user(request.user).is_admin,
     }
-    return set_report_csp(render(request, "tickets/report.html", context), tenant)
+    return set_report_csp(render(request, "tickets/report.html", context), location)
 
 
 @login_required
@@ -211,20 +214,22 @@ def support_report(request, access_id):
     access = access_support_access_for_support(request.user, access_id)
     state = access.state(timezone.now())
     ticket, tenant = access.ticket, access.tenant
-    if state != "approved" or tenant.status not in LIVE_STATUSES or not tenant.has_gatekeeper:
+    location = location_of(ticket)
+    if state != "approved" or tenant.status not in LIVE_STATUSES or not location.has_gatekeeper:
         return render(request, "tenants/support_access_closed.html", {"access": access, "state": state}, status=403)
     context = {
         "ticket": ticket,
         "files": list(ticket.files.all()),
         "tenant": tenant,
-        "gatekeeper_url": tenant.gatekeeper_url,
+        "location": location,
+        "gatekeeper_url": location.gatekeeper_url,
         "grant_url": reverse("support-access-grant", args=[access.id]),
         "prefix": ticket.prefix,
         "notes": list(ticket.notes.filter(stored_at__isnull=False)),
         "events": list(ticket.events.all()),
         "support_access": access,
     }
-    return set_report_csp(render(request, "tickets/report.html", context), tenant)
+    return set_report_csp(render(request, "tickets/report.html", context), location)
 
 
 @login_required
@@ -233,14 +238,14 @@ def support_grant(request, access_id):
     """The page's grant: session + CSRF, as the ticket grant. 403 once the approval
     is not running: the portal stops minting for an ended approval at once."""
     access = access_support_access_for_support(request.user, access_id)
-    grant = None
-    if access.tenant.status in LIVE_STATUSES and access.tenant.has_gatekeeper:
+    grant, location = None, location_of(access.ticket)
+    if access.tenant.status in LIVE_STATUSES and location.has_gatekeeper:
         grant = grants.support_grant(access)
     if grant is None:
         return JsonResponse({"error": "no_approval", "message": "This access is not approved, or has ended."},
                             status=403)
     response = JsonResponse({"grant": grant.token, "approval": grant.approval,
-                             "gatekeeper_url": access.tenant.gatekeeper_url, "prefix": access.ticket.prefix,
+                             "gatekeeper_url": location.gatekeeper_url, "prefix": access.ticket.prefix,
                              "expires_at": grant.expires_at.isoformat()})
     response["Cache-Control"] = "no-store"
     return response

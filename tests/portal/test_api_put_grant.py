@@ -3,7 +3,6 @@
 import uuid
 
 from portal.tickets.models import Ticket
-from tenants.models import Tenant
 from tests.portal.base import BaseTestCase, decode_grant
 
 
@@ -37,7 +36,8 @@ class PutGrantTestCase(BaseTestCase):
         self.assertEqual(r.json(), {"detail": "This ticket is complete: its files can no longer change."})
 
     def test_no_gatekeeper_is_a_409_with_a_reason(self):
-        Tenant.objects.filter(pk=self.tenant_a.pk).update(gatekeeper_url="", gatekeeper_id="")
+        self.tenant_a.gatekeeper_url = self.tenant_a.gatekeeper_id = ""
+        self.tenant_a.save()  # and so its active location, where the ticket is
         r = self.post(self.ticket.id, self.agent_a_token)
         self.assertEqual(r.status_code, 409)
         self.assertIn("no gatekeeper configured", r.json()["detail"])

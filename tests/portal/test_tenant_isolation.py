@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Authenticator
 from portal.tickets.services import create_note, note_stored
+from tenants.locations import active_location
 from tenants.models import Invitation
 from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
@@ -60,10 +61,14 @@ class TenantIsolationTestCase(BaseTestCase):
                        "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
-                       "membership_id": str(self.alice.membership.id)}
+                       "membership_id": str(self.alice.membership.id),
+                       # A's active location: the walk's cut over (no confirmation) and retire
+                       # (it is active) are refused, so it too changes nothing.
+                       "location_id": str(active_location(self.tenant_a).pk)}
         self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
                        "token_id": "999999", "slug": "no-such-tenant",
-                       "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999"}
+                       "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999",
+                       "location_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).
@@ -133,7 +138,10 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/support-access/<uuid:access_id>/request.json",
                          "/settings/support-access/<uuid:access_id>/approve/",
                          "/settings/support-access/<uuid:access_id>/refuse/",
-                         "/settings/support-access/<uuid:access_id>/end/"]:
+                         "/settings/support-access/<uuid:access_id>/end/",
+                         "/settings/locations/", "/settings/locations/<int:location_id>/health/",
+                         "/settings/locations/<int:location_id>/cut-over/",
+                         "/settings/locations/<int:location_id>/retire/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
@@ -163,7 +171,10 @@ class TenantIsolationTestCase(BaseTestCase):
                     f"/settings/support-access/{self.values['access_id']}/request.json",
                     f"/settings/support-access/{self.values['access_id']}/approve/",
                     f"/settings/support-access/{self.values['access_id']}/refuse/",
-                    f"/settings/support-access/{self.values['access_id']}/end/"]:
+                    f"/settings/support-access/{self.values['access_id']}/end/",
+                    f"/settings/locations/{self.values['location_id']}/health/",
+                    f"/settings/locations/{self.values['location_id']}/cut-over/",
+                    f"/settings/locations/{self.values['location_id']}/retire/"]:
             self.as_charlie()
             get = self.client.get(url)
             post = self.client.post(url)

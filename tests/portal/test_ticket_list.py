@@ -52,7 +52,8 @@ class TicketListTestCase(BaseTestCase):
                                f'data-summary-sha256="{summary.sha256}"')
         self.assertContains(r, 'data-summary="subject"', count=1)
         self.assertContains(r, 'data-summary-grant-url="/api/v1/tickets/summary-grant"')
-        self.assertContains(r, 'data-gatekeeper-url="https://gk.alpha.example/dualkey"')
+        # Each row names its ticket's location: the page asks one grant per location.
+        self.assertContains(r, f'data-location="{ticket.location_id}"')
         self.assertContains(r, "Searching the 2 tickets on this page")
 
     def test_a_ticket_whose_agent_token_is_gone_still_lists(self):

@@ -72,7 +72,8 @@ class AuditPageTestCase(BaseTestCase):
         self.assertNotContains(self.client.get("/tickets/"), f'href="{URL}"')
 
     def test_it_explains_a_missing_gatekeeper_and_loads_no_script(self):
-        Tenant.objects.filter(pk=self.tenant_a.pk).update(gatekeeper_url="", gatekeeper_id="")
+        self.tenant_a.gatekeeper_url = self.tenant_a.gatekeeper_id = ""
+        self.tenant_a.save()  # and so its active location
         self.login(self.alice)
         r = self.client.get(URL)
         self.assertEqual(r.status_code, 200)

@@ -140,7 +140,8 @@ class GatekeeperCheckPanelTestCase(BaseTestCase):
         self.assertNotRegex(html, r"\sstyle=")
 
     def test_without_a_gatekeeper_url_it_says_so_and_checks_nothing(self):
-        Tenant.objects.filter(pk=self.tenant_a.pk).update(gatekeeper_url="", gatekeeper_id="")
+        self.tenant_a.gatekeeper_url = self.tenant_a.gatekeeper_id = ""
+        self.tenant_a.save()  # and so its active location
         self.login(self.alice)
         r = self.client.get(URL)
         self.assertEqual(r.status_code, 200)

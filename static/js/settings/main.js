@@ -2,3 +2,4 @@
 // gatekeeper is configured) and the approver keys held by this browser.
 export {} from "./gatekeeper-check.js";
 export {} from "./approvals.js";
+export {} from "./locations.js";

@@ -109,19 +109,30 @@ function applySearch() {
 }
 
 async function main() {
-  const wanted = rows.filter((r) => r.key);
-  if (wanted.length) {
+  // Each ticket is read at its own storage location (its row says which): one
+  // grant and one /v1/sign call per location, at that location's gatekeeper.
+  const groups = new Map();
+  for (const row of rows.filter((r) => r.key)) {
+    const where = row.tr.dataset.location || "";
+    if (!groups.has(where)) groups.set(where, []);
+    groups.get(where).push(row);
+  }
+  const failures = [];
+  await Promise.all([...groups.values()].map(async (wanted) => {
     try {
       const grant = await requestSummaryGrant(wanted.map((r) => r.id));
-      const gatekeeper = table.dataset.gatekeeperUrl || grant.gatekeeper_url;
-      const results = await signAll(gatekeeper, grant.grant, wanted.map((r) => ({ op: "get", key: r.key })));
+      const results = await signAll(grant.gatekeeper_url, grant.grant, wanted.map((r) => ({ op: "get", key: r.key })));
       await Promise.all(wanted.map((row, i) => (typeof results[i]?.url === "string"
         ? loadOne(row, results[i].url) : failRow(row, "the gatekeeper did not sign a link for it."))));
     } catch (error) {
-      // Said once, above the table; each row points to it.
-      showBanner(banner, "Subjects, requesters and machines could not be loaded.", [error.message, error.hint]);
+      failures.push(error);
       wanted.forEach((row) => failRow(row, "see the message above the list."));
     }
+  }));
+  if (failures.length) {
+    // Said once, above the table; each row points to it.
+    showBanner(banner, "Subjects, requesters and machines could not be loaded.",
+      failures.flatMap((error) => [error.message, error.hint]));
   }
   search.disabled = false;
   search.placeholder = "Subject, requester or machine";
