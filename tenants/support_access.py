@@ -29,6 +29,7 @@ from jwt.exceptions import InvalidKeyError
 
 from gatekeeper.approvals import APPROVABLE_OPS, MAX_APPROVAL_LIFETIME, SUPPORT_PREFIX
 from tenants import events
+from tenants.locations import location_of
 from tenants.models import ApproverKey, SecurityEvent, SupportAccess, Tenant
 
 DEFAULT_HOURS = 24
@@ -56,7 +57,8 @@ def request_json(access: SupportAccess) -> dict:
     """What an approver signs (with `gatekeeper.cli.approval_claims`), and what the
     CLI shows before it does: the settings page's request.json."""
     return {
-        "approval_id": access.approval_id, "gatekeeper_id": access.tenant.gatekeeper_id,
+        # The gatekeeper of the ticket's own location (tenants/locations.py): it judges the approval.
+        "approval_id": access.approval_id, "gatekeeper_id": location_of(access.ticket).gatekeeper_id,
         "subject": support_subject(access.requested_by),
         "name": f"{access.requested_by.get_username()} (vendor support)",
         "prefix": access.ticket.prefix, "ops": list(access.ops), "duration": access.duration,

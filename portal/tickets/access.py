@@ -26,7 +26,7 @@ def tickets_for_user(user) -> QuerySet[Ticket]:
         return Ticket.objects.none()
     return Ticket.objects.filter(
         tenant__memberships__user=user, tenant__status__in=LIVE_STATUSES
-    ).select_related("tenant")
+    ).select_related("tenant", "location")
 
 
 def access_ticket_for_user(user, ticket_id: uuid.UUID | str) -> Ticket:
@@ -35,7 +35,7 @@ def access_ticket_for_user(user, ticket_id: uuid.UUID | str) -> Ticket:
 
 def access_ticket_for_agent(token: AgentToken, ticket_id: uuid.UUID | str) -> Ticket:
     # The token comes from tenants.access.access_agent_token: live, of a live tenant.
-    tickets = Ticket.objects.filter(tenant_id=token.tenant_id).select_related("tenant")
+    tickets = Ticket.objects.filter(tenant_id=token.tenant_id).select_related("tenant", "location")
     return _one(tickets, ticket_id)
 
 
