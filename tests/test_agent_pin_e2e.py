@@ -81,11 +81,13 @@ def impostor():
 
 
 def set_portal_gatekeeper(stack, **fields) -> dict:
-    """Change what the portal's database says about Globex's gatekeeper; returns
-    the old values."""
+    """Change what the portal's database says about Globex's gatekeeper (its
+    active storage location, through the tenant's mirror); returns the old values."""
     code = (f"import json; from tenants.models import Tenant; t = Tenant.objects.get(slug={SLUG!r}); "
             f"old = {{k: getattr(t, k) for k in {sorted(fields)!r}}}; "
-            f"Tenant.objects.filter(pk=t.pk).update(**json.loads({json.dumps(json.dumps(fields))})); "
+            f"[setattr(t, k, v) for k, v in json.loads({json.dumps(json.dumps(fields))}).items()]; "
+            # save(), not update(): it writes them into the active storage location too.
+            "t.save(); "
             "print(json.dumps(old))")
     return json.loads(stack.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
 
