@@ -69,9 +69,9 @@ test("the approvals check names approvers made on the page that the gatekeeper d
 });
 
 test("a gatekeeper speaking another protocol fails, quoting what it said", () => {
-  const c = byId(evaluate({ ...HEALTHY, protocol: 3 }, EXPECTED, IN_STEP));
+  const c = byId(evaluate({ ...HEALTHY, protocol: 9 }, EXPECTED, IN_STEP));
   assert.equal(c.protocol.status, "fail");
-  assert.equal(c.protocol.detail, `It speaks protocol “3”; this portal speaks ${PROTOCOL}.`);
+  assert.equal(c.protocol.detail, `It speaks protocol “9”; this portal speaks ${PROTOCOL}.`);
   assert.equal(byId(evaluate({ ...HEALTHY, protocol: undefined }, EXPECTED, IN_STEP)).protocol.detail,
     `It speaks protocol “none”; this portal speaks ${PROTOCOL}.`);
 });

@@ -3,9 +3,9 @@
 // page's gatekeeper-check.js does those). Every string the gatekeeper sent is
 // untrusted: shown with textContent, and cut short here.
 
-export const PROTOCOL = 2;
+export const PROTOCOL = 3;
 // Protocol 1 gatekeepers predate `features` (and approvals): the portal still works with them.
-export const PROTOCOLS = [1, 2];
+export const PROTOCOLS = [1, 2, 3];
 // The gatekeeper accepts grants whose times are off by at most its clock_leeway
 // (30 s by default, and what the portal's key rotation allows for).
 export const CLOCK_LIMIT = 30;
