@@ -13,6 +13,7 @@ needed anywhere.
 from __future__ import annotations
 
 from tenants.models import Tenant
+from tenants.validators import origin_of
 
 HEADER = "Content-Security-Policy"
 
@@ -36,12 +37,19 @@ def report_policy(tenant: Tenant) -> str:
     """The default plus this tenant's origins: the browser may talk to its
     gatekeeper and its storage, and show images from storage or from blob: URLs
     of the bytes it fetched and hashed (no data: URLs: the page makes none)."""
-    origins = tuple(dict.fromkeys(filter(None, (tenant.gatekeeper_origin, tenant.storage_origin))))
+    origins = tuple(dict.fromkeys(filter(None, (tenant.gatekeeper_origin, tenant.storage_origin,
+                                                 idp_origin(tenant)))))
     storage = (tenant.storage_origin,) if tenant.storage_origin else ()
     policy = dict(DEFAULT_POLICY)
     policy["connect-src"] = ("'self'",) + origins
     policy["img-src"] = ("'self'", "blob:") + storage
     return render_policy(policy)
+
+
+def idp_origin(tenant: Tenant) -> str:
+    """The customer's IdP, when its gatekeeper has [identity]: the pages fetch its
+    discovery document and exchange the code for the ID token there (PKCE)."""
+    return origin_of(tenant.idp_issuer) if tenant.idp_issuer and tenant.idp_client_id else ""
 
 
 def set_report_csp(response, tenant: Tenant):
@@ -53,7 +61,7 @@ def gatekeeper_policy(tenant: Tenant) -> str:
     """The default plus this tenant's gatekeeper in connect-src: the audit page
     searches the log there, the settings page asks it for its health; neither
     fetches anything from storage. Without a gatekeeper: the default."""
-    gatekeeper = (tenant.gatekeeper_origin,) if tenant.gatekeeper_origin else ()
+    gatekeeper = tuple(filter(None, (tenant.gatekeeper_origin, idp_origin(tenant))))
     return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeeper})
 
 
