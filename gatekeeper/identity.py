@@ -16,6 +16,7 @@ had, nothing verifies (503 identity_unavailable): fail closed.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -40,6 +41,7 @@ MAX_JWKS_BYTES = 256 * 1024
 FETCH_TIMEOUT = 3  # seconds; a JWKS fetch holds up identity requests at most this long
 REFRESH_EVERY = 30  # at most one JWKS fetch per this many seconds, whatever kids tokens name
 MAX_KEYS_AGE = 3600  # a fetched JWKS is trusted this long; then it must be fetched again
+MAX_VERIFIED = 4096  # tokens whose signature is remembered; emptied when full
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "auth_time"]
 
 
@@ -93,6 +95,7 @@ class IdentityVerifier:
         self._config = config
         self._fetch = fetch
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._verified: dict[bytes, dict] = {}  # sha256(token) -> its signed claims, for this JWKS
         self._fetched = self._tried = -math.inf  # the last good fetch, the last attempt
         self._lock = threading.Lock()
         # PyJWT: the signature and the presence of claims; everything else is ours.
@@ -110,6 +113,32 @@ class IdentityVerifier:
         token = token.strip()
         if len(token) > MAX_TOKEN_CHARS:
             raise _invalid("the identity token is too long")
+        # A page sends one token for its life: its signature is checked once per
+        # JWKS (the cache is emptied when the keys are fetched); its times every time.
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        self._keyset(now)  # fails closed once the keys are too old, cached tokens too
+        claims = self._verified.get(digest)
+        if claims is None:
+            claims = self._signed_claims(token, now)
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[digest] = claims
+        exp, iat, auth_time = claims["exp"], claims["iat"], claims["auth_time"]
+        if now > exp + config.leeway:
+            raise Unauthorized("the identity token has expired", code="identity_expired")
+        if now - auth_time > config.max_age + config.leeway:
+            raise Unauthorized("the person signed in at the identity provider too long ago: sign in again",
+                               code="identity_expired")
+        if max(iat, auth_time) > now + config.leeway:
+            raise _invalid("the identity token is not valid yet")
+        value = claims.get(config.claim)
+        if config.claim == "email" and claims.get("email_verified") is False:
+            value = ""  # an address the IdP has not verified names nobody
+        return Identity(claims["sub"][:256], claims["iss"][:256], value[:256] if isinstance(value, str) else "")
+
+    def _signed_claims(self, token: str, now: float) -> dict:
+        """The claims of a token whose signature, issuer, audience and claim types are right."""
+        config = self._config
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -117,7 +146,7 @@ class IdentityVerifier:
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALGORITHMS:
             raise _invalid("only RS256, ES256 and EdDSA identity tokens are accepted")
-        key = self._key(kid, now) if isinstance(kid, str) else None
+        key = self._keyset(now, kid).get(kid) if isinstance(kid, str) else None
         if key is None or key.algorithm_name != alg:
             raise _invalid("the identity token is signed with a key its IdP does not list")
         try:
@@ -131,20 +160,9 @@ class IdentityVerifier:
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         if not any(_same(aud, config.audience) for aud in audiences):
             raise _invalid("the identity token is for another client")
-        exp, iat, auth_time = claims["exp"], claims["iat"], claims["auth_time"]
-        if not all(is_int(t) for t in (exp, iat, auth_time)) or not isinstance(claims["sub"], str):
+        if not all(is_int(claims[t]) for t in ("exp", "iat", "auth_time")) or not isinstance(claims["sub"], str):
             raise _invalid("the identity token's times or subject are malformed")
-        if now > exp + config.leeway:
-            raise Unauthorized("the identity token has expired", code="identity_expired")
-        if now - auth_time > config.max_age + config.leeway:
-            raise Unauthorized("the person signed in at the identity provider too long ago: sign in again",
-                               code="identity_expired")
-        if max(iat, auth_time) > now + config.leeway:
-            raise _invalid("the identity token is not valid yet")
-        value = claims.get(config.claim)
-        if config.claim == "email" and claims.get("email_verified") is False:
-            value = ""  # an address the IdP has not verified names nobody
-        return Identity(claims["sub"][:256], claims["iss"][:256], value[:256] if isinstance(value, str) else "")
+        return claims
 
     def check_person(self, identity: Identity, grant: Grant) -> None:
         """The IdP's person is the grant's: a vendor that mints a grant for someone
@@ -153,15 +171,18 @@ class IdentityVerifier:
         if not identity.claim or not grant.identity or not _same(fold(identity.claim), fold(grant.identity)):
             raise Forbidden("the identity token names another person than the grant", code="identity_mismatch")
 
-    def _key(self, kid: str, now: float) -> jwt.PyJWK | None:
+    def _keyset(self, now: float, kid: str | None = None) -> dict[str, jwt.PyJWK]:
+        """The IdP's keys, fetched again when older than MAX_KEYS_AGE or lacking `kid`
+        (at most every REFRESH_EVERY); IdentityUnavailable when none fresh enough are had."""
         with self._lock:
-            stale = now - self._fetched > MAX_KEYS_AGE
-            if (stale or kid not in self._keys) and now - self._tried >= REFRESH_EVERY:
+            wanted = now - self._fetched > MAX_KEYS_AGE or (kid is not None and kid not in self._keys)
+            if wanted and now - self._tried >= REFRESH_EVERY:
                 self._tried = now
                 try:
                     self._keys, self._fetched = usable_keys(self._fetch(self._config)), now
+                    self._verified.clear()  # a key rotated out takes its tokens with it
                 except (OSError, ValueError) as exc:  # urllib's errors are OSErrors; bad JSON a ValueError
                     log.warning("identity: the IdP's JWKS cannot be had: %s", type(exc).__name__)
             if now - self._fetched > MAX_KEYS_AGE:
                 raise IdentityUnavailable("the customer's identity provider keys cannot be had")
-            return self._keys.get(kid)
+            return self._keys

@@ -264,7 +264,8 @@ class Served:
 def test_a_rotated_key_is_fetched_on_its_unknown_kid_at_a_bounded_rate(served):
     url, clock, idp, gatekeeper = served
     gk = Served(url, gatekeeper)
-    assert gk.status(id_token(now=clock.now), clock.now) == (200, "")
+    first = id_token(now=clock.now)
+    assert gk.status(first, clock.now) == (200, "")
     assert idp.fetches == 1
     idp.keys = [public_jwk(ROTATED, "rsa-2")]  # the IdP rotates
     clock.now += 1
@@ -276,6 +277,7 @@ def test_a_rotated_key_is_fetched_on_its_unknown_kid_at_a_bounded_rate(served):
     assert gk.status(id_token(ROTATED, "rsa-2", now=clock.now), clock.now) == (200, "")
     assert idp.fetches == 2
     assert gk.status(id_token(now=clock.now), clock.now) == (401, "identity_invalid")  # rotated out
+    assert gk.status(first, clock.now) == (401, "identity_invalid")  # and a token it signed, seen before
 
 
 def test_an_outage_keeps_the_fetched_keys_for_an_hour_then_fails_closed_then_recovers(served):
