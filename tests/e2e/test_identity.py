@@ -180,6 +180,16 @@ def test_a_report_renders_after_the_pkce_flow_and_is_refused_otherwise(dualkey_s
           return [r.status, (await r.json()).error];
         }""", [globex.gatekeeper_url, grant_for(stack, ticket, "charlie"), token, ticket["prefix"]])
         assert late == [401, "identity_expired"]
+
+        # The audit log page gets its own token (the IdP remembers the sign-in: the popup
+        # returns at once) and shows the IdP's subject beside each read.
+        page.goto(f"{stack.portal_url}/audit/?outcome=allow")
+        with page.expect_popup():
+            page.get_by_test_id("identity-sign-in").click()
+        page.wait_for_selector("[data-audit-root][data-loaded=true]", state="attached", timeout=20_000)
+        assert "charlie" in page.get_by_test_id("audit-idp").all_text_contents()
+        searches = [r for r in seen if r.url == globex.gatekeeper_url + "/v1/audit/search" and r.method == "POST"]
+        assert searches and searches[-1].headers["x-identity-token"] != token  # a fresh one, this page's
     finally:
         context.close()
 
