@@ -60,3 +60,11 @@ def gatekeeper_policy(tenant: Tenant) -> str:
 def set_gatekeeper_csp(response, tenant: Tenant):
     response[HEADER] = gatekeeper_policy(tenant)
     return response
+
+
+def verification_policy(gatekeeper_origin: str, storage_origin: str) -> str:
+    """The settings page's: its verification writes a probe object to storage with
+    a presigned POST and reads it back, so storage joins the gatekeeper in
+    connect-src (no img-src: the probe is text, never shown)."""
+    origins = tuple(dict.fromkeys(filter(None, (gatekeeper_origin, storage_origin))))
+    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + origins})
