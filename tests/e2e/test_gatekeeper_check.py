@@ -175,7 +175,8 @@ def test_a_misconfigured_gatekeeper_fails_with_the_fixes(dualkey_stack, chromium
         assert view.page.url.endswith("/settings/#vendor-keys")
         assert f'{active} = "' in view.page.locator("#vendor-keys-toml").text_content()
         assert view.csp_violations() == [] and not view.page_errors
-        assert csp_directives(view.csp)["connect-src"] == ["'self'", hooli.gatekeeper_url]
+        # And its storage: the onboarding verification writes a probe object there and reads it back.
+        assert csp_directives(view.csp)["connect-src"] == ["'self'", hooli.gatekeeper_url, hooli.storage_origin]
     finally:
         context.close()
     assert dualkey_stack.netguard_attempts() == []

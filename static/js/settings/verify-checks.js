@@ -78,6 +78,14 @@ export function storageUnreachable(id, storageOrigin, portalOrigin, method) {
     + "check that the storage origin below is reachable from your network.");
 }
 
+// The object landed (it reads back) but this page was not shown the upload's
+// answer: the rule lists this origin for GET, not for POST.
+export function uploadAnswerWithheld(storageOrigin, portalOrigin) {
+  return check("probe_upload", "fail", `The probe landed in the bucket, but storage at ${clip(storageOrigin, 200)} `
+    + `withheld its answer from this page: its CORS rule does not allow POST from ${clip(portalOrigin, 200)}.`,
+  `Add POST to the AllowedMethods of the bucket's CORS rule for ${portalOrigin}: agents' uploads and notes use it.`);
+}
+
 // S3's XML error, read for its <Code>: the words of S3, cut short.
 export function storageCode(xml) {
   const match = /<Code>([^<]{1,64})<\/Code>/.exec(typeof xml === "string" ? xml : "");

@@ -61,8 +61,9 @@ async function probeGrants(csrf) {
   try {
     response = await fetch(root.dataset.grantUrl, { method: "POST", credentials: "same-origin",
       headers: { "X-CSRFToken": csrf, Accept: "application/json" } });
-  } catch {
-    throw new ApiError("Could not reach the portal for the probe's grants.", { source: "portal" });
+  } catch (error) {
+    throw new ApiError(`Could not reach the portal for the probe's grants (${error?.message || error}).`,
+      { source: "portal" });
   }
   const body = await readJson(response);
   if (!response.ok || typeof body?.grants?.put !== "string") {
@@ -118,44 +119,32 @@ async function roundTrip(healthChecks, csrf, signal) {
   const form = new FormData();
   for (const [name, value] of Object.entries(signed.fields)) form.append(name, value);
   form.append("file", new Blob([content], { type: answer.content_type }), "probe.txt");
-  let upload;
+  // A simple POST: storage stores it whatever its CORS rule says, and the rule
+  // decides only whether this page may see the answer. So a withheld answer
+  // (a TypeError) is told apart by reading the object back.
+  let upload = null;
+  let withheld = false;
   try {
     upload = await fetch(signed.url, { method: "POST", body: form, mode: "cors", credentials: "omit",
       referrerPolicy: "no-referrer", signal });
   } catch (error) {
     if (error?.name === "AbortError") throw error;
-    results.push(probe.storageUnreachable("probe_upload", storageOrigin, location.origin, "POST"));
-    return [...results, ...rest("Not tried: the upload failed.")];
+    withheld = true;
   }
-  if (!upload.ok) {
+  if (upload && !upload.ok) {
     results.push(probe.storageRefused("probe_upload", upload.status, probe.storageCode(await upload.text())));
     return [...results, ...rest("Not tried: the upload failed.")];
   }
-  results.push(probe.pass("probe_upload", `${size} bytes stored (HTTP ${upload.status}).`));
 
-  try {
-    const body = await postToGatekeeper(root.dataset.gatekeeperUrl, "/v1/sign", answer.grants.get,
-      { ops: [{ op: "get", key: answer.key }] }, signal);
-    const url = body?.results?.[0]?.url;
-    let read;
-    try {
-      read = await fetch(url, { mode: "cors", credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
-        signal });
-    } catch (error) {
-      if (error?.name === "AbortError") throw error;
-      results.push(probe.storageUnreachable("probe_read", storageOrigin, location.origin, "GET"));
-      read = null;
-    }
-    if (read && !read.ok) {
-      results.push(probe.storageRefused("probe_read", read.status, probe.storageCode(await read.text())));
-    } else if (read) {
-      results.push((await read.text()) === content ? probe.pass("probe_read", "The same bytes came back.")
-        : probe.readMismatch());
-    }
-  } catch (error) {
-    if (error?.name === "AbortError") throw error;
-    results.push(probe.refused("probe_read", error));
+  const read = await readBack(answer, content, storageOrigin, signal);
+  if (!withheld) {
+    results.push(probe.pass("probe_upload", `${size} bytes stored (HTTP ${upload.status}).`));
+  } else if (read.status === "pass") {
+    results.push(probe.uploadAnswerWithheld(storageOrigin, location.origin));
+  } else {
+    results.push(probe.storageUnreachable("probe_upload", storageOrigin, location.origin, "POST"));
   }
+  results.push(read);
 
   // Deleted even when the read failed: no probe object is left behind if it can be helped.
   try {
@@ -168,6 +157,29 @@ async function roundTrip(healthChecks, csrf, signal) {
     results.push(error?.code === "op_disabled" ? probe.deleteOff() : probe.refused("probe_delete", error));
   }
   return results;
+}
+
+// The probe, signed for a get and fetched from storage: its check.
+async function readBack(answer, content, storageOrigin, signal) {
+  let url;
+  try {
+    const body = await postToGatekeeper(root.dataset.gatekeeperUrl, "/v1/sign", answer.grants.get,
+      { ops: [{ op: "get", key: answer.key }] }, signal);
+    url = body?.results?.[0]?.url;
+  } catch (error) {
+    if (error?.name === "AbortError") throw error;
+    return probe.refused("probe_read", error);
+  }
+  let read;
+  try {
+    read = await fetch(url, { mode: "cors", credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
+      signal });
+  } catch (error) {
+    if (error?.name === "AbortError") throw error;
+    return probe.storageUnreachable("probe_read", storageOrigin, location.origin, "GET");
+  }
+  if (!read.ok) return probe.storageRefused("probe_read", read.status, probe.storageCode(await read.text()));
+  return (await read.text()) === content ? probe.pass("probe_read", "The same bytes came back.") : probe.readMismatch();
 }
 
 async function sendReport(checks, csrf) {
