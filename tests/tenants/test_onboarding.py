@@ -338,3 +338,13 @@ class VerificationReportTestCase(BaseTestCase):
         strict = Client(enforce_csrf_checks=True)
         strict.force_login(self.alice)
         self.assertEqual(self.report(client=strict).status_code, 403)
+
+
+def test_the_browser_and_the_portal_agree_on_the_checks():
+    """verify-checks.js's titles are the checks the portal takes, and both judge
+    "verified" by the same list."""
+    from tests.test_js_units import js_value
+
+    assert sorted(js_value("settings/verify-checks.js", "Object.keys(m.TITLES)")) == sorted(onboarding.CHECKS)
+    assert js_value("settings/verify-checks.js", "m.MUST_PASS") == list(onboarding.MUST_PASS)
+    assert js_value("settings/verify-checks.js", "m.ROUND_TRIP") == list(onboarding.ROUND_TRIP)
