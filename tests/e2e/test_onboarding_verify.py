@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -161,7 +162,7 @@ def verifier(dualkey_stack, tmp_path_factory):
                 [support.PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(port)],
                 urls[name] + "/v1/health", log_path=workdir / f"gk-{name}.log"))
         aws(stack.storage_url, "dynamodb").delete_table(TableName="verify-audit-deleted")
-        yield {"urls": urls, "storage": storage, "workdir": workdir}
+        yield {"urls": urls, "storage": storage, "workdir": workdir, "keys": keys}
     finally:
         for proc in processes:
             support.stop_process(proc)
@@ -272,6 +273,13 @@ def test_a_good_setup_is_verified_end_to_end_and_recorded(dualkey_stack, chromiu
         assert ops == [("put", "allow"), ("get", "allow"), ("delete", "allow")]
         view.page.reload()
         view.wait()
+        # The Launch stack link as the page offers it: this tenant's values, in its region.
+        href = view.page.get_by_test_id("launch-stack").get_attribute("href")
+        assert href.startswith("https://us-east-1.console.aws.amazon.com/cloudformation/home?region=us-east-1#")
+        query = dict(parse_qsl(urlsplit(href).fragment.partition("?")[2]))
+        assert query["param_GatekeeperId"] == "gk-verify" and query["param_PortalOrigin"] == stack.portal_url
+        assert query["param_BucketName"] == GOOD_BUCKET and query["stackName"] == "dualkey-gatekeeper-verifier"
+        assert query["param_VendorKeys"] == ",".join(f"{kid}:{key}" for kid, key in verifier["keys"].items())
         steps = view.steps()
         assert (steps["deployed"], steps["connected"], steps["verified"]) == ("done", "done", "done")
         assert "by vera" in view.page.locator("[data-step=verified]").text_content()
