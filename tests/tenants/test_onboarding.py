@@ -348,3 +348,26 @@ def test_the_browser_and_the_portal_agree_on_the_checks():
     assert sorted(js_value("settings/verify-checks.js", "Object.keys(m.TITLES)")) == sorted(onboarding.CHECKS)
     assert js_value("settings/verify-checks.js", "m.MUST_PASS") == list(onboarding.MUST_PASS)
     assert js_value("settings/verify-checks.js", "m.ROUND_TRIP") == list(onboarding.ROUND_TRIP)
+
+
+class HostileReportTestCase(BaseTestCase):
+    """The hostile values and raw bodies of tests/portal/test_hostile_input.py, at the
+    verification report: each a 4xx with a reason, never a 5xx, nothing recorded."""
+
+    def test_every_hostile_value_and_body_is_refused_with_a_reason(self):
+        from tests.portal.test_hostile_input import HOSTILE_VALUES, RAW_BODIES
+
+        self.login(self.alice)
+        facts = onboarding.target_for(self.tenant_a).facts()
+        for value in HOSTILE_VALUES:
+            for body in [{**facts, "checks": {value: "pass"}}, {**facts, "checks": {"storage": value}},
+                         {**facts, "gatekeeper_url": value, "checks": GOOD}]:
+                with self.subTest(value=value[:20]):
+                    r = self.client.post(REPORT, json.dumps(body), content_type="application/json")
+                    self.assertIn(r.status_code, (400, 409, 413), r.content[:200])
+                    self.assertTrue(r.json()["message"])
+        for raw, content_type in RAW_BODIES:
+            with self.subTest(body=raw[:20], content_type=content_type):
+                r = self.client.generic("POST", REPORT, raw, content_type=content_type)
+                self.assertIn(r.status_code, (400, 413, 415), r.content[:200])
+        self.assertFalse(self.tenant_a.onboarding_steps.filter(step="verified").exists())
