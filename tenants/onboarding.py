@@ -128,8 +128,9 @@ def record(tenant: Tenant, step: str, actor, *, state: str = OnboardingStep.Stat
 
 
 def storage_saved(tenant: Tenant, actor) -> None:
-    """After the settings' storage form saved: the location step when location or region changed, or is set and unrecorded;
-    the connected step when the gatekeeper changed, or is set and unrecorded."""
+    """After the settings' storage form saved: the location step when location or
+    region changed (or is set and unrecorded), the connected step likewise for the
+    gatekeeper."""
     target = target_for(tenant)
     rows = {row.step: row for row in tenant.onboarding_steps.all()}
     location = {"data_location": tenant.data_location, "region": target.region}
