@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0006_security_event_sign_in_kinds'),
+        ('tenants', '0007_onboarding_steps'),
     ]
 
     operations = [
