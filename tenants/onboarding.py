@@ -189,7 +189,9 @@ def probe_grants(tenant: Tenant, user, *, now: float | None = None) -> ProbeGran
     def grant(op: str) -> str:
         return mint_grant(key, issuer=settings.DUALKEY_PORTAL_ORIGIN, audience=target_for(tenant).gatekeeper_id,
                           subject=f"user:{user.pk}", name=f"{user.get_username()} (verifying the gatekeeper)",
-                          prefix=prefix, ops=(op,), lifetime=PROBE_GRANT_LIFETIME, now=issued)
+                          prefix=prefix, ops=(op,), lifetime=PROBE_GRANT_LIFETIME, now=issued,
+                          # With [identity], the browser adds the admin's ID token (lib/identity.js).
+                          identity=(user.email or "").lower() or None)
 
     return ProbeGrants(prefix + PROBE_NAME, prefix, grant("put"), grant("get"), grant("delete"),
                        dt.datetime.fromtimestamp(int(issued) + PROBE_GRANT_LIFETIME, tz=dt.timezone.utc))

@@ -62,3 +62,12 @@ class IdentityProviderTestCase(BaseTestCase):
         self.assertEqual(page.status_code, 200)
         self.assertContains(page, "js/lib/identity-callback.js")
         self.assertNotIn("connect-src 'self' http", page["Content-Security-Policy"])
+
+    def test_the_settings_pages_probe_grants_name_the_admin_too(self):
+        from tenants.onboarding import probe_grants
+
+        self.alice.email = "alice@alpha.example"
+        self.alice.save()
+        grants = probe_grants(self.tenant_a, self.alice)
+        for token in (grants.put, grants.get, grants.delete):
+            self.assertEqual(decode_grant(token, self.tenant_a)["identity"], "alice@alpha.example")
