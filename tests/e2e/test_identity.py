@@ -164,6 +164,9 @@ def test_a_report_renders_after_the_pkce_flow_and_is_refused_otherwise(dualkey_s
             sent = request.url + repr(request.headers) + (request.post_data or "")
             assert token not in sent, request.url
         assert not re.search(r"[?&](code|id_token)=", " ".join(r.url for r in portal_requests))
+        stored = page.evaluate("() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage),"
+                               " document.cookie])")
+        assert token not in stored  # in the page's memory only
         database = Path(stack.database_url.removeprefix("sqlite:///"))
         kept = [p for p in (database, Path(f"{database}-wal")) if p.exists()] if database.exists() else []
         for path in kept + stack.portal_log_files():
