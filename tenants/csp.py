@@ -1,7 +1,10 @@
 """Content-Security-Policy: the strict default every response gets, and the
-policies that name a tenant's storage locations' origins: the report page's (its
-ticket's location's gatekeeper and storage) and that of the pages whose browser
-code talks to gatekeepers alone (the audit log, the settings page's checks).
+policies that name a tenant's origins: the report page's (its ticket's storage
+location's gatekeeper and storage; the ticket list: every location its tickets
+are at), that of the audit log, whose browser code talks to the active
+location's gatekeeper alone, and the settings page's (its gatekeeper check and
+the onboarding verification's probe object: gatekeeper and storage; the
+locations' "Connect": each location's gatekeeper).
 
 The default lives here, beside the policies built from it, so that tenants/
 needs nothing from portal/; portal/csp.py's middleware applies it.
@@ -12,7 +15,8 @@ needed anywhere.
 
 from __future__ import annotations
 
-from tenants.models import StorageLocation
+from tenants.models import StorageLocation, Tenant
+from tenants.validators import origin_of
 
 HEADER = "Content-Security-Policy"
 
@@ -32,34 +36,59 @@ def render_policy(policy: dict[str, tuple[str, ...]]) -> str:
     return "; ".join(f"{directive} {' '.join(sources)}" for directive, sources in policy.items())
 
 
-def report_policy(*locations: StorageLocation) -> str:
-    """The default plus these locations' origins (a report page: its ticket's own
-    location; the list: every location its tickets are at): the browser may talk
-    to their gatekeepers and storage, and show images from storage or from blob:
-    URLs of the bytes it fetched and hashed (no data: URLs: the page makes none)."""
-    gatekeepers = [loc.gatekeeper_origin for loc in locations]
-    storage = tuple(dict.fromkeys(filter(None, (loc.storage_origin for loc in locations))))
-    origins = tuple(dict.fromkeys(filter(None, (*gatekeepers, *storage))))
+def _unique(values) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(filter(None, values)))
+
+
+def report_policy(tenant: Tenant, *locations: StorageLocation) -> str:
+    """The default plus these storage locations' origins (a report page: its
+    ticket's own location; the list: every location its tickets are at; none
+    given: the tenant's active one, through its mirrored fields): the browser may
+    talk to their gatekeepers and storage, and show images from storage or from
+    blob: URLs of the bytes it fetched and hashed (no data: URLs: the page makes
+    none). The tenant's IdP too, when it names one (idp_origin)."""
+    where = locations or (tenant,)
+    storage = _unique(loc.storage_origin for loc in where)
+    origins = _unique((*(loc.gatekeeper_origin for loc in where), *storage, idp_origin(tenant)))
     policy = dict(DEFAULT_POLICY)
     policy["connect-src"] = ("'self'",) + origins
     policy["img-src"] = ("'self'", "blob:") + storage
     return render_policy(policy)
 
 
-def set_report_csp(response, *locations: StorageLocation):
-    response[HEADER] = report_policy(*locations)
+def idp_origin(tenant: Tenant) -> str:
+    """The customer's IdP, when its gatekeeper has [identity]: the pages fetch its
+    discovery document and exchange the code for the ID token there (PKCE)."""
+    return origin_of(tenant.idp_issuer) if tenant.idp_issuer and tenant.idp_client_id else ""
+
+
+def set_report_csp(response, tenant: Tenant, *locations: StorageLocation):
+    response[HEADER] = report_policy(tenant, *locations)
     return response
 
 
-def gatekeeper_policy(*locations: StorageLocation) -> str:
-    """The default plus these locations' gatekeepers in connect-src: the audit
-    page searches the log at the active one, the settings page asks each of the
-    tenant's locations for its health; neither fetches anything from storage.
-    Without a gatekeeper: the default."""
-    gatekeepers = tuple(dict.fromkeys(filter(None, (loc.gatekeeper_origin for loc in locations))))
+def gatekeeper_policy(tenant: Tenant, *locations: StorageLocation) -> str:
+    """The default plus these locations' gatekeepers (none given: the tenant's
+    active one) in connect-src: the audit page searches the log there and fetches
+    nothing from storage. Without a gatekeeper: the default. The tenant's IdP too,
+    when it names one (idp_origin)."""
+    where = locations or (tenant,)
+    gatekeepers = _unique((*(loc.gatekeeper_origin for loc in where), idp_origin(tenant)))
     return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeepers})
 
 
-def set_gatekeeper_csp(response, *locations: StorageLocation):
-    response[HEADER] = gatekeeper_policy(*locations)
+def set_gatekeeper_csp(response, tenant: Tenant, *locations: StorageLocation):
+    response[HEADER] = gatekeeper_policy(tenant, *locations)
     return response
+
+
+def verification_policy(gatekeeper_origin: str, storage_origin: str, idp: str = "",
+                        other_gatekeepers: tuple[str, ...] = ()) -> str:
+    """The settings page's: its verification writes a probe object to storage with
+    a presigned POST and reads it back, so storage joins the gatekeeper in
+    connect-src (no img-src: the probe is text, never shown); and the tenant's IdP
+    (`idp`, idp_origin), which its check asks from the browser; and the gatekeepers
+    of the tenant's other locations (`other_gatekeepers`), whose health the
+    locations' "Connect" buttons fetch."""
+    origins = _unique((gatekeeper_origin, *other_gatekeepers, storage_origin, idp))
+    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + origins})

@@ -14,7 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from tenants import forms, locations
+from tenants import forms, locations, onboarding
 from tenants.access import access_location_for_admin, locations_for_admin, tenant_for_admin
 from tenants.models import StorageLocation
 
@@ -98,6 +98,9 @@ def location_cut_over(request, location_id):
         locations.cut_over(location, request.user)
     except locations.LocationError as error:
         return _settings_page(request, status=409, location_error=str(error))
+    # The onboarding checklist's "cut over" step, for the tenant as it is now (its
+    # fields mirror the new active location).
+    onboarding.record_cut_over(tenant_for_admin(request.user), request.user)
     messages.success(request, f"New tickets now go to {location.gatekeeper_id} ({location.gatekeeper_url}). "
                               "Existing tickets stay readable where they are.")
     return _back()

@@ -147,7 +147,7 @@ def ticket_list(request):
     # The page's script reads summaries from the gatekeeper and storage of each
     # shown ticket's own location: one grant per location, and the CSP names them all.
     locations = list({t.location_id: t.location for t in page.object_list}.values()) or [active_location(tenant)]
-    return set_report_csp(render(request, "tickets/list.html", context), *locations)
+    return set_report_csp(render(request, "tickets/list.html", context), tenant, *locations)
 
 
 @login_required
@@ -176,7 +176,7 @@ def report(request, ticket_id):
                                  initial={"stage": ticket.stage, "assignee": ticket.assignee_id or ""}),
         "is_admin": membership_for_user(request.user).is_admin,
     }
-    return set_report_csp(render(request, "tickets/report.html", context), location)
+    return set_report_csp(render(request, "tickets/report.html", context), tenant, location)
 
 
 @login_required
@@ -229,7 +229,7 @@ def support_report(request, access_id):
         "events": list(ticket.events.all()),
         "support_access": access,
     }
-    return set_report_csp(render(request, "tickets/report.html", context), location)
+    return set_report_csp(render(request, "tickets/report.html", context), tenant, location)
 
 
 @login_required

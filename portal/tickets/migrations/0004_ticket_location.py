@@ -15,7 +15,7 @@ def tickets_at_active_location(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0007_storage_locations'),
+        ('tenants', '0009_storage_locations'),
         ('tickets', '0003_ticket_workflow_and_notes'),
     ]
 

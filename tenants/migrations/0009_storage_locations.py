@@ -24,7 +24,7 @@ def one_location_per_tenant(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0006_security_event_sign_in_kinds'),
+        ('tenants', '0008_tenant_identity_provider'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
