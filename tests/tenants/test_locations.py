@@ -228,7 +228,9 @@ class SettingsLocationsStoryTestCase(LocationsTestCase):
         self.assertContains(r, 'data-testid="locations"')
         self.assertContains(r, f'data-health-url="/settings/locations/{b.pk}/health/"')
         self.assertContains(r, "You chose bucket alpha-b, the gatekeeper reports someone-elses.")
-        self.assertEqual(csp_directives(r[HEADER])["connect-src"], ["'self'", "https://gk.alpha.example", B_URL])
+        # Every location's gatekeeper (Connect), and the active one's storage (the onboarding probe).
+        self.assertEqual(csp_directives(r[HEADER])["connect-src"], ["'self'", "https://gk.alpha.example", B_URL,
+                                                                   self.a.storage_origin])
 
     def test_staff_get_403_and_support_sees_states_only(self):
         b = self.add_b()
