@@ -406,6 +406,7 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
         for entry in seeded["tenants"]:
             slug = entry["slug"]
             s3.create_bucket(Bucket=entry["bucket"])
+            s3.put_bucket_versioning(Bucket=entry["bucket"], VersioningConfiguration={"Status": "Enabled"})
             # Browsers read objects straight from storage: the bucket allows the portal's origin.
             s3.put_bucket_cors(Bucket=entry["bucket"], CORSConfiguration={"CORSRules": [{
                 "AllowedOrigins": [portal_url], "AllowedMethods": ["GET", "POST"],

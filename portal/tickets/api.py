@@ -6,6 +6,7 @@ Every ticket is reached through portal.tickets.access, so another tenant's ticke
 404 like a ticket that never existed.
 """
 
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -25,6 +26,7 @@ from portal.tickets.access import (
     tickets_for_user,
 )
 from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
+from portal.tickets.models import Ticket
 from portal.tickets.serializers import (
     AuditGrantSerializer,
     NOTE_CONTENT_TYPE,
@@ -58,6 +60,19 @@ class TicketComplete(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This ticket is complete: its files can no longer change."
     default_code = "ticket_complete"
+
+
+class TicketErased(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This ticket is erased, or being erased: there is nothing to grant."
+    default_code = "ticket_erased"
+
+
+def _require_not_erased(*tickets) -> None:
+    """One query, however many tickets (a list page's summary grant names up to 50)."""
+    if Ticket.objects.filter(Q(erased_at__isnull=False) | Q(erasure__isnull=False),
+                             pk__in=[t.pk for t in tickets]).exists():
+        raise TicketErased()
 
 
 class TicketPagination(PageNumberPagination):
@@ -227,6 +242,7 @@ def ticket_put_grant(request, ticket_id):
     ticket = access_ticket_for_agent(request.auth, ticket_id)
     if ticket.status == ticket.Status.COMPLETE:
         raise TicketComplete()
+    _require_not_erased(ticket)
     _require_gatekeeper(ticket.tenant)
     return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grants.put_grant(ticket, request.auth))).data)
 
@@ -249,6 +265,7 @@ def ticket_put_grant(request, ticket_id):
 @permission_classes([IsPerson])
 def ticket_grant(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
+    _require_not_erased(ticket)
     _require_gatekeeper(ticket.tenant)
     return Response(ReadGrantSerializer(_ticket_grant_answer(ticket, grants.read_grant(ticket, request.user))).data)
 
@@ -311,6 +328,7 @@ def summary_grant(request):
     body = SummaryGrantRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     tickets = tickets_by_ids_for_user(request.user, body.validated_data["tickets"])
+    _require_not_erased(*tickets)
     _require_gatekeeper(tenant)
     grant = grants.summary_grant(tickets, request.user)
     answer = {"grant": grant.token, "gatekeeper_url": tenant.gatekeeper_url, "expires_at": grant.expires_at,
@@ -340,6 +358,7 @@ def notes(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
     body = NoteCreateSerializer(data=request.data)
     body.is_valid(raise_exception=True)
+    _require_not_erased(ticket)
     _require_gatekeeper(ticket.tenant)
     note = services.create_note(ticket, request.user, body.validated_data["size"])
     grant = grants.note_grant(note, request.user)
