@@ -102,7 +102,7 @@ BAD_BODY = _error("The body is not JSON: malformed, not UTF-8, nested too deeply
 NO_TOKEN = _error("No agent token, or a bad or revoked one (`WWW-Authenticate: Token`).")
 NO_SESSION = _error("Not logged in, no or a bad CSRF token, or an agent token on a session endpoint.")
 NOT_FOUND = _error("No such ticket, or another tenant's: `not found`.")
-NO_GATEKEEPER = _error("The tenant has no gatekeeper configured yet.")
+NO_GATEKEEPER = _error("The tenant has no gatekeeper configured yet, or the ticket is erased or being erased.")
 TOO_LARGE = _error("The body is larger than the portal accepts.")
 NOT_JSON = _error("The body is not `application/json`.")
 
@@ -230,7 +230,7 @@ def ticket_complete(request, ticket_id):
         200: PutGrantSerializer,
         401: NO_TOKEN,
         404: NOT_FOUND,
-        409: _error("The ticket is complete, or the tenant has no gatekeeper configured."),
+        409: _error("The ticket is complete or erased, or the tenant has no gatekeeper configured."),
     },
     description="A fresh single-use put grant for an unfinished ticket, for an agent whose upload failed "
     "after its first grant expired or was used. No body (one is ignored).",
