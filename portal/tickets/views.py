@@ -189,6 +189,9 @@ def workflow(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
     if request.method == "GET":
         return redirect("ticket-report", ticket_id=ticket.id)
+    if ticket.erasing:  # a tombstone has no workflow
+        return render(request, "tickets/workflow_refused.html",
+                      {"ticket": ticket, "errors": "the ticket is erased"}, status=409)
     form = WorkflowForm(request.POST, ticket=ticket, members=assignable_users(ticket))
     if not form.is_valid():
         errors = "; ".join(f"{form.fields[name].label if name in form.fields else name}: {' '.join(e)}"

@@ -151,6 +151,10 @@ class EraseTestCase(BaseTestCase):
         assert page.status_code == 200
         self.assertContains(page, "by Alice")
         self.assertNotContains(page, "screenshot.png")
+        listed = self.client.get(reverse("tickets"))
+        self.assertContains(listed, 'data-summary="erased"')
+        response = self.client.post(reverse("ticket-workflow", args=[ticket.id]), {"stage": "closed"})
+        assert response.status_code == 409 and not ticket.events.exists()
         self.login(self.bob)  # staff see the tombstone too, without the admin's link
         page = self.client.get(reverse("ticket-report", args=[ticket.id]))
         self.assertContains(page, "by Alice")
