@@ -1,7 +1,8 @@
 """Content-Security-Policy: the strict default every response gets, and the
 policies that name one tenant's origins: the report page's (its gatekeeper and
-storage) and that of the pages whose browser code talks to the tenant's
-gatekeeper alone (the audit log, the settings page's gatekeeper check).
+storage), that of the audit log, whose browser code talks to the tenant's
+gatekeeper alone, and the settings page's (its gatekeeper check and the
+onboarding verification's probe object: gatekeeper and storage).
 
 The default lives here, beside the policies built from it, so that tenants/
 needs nothing from portal/; portal/csp.py's middleware applies it.
@@ -51,8 +52,8 @@ def set_report_csp(response, tenant: Tenant):
 
 def gatekeeper_policy(tenant: Tenant) -> str:
     """The default plus this tenant's gatekeeper in connect-src: the audit page
-    searches the log there, the settings page asks it for its health; neither
-    fetches anything from storage. Without a gatekeeper: the default."""
+    searches the log there and fetches nothing from storage. Without a
+    gatekeeper: the default."""
     gatekeeper = (tenant.gatekeeper_origin,) if tenant.gatekeeper_origin else ()
     return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + gatekeeper})
 
@@ -60,3 +61,11 @@ def gatekeeper_policy(tenant: Tenant) -> str:
 def set_gatekeeper_csp(response, tenant: Tenant):
     response[HEADER] = gatekeeper_policy(tenant)
     return response
+
+
+def verification_policy(gatekeeper_origin: str, storage_origin: str) -> str:
+    """The settings page's: its verification writes a probe object to storage with
+    a presigned POST and reads it back, so storage joins the gatekeeper in
+    connect-src (no img-src: the probe is text, never shown)."""
+    origins = tuple(dict.fromkeys(filter(None, (gatekeeper_origin, storage_origin))))
+    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'",) + origins})

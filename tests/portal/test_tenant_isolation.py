@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import Authenticator
 from portal.tickets.services import create_note, note_stored
 from tenants.models import Invitation
+from tenants.onboarding import record_verification
 from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
@@ -55,6 +56,8 @@ class TenantIsolationTestCase(BaseTestCase):
         # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
         access = request_access(self.victor, self.ticket, reason_code="bug", reason="walk", hours=24,
                                 ops=["get", "list"])
+        # Alice verified A's gatekeeper (tenants/onboarding.py): B sees none of it.
+        record_verification(self.tenant_a, self.alice, {"reachable": "pass", "storage": "fail"})
         self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
                        "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
                        "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
@@ -135,7 +138,8 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/support-access/<uuid:access_id>/request.json",
                          "/settings/support-access/<uuid:access_id>/approve/",
                          "/settings/support-access/<uuid:access_id>/refuse/",
-                         "/settings/support-access/<uuid:access_id>/end/"]:
+                         "/settings/support-access/<uuid:access_id>/end/",
+                         "/settings/onboarding/probe-grant", "/settings/onboarding/verification"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
