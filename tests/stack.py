@@ -26,7 +26,9 @@ tenant's Content-Security-Policy has something of its own to get right.
 
 Every portal process (the server, `manage.py` commands) runs behind the network
 guard in tests/e2e/netguard: a connection to a gatekeeper or to storage is
-refused and logged in `netguard_log`. The portal never needs one.
+refused and logged in `netguard_log`. The portal never needs one. The vendor's own
+S3 (a second moto server, `vendor_s3`: the erasure receipts' bucket) is not the
+customers', and the guard lets the portal reach it.
 
 The portal's database is SQLite in the work directory, or `DATABASE_URL` when it
 is set: used as it is, except that each pytest-xdist worker gets its own fresh
