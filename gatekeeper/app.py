@@ -39,6 +39,8 @@ log = logging.getLogger("gatekeeper")
 MAX_BODY_BYTES = 64 * 1024
 READ_LIMIT = MAX_BODY_BYTES + 1  # what an adapter reads of a body: enough to know it is too big
 MAX_BATCH_OPS = 100
+# Keys one erase deletes: their audit records are one write (DynamoDB: 100 items a transaction).
+MAX_ERASE_KEYS = 100
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
@@ -209,8 +211,11 @@ class Gatekeeper:
             return {"op": "list", "prefix": op.key, "objects": objects, "truncated": truncated}
         # Erasure: every version and delete marker, each key in the audit log before it goes.
         versions, truncated = self.storage.versions(op.key, exact=not op.whole_prefix)
-        self._write([context.record("delete", key, "allow", "", 200)
-                     for key in dict.fromkeys(v["key"] for v in versions) if key != op.key], now)
+        keys = list(dict.fromkeys(v["key"] for v in versions))
+        if len(keys) > MAX_ERASE_KEYS:  # the rest on the next call
+            versions, truncated = [v for v in versions if v["key"] in set(keys[:MAX_ERASE_KEYS])], True
+            keys = keys[:MAX_ERASE_KEYS]
+        self._write([context.record("delete", key, "allow", "", 200) for key in keys if key != op.key], now)
         failed = self.storage.delete_versions(versions)
         refused = {(f["key"], f["version_id"]) for f in failed}
         objects: dict[str, list] = {}

@@ -13,6 +13,7 @@ import sqlite3
 
 import pytest
 
+from gatekeeper import app as app_module
 from gatekeeper import config as config_module
 from gatekeeper import storage as storage_module
 from gatekeeper.app import Gatekeeper, Request
@@ -133,6 +134,17 @@ def test_an_erase_needs_the_delete_op_in_its_grant(gatekeeper, versioned):
     assert_refused(gatekeeper, response, 403, "op_not_granted", op="delete")
 
 
+def test_a_gatekeeper_auditing_to_dynamodb_records_each_erased_key(start_gatekeeper, s3):
+    gk = start_gatekeeper({"audit": {"url": "dynamodb://gk-erase-audit"}})
+    s3.put_bucket_versioning(Bucket=gk.bucket, VersioningConfiguration={"Status": "Enabled"})
+    for name in ("a", "b", "c"):
+        put_versions(s3, gk.bucket, f"tickets/42/{name}", b"1", b"2")
+    [result] = gk.client.sign(gk.grant("tickets/42/", ["delete"]), [{"op": "delete", "prefix": "tickets/42/"}])
+    assert result["deleted"] and all_versions(s3, gk.bucket, "tickets/42/") == []
+    entries = gk.client.audit_search(gk.grant("tickets/", ["audit"]), op="delete")["entries"]
+    assert sorted(e["key"] for e in entries) == ["tickets/42/", "tickets/42/a", "tickets/42/b", "tickets/42/c"]
+
+
 # --- in-process: the page limit, and versions S3 refuses to delete ------------------------
 
 class RefusingStorage(Storage):
@@ -177,6 +189,19 @@ def test_past_a_page_of_versions_the_answer_is_truncated_and_asking_again_finish
         if not result["truncated"]:
             break
     assert result["deleted"] and len(seen) == len(set(seen)) == 5
+    assert all_versions(s3, bucket, "tickets/42/") == []
+
+
+def test_past_the_keys_one_audit_write_holds_the_answer_is_truncated(in_process, s3, monkeypatch):
+    # The keys' records are one audit write (DynamoDB: one transaction of at most 100 items).
+    gk, bucket = in_process
+    monkeypatch.setattr(app_module, "MAX_ERASE_KEYS", 2)
+    for name in "abc":
+        put_versions(s3, bucket, f"tickets/42/{name}", b"1", b"2")
+    result = erase(gk, {"op": "delete", "prefix": "tickets/42/"})
+    assert ([o["key"] for o in result["objects"]], result["truncated"]) == (["tickets/42/a", "tickets/42/b"], True)
+    assert {k for k, *_ in all_versions(s3, bucket, "tickets/42/")} == {"tickets/42/c"}
+    assert erase(gk, {"op": "delete", "prefix": "tickets/42/"})["deleted"] is True
     assert all_versions(s3, bucket, "tickets/42/") == []
 
 
