@@ -3,5 +3,5 @@
 Framework-free on purpose. See docs/protocol.md and docs/threat-model.md.
 """
 
-VERSION = "1.1.0"  # 1.1.0: scopes with several prefixes, protocol 2's "prefixes" feature
-PROTOCOL = 2
+VERSION = "1.2.0"  # 1.2.0: the customer's IdP (X-Identity-Token), protocol 3's "identity" feature
+PROTOCOL = 3

@@ -39,6 +39,10 @@ class Tenant(models.Model):
     # Where browsers fetch objects from (the presigned URLs' origin): named in the
     # report page's CSP connect-src and img-src.
     storage_origin = models.CharField(max_length=200, blank=True, validators=[validate_origin])
+    # The customer's IdP for its gatekeeper's [identity] (non-secret): the pages get the
+    # person's ID token from this issuer with this public client, in the browser.
+    idp_issuer = models.URLField(max_length=200, blank=True)
+    idp_client_id = models.CharField(max_length=200, blank=True)
     # Per-tenant ticket numbers are handed out from this counter (see tickets.services).
     last_ticket_number = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -189,7 +189,9 @@ def probe_grants(tenant: Tenant, user, *, now: float | None = None) -> ProbeGran
     def grant(op: str) -> str:
         return mint_grant(key, issuer=settings.DUALKEY_PORTAL_ORIGIN, audience=target_for(tenant).gatekeeper_id,
                           subject=f"user:{user.pk}", name=f"{user.get_username()} (verifying the gatekeeper)",
-                          prefix=prefix, ops=(op,), lifetime=PROBE_GRANT_LIFETIME, now=issued)
+                          prefix=prefix, ops=(op,), lifetime=PROBE_GRANT_LIFETIME, now=issued,
+                          # With [identity], the browser adds the admin's ID token (lib/identity.js).
+                          identity=(user.email or "").lower() or None)
 
     return ProbeGrants(prefix + PROBE_NAME, prefix, grant("put"), grant("get"), grant("delete"),
                        dt.datetime.fromtimestamp(int(issued) + PROBE_GRANT_LIFETIME, tz=dt.timezone.utc))
@@ -197,7 +199,7 @@ def probe_grants(tenant: Tenant, user, *, now: float | None = None) -> ProbeGran
 
 # The checks the browser reports (static/js/settings/checks.js and verify-checks.js).
 HEALTH_CHECKS = ("reachable", "protocol", "gatekeeper_id", "active_kid", "next_kid", "previous_kids", "unknown_kids",
-                 "clock", "audit", "enabled", "storage", "bucket", "region", "approvals", "encryption")
+                 "clock", "audit", "enabled", "storage", "bucket", "region", "approvals", "identity", "encryption")
 ROUND_TRIP = ("probe_grant", "probe_sign", "probe_upload", "probe_read", "probe_delete")
 CHECKS = HEALTH_CHECKS + ROUND_TRIP
 OUTCOMES = ("pass", "fail", "warn", "info", "skip")

@@ -38,7 +38,7 @@ from tenants.access import (
     tenant_for_admin,
     tenants_for_support,
 )
-from tenants.csp import HEADER as CSP_HEADER, set_gatekeeper_csp, verification_policy
+from tenants.csp import HEADER as CSP_HEADER, idp_origin, set_gatekeeper_csp, verification_policy
 from tenants.gatekeeper_toml import gatekeeper_toml
 from tenants.models import Membership, TenantSigningKey
 from tenants.services import MembershipError, change_role, create_tenant, remove_member
@@ -103,7 +103,7 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
     target = onboarding.target_for(tenant)
     # The verification writes a probe object to storage and reads it back.
     response[CSP_HEADER] = verification_policy(tenant.gatekeeper_origin, target.storage_origin if target.connected
-                                               else "")
+                                               else "", idp_origin(tenant))
     return response
 
 

@@ -256,7 +256,7 @@ def test_the_faults_a_gatekeeper_can_report(dualkey_stack, chromium):
         assert "approvals are not enforced there" in checks["approvals"]["detail"]
         assert checks["active_kid"]["status"] == "pass"
 
-        checks = run((200, {"protocol": 3, "vendor_kids": ["someone-else"]}))
+        checks = run((200, {"protocol": 9, "vendor_kids": ["someone-else"]}))
         assert (checks["protocol"]["status"], checks["active_kid"]["status"]) == ("fail", "fail")
         assert checks["active_kid"]["hint"].startswith(KEYS_HINT)
 

@@ -51,6 +51,9 @@ class TenantIsolationTestCase(BaseTestCase):
         passkey = Authenticator.objects.create(user=self.alice, kind=Authenticator.Kind.PASSKEY, name="Alpha key",
                                                credential_id="alpha-credential", public_key="pk",
                                                created_at=timezone.now())
+        # A's identity provider for its gatekeeper's [identity]: named on A's pages alone.
+        type(self.tenant_a).objects.filter(pk=self.tenant_a.pk).update(
+            idp_issuer="https://idp.alpha.example", idp_client_id="alpha-pages-client")
         # A note Alice wrote on A's ticket (its text is in A's storage; the portal has its size).
         note = note_stored(create_note(self.ticket, self.alice, 12), self.alice)
         # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
@@ -76,7 +79,7 @@ class TenantIsolationTestCase(BaseTestCase):
         self.markers = [
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
             "Alpha Ltd", "gk-alpha", "ann@alpha.example", "Alpha key", "alpha-credential", str(access.id),
-            "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
+            "gk.alpha.example", self.agent_a.prefix, "Alpha help button", "idp.alpha.example", "alpha-pages-client",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
         ]
@@ -138,7 +141,7 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/support-access/<uuid:access_id>/request.json",
                          "/settings/support-access/<uuid:access_id>/approve/",
                          "/settings/support-access/<uuid:access_id>/refuse/",
-                         "/settings/support-access/<uuid:access_id>/end/",
+                         "/settings/support-access/<uuid:access_id>/end/", "/identity/callback/",
                          "/settings/onboarding/probe-grant", "/settings/onboarding/verification"]:
             self.assertIn(expected, urls)
 
