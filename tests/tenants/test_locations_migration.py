@@ -5,8 +5,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import TransactionTestCase
 
-BEFORE = [("tenants", "0008_tenant_identity_provider"), ("tickets", "0003_ticket_workflow_and_notes")]
-AFTER = [("tenants", "0009_storage_locations"), ("tickets", "0004_ticket_location")]
+BEFORE = [("tenants", "0008_tenant_identity_provider"), ("tickets", "0004_ticket_erasure")]
+AFTER = [("tenants", "0009_storage_locations"), ("tickets", "0005_ticket_location")]
 
 
 class StorageLocationsMigrationTestCase(TransactionTestCase):

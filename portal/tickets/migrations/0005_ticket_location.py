@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('tenants', '0009_storage_locations'),
-        ('tickets', '0003_ticket_workflow_and_notes'),
+        ('tickets', '0004_ticket_erasure'),
     ]
 
     operations = [
