@@ -214,6 +214,14 @@ class TicketPagesAcrossLocationsTestCase(LocationsTestCase):
                              **self.agent_headers(self.agent_a_token))
         self.assertEqual((r.json()["gatekeeper_url"], r.json()["gatekeeper_id"]), (B_URL, "gk-alpha-b"))
 
+    def test_an_old_tickets_erasure_is_at_its_own_location(self):
+        from portal.tickets.erasure import gatekeeper_for
+        from portal.tickets.grants import erase_grant
+
+        self.assertEqual(gatekeeper_for(self.ticket), self.a)
+        self.assertEqual(audience(erase_grant(self.ticket, self.alice).token, self.tenant_a), "gk-alpha")
+        self.assertEqual(audience(erase_grant(self.new, self.alice).token, self.tenant_a), "gk-alpha-b")
+
     def test_the_audit_page_talks_to_the_active_location(self):
         self.login(self.alice)
         r = self.client.get("/audit/")
