@@ -10,6 +10,7 @@ from pathlib import Path
 
 from portal.env import (
     env_bool,
+    env_celery,
     env_database,
     env_email,
     env_int,
@@ -226,10 +227,15 @@ EMAIL_TIMEOUT = 10
 # How long an invitation link stays usable (tenants/invitations.py).
 DUALKEY_INVITATION_DAYS = env_int("DUALKEY_INVITATION_DAYS", 7)
 
-# Celery: Redis in production; in-process eager execution by default so local runs
-# and tests need no broker.
-CELERY_BROKER_URL = env_str("DUALKEY_CELERY_BROKER_URL", "memory://")
-CELERY_TASK_ALWAYS_EAGER = env_bool("DUALKEY_CELERY_EAGER", CELERY_BROKER_URL == "memory://")
+# Celery: Redis in production (required when DEBUG is off); `make demo` runs a real
+# worker on kombu's filesystem transport; memory:// (the debug default) runs tasks
+# eagerly in-process, for unit tests. See portal.env.env_celery and docs/operations.md.
+_celery = env_celery("DUALKEY_CELERY_BROKER_URL", "memory://" if DEBUG else None, debug=DEBUG)
+CELERY_BROKER_URL = _celery["CELERY_BROKER_URL"]
+CELERY_BROKER_TRANSPORT_OPTIONS = _celery.get("CELERY_BROKER_TRANSPORT_OPTIONS", {})
+CELERY_TASK_ALWAYS_EAGER = env_bool("DUALKEY_CELERY_EAGER", _celery["CELERY_TASK_ALWAYS_EAGER"])
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_BEAT_SCHEDULE = {
     "purge-retired-signing-keys": {
