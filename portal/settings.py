@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "tenants",
     "accounts",
     "portal.tickets",
+    "portal.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -237,6 +238,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("DUALKEY_CELERY_EAGER", _celery["CELERY_TASK
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SERIALIZER = "json"
+# Outgoing webhooks (portal/webhooks): retries after RETRY_SECONDS × 2^(attempt−1), at
+# most MAX_ATTEMPTS attempts; private addresses refused unless ALLOW_PRIVATE (SSRF).
+DUALKEY_WEBHOOK_RETRY_SECONDS = env_int("DUALKEY_WEBHOOK_RETRY_SECONDS", 30)
+DUALKEY_WEBHOOK_MAX_ATTEMPTS = env_int("DUALKEY_WEBHOOK_MAX_ATTEMPTS", 8)
+DUALKEY_WEBHOOK_ALLOW_PRIVATE = env_bool("DUALKEY_WEBHOOK_ALLOW_PRIVATE", False)
 CELERY_BEAT_SCHEDULE = {
     "purge-retired-signing-keys": {
         "task": "tenants.tasks.purge_retired_signing_keys",

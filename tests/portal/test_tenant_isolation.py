@@ -21,6 +21,7 @@ from tenants.models import Invitation
 from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
+from portal.webhooks.services import add_endpoint
 from tests.portal.base import BaseTestCase
 
 PARAM_RE = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -55,15 +56,18 @@ class TenantIsolationTestCase(BaseTestCase):
         # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
         access = request_access(self.victor, self.ticket, reason_code="bug", reason="walk", hours=24,
                                 ops=["get", "list"])
+        # A's webhook to its own help-desk system (portal/webhooks).
+        endpoint, _ = add_endpoint(self.tenant_a, "https://psa.alpha.example/hooks/dualkey", "Alpha PSA", self.alice)
         self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
                        "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
                        "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
-                       "membership_id": str(self.alice.membership.id)}
+                       "membership_id": str(self.alice.membership.id), "endpoint_id": str(endpoint.id)}
         self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
                        "token_id": "999999", "slug": "no-such-tenant",
-                       "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999"}
+                       "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999",
+                       "endpoint_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).
@@ -73,7 +77,7 @@ class TenantIsolationTestCase(BaseTestCase):
         self.markers = [
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
             "Alpha Ltd", "gk-alpha", "ann@alpha.example", "Alpha key", "alpha-credential", str(access.id),
-            "gk.alpha.example", self.agent_a.prefix, "Alpha help button",
+            "gk.alpha.example", self.agent_a.prefix, "Alpha help button", "psa.alpha.example", "Alpha PSA",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
         ]
@@ -133,7 +137,11 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/support-access/<uuid:access_id>/request.json",
                          "/settings/support-access/<uuid:access_id>/approve/",
                          "/settings/support-access/<uuid:access_id>/refuse/",
-                         "/settings/support-access/<uuid:access_id>/end/"]:
+                         "/settings/support-access/<uuid:access_id>/end/",
+                         "/settings/webhooks/", "/settings/webhooks/add/",
+                         "/settings/webhooks/<int:endpoint_id>/enabled/",
+                         "/settings/webhooks/<int:endpoint_id>/delete/",
+                         "/settings/webhooks/<int:endpoint_id>/test/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):
@@ -163,7 +171,10 @@ class TenantIsolationTestCase(BaseTestCase):
                     f"/settings/support-access/{self.values['access_id']}/request.json",
                     f"/settings/support-access/{self.values['access_id']}/approve/",
                     f"/settings/support-access/{self.values['access_id']}/refuse/",
-                    f"/settings/support-access/{self.values['access_id']}/end/"]:
+                    f"/settings/support-access/{self.values['access_id']}/end/",
+                    f"/settings/webhooks/{self.values['endpoint_id']}/enabled/",
+                    f"/settings/webhooks/{self.values['endpoint_id']}/delete/",
+                    f"/settings/webhooks/{self.values['endpoint_id']}/test/"]:
             self.as_charlie()
             get = self.client.get(url)
             post = self.client.post(url)
