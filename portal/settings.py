@@ -243,6 +243,8 @@ CELERY_TASK_SERIALIZER = "json"
 DUALKEY_WEBHOOK_RETRY_SECONDS = env_int("DUALKEY_WEBHOOK_RETRY_SECONDS", 30)
 DUALKEY_WEBHOOK_MAX_ATTEMPTS = env_int("DUALKEY_WEBHOOK_MAX_ATTEMPTS", 8)
 DUALKEY_WEBHOOK_ALLOW_PRIVATE = env_bool("DUALKEY_WEBHOOK_ALLOW_PRIVATE", False)
+# Loopback receivers (http too): the demo's and the tests'. Never without DEBUG.
+DUALKEY_WEBHOOK_ALLOW_LOOPBACK = DEBUG and env_bool("DUALKEY_WEBHOOK_ALLOW_LOOPBACK", True)
 CELERY_BEAT_SCHEDULE = {
     "purge-retired-signing-keys": {
         "task": "tenants.tasks.purge_retired_signing_keys",

@@ -64,7 +64,7 @@ def ticket_event(ticket, event: str) -> list[WebhookDelivery]:
             for endpoint in endpoints]
 
 
-def test_event(endpoint: WebhookEndpoint) -> WebhookDelivery:
+def queue_test_event(endpoint: WebhookEndpoint) -> WebhookDelivery:
     return _queue(endpoint, TEST_EVENT, lambda delivery_id: {
         "id": str(delivery_id), "type": TEST_EVENT, "sent_for": _iso(timezone.now()),
         "tenant": endpoint.tenant.slug})

@@ -62,7 +62,8 @@ def deliver(self, delivery_id: str) -> str:
                                   duration_ms=int((time.monotonic() - started) * 1000))
     if not error:
         outcome = WebhookDelivery.Outcome.DELIVERED
-    elif number >= settings.DUALKEY_WEBHOOK_MAX_ATTEMPTS or error == "endpoint disabled":
+    elif number >= settings.DUALKEY_WEBHOOK_MAX_ATTEMPTS or error == "endpoint disabled" \
+            or error.startswith("refused:"):  # no retry can change the endpoint's settings
         outcome = WebhookDelivery.Outcome.FAILED
     else:
         outcome = WebhookDelivery.Outcome.RETRYING

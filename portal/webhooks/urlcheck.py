@@ -1,7 +1,8 @@
 """Which webhook URLs the portal will send to. The portal makes these requests from
 the vendor's network, so a URL must not turn it into a proxy onto that network
 (SSRF): https only; every address the host resolves to must be a public one.
-Loopback over http is allowed in debug (the demo, the tests' receivers);
+Loopback (http too) is allowed where DUALKEY_WEBHOOK_ALLOW_LOOPBACK is on, which it
+is by default in debug (the demo, the tests' receivers) and never otherwise;
 DUALKEY_WEBHOOK_ALLOW_PRIVATE lets a deployment whose receivers are on a private
 network allow private addresses. Checked when an endpoint is added and again
 before every delivery (an address may change between the two)."""
@@ -32,8 +33,9 @@ def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]
 
 
 def check_url(url: str, *, debug: bool | None = None, allow_private: bool | None = None) -> str:
-    """The URL as given when the portal may send to it; UnsafeURL saying why otherwise."""
-    debug = settings.DEBUG if debug is None else debug
+    """The URL as given when the portal may send to it; UnsafeURL saying why otherwise.
+    `debug`: whether loopback is allowed (DUALKEY_WEBHOOK_ALLOW_LOOPBACK)."""
+    debug = settings.DUALKEY_WEBHOOK_ALLOW_LOOPBACK if debug is None else debug
     allow_private = settings.DUALKEY_WEBHOOK_ALLOW_PRIVATE if allow_private is None else allow_private
     try:
         parts = urlsplit(url)

@@ -76,6 +76,6 @@ def delete_endpoint(request, endpoint_id):
 @require_POST
 def send_test(request, endpoint_id):
     endpoint = access_webhook_endpoint_for_admin(request.user, endpoint_id)
-    services.test_event(endpoint)
+    services.queue_test_event(endpoint)
     messages.success(request, f"A test event is on its way to {endpoint.url}; its delivery shows below.")
     return redirect("webhooks")
