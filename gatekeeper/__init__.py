@@ -3,5 +3,5 @@
 Framework-free on purpose. See docs/protocol.md and docs/threat-model.md.
 """
 
-VERSION = "1.1.0"  # 1.1.0: scopes with several prefixes, protocol 2's "prefixes" feature
+VERSION = "1.2.0"  # 1.2.0: audit search by address range (client_net); 1.1.0: scopes with several prefixes
 PROTOCOL = 2
