@@ -8,7 +8,10 @@ core; a batch of 20 get ops <= 3 ms in-process; over loopback HTTP with waitress
 >= 800 requests/s per core. Baselines measured in the same run: botocore's own
 presign with a reused client, and PyJWT's decode. A vendor support get carrying
 the customer's approval (X-Approval, one ES256 JWS; docs/protocol.md §1a) is
-measured beside the plain get, and the approval's verify cost beside the grant's.
+measured beside the plain get, and the approval's verify cost beside the grant's;
+so is a get with [identity] on (X-Identity-Token, an RS256 ID token of the
+customer's IdP; docs/protocol.md §1b: target >= 2,000 requests/s per core too),
+and the ID token's verify cost beside the grant's.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ for _k, _v in support.AWS_ENV.items():
 import boto3  # noqa: E402
 import jwt  # noqa: E402
 from botocore.config import Config as BotoConfig  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
 from gatekeeper import config as config_module  # noqa: E402
 from gatekeeper.app import Gatekeeper, Request  # noqa: E402
@@ -45,6 +48,22 @@ from gatekeeper_client.grants import SigningKey, mint_grant, private_key_from_se
 KEY = SigningKey("k1", private_key_from_seed(bytes(range(32))))
 ISSUER, GK_ID = "https://portal.bench", "gk-bench"
 APPROVER = ec.generate_private_key(ec.SECP256R1())
+IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # RS256: what most IdPs sign with
+IDP, IDP_CLIENT = "https://idp.bench", "dualkey-pages"
+
+
+def identity_env(workdir: str) -> dict:
+    """[identity] on, its JWKS a file (no IdP to reach), and an ID token for user:1's person."""
+    jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(IDP_KEY.public_key())), "kid": "idp-1", "use": "sig"}
+    Path(f"{workdir}/jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    return {"GATEKEEPER_IDENTITY_ISSUER": IDP, "GATEKEEPER_IDENTITY_AUDIENCE": IDP_CLIENT,
+            "GATEKEEPER_IDENTITY_JWKS_FILE": f"{workdir}/jwks.json"}
+
+
+def id_token() -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": IDP, "aud": IDP_CLIENT, "sub": "idp-1", "email": "one@bench.example", "iat": now,
+                       "exp": now + 3600, "auth_time": now}, IDP_KEY, algorithm="RS256", headers={"kid": "idp-1"})
 
 
 def timed(fn, seconds: float) -> list[float]:
@@ -104,6 +123,18 @@ def in_process(moto_url: str, bucket: str, workdir: str, seconds: float) -> dict
     figures["support"] = statistics.median(samples)
     print(f"support get + approval: {summary(samples)}  ({figures['support'] / figures[1]:.2f}x the plain get)")
 
+    idp_gk = Gatekeeper(config_module.load(None, env={**env_for(moto_url, bucket, f"{workdir}/identity.db"),
+                                                      **identity_env(workdir)}))
+    person_grant = mint_grant(KEY, issuer=ISSUER, audience=GK_ID, subject="user:1", prefix="tickets/42/",
+                              ops=["get", "list"], lifetime=3600, identity="one@bench.example")
+    token = id_token()
+    identity_request = Request("POST", "/v1/sign", {**headers, "authorization": f"Bearer {person_grant}",
+                                                    "x-identity-token": token}, body(1), "127.0.0.1")
+    assert idp_gk.handle(identity_request).status == 200
+    samples = timed(lambda: idp_gk.handle(identity_request), seconds)
+    figures["identity"] = statistics.median(samples)
+    print(f"get + ID token:       {summary(samples)}  ({figures['identity'] / figures[1]:.2f}x the plain get)")
+
     print("\n== where the time goes (one request of one get op) ==")
     now = time.time()
     client = gk.policy.identify("127.0.0.1", None, None)
@@ -114,6 +145,10 @@ def in_process(moto_url: str, bucket: str, workdir: str, seconds: float) -> dict
     parts = {
         "verify grant (PyJWT + checks)": lambda: gk.verifier.verify(grant, now),
         "verify approval (ES256 + checks)": lambda: gk.approvals.verify(approval, verified_support_grant, now),
+        # The first request of a page verifies its token's signature; the page's next ones
+        # find it remembered (identity.py's cache, emptied here to measure the first).
+        "verify ID token, first (RS256)": lambda: (idp_gk.identity._verified.clear(), idp_gk.identity.verify(token, now)),
+        "verify ID token, again (cached)": lambda: idp_gk.identity.verify(token, now),
         "ACL (identify + check)": lambda: gk.policy.check(gk.policy.identify("127.0.0.1", None, None), False),
         "presign GET (ours)": lambda: gk.storage.presign_get("tickets/42/a.png", 60, now),
         "audit write, 1 record": lambda: gk.audit.write([record]),
@@ -207,6 +242,7 @@ def main() -> None:
     print("\n== against the targets ==")
     print(f"one get op in-process:   {1 / inproc[1]:7.0f} requests/s per core  (target >= 2000)")
     print(f"support get + approval:  {1 / inproc['support']:7.0f} requests/s per core  (no target of its own)")
+    print(f"get with [identity] on:  {1 / inproc['identity']:7.0f} requests/s per core  (target >= 2000)")
     print(f"20 get ops in-process:   {inproc[20] * 1e3:7.2f} ms median          (target <= 3 ms)")
     print(f"one get op over HTTP:    {http_figures[1]:7.0f} requests/s per core  (target >= 800)")
 

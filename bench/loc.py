@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gatekeeper"
-KERNEL = ("errors", "paths", "config", "grants", "acl", "approvals", "app")
+KERNEL = ("errors", "paths", "config", "grants", "acl", "approvals", "identity", "app")
 TARGET_ALL, TARGET_KERNEL = 1800, 1000
 
 

@@ -31,6 +31,7 @@ from .errors import (
     NotFound, PayloadTooLarge, StorageUnavailable, Unauthorized,
 )
 from .grants import Claimed, Grant, GrantVerifier
+from .identity import Identity, IdentityVerifier
 from .paths import check_in_scope, check_path, is_int
 from .storage import BucketState, Storage
 
@@ -92,6 +93,7 @@ class Context:
     ops: list[Op] = field(default_factory=list)
     spent: bool = False  # this request claimed its single-use grant
     approval: Approval | None = None  # the customer's approval of a support grant (approvals.py)
+    identity: Identity | None = None  # the person as the customer's IdP names them (identity.py)
 
     def record(self, op: str, key: str, outcome: str, reason: str, status: int) -> AuditRecord:
         who = self.grant or self.claimed
@@ -104,12 +106,13 @@ class Context:
             jti=who.jti, sub=who.sub, name=who.name, kid=who.kid,
             approval=self.approval.id if self.approval else "",
             approvers=",".join(self.approval.approvers) if self.approval else "",
+            idp_sub=self.identity.sub if self.identity else "", idp_iss=self.identity.issuer if self.identity else "",
         )
 
 
 class Gatekeeper:
     def __init__(self, config: Config, *, audit=None, storage: Storage | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, identity: IdentityVerifier | None = None):
         self.config = config
         self.clock = clock
         # One botocore session for the bucket and the audit table: its model and
@@ -123,6 +126,7 @@ class Gatekeeper:
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
         self.approvals = ApprovalVerifier(config)
+        self.identity = identity or (IdentityVerifier(config.identity) if config.identity else None)
         self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
         self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
         self.bucket_checked: tuple[float, BucketState | None] = (-math.inf, None)  # (when, what S3 said)
@@ -225,8 +229,8 @@ class Gatekeeper:
     # --- shared steps ----------------------------------------------------------------
 
     def _admit(self, request: Request, context: Context) -> None:
-        """Kill switch, who is calling, the vendor's signature, and for a support
-        subject the customer's approval."""
+        """Kill switch, who is calling, the vendor's signature, for a support
+        subject the customer's approval, and with [identity] the person's ID token."""
         context.client = self.policy.identify(
             request.peer,
             request.headers.get("x-forwarded-for"),
@@ -253,6 +257,9 @@ class Gatekeeper:
             except Forbidden as refusal:
                 context.approval = refusal.approval  # recorded once its signatures verified
                 raise
+        if self.identity and self.identity.needed(context.grant):
+            context.identity = self.identity.verify(request.headers.get("x-identity-token"), context.now)
+            self.identity.check_person(context.identity, context.grant)
 
     def _check_enabled(self, op: str) -> None:
         """The customer's allowed_ops: an op switched off is refused whatever the grant says."""
@@ -300,7 +307,7 @@ class Gatekeeper:
             return _error_response(Forbidden("origin not allowed", code="origin_not_allowed"))
         return Response(204, None, [
             ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Approval"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Approval, X-Identity-Token"),
             ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE),
         ])
 
@@ -336,7 +343,9 @@ class Gatekeeper:
             "gatekeeper_id": self.config.gatekeeper_id,
             "version": VERSION,
             "protocol": PROTOCOL,
-            "features": list(FEATURES),
+            "features": sorted(FEATURES + (("identity",) if self.identity else ())),
+            "identity": {"issuer": self.config.identity.issuer, "audience": self.config.identity.audience,
+                         "ops": sorted(self.config.identity.ops)} if self.config.identity else None,
             "approvers": sorted(self.config.approver_keys),
             "approvals_required": self.config.approvers_required,
             "vendor_kids": list(self.config.vendor_key_ids),

@@ -69,6 +69,8 @@ class AuditRecord:
     kid: str = ""
     approval: str = ""  # a support grant's approval id (approvals.py), "" for any other
     approvers: str = ""  # the approver ids that signed it, comma-separated
+    idp_sub: str = ""  # the person as the customer's IdP names them (identity.py), "" without a token
+    idp_iss: str = ""  # that IdP
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in FIELDS}

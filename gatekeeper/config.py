@@ -77,6 +77,15 @@ def _endpoint_url(key: str, text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _url(key: str, text: str) -> str:
+    """"" or an https URL (http only on loopback, for a test IdP)."""
+    parts = urlsplit(text)
+    if text and not (parts.netloc and (parts.scheme == "https" or (
+            parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")))):
+        raise ConfigError(key, f"{text!r} is not an https URL")
+    return text
+
+
 def _audit_url(key: str, url: str) -> str:
     parse_audit_url(url)
     return url
@@ -177,6 +186,16 @@ KEYS = (
     Key("revocation.subjects", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_subjects"),
     Key("revocation.approvals", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_approvals"),
     Key("approvers.required", "int", 1, (1, 2), field="approvers_required"),
+    # The customer's IdP (identity.py): off while issuer is "".
+    Key("identity.issuer", "str", "", check=_url),
+    Key("identity.audience", "str", ""),
+    Key("identity.jwks_url", "str", "", check=_url),
+    Key("identity.jwks_file", "str", "", check=_ensure(lambda path: not path or os.path.isfile(path),
+                                                       "file not found: {}")),
+    Key("identity.claim", "str", "email", check=_ensure(bool, "must not be empty")),
+    Key("identity.max_age", "int", 43200, (60, 30 * 86400)),
+    Key("identity.leeway", "int", 30, (0, 300)),
+    Key("identity.ops", "list", ("get", "list", "delete", "audit"), check=_ops),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 KEYS_BY_ENV = {key.env: key for key in KEYS}
@@ -203,6 +222,18 @@ class StorageConfig:
     endpoint_url: str = _default("storage.endpoint_url")
     encryption: str = _default("storage.encryption")
     kms_key_id: str = _default("storage.kms_key_id")
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    issuer: str
+    audience: str
+    jwks_url: str
+    jwks_file: str
+    claim: str
+    max_age: int
+    leeway: int
+    ops: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -233,6 +264,7 @@ class Config:
     approvers_required: int = _default("approvers.required")
     vendor_key_ids: tuple[str, ...] = field(default=())
     approver_keys: Mapping[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)  # empty: none approves
+    identity: IdentityConfig | None = None  # None: no IdP token is asked for
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -427,12 +459,22 @@ def _build(flat: dict[str, Any]) -> Config:
     approvers = _approver_keys(flat)
     if values["approvers.required"] > max(len(approvers), 1):
         raise ConfigError("approvers.required", "asks for more approvers than [approvers.keys] lists")
-    top = {key.field or key.name: values[key.name] for key in KEYS if key.field or "." not in key.name}
+    identity = {name.removeprefix("identity."): value for name, value in values.items()
+                if name.startswith("identity.")}
+    if any(identity[name] for name in ("issuer", "audience", "jwks_url", "jwks_file")):
+        for name in ("issuer", "audience"):
+            if not identity[name]:
+                raise ConfigError(f"identity.{name}", "is required when [identity] is set")
+        if bool(identity["jwks_url"]) == bool(identity["jwks_file"]):
+            raise ConfigError("identity.jwks_url", "give exactly one of jwks_url and jwks_file")
+    top = {key.field or key.name: values[key.name] for key in KEYS
+           if (key.field or "." not in key.name) and not key.name.startswith("identity.")}
     return Config(
         **top,
         vendor_keys=keys,
         vendor_key_ids=tuple(sorted(keys)),
         approver_keys=approvers,
+        identity=IdentityConfig(**identity) if identity["issuer"] else None,
         storage=StorageConfig(**{name.removeprefix("storage."): value
                                  for name, value in values.items() if name.startswith("storage.")}),
         acl=AclConfig(values["acl.allow"], values["acl.deny"]),

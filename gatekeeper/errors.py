@@ -30,6 +30,8 @@ REASONS: dict[str, int] = {
     **dict.fromkeys(("invalid_grant", "missing_grant", "malformed_grant", "algorithm_refused",
                      "unknown_kid", "bad_signature", "wrong_audience", "wrong_issuer", "too_long_lived",
                      "expired", "not_yet_valid", "revoked"), 401),
+    # 401/403: the customer's IdP token (identity.py) missing, bad or expired; or another person's
+    **dict.fromkeys(("identity_required", "identity_invalid", "identity_expired"), 401), "identity_mismatch": 403,
     # 403: the grant is genuine but the customer's policy refuses
     **dict.fromkeys(("forbidden", "kill_switch", "address_denied", "country_denied", "op_not_granted",
                      "op_disabled", "out_of_scope", "grant_reused", "origin_not_allowed"), 403),
@@ -37,6 +39,7 @@ REASONS: dict[str, int] = {
     **dict.fromkeys(("approval_required", "approval_invalid", "approval_expired", "approval_revoked"), 403),
     "not_found": 404, "method_not_allowed": 405, "too_large": 413, "internal": 500,
     "storage_error": 502, "storage_credentials": 502, "audit_unavailable": 503, "misconfigured": 503,
+    "identity_unavailable": 503,
 }
 
 
@@ -91,6 +94,12 @@ class AuditUnavailable(GatekeeperError):
     """Fail closed: nothing is signed unless its audit record was written."""
     status = 503
     code = "audit_unavailable"
+
+
+class IdentityUnavailable(GatekeeperError):
+    """Fail closed: the customer's IdP keys (JWKS) cannot be had, so no token verifies."""
+    status = 503
+    code = "identity_unavailable"
 
 
 class StorageUnavailable(GatekeeperError):

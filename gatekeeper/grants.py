@@ -37,6 +37,7 @@ class Grant:
     prefix: str  # the scope's one prefix; "" when it names several (`prefixes` holds them all)
     ops: frozenset[str]
     prefixes: tuple[str, ...] = ()
+    identity: str = ""  # the person as the customer's IdP names them (the `identity` claim, protocol 3)
 
     @property
     def single_use(self) -> bool:
@@ -115,6 +116,7 @@ class GrantVerifier:
         return Grant(
             kid=kid, jti=claims["jti"], sub=claims["sub"], name=_text(claims.get("name"), 200),
             iat=iat, exp=exp, prefix=prefixes[0] if len(prefixes) == 1 else "", ops=ops, prefixes=prefixes,
+            identity=_text(claims.get("identity")),
         )
 
 

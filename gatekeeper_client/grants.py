@@ -75,10 +75,12 @@ def mint_grant(
     now: float | None = None,
     jti: str | None = None,
     prefixes: list[str] | tuple[str, ...] | None = None,
+    identity: str | None = None,
 ) -> str:
     """Sign a grant for one `prefix`, or for several `prefixes` (protocol 2: get
     and list only, at most MAX_SCOPE_PREFIXES). `now` is injectable so tests can
-    make expired grants."""
+    make expired grants. `identity` (protocol 3): the person as the customer's IdP
+    names them, which a gatekeeper with [identity] compares with their ID token."""
     if (prefix is None) == (prefixes is None):
         raise ValueError("a grant names a prefix or prefixes")
     named = [prefix] if prefixes is None else list(prefixes)
@@ -103,4 +105,6 @@ def mint_grant(
     }
     if name:
         claims["name"] = name
+    if identity:
+        claims["identity"] = identity
     return jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})

@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import TemplateView
 
 from accounts.signin import SignInView
 from portal import passwords
@@ -18,6 +19,8 @@ urlpatterns = [
          name="password_reset_confirm"),
     path("accounts/password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(
         template_name="registration/password_reset_complete.html"), name="password_reset_complete"),
+    # The customer's IdP returns the popup here; the code stays in the fragment (lib/identity.js).
+    path("identity/callback/", TemplateView.as_view(template_name="identity_callback.html"), name="identity-callback"),
     path("api/v1/", include("portal.tickets.api_urls")),
     path("", include("portal.tickets.urls")),
     path("", include("accounts.urls")),

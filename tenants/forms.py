@@ -11,8 +11,11 @@ class StorageSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["data_location", "region", "bucket", "gatekeeper_url", "gatekeeper_id", "storage_origin"]
+        fields = ["data_location", "region", "bucket", "gatekeeper_url", "gatekeeper_id", "storage_origin",
+                  "idp_issuer", "idp_client_id"]
         labels = {
+            "idp_issuer": "Identity provider issuer (for the gatekeeper's [identity])",
+            "idp_client_id": "Its public client id for Dualkey's pages (PKCE)",
             "gatekeeper_url": "Gatekeeper URL",
             "gatekeeper_id": "Gatekeeper id (the grants' audience)",
             "storage_origin": "Storage origin (where browsers fetch objects)",
@@ -29,6 +32,9 @@ class StorageSettingsForm(forms.ModelForm):
             if not cleaned.get("storage_origin") and "storage_origin" not in self.errors:
                 self.add_error("storage_origin", "Required with a gatekeeper URL: the origin of its presigned "
                                                  "URLs, such as https://BUCKET.s3.REGION.amazonaws.com.")
+        for given, missing in (("idp_issuer", "idp_client_id"), ("idp_client_id", "idp_issuer")):
+            if cleaned.get(given) and not cleaned.get(missing) and missing not in self.errors:
+                self.add_error(missing, "The identity provider needs both its issuer and the client id.")
         return cleaned
 
 

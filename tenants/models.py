@@ -39,6 +39,10 @@ class Tenant(models.Model):
     # Where browsers fetch objects from (the presigned URLs' origin): named in the
     # report page's CSP connect-src and img-src.
     storage_origin = models.CharField(max_length=200, blank=True, validators=[validate_origin])
+    # The customer's IdP for its gatekeeper's [identity] (non-secret): the pages get the
+    # person's ID token from this issuer with this public client, in the browser.
+    idp_issuer = models.URLField(max_length=200, blank=True)
+    idp_client_id = models.CharField(max_length=200, blank=True)
     # Per-tenant ticket numbers are handed out from this counter (see tickets.services).
     last_ticket_number = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -287,3 +291,40 @@ class SupportAccess(models.Model):
         if self.status == self.Status.APPROVED and self.ends_at is not None and now >= self.ends_at:
             return "expired"
         return self.status
+
+
+class OnboardingStep(models.Model):
+    """One step of a tenant's onboarding checklist as it was recorded: who did it
+    and when (tenants/onboarding.py says which steps there are and how each is
+    recorded). One row per tenant and step, the latest; steps the portal can read
+    from elsewhere (the first admin's membership, the tenant's tickets) have none."""
+
+    class Step(models.TextChoices):
+        LOCATION_CHOSEN = "location_chosen", "Data location and region chosen"
+        DEPLOYED = "deployed", "Gatekeeper deployed"
+        CONNECTED = "connected", "Gatekeeper connected"
+        VERIFIED = "verified", "Verified in an admin's browser"
+        CUT_OVER = "cut_over", "Cut over"
+        LIVE = "live", "Live"
+
+    class State(models.TextChoices):
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="onboarding_steps")
+    step = models.CharField(max_length=20, choices=Step.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DONE)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_name = models.CharField(max_length=200)
+    at = models.DateTimeField()
+    # What the step was done for: the gatekeeper URL and id it concerned, and for
+    # `verified` each check's outcome (pass/fail/...): never any report content.
+    detail = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["tenant", "step"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "step"], name="one_onboarding_row_per_step")]
+
+    def __str__(self):
+        return f"{self.tenant}: {self.step} {self.state} by {self.actor_name}"

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from tenants import onboarding_views
 from tenants import support_access_views as access_views
 from tenants import views
 
@@ -7,6 +8,8 @@ urlpatterns = [
     path("settings/", views.settings_page, name="tenant-settings"),
     path("settings/storage/", views.update_storage, name="tenant-storage"),
     path("settings/gatekeeper.toml", views.download_gatekeeper_toml, name="gatekeeper-toml"),
+    path("settings/onboarding/probe-grant", onboarding_views.probe_grant, name="onboarding-probe-grant"),
+    path("settings/onboarding/verification", onboarding_views.verification_report, name="onboarding-verification"),
     path("settings/keys/next/", views.prepare_signing_key, name="signing-key-prepare"),
     path("settings/keys/activate/", views.activate_signing_key, name="signing-key-activate"),
     path("settings/tokens/", views.create_token, name="agent-token-create"),

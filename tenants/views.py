@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.policy import sso_required_for, users_with_mfa
 from gatekeeper.errors import AUDIT_OPS
-from tenants import events, forms, support_access
+from tenants import events, forms, onboarding, support_access
 from tenants import invitations
 from tenants.access import (
     access_agent_token_for_admin,
@@ -38,7 +38,7 @@ from tenants.access import (
     tenant_for_admin,
     tenants_for_support,
 )
-from tenants.csp import set_gatekeeper_csp
+from tenants.csp import HEADER as CSP_HEADER, idp_origin, set_gatekeeper_csp, verification_policy
 from tenants.gatekeeper_toml import gatekeeper_toml
 from tenants.models import Membership, TenantSigningKey
 from tenants.services import MembershipError, change_role, create_tenant, remove_member
@@ -97,8 +97,27 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
         "security_events": security_events_for_admin(request.user)[:SECURITY_EVENTS_SHOWN],
         **_support_access_context(request.user),
         "support_error": support_error,
+        **_onboarding_context(request, tenant, signing_keys),
     }
-    return set_gatekeeper_csp(render(request, "tenants/settings.html", context, status=status), tenant)
+    response = render(request, "tenants/settings.html", context, status=status)
+    target = onboarding.target_for(tenant)
+    # The verification writes a probe object to storage and reads it back.
+    response[CSP_HEADER] = verification_policy(tenant.gatekeeper_origin, target.storage_origin if target.connected
+                                               else "", idp_origin(tenant))
+    return response
+
+
+def _onboarding_context(request, tenant, signing_keys) -> dict:
+    """The onboarding checklist (templates/tenants/_onboarding.html) and what its
+    steps need: the Launch stack link, the verification's endpoints."""
+    return {
+        "onboarding": onboarding.checklist(tenant),
+        "launch_stack_url": onboarding.launch_stack_url(tenant, signing_keys, settings.DUALKEY_PORTAL_ORIGIN),
+        "launch_stack_name": onboarding.stack_name_for(tenant),
+        "onboarding_target": onboarding.target_for(tenant),
+        # Set by a save of the storage settings: the page says "saved" only once verified.
+        "saved_pending_verification": request.GET.get("saved") == "verify",
+    }
 
 
 SUPPORT_ACCESSES_SHOWN = 20
@@ -152,6 +171,11 @@ def update_storage(request):
     with transaction.atomic():
         form.save()
         events.record(tenant, request.user, events.storage_changes(before, tenant))
+        onboarding.storage_saved(tenant, request.user)
+    if onboarding.target_for(tenant).connected:
+        # Never a green "saved" before the browser has verified the gatekeeper these
+        # settings name: the page runs the verification and says which it is.
+        return redirect(reverse("tenant-settings") + "?saved=verify#onboarding")
     messages.success(request, "Storage settings saved.")
     return redirect("tenant-settings")
 
@@ -349,6 +373,7 @@ def support_create_tenant(request):
     if request.method == "POST":
         if form.is_valid():
             tenant = create_tenant(**form.cleaned_data)
+            onboarding.tenant_created(tenant, request.user)
             messages.success(request, f"Tenant {tenant.slug} created with its signing key.")
             return redirect("support-tenant", slug=tenant.slug)
         return render(request, "tenants/support_create.html", {"form": form}, status=400)
@@ -368,6 +393,7 @@ def _support_tenant_page(request, tenant, *, invite_form=None, status_form=None,
         "invite_error": invite_error,
         "status_form": status_form or forms.TenantStatusForm(instance=tenant),
         "vendor_keys_toml": vendor_keys_toml(tenant),
+        "onboarding_progress": onboarding.progress(tenant),
     }
     return render(request, "tenants/support_tenant.html", context, status=status)
 
@@ -538,9 +564,12 @@ def _join_existing_account(request, invitation, account, token):
 @support_required
 def support_set_status(request, slug):
     tenant = access_tenant_for_support(request.user, slug)
+    old_status = tenant.status
     form = forms.TenantStatusForm(request.POST, instance=tenant)
     if not form.is_valid():
         return _support_tenant_page(request, tenant, status_form=form, status=400)
-    form.save()
+    with transaction.atomic():
+        form.save()
+        onboarding.status_changed(tenant, old_status, request.user)
     messages.success(request, f"{tenant.slug} is now {tenant.get_status_display().lower()}.")
     return redirect("support-tenant", slug=tenant.slug)

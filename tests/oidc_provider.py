@@ -86,7 +86,9 @@ def _signing_jwks() -> tuple[dict, dict]:
     return {"keys": [private]}, {"keys": [public]}
 
 
-def start_oidc_provider(workdir: Path, clients: list[Client], users: dict[str, dict]) -> OIDCProvider:
+def start_oidc_provider(workdir: Path, clients: list[Client], users: dict[str, dict],
+                        ttl: dict | None = None) -> OIDCProvider:
+    """`ttl`: oidc-provider's lifetimes to change, e.g. {"IdToken": 20} (seconds)."""
     install()
     workdir.mkdir(parents=True, exist_ok=True)
     port = support.free_port()
@@ -95,9 +97,10 @@ def start_oidc_provider(workdir: Path, clients: list[Client], users: dict[str, d
     config = workdir / "oidc-provider.json"
     config.write_text(json.dumps({
         "issuer": issuer,
-        "clients": [{"client_id": c.client_id, "client_secret": c.client_secret, "redirect_uris": c.redirect_uris,
-                     **c.metadata} for c in clients],
-        "users": users, "jwks": private_jwks, "cookie_key": hashlib.sha256(str(port).encode()).hexdigest(),
+        "clients": [{"client_id": c.client_id, "redirect_uris": c.redirect_uris,
+                     **({"client_secret": c.client_secret} if c.client_secret else {}), **c.metadata}
+                    for c in clients],
+        "users": users, "jwks": private_jwks, "ttl": ttl or {}, "cookie_key": hashlib.sha256(str(port).encode()).hexdigest(),
     }))
     config.chmod(0o600)
     log_path = workdir / "oidc-provider.log"

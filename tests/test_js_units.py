@@ -27,6 +27,7 @@ PAGES = {
     "accounts/mfa_verify.html": "accounts/passkeys.js",
     "accounts/security.html": "accounts/passkeys.js",
     "accounts/sso_continue.html": "accounts/sso-continue.js",
+    "identity_callback.html": "lib/identity-callback.js",
 }
 IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["'](\.{1,2}/[^"']+)["']""", re.M | re.S)
 PRELOAD = re.compile(r"""<link rel="modulepreload" href="\{% static 'js/([^']+)' %\}">""")

@@ -48,7 +48,7 @@ class Grant:
 
 
 def _mint(tenant: Tenant, *, prefix: str | None = None, subject: str, name: str, ops, lifetime: int,
-          now: float | None, prefixes: list[str] | None = None) -> Grant:
+          now: float | None, prefixes: list[str] | None = None, identity: str = "") -> Grant:
     issued = time.time() if now is None else now
     token = mint_grant(
         active_signing_key(tenant),
@@ -61,6 +61,7 @@ def _mint(tenant: Tenant, *, prefix: str | None = None, subject: str, name: str,
         ops=ops,
         lifetime=lifetime,
         now=issued,
+        identity=identity or None,
     )
     expires = dt.datetime.fromtimestamp(int(issued) + lifetime, tz=dt.timezone.utc)
     return Grant(token, expires)
@@ -74,7 +75,11 @@ def put_grant(ticket: Ticket, agent: AgentToken, *, now: float | None = None) ->
 
 
 def _person(user) -> dict:
-    return {"subject": f"user:{user.pk}", "name": user.get_full_name() or user.get_username()}
+    """Who a grant is for. `identity` is the member's email address (verified: an
+    invitation reached it, or the tenant's SSO vouched for it), which a gatekeeper
+    with [identity] compares with the person's ID token from the customer's IdP."""
+    return {"subject": f"user:{user.pk}", "name": user.get_full_name() or user.get_username(),
+            "identity": (user.email or "").lower()}
 
 
 def read_grant(ticket: Ticket, user, *, now: float | None = None) -> Grant:
@@ -126,5 +131,5 @@ def support_grant(access: SupportAccess, *, now: float | None = None) -> Support
     user = access.requested_by
     grant = _mint(access.tenant, prefix=access.ticket.prefix, subject=support_subject(user),
                   name=f"{user.get_username()} (vendor support)", ops=tuple(access.ops), lifetime=lifetime,
-                  now=issued)
+                  now=issued, identity=(user.email or "").lower())
     return SupportGrant(grant.token, grant.expires_at, approval)

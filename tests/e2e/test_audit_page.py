@@ -367,7 +367,7 @@ def test_the_csv_export_has_the_loaded_rows_with_formulas_neutralized(alice_view
     table = list(csv.DictReader(io.StringIO(text)))
     assert list(table[0]) == ["time_utc", "request_id", "outcome", "op", "key", "client_ip", "country", "sub",
                               "name", "reason", "status", "user_agent", "origin", "jti", "kid", "approval",
-                              "approvers"]
+                              "approvers", "idp_sub", "idp_iss"]
     assert [(r["request_id"], r["time_utc"]) for r in table] == [(r["request_id"], r["utc"]) for r in shown]
     [hostile] = [r for r in table if r["request_id"] == hostile_entry]
     assert hostile["user_agent"] == "'" + HOSTILE_AGENT  # opens as text, not as a formula

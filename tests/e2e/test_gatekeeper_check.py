@@ -118,12 +118,13 @@ def test_the_page_asks_only_acmes_gatekeeper_and_only_for_its_health(dualkey_sta
     assert ("HEAD", portal + "/settings/") in alice_view.requests
 
 
-def test_the_csp_names_exactly_acmes_gatekeeper(dualkey_stack, alice_view):
+def test_the_csp_names_exactly_acmes_gatekeeper_and_storage(dualkey_stack, alice_view):
+    """Storage too: the onboarding verification (verify.js, on request) writes a probe
+    object there and reads it back. The check itself asks only the gatekeeper (above)."""
     acme = dualkey_stack.tenants["acme"]
     directives = csp_directives(alice_view.csp)
-    assert directives["connect-src"] == ["'self'", acme.gatekeeper_url]
+    assert directives["connect-src"] == ["'self'", acme.gatekeeper_url, acme.storage_origin]
     assert directives["script-src"] == ["'self'"] and directives["img-src"] == ["'self'"]
-    assert acme.storage_origin not in alice_view.csp
     assert alice_view.csp_violations() == []
     assert [(kind, text) for kind, text in alice_view.console if kind == "error"] == []
     assert not alice_view.page_errors
@@ -175,7 +176,8 @@ def test_a_misconfigured_gatekeeper_fails_with_the_fixes(dualkey_stack, chromium
         assert view.page.url.endswith("/settings/#vendor-keys")
         assert f'{active} = "' in view.page.locator("#vendor-keys-toml").text_content()
         assert view.csp_violations() == [] and not view.page_errors
-        assert csp_directives(view.csp)["connect-src"] == ["'self'", hooli.gatekeeper_url]
+        # And its storage: the onboarding verification writes a probe object there and reads it back.
+        assert csp_directives(view.csp)["connect-src"] == ["'self'", hooli.gatekeeper_url, hooli.storage_origin]
     finally:
         context.close()
     assert dualkey_stack.netguard_attempts() == []
@@ -254,7 +256,7 @@ def test_the_faults_a_gatekeeper_can_report(dualkey_stack, chromium):
         assert "approvals are not enforced there" in checks["approvals"]["detail"]
         assert checks["active_kid"]["status"] == "pass"
 
-        checks = run((200, {"protocol": 3, "vendor_kids": ["someone-else"]}))
+        checks = run((200, {"protocol": 9, "vendor_kids": ["someone-else"]}))
         assert (checks["protocol"]["status"], checks["active_kid"]["status"]) == ("fail", "fail")
         assert checks["active_kid"]["hint"].startswith(KEYS_HINT)
 

@@ -233,7 +233,7 @@ def test_with_two_required_one_bad_signature_spoils_the_pair(gk_two):
 def test_health_lists_the_feature_and_the_approvers(gk, gk_two):
     health = requests.get(gk.url + "/v1/health", timeout=10).json()
     assert (health["protocol"], health["features"], health["approvers"], health["approvals_required"]) == (
-        2, ["approvals", "prefixes"], ["alice", "bob"], 1)
+        3, ["approvals", "prefixes"], ["alice", "bob"], 1)
     assert requests.get(gk_two.url + "/v1/health", timeout=10).json()["approvals_required"] == 2
 
 

@@ -116,7 +116,7 @@ def test_it_round_trips_every_field(store):
     assert cursor is None
     assert list(entries[0]) == [
         "ts", "request_id", "client_ip", "country", "user_agent", "origin", "op", "key",
-        "outcome", "reason", "status", "jti", "sub", "name", "kid", "approval", "approvers",
+        "outcome", "reason", "status", "jti", "sub", "name", "kid", "approval", "approvers", "idp_sub", "idp_iss",
     ]
     support = next(r for r in make_records() if r.approval)
     store.write([support])

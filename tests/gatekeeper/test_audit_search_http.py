@@ -22,7 +22,7 @@ def test_an_admin_finds_a_users_reads_newest_first(gatekeeper):
     assert [e["key"] for e in page["entries"]] == ["tickets/42/f2", "tickets/42/f1"]
     assert set(page["entries"][0]) == {"ts", "request_id", "client_ip", "country", "user_agent", "origin",
                                        "op", "key", "outcome", "reason", "status", "jti", "sub", "name", "kid",
-                                       "approval", "approvers"}
+                                       "approval", "approvers", "idp_sub", "idp_iss"}
     rest = search(gatekeeper, audit, sub="user:searched", limit=2, cursor=page["next"]).json()
     assert [e["key"] for e in rest["entries"]] == ["tickets/42/f0"]
 

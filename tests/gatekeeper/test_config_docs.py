@@ -36,6 +36,8 @@ def rendered(default) -> str:
         return "every op (" + ", ".join(f"`{op}`" for op in OPS) + ")"
     if default == ():
         return "`[]`"
+    if isinstance(default, tuple):
+        return "`[" + ", ".join(f'"{item}"' for item in default) + "]`"
     return '""' if default == "" else f"`{default}`"
 
 
@@ -59,10 +61,13 @@ def test_a_config_that_sets_only_what_is_required_gets_the_tables_defaults():
 
     from .test_config import ENV_ALONE
 
-    loaded = config_module.load(None, env={**ENV_ALONE, "GATEKEEPER_AUDIT_URL": "sqlite:x.db"})
-    places = {"storage": loaded.storage, "acl": loaded.acl, "acl.upload": loaded.upload_acl}
+    given = {"GATEKEEPER_IDENTITY_ISSUER": "https://idp.example", "GATEKEEPER_IDENTITY_AUDIENCE": "pages",
+             "GATEKEEPER_IDENTITY_JWKS_URL": "https://idp.example/jwks"}  # [identity] on, the rest its defaults
+    loaded = config_module.load(None, env={**ENV_ALONE, "GATEKEEPER_AUDIT_URL": "sqlite:x.db", **given})
+    places = {"storage": loaded.storage, "acl": loaded.acl, "acl.upload": loaded.upload_acl,
+              "identity": loaded.identity}
     for key in KEYS:
-        if key.default is REQUIRED or key.name == "audit.url":
+        if key.default is REQUIRED or key.name == "audit.url" or key.env in given:
             continue
         section, _, last = key.name.rpartition(".")
         value = getattr(loaded, key.field) if key.field else getattr(places.get(section, loaded), last)

@@ -19,7 +19,7 @@ LAYERS = (
     ("paths",),  # shapes: key and address syntax
     ("config",),
     ("grants", "acl", "presign", "audit"),  # decisions and records, no I/O of their own
-    ("approvals",),  # the customer's approval of a support grant: over grants
+    ("approvals", "identity"),  # the customer's keys over the vendor's grant: approvals, its IdP
     ("storage", "audit_sqlite", "audit_dynamodb"),  # the stores: plug-ins app.py chooses from
     ("app",),
     ("http_server", "lambda_handler"),  # adapters: requests in, responses out

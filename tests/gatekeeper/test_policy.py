@@ -209,7 +209,7 @@ def test_health_reports_what_the_portal_checks_and_no_secrets(gatekeeper, moto_u
     body = response.json()
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert body["status"] == "ok" and body["gatekeeper_id"] == "gk-test"
-    assert body["protocol"] == 2 and body["vendor_kids"] == ["k1"]
+    assert body["protocol"] == 3 and body["vendor_kids"] == ["k1"]
     assert (body["features"], body["approvers"], body["approvals_required"]) == (["approvals", "prefixes"], [], 1)
     assert abs(body["time"] - time.time()) < 5
     assert body["upload_encryption"] == "sse-s3" and body["audit"] == "ok"

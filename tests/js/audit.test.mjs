@@ -14,7 +14,7 @@ const ENTRY = {
   ts: 1_795_000_000, request_id: "r1", outcome: "allow", op: "get", key: "tickets/1/report.json",
   client_ip: "203.0.113.9", country: "DE", sub: "user:7", name: "Bob", reason: "", status: 200,
   user_agent: "Mozilla/5.0", origin: "https://portal", jti: "j1", kid: "acme-1",
-  approval: "apr-1", approvers: "alice,bob",
+  approval: "apr-1", approvers: "alice,bob", idp_sub: "idp-bob", idp_iss: "https://idp.acme",
 };
 
 test("csvCell quotes what needs quoting and defuses formulas", () => {
@@ -34,7 +34,7 @@ test("toCsv writes a header and one CRLF line per entry, times in UTC", () => {
   const csv = toCsv([ENTRY, { ...ENTRY, ts: "soon", user_agent: "=cmd|' /C calc'!A0" }]);
   const lines = csv.split("\r\n");
   assert.equal(lines[0], COLUMNS.join(","));
-  assert.equal(lines[1], "2026-11-18T11:06:40Z,r1,allow,get,tickets/1/report.json,203.0.113.9,DE,user:7,Bob,,200,Mozilla/5.0,https://portal,j1,acme-1,apr-1,\"alice,bob\"");
+  assert.equal(lines[1], "2026-11-18T11:06:40Z,r1,allow,get,tickets/1/report.json,203.0.113.9,DE,user:7,Bob,,200,Mozilla/5.0,https://portal,j1,acme-1,apr-1,\"alice,bob\",idp-bob,https://idp.acme");
   assert.equal(lines[2].split(",")[0], "");
   assert.match(lines[2], /,'=cmd\|' \/C calc'!A0,/);
   assert.equal(lines.length, 4);
@@ -61,6 +61,11 @@ test("a row shows the entry as text, with the outcome's badge", () => {
   assert.equal(tr.findAll("span")[0].getAttribute("class"), "outcome outcome-other");
   assert.equal(row(ENTRY).findAll("span")[0].getAttribute("class"), "outcome outcome-allow");
   assert.equal(row(ENTRY).findAll("time")[0].getAttribute("datetime"), "2026-11-18T11:06:40Z");
+});
+
+test("a row shows the IdP's subject of a request with an ID token, its issuer as the title; others a dash", () => {
+  assert.match(row(ENTRY).serialize(), /title="https:\/\/idp.acme"[^>]*>idp-bob</);
+  assert.doesNotMatch(row({ ...ENTRY, idp_sub: "", idp_iss: "" }).serialize(), /idp-bob/);
 });
 
 test("a vendor support read's row shows its approval id and approvers; others a dash", () => {

@@ -69,9 +69,9 @@ test("the approvals check names approvers made on the page that the gatekeeper d
 });
 
 test("a gatekeeper speaking another protocol fails, quoting what it said", () => {
-  const c = byId(evaluate({ ...HEALTHY, protocol: 3 }, EXPECTED, IN_STEP));
+  const c = byId(evaluate({ ...HEALTHY, protocol: 9 }, EXPECTED, IN_STEP));
   assert.equal(c.protocol.status, "fail");
-  assert.equal(c.protocol.detail, `It speaks protocol “3”; this portal speaks ${PROTOCOL}.`);
+  assert.equal(c.protocol.detail, `It speaks protocol “9”; this portal speaks ${PROTOCOL}.`);
   assert.equal(byId(evaluate({ ...HEALTHY, protocol: undefined }, EXPECTED, IN_STEP)).protocol.detail,
     `It speaks protocol “none”; this portal speaks ${PROTOCOL}.`);
 });
@@ -239,4 +239,20 @@ test("the encryption line says what S3 reports, with the KMS key and what upload
     + "Key arn:aws:kms:eu-west-1:1:key/k. Uploads through it ask for sse-kms.");
   assert.match(byId(evaluate({ ...HEALTHY, encryption: "none" }, EXPECTED, IN_STEP)).encryption.detail,
     /^none: The bucket has no default encryption configured\. Uploads through it ask for sse-s3\.$/);
+});
+
+test("the identity check: off on both sides says nothing; otherwise it compares and asks the browser's reach", () => {
+  const idpOn = { ...HEALTHY, features: ["approvals", "identity"],
+    identity: { issuer: "https://idp.acme", audience: "pages", ops: ["get"] } };
+  const ours = { ...EXPECTED, idp: { issuer: "https://idp.acme", clientId: "pages" } };
+  const identity = (health, expected, idp) => byId(evaluate(health, expected, IN_STEP, { idp })).identity;
+  assert.equal(identity(HEALTHY, EXPECTED, null), undefined);
+  assert.equal(identity(HEALTHY, ours, { reachable: true }).status, "warn"); // the gatekeeper does not check
+  assert.equal(identity(idpOn, EXPECTED, null).status, "fail"); // no IdP here: reports cannot be read
+  assert.equal(identity(idpOn, { ...ours, idp: { issuer: "https://idp.acme", clientId: "other" } },
+    { reachable: true }).status, "fail");
+  const unreachable = identity(idpOn, ours, { reachable: false, detail: "no answer" });
+  assert.equal(unreachable.status, "fail");
+  assert.match(unreachable.detail, /no answer/);
+  assert.equal(identity(idpOn, ours, { reachable: true }).status, "pass");
 });

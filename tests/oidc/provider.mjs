@@ -38,7 +38,8 @@ const provider = new Provider(config.issuer, {
   pkce: { required: () => true },
   cookies: { keys: [config.cookie_key] },
   jwks: config.jwks,
-  ttl: { IdToken: 300, AccessToken: 300, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600 },
+  ttl: { IdToken: 300, AccessToken: 300, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600,
+    ...config.ttl },
   features: { devInteractions: { enabled: true } },
 });
 // Plain http on loopback in tests: oidc-provider would otherwise refuse to set its cookies.

@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import Authenticator
 from portal.tickets.services import create_note, note_stored
 from tenants.models import Invitation
+from tenants.onboarding import record_verification
 from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
@@ -51,6 +52,9 @@ class TenantIsolationTestCase(BaseTestCase):
         passkey = Authenticator.objects.create(user=self.alice, kind=Authenticator.Kind.PASSKEY, name="Alpha key",
                                                credential_id="alpha-credential", public_key="pk",
                                                created_at=timezone.now())
+        # A's identity provider for its gatekeeper's [identity]: named on A's pages alone.
+        type(self.tenant_a).objects.filter(pk=self.tenant_a.pk).update(
+            idp_issuer="https://idp.alpha.example", idp_client_id="alpha-pages-client")
         # A note Alice wrote on A's ticket (its text is in A's storage; the portal has its size).
         note = note_stored(create_note(self.ticket, self.alice, 12), self.alice)
         # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
@@ -58,6 +62,8 @@ class TenantIsolationTestCase(BaseTestCase):
                                 ops=["get", "list"])
         # A's webhook to its own help-desk system (portal/webhooks).
         endpoint, _ = add_endpoint(self.tenant_a, "https://psa.alpha.example/hooks/dualkey", "Alpha PSA", self.alice)
+        # Alice verified A's gatekeeper (tenants/onboarding.py): B sees none of it.
+        record_verification(self.tenant_a, self.alice, {"reachable": "pass", "storage": "fail"})
         self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
                        "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
                        "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
@@ -77,7 +83,8 @@ class TenantIsolationTestCase(BaseTestCase):
         self.markers = [
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
             "Alpha Ltd", "gk-alpha", "ann@alpha.example", "Alpha key", "alpha-credential", str(access.id),
-            "gk.alpha.example", self.agent_a.prefix, "Alpha help button", "psa.alpha.example", "Alpha PSA",
+            "gk.alpha.example", self.agent_a.prefix, "Alpha help button", "idp.alpha.example", "alpha-pages-client",
+            "psa.alpha.example", "Alpha PSA",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
         ]
@@ -137,7 +144,8 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/support-access/<uuid:access_id>/request.json",
                          "/settings/support-access/<uuid:access_id>/approve/",
                          "/settings/support-access/<uuid:access_id>/refuse/",
-                         "/settings/support-access/<uuid:access_id>/end/",
+                         "/settings/support-access/<uuid:access_id>/end/", "/identity/callback/",
+                         "/settings/onboarding/probe-grant", "/settings/onboarding/verification",
                          "/settings/webhooks/", "/settings/webhooks/add/",
                          "/settings/webhooks/<int:endpoint_id>/enabled/",
                          "/settings/webhooks/<int:endpoint_id>/delete/",

@@ -31,7 +31,7 @@ class StorageEventsTestCase(BaseTestCase):
     def test_changing_the_gatekeeper_url_is_recorded_with_old_and_new(self):
         self.login(self.alice)
         r = self.client.post(STORAGE_URL, self.form(gatekeeper_url="https://evil.example"))
-        self.assertRedirects(r, "/settings/")
+        self.assertRedirects(r, "/settings/?saved=verify#onboarding", fetch_redirect_response=False)
         event = SecurityEvent.objects.get(tenant=self.tenant_a)
         self.assertEqual(event.kind, SecurityEvent.Kind.GATEKEEPER_URL)
         self.assertEqual((event.actor, event.actor_name), (self.alice, "alice"))
@@ -86,7 +86,7 @@ class StorageEventsTestCase(BaseTestCase):
             self.login(self.alice)
             with self.assertLogs("tenants.events", "WARNING") as logs:
                 r = self.client.post(STORAGE_URL, self.form(gatekeeper_url="https://gk2.alpha.example"))
-        self.assertRedirects(r, "/settings/")
+        self.assertRedirects(r, "/settings/?saved=verify#onboarding", fetch_redirect_response=False)
         self.assertTrue(SecurityEvent.objects.filter(tenant=self.tenant_a).exists())
         self.assertNotIn("alice@alpha.example", "\n".join(logs.output))
 

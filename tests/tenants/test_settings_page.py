@@ -115,20 +115,21 @@ class GatekeeperCheckPanelTestCase(BaseTestCase):
         self.assertIn('data-gatekeeper-url="https://gk.beta.example"', panel)
         self.assertIn('data-gatekeeper-id="gk-beta"', panel)
         self.assertIn(f'data-active-kid="{key.kid}"', panel)
-        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.beta.example")
+        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.beta.example https://beta-reports.s3.eu-central-1.amazonaws.com")
         self.assertNotContains(r, "alpha")
 
-    def test_its_csp_names_exactly_the_tenants_gatekeeper(self):
+    def test_its_csp_names_exactly_the_tenants_gatekeeper_and_storage(self):
+        """Storage too: the onboarding verification uploads a probe object and reads it back."""
         self.login(self.alice)
         csp = self.client.get(URL)["Content-Security-Policy"]
         directives = csp_directives(csp)
-        self.assertEqual(directives["connect-src"], "'self' https://gk.alpha.example")
+        self.assertEqual(directives["connect-src"], "'self' https://gk.alpha.example https://alpha-reports.s3.eu-west-1.amazonaws.com")
         self.assertEqual(directives["script-src"], "'self'")
         self.assertEqual(directives["img-src"], "'self'")
         self.assertEqual(directives["style-src"], "'self'")
         self.assertEqual(directives["default-src"], "'self'")
         self.assertEqual(directives["frame-ancestors"], "'none'")
-        self.assertNotIn("amazonaws", csp)  # no storage: the check fetches nothing from it
+        self.assertNotIn("blob:", csp)  # nothing from storage is shown
         self.assertNotIn("beta", csp)
 
     def test_it_has_no_inline_script(self):
@@ -171,13 +172,13 @@ class GatekeeperCheckPanelTestCase(BaseTestCase):
         panel = check_panel(r.content.decode())
         self.assertIn('data-gatekeeper-url="https://gk.alpha.example/dualkey"', panel)
         self.assertIn('data-gatekeeper-id="gk-alpha"', panel)
-        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.alpha.example")
+        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.alpha.example https://alpha-reports.s3.eu-west-1.amazonaws.com")
 
     def test_a_new_tokens_page_gets_the_same_csp(self):
         self.login(self.alice)
         r = self.client.post("/settings/tokens/", {"name": "Second button"})
         self.assertEqual(r.status_code, 200)
-        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.alpha.example")
+        self.assertEqual(csp_directives(r["Content-Security-Policy"])["connect-src"], "'self' https://gk.alpha.example https://alpha-reports.s3.eu-west-1.amazonaws.com")
         self.assertContains(r, CHECK_SCRIPT)
 
     def test_head_answers_for_the_portal_clock(self):

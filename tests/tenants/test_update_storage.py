@@ -15,7 +15,7 @@ class UpdateStorageTestCase(BaseTestCase):
     def test_it_saves_the_settings(self):
         self.login(self.alice)
         r = self.client.post(URL, self.form())
-        self.assertRedirects(r, "/settings/")
+        self.assertRedirects(r, "/settings/?saved=verify#onboarding", fetch_redirect_response=False)
         self.tenant_a.refresh_from_db()
         self.assertEqual(self.tenant_a.data_location, "customer")
         self.assertEqual(self.tenant_a.gatekeeper_url, "https://gatekeeper.alpha.example")

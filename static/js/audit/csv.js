@@ -9,7 +9,8 @@
 import { readEntry } from "./table.js";
 
 export const COLUMNS = ["time_utc", "request_id", "outcome", "op", "key", "client_ip", "country", "sub", "name",
-  "reason", "status", "user_agent", "origin", "jti", "kid", "approval", "approvers"];
+  "reason", "status", "user_agent", "origin", "jti", "kid", "approval", "approvers",
+  "idp_sub", "idp_iss"];
 const FORMULA_START = /^[=+\-@\t\r]/;
 
 export function csvCell(value) {

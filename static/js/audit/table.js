@@ -39,6 +39,9 @@ export function readEntry(entry) {
     // A vendor support grant's: the customer's approval id and who signed it.
     approval: str(entry?.approval, 128),
     approvers: str(entry?.approvers, 300),
+    // With the customer's [identity]: the person as its IdP names them, and that IdP.
+    idp_sub: str(entry?.idp_sub, 256),
+    idp_iss: str(entry?.idp_iss, 256),
   };
 }
 
@@ -71,6 +74,7 @@ export function row(entry) {
     // A vendor support read's: the customer's approval and who signed it.
     el("td", { className: "mono", testid: "audit-approval" },
       e.approval ? `${e.approval} (${e.approvers || "?"})` : DASH),
+    el("td", { className: "mono", testid: "audit-idp", title: e.idp_iss || null }, e.idp_sub || DASH),
   );
 }
 

@@ -4,6 +4,7 @@
 // are; an abort is passed through untouched.
 
 import { gatekeeperHint } from "./gatekeeper-hints.js";
+import { forgetIdentity, identityToken } from "./identity.js";
 
 export class ApiError extends Error {
   constructor(message, { source, status = null, code = null, hint = null } = {}) {
@@ -96,6 +97,15 @@ export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, sign
   const url = endpoint(gatekeeperUrl, path);
   const headers = { Authorization: `Bearer ${grant}`, "Content-Type": "application/json" };
   if (typeof approval === "string" && approval) headers["X-Approval"] = approval;
+  // The tenant's IdP configured: the person's ID token (lib/identity.js), to the gatekeeper alone.
+  let identity;
+  try {
+    identity = await identityToken();
+  } catch (error) {
+    throw new ApiError(`Could not sign in at your organisation's identity provider: ${error.message}`,
+      { source: "gatekeeper", code: "identity_required" });
+  }
+  if (identity) headers["X-Identity-Token"] = identity;
   let response;
   try {
     response = await fetch(url, {
@@ -117,7 +127,10 @@ export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, sign
     );
   }
   const body = await readJson(response);
-  if (!response.ok) throw gatekeeperRefusal(response.status, body, response.headers.get("X-Request-Id"));
+  if (!response.ok) {
+    if (/^identity_(expired|invalid|mismatch)$/.test(text(body?.error) || "")) forgetIdentity();
+    throw gatekeeperRefusal(response.status, body, response.headers.get("X-Request-Id"));
+  }
   return body;
 }
 

@@ -3,9 +3,9 @@
 // page's gatekeeper-check.js does those). Every string the gatekeeper sent is
 // untrusted: shown with textContent, and cut short here.
 
-export const PROTOCOL = 2;
+export const PROTOCOL = 3;
 // Protocol 1 gatekeepers predate `features` (and approvals): the portal still works with them.
-export const PROTOCOLS = [1, 2];
+export const PROTOCOLS = [1, 2, 3];
 // The gatekeeper accepts grants whose times are off by at most its clock_leeway
 // (30 s by default, and what the portal's key rotation allows for).
 export const CLOCK_LIMIT = 30;
@@ -19,6 +19,7 @@ export const TITLES = {
   reachable: "Reachable from your browser",
   protocol: `Speaks protocol ${PROTOCOL}`,
   approvals: "Enforces your approvals of vendor support",
+  identity: "Asks your identity provider who reads",
   gatekeeper_id: "Gatekeeper id matches",
   active_kid: "Trusts the portal's active key",
   next_kid: "Trusts the portal's next key",
@@ -223,6 +224,37 @@ function approvalsCheck(health, expected) {
     : check("approvals", "pass", detail);
 }
 
+// [identity]: the gatekeeper's (health.identity) against these settings' IdP, and
+// whether this browser reached the IdP. idp: {reachable, detail} or null (none set).
+function identityCheck(health, expected, idp) {
+  const features = Array.isArray(health.features) ? health.features : [];
+  const theirs = health.identity && typeof health.identity === "object" ? health.identity : null;
+  const ours = expected.idp;
+  if (!features.includes("identity") || !theirs) {
+    return ours
+      ? check("identity", "warn", "These settings name an identity provider, but the gatekeeper does not list "
+        + "identity among its features: it does not check who reads.",
+      { hint: "Set [identity] in its config (docs/operations.md), with a gatekeeper release of protocol 3." })
+      : null; // off on both sides: nothing to say
+  }
+  if (!ours) {
+    return check("identity", "fail", `It asks ${quoted(clip(text(theirs.issuer), MAX_TEXT))} for every reader, `
+      + "but these settings name no identity provider: reports cannot be read.",
+    { hint: "Enter the identity provider's issuer and public client id in the settings above." });
+  }
+  if (text(theirs.issuer) !== ours.issuer || text(theirs.audience) !== ours.clientId) {
+    return check("identity", "fail", `It expects issuer ${quoted(clip(text(theirs.issuer), MAX_TEXT))} and `
+      + `client id ${quoted(clip(text(theirs.audience), MAX_TEXT))}; these settings say ${quoted(ours.issuer)} `
+      + `and ${quoted(ours.clientId)}.`, { hint: "Make the settings above and its [identity] agree." });
+  }
+  if (!idp?.reachable) {
+    return check("identity", "fail", `Your browser could not reach the identity provider: ${clip(text(idp?.detail), MAX_TEXT)}`,
+      { hint: "Its discovery document must be reachable from browsers, with CORS for this portal." });
+  }
+  return check("identity", "pass", `Issuer ${quoted(ours.issuer)}, client id ${quoted(ours.clientId)}, reachable `
+    + "from your browser.");
+}
+
 function auditCheck(health) {
   return health.audit === "ok"
     ? check("audit", "pass", "Its audit store is writable.")
@@ -291,7 +323,7 @@ function encryptionCheck(health) {
 // (bucket and region: what the admin entered in the settings; "" when none)
 // clock: {portalSkew, browserSkew}: the gatekeeper's clock minus the portal's
 // (null when the portal's could not be read) and minus the browser's, in seconds.
-export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
+export function evaluate(health, expected, clock, { elapsedMs = null, idp = null } = {}) {
   const kids = trustedKids(health);
   return [
     reachableCheck(health, elapsedMs),
@@ -308,6 +340,7 @@ export function evaluate(health, expected, clock, { elapsedMs = null } = {}) {
     matchCheck("bucket", "bucket", health.bucket, expected.bucket || ""),
     matchCheck("region", "region", health.region, expected.region || ""),
     approvalsCheck(health, expected),
+    identityCheck(health, expected, idp),
     encryptionCheck(health),
   ].filter(Boolean);
 }

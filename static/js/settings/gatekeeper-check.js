@@ -10,6 +10,7 @@
 
 import { el } from "../lib/dom.js";
 import { ApiError, fetchHealth, portalClockOffset } from "../lib/http.js";
+import { discover, identityConfig } from "../lib/identity.js";
 import { evaluate, notReached, summarize } from "./checks.js";
 
 const TIMEOUT_MS = 10_000;
@@ -51,6 +52,7 @@ function start() {
     bucket: root.dataset.bucket || "",
     region: root.dataset.region || "",
     approverIds: words(root.dataset.approverIds),
+    idp: identityConfig(), // {issuer, clientId} from these settings, or null
   };
   let current = null;
 
@@ -70,14 +72,17 @@ function start() {
     summary.textContent = "Checking…";
     let checks;
     try {
-      const [portal, answer] = await Promise.all([
+      const [portal, answer, idp] = await Promise.all([
         portalClockOffset(root.dataset.clockUrl || location.pathname, controller.signal),
         fetchHealth(root.dataset.gatekeeperUrl, { signal: controller.signal, timeoutMs: TIMEOUT_MS,
           timedOut: () => timedOut }),
+        // The IdP as the pages will reach it: from this browser, never from the portal.
+        expected.idp && discover(expected.idp.issuer, controller.signal).then(() => ({ reachable: true }),
+          (error) => ({ reachable: false, detail: String(error?.message || error) })),
       ]);
       const browserSkew = answer.offsetMs == null ? null : answer.offsetMs / 1000;
       const portalSkew = answer.offsetMs == null || portal == null ? null : (answer.offsetMs - portal) / 1000;
-      checks = evaluate(answer.body, expected, { portalSkew, browserSkew }, { elapsedMs: answer.elapsedMs });
+      checks = evaluate(answer.body, expected, { portalSkew, browserSkew }, { elapsedMs: answer.elapsedMs, idp });
     } catch (error) {
       if (!(error instanceof ApiError)) {
         if (current !== controller) return; // superseded by a newer check

@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--ops", default="list", help=f"comma-separated, among {', '.join(OPS)}")
         parser.add_argument("--subject", default="user:cli")
         parser.add_argument("--lifetime", type=int, default=120)
+        parser.add_argument("--identity", default="", help="the identity claim (the person's email address)")
 
     def handle(self, *args, **options):
         if not settings.DEBUG:
@@ -41,7 +42,7 @@ class Command(BaseCommand):
             token = mint_grant(
                 active_signing_key(tenant), issuer=settings.DUALKEY_PORTAL_ORIGIN,
                 audience=tenant.gatekeeper_id, subject=options["subject"], prefix=options["prefix"],
-                ops=ops, lifetime=options["lifetime"],
+                ops=ops, lifetime=options["lifetime"], identity=options["identity"] or None,
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
