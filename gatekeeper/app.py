@@ -40,6 +40,8 @@ log = logging.getLogger("gatekeeper")
 MAX_BODY_BYTES = 64 * 1024
 READ_LIMIT = MAX_BODY_BYTES + 1  # what an adapter reads of a body: enough to know it is too big
 MAX_BATCH_OPS = 100
+# Keys one erase deletes: their audit records are one write (DynamoDB: 100 items a transaction).
+MAX_ERASE_KEYS = 100
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
@@ -78,6 +80,7 @@ class Op:
     key: str  # the object key, or the prefix for `list`
     size: int = 0
     content_type: str = ""
+    whole_prefix: bool = False  # a delete of every key under `key`, a prefix
 
 
 @dataclass(slots=True)
@@ -174,7 +177,7 @@ class Gatekeeper:
             self._check_enabled(op.op)
             if op.op not in grant.ops:
                 raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
-            check_in_scope(op.key, grant.prefixes, "prefix" if op.op == "list" else "key")
+            check_in_scope(op.key, grant.prefixes, "prefix" if op.op == "list" or op.whole_prefix else "key")
         for upload in {op.op == "put" for op in context.ops}:
             self.policy.check(context.client, upload=upload)
         if any(op.op == "put" and op.size > self.config.max_upload_bytes for op in context.ops):
@@ -191,14 +194,15 @@ class Gatekeeper:
         results: list[dict | None] = [None] * len(ops)
         for i in sorted(range(len(ops)), key=lambda i: ops[i].op == "delete"):
             try:
-                results[i] = self._perform(ops[i], context.now)
+                results[i] = self._perform(ops[i], context)
             except StorageUnavailable as failure:
                 undone = [op for op, result in zip(ops, results) if op.op != "delete" or result is None]
                 return self._refuse(failure, context, undone)
-        return Response(200, {"results": results}, [("X-Request-Id", context.request_id)])
+        return Response(200, {"results": results, "request_id": context.request_id},
+                        [("X-Request-Id", context.request_id)])
 
-    def _perform(self, op: Op, now: float) -> dict:
-        ttl = self.config.presign_ttl
+    def _perform(self, op: Op, context: Context) -> dict:
+        ttl, now = self.config.presign_ttl, context.now
         if op.op == "get":
             url = self.storage.presign_get(op.key, ttl, now)
             return {"op": "get", "key": op.key, "method": "GET", "url": url, "expires_at": int(now) + ttl}
@@ -209,8 +213,22 @@ class Gatekeeper:
         if op.op == "list":
             objects, truncated = self.storage.list(op.key)
             return {"op": "list", "prefix": op.key, "objects": objects, "truncated": truncated}
-        self.storage.delete(op.key)
-        return {"op": "delete", "key": op.key, "deleted": True}
+        # Erasure: every version and delete marker, each key in the audit log before it goes.
+        versions, truncated = self.storage.versions(op.key, exact=not op.whole_prefix)
+        keys = list(dict.fromkeys(v["key"] for v in versions))
+        if len(keys) > MAX_ERASE_KEYS:  # the rest on the next call
+            versions, truncated = [v for v in versions if v["key"] in set(keys[:MAX_ERASE_KEYS])], True
+            keys = keys[:MAX_ERASE_KEYS]
+        self._write([context.record("delete", key, "allow", "", 200) for key in keys if key != op.key], now)
+        failed = self.storage.delete_versions(versions)
+        refused = {(f["key"], f["version_id"]) for f in failed}
+        objects: dict[str, list] = {}
+        for v in versions:
+            if (v["key"], v["version_id"]) not in refused:
+                objects.setdefault(v["key"], []).append({k: v[k] for k in ("version_id", "size", "delete_marker")})
+        return {"op": "delete", "prefix" if op.whole_prefix else "key": op.key,
+                "objects": [{"key": key, "versions": found} for key, found in objects.items()],
+                "failed": failed, "truncated": truncated, "deleted": not failed and not truncated}
 
     # --- POST /v1/audit/search ---------------------------------------------------
 
@@ -395,6 +413,10 @@ def _parse_op(item: object) -> Op:
     if not isinstance(item, dict):
         raise BadRequest("each op is an object", code="bad_op")
     name = item.get("op")
+    if name == "delete" and "prefix" in item:
+        if "key" in item:
+            raise BadRequest("delete takes a key or a prefix, not both", code="bad_op")
+        return Op(name, check_path(item.get("prefix"), "prefix", prefix=True), whole_prefix=True)
     if name in ("get", "delete"):
         return Op(name, check_path(item.get("key")))
     if name == "list":

@@ -1,6 +1,6 @@
 """The customer's bucket, as the gatekeeper sees it: one botocore client (made on first use)
-for listing and deleting, another with short timeouts for what health reports of the bucket,
-and the presigner fed with the same session's credentials.
+for listing and erasing (every version), another with short timeouts for what health
+reports of the bucket, and the presigner fed with the same session's credentials.
 
 botocore, not boto3: boto3 adds nothing the gatekeeper uses, and importing it (with
 s3transfer) is most of a Lambda cold start (bench/bench_cold_start.py)."""
@@ -148,11 +148,32 @@ class Storage:
         ]
         return objects, bool(page.get("IsTruncated"))
 
-    def delete(self, key: str) -> None:
+    def versions(self, prefix: str, exact: bool) -> tuple[list[dict], bool]:
+        """Every version and delete marker under `prefix` (of the key `prefix` alone when
+        `exact`): in a versioned bucket a plain delete only adds a marker, so erasing
+        deletes each of these by version id. At most MAX_LIST_KEYS; `truncated`: ask again."""
         try:
-            self.client.delete_object(Bucket=self.config.bucket, Key=key)
+            page = self.client.list_object_versions(Bucket=self.config.bucket, Prefix=prefix,
+                                                    MaxKeys=MAX_LIST_KEYS)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-            raise StorageUnavailable("the object could not be deleted") from None
+            raise StorageUnavailable("the bucket's versions could not be listed") from None
+        found = [{"key": v["Key"], "version_id": v["VersionId"], "size": v.get("Size", 0),
+                  "delete_marker": "Size" not in v}
+                 for v in page.get("Versions", []) + page.get("DeleteMarkers", []) if not exact or v["Key"] == prefix]
+        # Keys come in order, a key's versions together: a page that ends past `prefix` holds all of it.
+        return found, bool(page.get("IsTruncated")) and (not exact or page.get("NextKeyMarker") == prefix)
+
+    def delete_versions(self, versions: list[dict]) -> list[dict]:
+        """DeleteObjects by version id; the versions S3 refused, with its error code."""
+        if not versions:
+            return []
+        try:
+            answer = self.client.delete_objects(Bucket=self.config.bucket, Delete={"Quiet": True, "Objects": [
+                {"Key": v["key"], "VersionId": v["version_id"]} for v in versions]})
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            raise StorageUnavailable("the objects could not be deleted") from None
+        return [{"key": e.get("Key", ""), "version_id": e.get("VersionId", ""), "code": str(e.get("Code", ""))[:64]}
+                for e in answer.get("Errors", [])]
 
     def presign_get(self, key: str, ttl: int, now: float) -> str:
         # "attachment": a URL opened directly downloads rather than renders, whatever

@@ -172,6 +172,9 @@ STATIC_ROOT = BASE_DIR / "static_collected"
 # by `manage.py publish_gatekeeper`): S3 through django-storages; moto's S3 in the demo
 # and tests (DUALKEY_ARTIFACTS_ENDPOINT_URL). Credentials: the standard AWS chain.
 DUALKEY_ARTIFACTS_BUCKET = env_str("DUALKEY_ARTIFACTS_BUCKET", "dualkey-artifacts")
+# Erasure receipts (portal/tickets/erasure.py: keys, version ids, sizes, hashes, request
+# ids; no content) in a private bucket of the vendor's, on the same S3 endpoint.
+DUALKEY_RECEIPTS_BUCKET = env_str("DUALKEY_RECEIPTS_BUCKET", "dualkey-receipts")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -186,6 +189,18 @@ STORAGES = {
             # since templates and zips are public by design (no customer data).
             "file_overwrite": False,
             "querystring_auth": False,
+            "default_acl": None,
+        },
+    },
+    "receipts": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": DUALKEY_RECEIPTS_BUCKET,
+            "region_name": env_str("DUALKEY_ARTIFACTS_REGION", "us-east-1"),
+            "endpoint_url": env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") or None,
+            "addressing_style": "path" if env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") else None,
+            # A receipt is written once and never replaced; read back by the portal only.
+            "file_overwrite": False,
             "default_acl": None,
         },
     },

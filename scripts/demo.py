@@ -151,8 +151,11 @@ def main() -> None:
 
         s3 = boto3.client("s3", endpoint_url=storage_url, region_name="us-east-1")
         s3.create_bucket(Bucket="dualkey-artifacts")  # publish_gatekeeper's (DUALKEY_ARTIFACTS_BUCKET)
+        s3.create_bucket(Bucket="dualkey-receipts")  # erasure receipts' (DUALKEY_RECEIPTS_BUCKET)
         for tenant in seeded["tenants"]:
             s3.create_bucket(Bucket=tenant["bucket"])
+            # As the AWS template has it: erasure must remove every version (docs/operations.md).
+            s3.put_bucket_versioning(Bucket=tenant["bucket"], VersioningConfiguration={"Status": "Enabled"})
             # Browsers read objects straight from storage: the bucket allows the portal's origin.
             s3.put_bucket_cors(Bucket=tenant["bucket"], CORSConfiguration={"CORSRules": [{
                 "AllowedOrigins": [portal_url], "AllowedMethods": ["GET", "POST"],

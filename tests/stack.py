@@ -26,7 +26,9 @@ tenant's Content-Security-Policy has something of its own to get right.
 
 Every portal process (the server, `manage.py` commands) runs behind the network
 guard in tests/e2e/netguard: a connection to a gatekeeper or to storage is
-refused and logged in `netguard_log`. The portal never needs one.
+refused and logged in `netguard_log`. The portal never needs one. The vendor's own
+S3 (a second moto server, `vendor_s3`: the erasure receipts' bucket) is not the
+customers', and the guard lets the portal reach it.
 
 The portal's database is SQLite in the work directory, or `DATABASE_URL` when it
 is set: used as it is, except that each pytest-xdist worker gets its own fresh
@@ -128,6 +130,7 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     drop_database: bool = False
     mail_dir: Path | None = None   # where the stack's SMTP server (tests/smtp_sink.py) writes
+    vendor_s3: object = None       # the vendor's own S3 (the receipts bucket), a boto3 client
     _user_ids: dict | None = None
 
     def mails(self) -> list:
@@ -232,10 +235,7 @@ class Stack:
         return tickets
 
     def s3(self):
-        import boto3
-        return boto3.client("s3", endpoint_url=self.storage_url, region_name="us-east-1",
-                            aws_access_key_id=support.AWS_ENV["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=support.AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+        return _s3_client(self.storage_url)
 
     def stored_objects(self, slug: str, prefix: str) -> dict[str, bytes]:
         """Every object under `prefix` in the tenant's bucket, read straight from storage."""
@@ -335,6 +335,13 @@ def _gatekeeper_config(tenant: dict, issuer: str, portal_url: str, audit_path: P
     return text + '\n[acl.upload]\nallow = ["0.0.0.0/0", "::/0"]\ndeny = []\n'
 
 
+def _s3_client(url: str):
+    import boto3
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=support.AWS_ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=support.AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+
+
 def _run(args: list[str], env: dict, log: Path) -> str:
     result = subprocess.run(args, cwd=ROOT, env=env, text=True, capture_output=True, timeout=180)
     log.write_text(result.stderr)
@@ -353,6 +360,9 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
     the more a search of its logs for report content covers."""
     workdir.mkdir(parents=True, exist_ok=True)
     portal_port, storage_port = support.free_port(), support.free_port()
+    # The vendor's own S3 (erasure receipts, STORAGES["receipts"]): not the customers',
+    # so the network guard lets the portal reach it.
+    vendor_storage_url = f"http://127.0.0.1:{support.free_port()}"
     gatekeeper_ports = {slug: support.free_port() for slug in SLUGS}
     portal_url = f"http://127.0.0.1:{portal_port}"
     storage_url = f"http://127.0.0.1:{storage_port}"
@@ -374,6 +384,7 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
         "DUALKEY_LOG_LEVEL": portal_log_level,
         "DUALKEY_PORTAL_ORIGIN": portal_url,
         "DATABASE_URL": database_url,
+        "DUALKEY_ARTIFACTS_ENDPOINT_URL": vendor_storage_url,
         # A real SMTP server: the portal's mail goes over the wire to tests/smtp_sink.py.
         "DUALKEY_EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "DUALKEY_DEMO_TENANTS": ";".join(
@@ -388,6 +399,9 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
         stack.processes["storage"] = _spawn(
             [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(storage_port)],
             base_env, workdir / "storage.log")
+        stack.processes["vendor-storage"] = _spawn(
+            [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", vendor_storage_url.rsplit(":", 1)[1]],
+            base_env, workdir / "vendor-storage.log")
         stack.processes["smtp"] = _spawn(
             [PYTHON, "-m", "tests.smtp_sink", "127.0.0.1", str(smtp_port), str(mail_dir)],
             base_env, workdir / "smtp.log")
@@ -401,11 +415,15 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
              "portal.wsgi:application"], portal_env, stack.portal_log)
 
         support.wait_for_http(storage_url + "/moto-api/", stack.processes["storage"])
+        support.wait_for_http(vendor_storage_url + "/moto-api/", stack.processes["vendor-storage"])
+        stack.vendor_s3 = _s3_client(vendor_storage_url)
+        stack.vendor_s3.create_bucket(Bucket="dualkey-receipts")  # STORAGES["receipts"]
         support.wait_for_port(smtp_port, stack.processes["smtp"])
         s3 = stack.s3()
         for entry in seeded["tenants"]:
             slug = entry["slug"]
             s3.create_bucket(Bucket=entry["bucket"])
+            s3.put_bucket_versioning(Bucket=entry["bucket"], VersioningConfiguration={"Status": "Enabled"})
             # Browsers read objects straight from storage: the bucket allows the portal's origin.
             s3.put_bucket_cors(Bucket=entry["bucket"], CORSConfiguration={"CORSRules": [{
                 "AllowedOrigins": [portal_url], "AllowedMethods": ["GET", "POST"],

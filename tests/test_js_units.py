@@ -20,6 +20,7 @@ NODE = shutil.which("node")
 PAGES = {
     "tickets/report.html": "report/main.js",
     "tickets/list.html": "tickets/list.js",
+    "tickets/erase.html": "erase/main.js",
     "base.html": "lib/page.js",
     "tenants/audit.html": "audit/main.js",
     "tenants/settings.html": "settings/main.js",

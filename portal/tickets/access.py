@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
 from django.contrib.auth import get_user_model
 
 from portal.tickets.models import Ticket, TicketNote
-from tenants.access import LIVE_STATUSES
+from tenants.access import LIVE_STATUSES, membership_for_user
 from tenants.models import AgentToken
 
 
@@ -31,6 +32,15 @@ def tickets_for_user(user) -> QuerySet[Ticket]:
 
 def access_ticket_for_user(user, ticket_id: uuid.UUID | str) -> Ticket:
     return _one(tickets_for_user(user), ticket_id)
+
+
+def access_ticket_for_admin(user, ticket_id: uuid.UUID | str) -> Ticket:
+    """A ticket of the user's tenant if they are its admin: 404 for anyone else's
+    ticket, 403 for the tenant's staff (erasure is an admin's)."""
+    ticket = access_ticket_for_user(user, ticket_id)
+    if not membership_for_user(user).is_admin:
+        raise PermissionDenied("tenant admins only")
+    return ticket
 
 
 def access_ticket_for_agent(token: AgentToken, ticket_id: uuid.UUID | str) -> Ticket:

@@ -6,6 +6,7 @@ Every ticket is reached through portal.tickets.access, so another tenant's ticke
 404 like a ticket that never existed.
 """
 
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -25,6 +26,7 @@ from portal.tickets.access import (
     tickets_for_user,
 )
 from portal.tickets.auth import AgentTokenAuthentication, IsAgent, IsPerson
+from portal.tickets.models import Ticket
 from portal.tickets.serializers import (
     AuditGrantSerializer,
     NOTE_CONTENT_TYPE,
@@ -60,6 +62,19 @@ class TicketComplete(APIException):
     default_code = "ticket_complete"
 
 
+class TicketErased(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This ticket is erased, or being erased: there is nothing to grant."
+    default_code = "ticket_erased"
+
+
+def _require_not_erased(*tickets) -> None:
+    """One query, however many tickets (a list page's summary grant names up to 50)."""
+    if Ticket.objects.filter(Q(erased_at__isnull=False) | Q(erasure__isnull=False),
+                             pk__in=[t.pk for t in tickets]).exists():
+        raise TicketErased()
+
+
 class TicketPagination(PageNumberPagination):
     page_size = 25
 
@@ -87,7 +102,7 @@ BAD_BODY = _error("The body is not JSON: malformed, not UTF-8, nested too deeply
 NO_TOKEN = _error("No agent token, or a bad or revoked one (`WWW-Authenticate: Token`).")
 NO_SESSION = _error("Not logged in, no or a bad CSRF token, or an agent token on a session endpoint.")
 NOT_FOUND = _error("No such ticket, or another tenant's: `not found`.")
-NO_GATEKEEPER = _error("The tenant has no gatekeeper configured yet.")
+NO_GATEKEEPER = _error("The tenant has no gatekeeper configured yet, or the ticket is erased or being erased.")
 TOO_LARGE = _error("The body is larger than the portal accepts.")
 NOT_JSON = _error("The body is not `application/json`.")
 
@@ -215,7 +230,7 @@ def ticket_complete(request, ticket_id):
         200: PutGrantSerializer,
         401: NO_TOKEN,
         404: NOT_FOUND,
-        409: _error("The ticket is complete, or the tenant has no gatekeeper configured."),
+        409: _error("The ticket is complete or erased, or the tenant has no gatekeeper configured."),
     },
     description="A fresh single-use put grant for an unfinished ticket, for an agent whose upload failed "
     "after its first grant expired or was used. No body (one is ignored).",
@@ -227,6 +242,7 @@ def ticket_put_grant(request, ticket_id):
     ticket = access_ticket_for_agent(request.auth, ticket_id)
     if ticket.status == ticket.Status.COMPLETE:
         raise TicketComplete()
+    _require_not_erased(ticket)
     _require_gatekeeper(ticket.tenant)
     return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grants.put_grant(ticket, request.auth))).data)
 
@@ -249,6 +265,7 @@ def ticket_put_grant(request, ticket_id):
 @permission_classes([IsPerson])
 def ticket_grant(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
+    _require_not_erased(ticket)
     _require_gatekeeper(ticket.tenant)
     return Response(ReadGrantSerializer(_ticket_grant_answer(ticket, grants.read_grant(ticket, request.user))).data)
 
@@ -311,6 +328,7 @@ def summary_grant(request):
     body = SummaryGrantRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     tickets = tickets_by_ids_for_user(request.user, body.validated_data["tickets"])
+    _require_not_erased(*tickets)
     _require_gatekeeper(tenant)
     grant = grants.summary_grant(tickets, request.user)
     answer = {"grant": grant.token, "gatekeeper_url": tenant.gatekeeper_url, "expires_at": grant.expires_at,
@@ -340,6 +358,7 @@ def notes(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
     body = NoteCreateSerializer(data=request.data)
     body.is_valid(raise_exception=True)
+    _require_not_erased(ticket)
     _require_gatekeeper(ticket.tenant)
     note = services.create_note(ticket, request.user, body.validated_data["size"])
     grant = grants.note_grant(note, request.user)

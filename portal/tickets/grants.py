@@ -26,6 +26,7 @@ READ_GRANT_LIFETIME = 120
 AUDIT_GRANT_LIFETIME = 120
 SUMMARY_GRANT_LIFETIME = 120
 NOTE_GRANT_LIFETIME = 120
+ERASE_GRANT_LIFETIME = 120
 # What each grant asks for, in the gatekeeper's op names (gatekeeper.errors.OPS;
 # mint_grant refuses any other).
 PUT_GRANT_OPS = ("put",)
@@ -33,6 +34,7 @@ READ_GRANT_OPS = ("get", "list")
 AUDIT_GRANT_OPS = ("audit",)
 SUMMARY_GRANT_OPS = ("get",)
 NOTE_GRANT_OPS = ("put",)
+ERASE_GRANT_OPS = ("delete",)  # single-use: one grant per gatekeeper answer
 # A list page asks for at most this many tickets' summaries in one grant
 # (the gatekeeper's MAX_SCOPE_PREFIXES).
 MAX_SUMMARY_TICKETS = 50
@@ -113,6 +115,16 @@ def note_grant(note, user, *, now: float | None = None) -> Grant:
         note.ticket.tenant, prefix=note.prefix, **_person(user), ops=NOTE_GRANT_OPS,
         lifetime=NOTE_GRANT_LIFETIME, now=now,
     )
+
+
+def erase_grant(ticket: Ticket, user, *, now: float | None = None) -> Grant:
+    """A single-use delete grant for the ticket's prefix, for a tenant admin who has
+    confirmed its erasure (portal/tickets/erasure.py checks both), at the gatekeeper
+    that holds the ticket's objects."""
+    from portal.tickets.erasure import gatekeeper_for
+
+    return _mint(gatekeeper_for(ticket), prefix=ticket.prefix, **_person(user), ops=ERASE_GRANT_OPS,
+                 lifetime=ERASE_GRANT_LIFETIME, now=now)
 
 
 @dataclass(frozen=True)

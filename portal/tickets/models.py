@@ -44,6 +44,8 @@ class Ticket(models.Model):
     # A member of the ticket's tenant (checked where it is set: services.change_workflow).
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="assigned_tickets")
+    # Set when the ticket was erased (erasure.py): the row is its tombstone from then on.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-number"]
@@ -61,6 +63,11 @@ class Ticket(models.Model):
     @property
     def notes_prefix(self) -> str:
         return f"{self.prefix}notes/"
+
+    @property
+    def erasing(self) -> bool:
+        """An admin has confirmed its erasure (it may not be finished): no more grants for it."""
+        return self.erased_at is not None or TicketErasure.objects.filter(ticket_id=self.pk).exists()
 
 
 class TicketFile(models.Model):
@@ -150,3 +157,24 @@ class TicketNote(models.Model):
     @property
     def key(self) -> str:
         return f"{self.prefix}note.txt"
+
+
+class TicketErasure(models.Model):
+    """A tenant admin's erasure of one ticket (portal/tickets/erasure.py): who, when, and
+    what the gatekeeper answered, relayed by the admin's browser — keys, version ids,
+    sizes, request ids; never content. Once finished, the receipt is in
+    STORAGES["receipts"] under `receipt_name`, and `receipt_sha256` is its digest."""
+
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="erasure")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                           related_name="+")
+    by_name = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # One entry per gatekeeper answer: {"request_id", "objects": [...], "failed": [...]}.
+    parts = models.JSONField(default=list)
+    receipt_name = models.CharField(max_length=200, blank=True)
+    receipt_sha256 = models.CharField(max_length=64, blank=True)
+
+    def __str__(self):
+        return f"erasure of {self.ticket}"

@@ -2,21 +2,23 @@
 workflow form both of them post to."""
 
 import datetime as dt
+import json
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.tickets import grants, services
-from portal.tickets.access import access_ticket_for_user, assignable_users, members_of, tickets_for_user
+from portal.tickets import erasure, grants, services
+from portal.tickets.access import (access_ticket_for_admin, access_ticket_for_user, assignable_users, members_of,
+                                   tickets_for_user)
 from portal.tickets.models import Ticket, TicketFile
 from tenants.access import (LIVE_STATUSES, access_support_access_for_support, membership_for_user,
                             suspended_tenant_for_user, tenant_for_user)
@@ -135,7 +137,8 @@ def ticket_list(request):
     found = form.apply(tickets)
     # (A GROUP BY drops Meta.ordering: newest first is said again.)
     found = (found.select_related("agent", "assignee").annotate(file_count=Count("files", distinct=True))
-             .prefetch_related(Prefetch("files", TicketFile.objects.filter(name=SUMMARY_NAME), to_attr="summaries"))
+             .prefetch_related(Prefetch("files", TicketFile.objects.filter(name=SUMMARY_NAME, ticket__erasure__isnull=True),
+                                        to_attr="summaries"))
              .order_by("-number"))
     page = Paginator(found, TICKETS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -155,6 +158,8 @@ def report(request, ticket_id):
     and reads the report straight from the tenant's storage."""
     ticket = access_ticket_for_user(request.user, ticket_id)
     tenant = ticket.tenant
+    if ticket.erasing:
+        return _tombstone(request, ticket)
     siblings = tickets_for_user(request.user).filter(tenant=tenant)
     members = list(assignable_users(ticket))
     context = {
@@ -184,6 +189,9 @@ def workflow(request, ticket_id):
     ticket = access_ticket_for_user(request.user, ticket_id)
     if request.method == "GET":
         return redirect("ticket-report", ticket_id=ticket.id)
+    if ticket.erasing:  # a tombstone has no workflow
+        return render(request, "tickets/workflow_refused.html",
+                      {"ticket": ticket, "errors": "the ticket is erased"}, status=409)
     form = WorkflowForm(request.POST, ticket=ticket, members=assignable_users(ticket))
     if not form.is_valid():
         errors = "; ".join(f"{form.fields[name].label if name in form.fields else name}: {' '.join(e)}"
@@ -211,7 +219,7 @@ def support_report(request, access_id):
     access = access_support_access_for_support(request.user, access_id)
     state = access.state(timezone.now())
     ticket, tenant = access.ticket, access.tenant
-    if state != "approved" or tenant.status not in LIVE_STATUSES or not tenant.has_gatekeeper:
+    if state != "approved" or tenant.status not in LIVE_STATUSES or not tenant.has_gatekeeper or ticket.erasing:
         return render(request, "tenants/support_access_closed.html", {"access": access, "state": state}, status=403)
     context = {
         "ticket": ticket,
@@ -234,7 +242,7 @@ def support_grant(request, access_id):
     is not running: the portal stops minting for an ended approval at once."""
     access = access_support_access_for_support(request.user, access_id)
     grant = None
-    if access.tenant.status in LIVE_STATUSES and access.tenant.has_gatekeeper:
+    if access.tenant.status in LIVE_STATUSES and access.tenant.has_gatekeeper and not access.ticket.erasing:
         grant = grants.support_grant(access)
     if grant is None:
         return JsonResponse({"error": "no_approval", "message": "This access is not approved, or has ended."},
@@ -242,5 +250,95 @@ def support_grant(request, access_id):
     response = JsonResponse({"grant": grant.token, "approval": grant.approval,
                              "gatekeeper_url": access.tenant.gatekeeper_url, "prefix": access.ticket.prefix,
                              "expires_at": grant.expires_at.isoformat()})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- erasing a ticket (a tenant admin's; portal/tickets/erasure.py) -------------------
+
+def _tombstone(request, ticket):
+    """What is left of an erased ticket (or one being erased): its number, times, who."""
+    found = getattr(ticket, "erasure", None) if ticket.erasing else None
+    is_admin = membership_for_user(request.user).is_admin
+    return render(request, "tickets/erased.html", {"ticket": ticket, "erasure": found, "is_admin": is_admin})
+
+
+def _refused(refusal: erasure.ErasureRefused) -> JsonResponse:
+    return JsonResponse({"error": refusal.code, "message": refusal.message}, status=refusal.status)
+
+
+def _json_body(request) -> object:
+    try:
+        return json.loads(request.body.decode("utf-8")) if request.body else {}
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise erasure.ErasureRefused("malformed_json", "the body is not JSON") from None
+
+
+@login_required
+@require_GET
+def erase(request, ticket_id):
+    """The confirmation page. Its script erases through the gatekeeper (erase.js)."""
+    ticket = access_ticket_for_admin(request.user, ticket_id)
+    holder = erasure.gatekeeper_for(ticket)
+    found = getattr(ticket, "erasure", None) if ticket.erasing else None
+    context = {"ticket": ticket, "erasure": found, "files": list(ticket.files.all()),
+               "notes": ticket.notes.count(), "tenant": ticket.tenant, "gatekeeper_url": holder.gatekeeper_url,
+               "grant_url": reverse("ticket-erase-grant", args=[ticket.id]),
+               "done_url": reverse("ticket-erase-done", args=[ticket.id]),
+               "receipt_url": reverse("ticket-erase-receipt", args=[ticket.id])}
+    return set_report_csp(render(request, "tickets/erase.html", context), holder)
+
+
+@login_required
+@require_POST
+def erase_grant(request, ticket_id):
+    """Confirm (`{"confirm": "<the ticket's number>"}`) and get a single-use delete grant
+    for the ticket's prefix. Session + CSRF. Again for each answer that says more is left."""
+    ticket = access_ticket_for_admin(request.user, ticket_id)
+    holder = erasure.gatekeeper_for(ticket)
+    try:
+        body = _json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("confirm"), (str, int)):
+            raise erasure.ErasureRefused("not_confirmed", f"Type the ticket's number ({ticket.number}) to confirm.")
+        if not holder.has_gatekeeper:
+            raise erasure.ErasureRefused("no_gatekeeper", "This tenant has no gatekeeper configured.", 409)
+        erasure.start(ticket, request.user, str(body["confirm"]))
+    except erasure.ErasureRefused as refusal:
+        return _refused(refusal)
+    grant = grants.erase_grant(ticket, request.user)
+    response = JsonResponse({"grant": grant.token, "gatekeeper_url": holder.gatekeeper_url, "prefix": ticket.prefix,
+                             "expires_at": grant.expires_at.isoformat()})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def erase_done(request, ticket_id):
+    """The gatekeeper's answer to the erase op, as the admin's browser got it."""
+    ticket = access_ticket_for_admin(request.user, ticket_id)
+    try:
+        found = erasure.record(ticket, _json_body(request))
+    except erasure.ErasureRefused as refusal:
+        return _refused(refusal)
+    if found.finished_at is None:
+        return JsonResponse({"state": "partial", "failed": found.parts[-1]["failed"]})
+    return JsonResponse({"state": "erased", "receipt_url": reverse("ticket-erase-receipt", args=[ticket.id])})
+
+
+@login_required
+@require_GET
+def erase_receipt(request, ticket_id):
+    """The erasure's receipt (JSON), as stored; 404 until the erasure has finished."""
+    ticket = access_ticket_for_admin(request.user, ticket_id)
+    found = getattr(ticket, "erasure", None) if ticket.erasing else None
+    if found is None or found.finished_at is None:
+        raise Http404("not found")
+    try:
+        data = erasure.read_receipt(found)
+    except erasure.ErasureRefused as refusal:
+        return _refused(refusal)
+    response = HttpResponse(data, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="erasure-{ticket.tenant.slug}-{ticket.number}.json"'
     response["Cache-Control"] = "no-store"
     return response

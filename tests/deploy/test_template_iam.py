@@ -28,7 +28,9 @@ ALWAYS = {
 BY_OP = {
     "get": {"GetTickets": ("s3:GetObject", TICKETS, None)},
     "put": {"PutTickets": ("s3:PutObject", TICKETS, None)},
-    "delete": {"DeleteTickets": ("s3:DeleteObject", TICKETS, None)},
+    # Erasure deletes every version (and marker) of a key by version id, listed first.
+    "delete": {"DeleteTickets": (["s3:DeleteObject", "s3:DeleteObjectVersion"], TICKETS, None),
+               "ListTicketVersions": ("s3:ListBucketVersions", BUCKET, {"StringLike": {"s3:prefix": "tickets/*"}})},
     "list": {"ListTickets": ("s3:ListBucket", BUCKET, {"StringLike": {"s3:prefix": "tickets/*"}})},
     "audit": {"SearchAudit": ("dynamodb:Query", TABLE, None)},
 }
@@ -65,6 +67,7 @@ def test_without_delete_the_role_cannot_delete_objects():
     stack = Stack(AllowedOps="get,list,put,audit")
     assert actual(stack) == expected(["get", "list", "put", "audit"])
     assert "s3:DeleteObject" not in str(stack.role_statements())
+    assert "s3:ListBucketVersions" not in str(stack.role_statements())
     assert stack.environment()["GATEKEEPER_ALLOWED_OPS"] == "get,list,put,audit"
 
 

@@ -36,10 +36,10 @@ class FailingStorage(Storage):
     def list(self, prefix):
         raise StorageUnavailable("the bucket could not be listed")
 
-    def delete(self, key):
-        if key in self.broken:
-            raise StorageUnavailable("the object could not be deleted")
-        super().delete(key)
+    def delete_versions(self, versions):
+        if any(v["key"] in self.broken for v in versions):
+            raise StorageUnavailable("the objects could not be deleted")
+        return super().delete_versions(versions)
 
 
 def setup(tmp_path, moto_url, s3, *keys):

@@ -185,11 +185,12 @@ class CreateTicketTestCase(BaseTestCase):
         # Tenant, number, times, status, the submitting agent, and the manifest: nothing the user typed.
         # The help desk's workflow (stage, assignee, events) and that notes exist (author, time, size:
         # their text is in the tenant's storage) are vendor-held metadata too; support_accesses:
-        # vendor support's requests to read it (tenants.models.SupportAccess).
+        # vendor support's requests to read it (tenants.models.SupportAccess); erasure: when and by
+        # whom it was erased, and the gatekeeper's answers (keys, version ids, sizes; TicketErasure).
         self.assertEqual(
             {f.name for f in Ticket._meta.get_fields()},
             {"id", "tenant", "number", "status", "agent", "created_at", "completed_at", "files",
-             "stage", "assignee", "events", "notes", "support_accesses"},
+             "stage", "assignee", "events", "notes", "support_accesses", "erased_at", "erasure"},
         )
         self.assertEqual({f.name for f in TicketNote._meta.get_fields()},
                          {"id", "ticket", "author", "author_name", "created_at", "size", "stored_at"})

@@ -137,6 +137,8 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/accounts/sso/", "/accounts/sso/callback/", "/accounts/mfa/passkey/",
                          "/accounts/security/passkeys/", "/accounts/security/totp/",
                          "/tickets/<uuid:ticket_id>/workflow/", "/api/v1/tickets/summary-grant",
+                         "/tickets/<uuid:ticket_id>/erase/", "/tickets/<uuid:ticket_id>/erase/grant",
+                         "/tickets/<uuid:ticket_id>/erase/done", "/tickets/<uuid:ticket_id>/erase/receipt.json",
                          "/api/v1/tickets/<uuid:ticket_id>/notes",
                          "/api/v1/tickets/<uuid:ticket_id>/notes/<uuid:note_id>/stored",
                          "/settings/approvers/", "/support/access/", "/support/tenants/<slug:slug>/access/",
@@ -168,6 +170,8 @@ class TenantIsolationTestCase(BaseTestCase):
     def test_charlie_gets_404_where_his_session_is_the_right_credential(self):
         for url in [f"/tickets/{self.ticket.id}/", f"/api/v1/tickets/{self.ticket.id}",
                     f"/tickets/{self.ticket.id}/workflow/", f"/api/v1/tickets/{self.ticket.id}/notes",
+                    f"/tickets/{self.ticket.id}/erase/", f"/tickets/{self.ticket.id}/erase/grant",
+                    f"/tickets/{self.ticket.id}/erase/done", f"/tickets/{self.ticket.id}/erase/receipt.json",
                     f"/api/v1/tickets/{self.ticket.id}/notes/{self.values['note_id']}/stored",
                     f"/settings/tokens/{self.agent_a.id}/revoke/",
                     f"/settings/members/{self.bob.membership.id}/role/",

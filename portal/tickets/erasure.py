@@ -1,0 +1,199 @@
+"""Erasing one ticket (a tenant admin's, GDPR's right to erasure), and its receipt.
+
+The admin's browser does the erasing, as it reads reports: it asks the portal for a
+single-use delete grant for the ticket's prefix (`start`), calls the gatekeeper of the
+ticket's storage (`/v1/sign`, `{"op": "delete", "prefix": ...}`: every version and
+delete marker goes), and relays the gatekeeper's answer here (`record`): keys, version
+ids, sizes and the request id, which is metadata, never content. So the vendor's
+servers never call the customer's gatekeeper (which may well refuse the vendor's
+addresses), and the customer's audit log shows the erasure coming from its admin.
+
+When an answer says everything under the prefix is gone, `record` finishes: the
+receipt (those answers, joined with the manifest's names, sizes and SHA-256 the
+portal holds) is written to STORAGES["receipts"], and the ticket's metadata is
+removed but for its tombstone (number, creation time, when, erased by whom).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db import transaction
+from django.utils import timezone
+
+from portal.tickets.models import Ticket, TicketErasure
+from tenants.models import Tenant
+
+RECEIPT_FORMAT = "dualkey-erasure-receipt/1"
+MAX_OBJECTS = 1000  # what one gatekeeper answer may hold (the gatekeeper's MAX_LIST_KEYS)
+MAX_PARTS = 50  # answers one erasure may take; more means something is wrong
+REQUEST_ID = re.compile(r"^[0-9a-f]{8,64}$")
+MAX_TEXT = 1024
+
+
+class ErasureRefused(Exception):
+    """The request cannot go on: `code` for the caller, `status` for HTTP."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def gatekeeper_for(ticket: Ticket) -> Tenant:
+    """Whose gatekeeper holds the ticket's objects: its tenant's for now. The one place
+    to ask, so storage locations (a ticket's own location) change only this."""
+    return ticket.tenant
+
+
+def _display(user) -> str:
+    return (user.get_full_name() or user.get_username())[:200]
+
+
+def start(ticket: Ticket, user, confirmation: str) -> TicketErasure:
+    """The admin confirmed by typing the ticket's number. From now on the ticket gets no
+    grant but the erasure's own (see `Ticket.erasing`). Idempotent until finished."""
+    if ticket.erased_at is not None:
+        raise ErasureRefused("already_erased", f"Ticket #{ticket.number} is already erased.", 409)
+    if str(confirmation).strip().lstrip("#") != str(ticket.number):
+        raise ErasureRefused("not_confirmed", f"Type the ticket's number ({ticket.number}) to confirm.")
+    erasure, _ = TicketErasure.objects.get_or_create(
+        ticket=ticket, defaults={"by": user, "by_name": _display(user), "started_at": timezone.now()})
+    return erasure
+
+
+def _text(value, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise ErasureRefused("bad_answer", f"{what} must be a string of 1 to {MAX_TEXT} characters")
+    return value
+
+
+def _count(value, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ErasureRefused("bad_answer", f"{what} must be a non-negative integer")
+    return value
+
+
+def parse_answer(ticket: Ticket, body: object) -> tuple[dict, bool]:
+    """The gatekeeper's /v1/sign answer to one erase op, as the browser relays it:
+    (the part to keep, whether everything is gone). Anything else is refused."""
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list) or len(body["results"]) != 1:
+        raise ErasureRefused("bad_answer", "expected the gatekeeper's answer: {request_id, results: [one]}")
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        raise ErasureRefused("bad_answer", "request_id must be the gatekeeper's (hex)")
+    [result] = body["results"]
+    if not isinstance(result, dict) or result.get("op") != "delete" or result.get("prefix") != ticket.prefix:
+        raise ErasureRefused("bad_answer", "the answer is not the erasure of this ticket's prefix")
+    objects, failed = result.get("objects"), result.get("failed")
+    if not isinstance(objects, list) or not isinstance(failed, list) or len(objects) + len(failed) > MAX_OBJECTS:
+        raise ErasureRefused("bad_answer", f"objects and failed are lists of at most {MAX_OBJECTS}")
+    if not isinstance(result.get("truncated"), bool):
+        raise ErasureRefused("bad_answer", "truncated must be true or false")
+    kept = []
+    for item in objects:
+        if not isinstance(item, dict) or not isinstance(item.get("versions"), list) or not item["versions"]:
+            raise ErasureRefused("bad_answer", "each object has a key and its versions")
+        key = _text(item.get("key"), "key")
+        if not key.startswith(ticket.prefix):
+            raise ErasureRefused("bad_answer", "a key outside this ticket's prefix")
+        versions = []
+        for version in item["versions"][:MAX_OBJECTS]:
+            if not isinstance(version, dict) or not isinstance(version.get("delete_marker"), bool):
+                raise ErasureRefused("bad_answer", "each version has version_id, size, delete_marker")
+            versions.append({"version_id": _text(version.get("version_id"), "version_id"),
+                             "size": _count(version.get("size"), "size"), "delete_marker": version["delete_marker"]})
+        kept.append({"key": key, "versions": versions})
+    refused = [{"key": _text(f.get("key"), "key"), "version_id": _text(f.get("version_id"), "version_id"),
+                "code": _text(f.get("code"), "code")[:64]} for f in failed if isinstance(f, dict)]
+    if len(refused) != len(failed):
+        raise ErasureRefused("bad_answer", "each failure has key, version_id, code")
+    done = not refused and not result["truncated"]
+    return {"request_id": request_id, "objects": kept, "failed": refused}, done
+
+
+def record(ticket: Ticket, body: object) -> TicketErasure:
+    """Keep one relayed answer; finish once it says nothing is left."""
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if ticket.erased_at is not None:
+            raise ErasureRefused("already_erased", f"Ticket #{ticket.number} is already erased.", 409)
+        erasure = TicketErasure.objects.filter(ticket=ticket).first()
+        if erasure is None:
+            raise ErasureRefused("not_started", "Confirm the erasure first.", 409)
+        part, done = parse_answer(ticket, body)
+        if part["request_id"] in {p["request_id"] for p in erasure.parts}:
+            raise ErasureRefused("duplicate_answer", "this gatekeeper answer was already recorded", 409)
+        if len(erasure.parts) >= MAX_PARTS:
+            raise ErasureRefused("too_many_parts", f"an erasure takes at most {MAX_PARTS} answers", 409)
+        erasure.parts.append(part)
+        erasure.save(update_fields=["parts"])
+        if done:
+            _finish(ticket, erasure)
+    return erasure
+
+
+def receipt(ticket: Ticket, erasure: TicketErasure, finished_at) -> dict:
+    """What was erased, as the gatekeeper said, with what the portal knew of each object."""
+    manifest = {f.key: f for f in ticket.files.all()}
+    notes = {n.key: n for n in ticket.notes.all()}
+    objects: dict[str, list] = {}
+    for part in erasure.parts:
+        for item in part["objects"]:
+            objects.setdefault(item["key"], []).extend(
+                dict(v, request_id=part["request_id"]) for v in item["versions"])
+    entries = []
+    for key, versions in sorted(objects.items()):
+        entry = {"key": key, "versions": versions}
+        if key in manifest:
+            file = manifest[key]
+            entry["manifest"] = {"name": file.name, "size": file.size, "content_type": file.content_type,
+                                 "sha256": file.sha256}
+        elif key in notes:
+            entry["note"] = {"id": str(notes[key].id), "size": notes[key].size}
+        entries.append(entry)
+    holder = gatekeeper_for(ticket)
+    return {
+        "format": RECEIPT_FORMAT,
+        "tenant": ticket.tenant.slug,
+        "ticket": {"id": str(ticket.id), "number": ticket.number, "prefix": ticket.prefix,
+                   "created_at": ticket.created_at.isoformat()},
+        "gatekeeper": {"id": holder.gatekeeper_id, "url": holder.gatekeeper_url},
+        "erased_by": {"id": erasure.by_id, "name": erasure.by_name},
+        "started_at": erasure.started_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+        "request_ids": [part["request_id"] for part in erasure.parts],
+        "objects": entries,
+        "versions": sum(len(v) for v in objects.values()),
+        "bytes": sum(v["size"] for versions in objects.values() for v in versions),
+        # Files the agent announced that storage never held (an upload that never finished).
+        "manifest_not_found": sorted(f.name for key, f in manifest.items() if key not in objects),
+    }
+
+
+def _finish(ticket: Ticket, erasure: TicketErasure) -> None:
+    now = timezone.now()
+    data = json.dumps(receipt(ticket, erasure, now), indent=2, sort_keys=True).encode()
+    name = storages["receipts"].save(f"erasures/{ticket.tenant_id}/{ticket.id.hex}.json", ContentFile(data))
+    erasure.receipt_name, erasure.receipt_sha256, erasure.finished_at = name, hashlib.sha256(data).hexdigest(), now
+    erasure.save(update_fields=["receipt_name", "receipt_sha256", "finished_at"])
+    # The tombstone: number, creation time, erased when and by whom. Vendor support's
+    # access records stay: they are the customer's record of who was let in (their
+    # grants stop: the ticket is `erasing`).
+    ticket.files.all().delete()
+    ticket.notes.all().delete()
+    ticket.events.all().delete()
+    ticket.erased_at, ticket.assignee, ticket.agent, ticket.completed_at = now, None, None, None
+    ticket.save(update_fields=["erased_at", "assignee", "agent", "completed_at"])
+
+
+def read_receipt(erasure: TicketErasure) -> bytes:
+    """The stored receipt, refused if it is not the one written (its digest is kept)."""
+    with storages["receipts"].open(erasure.receipt_name, "rb") as stored:
+        data = stored.read()
+    if hashlib.sha256(data).hexdigest() != erasure.receipt_sha256:
+        raise ErasureRefused("receipt_changed", "the stored receipt is not the one written", 500)
+    return data
