@@ -25,7 +25,9 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import functools
 import hmac
+import ipaddress
 import json
 import secrets
 import unicodedata
@@ -106,6 +108,7 @@ class SearchQuery:
     op: str | None = None
     outcome: str | None = None
     client_ip: str | None = None
+    client_net: str | None = None  # a CIDR range, "10.0.0.0/8": each store checks in_net()
     sub: str | None = None
     key_prefix: str | None = None
     limit: int = DEFAULT_LIMIT
@@ -119,8 +122,25 @@ class SearchQuery:
         wanted += [("ts", ">=", self.since), ("ts", "<", self.until)]
         return [(name, operator, value) for name, operator, value in wanted if value is not None]
 
+    def in_net(self, client_ip: str) -> bool:
+        """Whether a record's address lies in `client_net` (True when it is not set)."""
+        return self.client_net is None or in_net(client_ip, self.client_net)
 
-SEARCH_FILTERS = ("since", "until", "op", "outcome", "client_ip", "sub", "key_prefix")
+
+@functools.lru_cache(maxsize=64)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text)
+
+
+def in_net(client_ip: str, network: str) -> bool:
+    """A recorded address (never malformed, but "" for none) in a parsed network."""
+    try:
+        return ipaddress.ip_address(client_ip) in _network(network)
+    except ValueError:
+        return False
+
+
+SEARCH_FILTERS = ("since", "until", "op", "outcome", "client_ip", "client_net", "sub", "key_prefix")
 SEARCH_FIELDS = frozenset(SEARCH_FILTERS + ("limit", "cursor"))
 
 
@@ -144,6 +164,7 @@ def parse_search(body: object, cursor_key: bytes = PROCESS_CURSOR_KEY) -> Search
         op=_choice(body, "op", AUDIT_OPS),
         outcome=_choice(body, "outcome", OUTCOMES),
         client_ip=_ip(body),
+        client_net=_net(body),
         sub=_text(body, "sub", MAX_FILTER_CHARS),
         key_prefix=_text(body, "key_prefix", MAX_FILTER_CHARS) or None,
         limit=limit,
@@ -184,6 +205,20 @@ def _ip(body: dict) -> str | None:
         return str(parse_ip(value))  # spelt as the log records client addresses
     except ValueError:
         raise BadRequest("'client_ip' must be an IPv4 or IPv6 address", code="bad_filter") from None
+
+
+def _net(body: dict) -> str | None:
+    """Strict: ADDRESS/PREFIX with no host bits set ("10.0.0.0/8", not "10.0.0.1/8")."""
+    value = body.get("client_net")
+    if value is None:
+        return None
+    problem = "'client_net' must be a CIDR range like 10.0.0.0/8 or 2001:db8::/32"
+    if not isinstance(value, str) or value.count("/") != 1 or len(value) > 64:
+        raise BadRequest(problem, code="bad_filter")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as wrong:  # its text says what: "has host bits set", "not a valid netmask"
+        raise BadRequest(f"{problem} ({clean_text(str(wrong))[:120]})", code="bad_filter") from None
 
 
 def _time(body: dict, name: str) -> float | None:

@@ -174,7 +174,9 @@ class DynamoAuditStore:
                                            ":low": {"S": low}, ":high": {"S": high}},
             )
             # BETWEEN is inclusive, the cursor's sort key is not: skip that one item.
-            items = [item for item in answer["Items"] if item["sk"]["S"] != below]
+            # A CIDR range is no DynamoDB condition: checked here, on the page read.
+            items = [item for item in answer["Items"] if item["sk"]["S"] != below
+                     and q.in_net(item.get("client_ip", {}).get("S", ""))]
             found += items[: q.limit - len(found)]
             if len(found) == q.limit:
                 below = found[-1]["sk"]["S"]  # resume below the last record returned

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from .audit import (
     DAY, FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
-    invalid_cursor, is_time, jti_digest, prefix_end,
+    in_net, invalid_cursor, is_time, jti_digest, prefix_end,
 )
 from .errors import AuditUnavailable, ConfigError
 from .paths import is_int
@@ -141,6 +141,7 @@ class SqliteAuditStore:
                         conn.executescript(SQLITE_INDEXES)
                         self._schema_ready = True  # checked once, not on every connection
                 conn.execute("PRAGMA synchronous=NORMAL")
+                conn.create_function("in_net", 2, in_net, deterministic=True)  # client_net
             except sqlite3.Error:
                 conn.close()
                 raise
@@ -292,6 +293,9 @@ def _search_terms(q: SearchQuery, position: list | None) -> tuple[str, list[str]
         # OR resolves ties without breaking that bound.
         terms.append("ts <= ? AND (ts < ? OR id < ?)")
         args += [position[0], position[0], position[1]]
+    if q.client_net:  # checked in the index entries, which hold client_ip
+        terms.append("in_net(client_ip, ?)")
+        args.append(q.client_net)
     if q.key_prefix:
         terms.append("key >= ?")
         args.append(q.key_prefix)

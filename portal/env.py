@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
@@ -176,4 +177,40 @@ def env_email(name: str, default: str, *, environ=None) -> dict:
             "EMAIL_USE_TLS": scheme == "smtp+tls",
             "EMAIL_USE_SSL": scheme == "smtps",
         })
+    return settings
+
+
+CELERY_SCHEMES = ("redis", "rediss", "filesystem", "memory")
+
+
+def env_celery(name: str, default: str | None, *, debug: bool, environ=None) -> dict:
+    """Celery's broker settings from one URL: `redis://HOST:PORT/DB` (`rediss://` for
+    TLS) in production; with DUALKEY_DEBUG on also `filesystem:///DIR` (kombu's
+    embedded transport, a directory of message files: what `make demo`'s worker
+    uses) and `memory://` (tasks run eagerly in the calling process, no worker).
+    Errors name the variable and the scheme, never the value (it may hold a password)."""
+    value = env_str(name, default, environ=environ)
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    allowed = CELERY_SCHEMES if debug else ("redis", "rediss")
+    if scheme not in allowed:
+        found = f"scheme {scheme!r}" if scheme.isascii() and scheme.isalnum() else "no scheme"
+        kinds = "redis[s]://HOST:PORT/DB, filesystem:///DIR or memory://" if debug else \
+            "redis[s]://HOST:PORT/DB (filesystem:// and memory:// only with DUALKEY_DEBUG on)"
+        raise ImproperlyConfigured(f"{name} must be {kinds} ({found})")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is not a valid broker URL") from None
+    settings = {"CELERY_BROKER_URL": value, "CELERY_TASK_ALWAYS_EAGER": scheme == "memory"}
+    if scheme in ("redis", "rediss") and not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must name the Redis host")
+    if scheme == "filesystem":
+        if not parts.path.startswith("/") or parts.netloc:
+            raise ImproperlyConfigured(f"{name} must be filesystem:///ABSOLUTE/DIR")
+        folder = parts.path
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        settings["CELERY_BROKER_URL"] = "filesystem://"
+        settings["CELERY_BROKER_TRANSPORT_OPTIONS"] = {
+            "data_folder_in": folder, "data_folder_out": folder, "control_folder": folder + "/control"}
     return settings

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from portal.env import (
     env_bool,
+    env_celery,
     env_database,
     env_email,
     env_int,
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "tenants",
     "accounts",
     "portal.tickets",
+    "portal.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -243,11 +245,23 @@ EMAIL_TIMEOUT = 10
 # How long an invitation link stays usable (tenants/invitations.py).
 DUALKEY_INVITATION_DAYS = env_int("DUALKEY_INVITATION_DAYS", 7)
 
-# Celery: Redis in production; in-process eager execution by default so local runs
-# and tests need no broker.
-CELERY_BROKER_URL = env_str("DUALKEY_CELERY_BROKER_URL", "memory://")
-CELERY_TASK_ALWAYS_EAGER = env_bool("DUALKEY_CELERY_EAGER", CELERY_BROKER_URL == "memory://")
+# Celery: Redis in production (required when DEBUG is off); `make demo` runs a real
+# worker on kombu's filesystem transport; memory:// (the debug default) runs tasks
+# eagerly in-process, for unit tests. See portal.env.env_celery and docs/operations.md.
+_celery = env_celery("DUALKEY_CELERY_BROKER_URL", "memory://" if DEBUG else None, debug=DEBUG)
+CELERY_BROKER_URL = _celery["CELERY_BROKER_URL"]
+CELERY_BROKER_TRANSPORT_OPTIONS = _celery.get("CELERY_BROKER_TRANSPORT_OPTIONS", {})
+CELERY_TASK_ALWAYS_EAGER = env_bool("DUALKEY_CELERY_EAGER", _celery["CELERY_TASK_ALWAYS_EAGER"])
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SERIALIZER = "json"
+# Outgoing webhooks (portal/webhooks): retries after RETRY_SECONDS × 2^(attempt−1), at
+# most MAX_ATTEMPTS attempts; private addresses refused unless ALLOW_PRIVATE (SSRF).
+DUALKEY_WEBHOOK_RETRY_SECONDS = env_int("DUALKEY_WEBHOOK_RETRY_SECONDS", 30)
+DUALKEY_WEBHOOK_MAX_ATTEMPTS = env_int("DUALKEY_WEBHOOK_MAX_ATTEMPTS", 8)
+DUALKEY_WEBHOOK_ALLOW_PRIVATE = env_bool("DUALKEY_WEBHOOK_ALLOW_PRIVATE", False)
+# Loopback receivers (http too): the demo's and the tests'. Never without DEBUG.
+DUALKEY_WEBHOOK_ALLOW_LOOPBACK = DEBUG and env_bool("DUALKEY_WEBHOOK_ALLOW_LOOPBACK", True)
 CELERY_BEAT_SCHEDULE = {
     "purge-retired-signing-keys": {
         "task": "tenants.tasks.purge_retired_signing_keys",

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("portal.tickets.urls")),
     path("", include("accounts.urls")),
     path("", include("tenants.urls")),
+    path("", include("portal.webhooks.urls")),
 ]
 
 handler400 = "portal.errors.bad_request"

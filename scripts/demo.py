@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import support  # noqa: E402  (process helpers shared with the tests)
+from tests import celery_stack, support  # noqa: E402  (process helpers shared with the tests)
 
 DENIED_ADDRESS = "198.51.100.23"
 TICKETS_PER_TENANT = {"acme": 4, "globex": 2}
@@ -117,6 +117,11 @@ def main() -> None:
         # The portal's mail (invitations, password resets, security notices): one file a
         # message in the demo's directory, unless the environment names a server.
         "DUALKEY_EMAIL_URL": os.environ.get("DUALKEY_EMAIL_URL", mail_url(workdir)),
+        # Background tasks (webhook deliveries, key purges) go to a real Celery worker
+        # through kombu's filesystem transport: a directory of message files, so the
+        # demo needs no Redis server. Production uses redis:// (docs/operations.md).
+        "DUALKEY_CELERY_BROKER_URL": os.environ.get("DUALKEY_CELERY_BROKER_URL",
+                                                    f"filesystem://{(workdir / 'broker').resolve()}"),
         "DUALKEY_DEMO_TENANTS": ";".join(
             f"{slug},{gatekeeper_id},{gatekeeper_url},{slug}-reports,{storage_url}"
             for slug, (gatekeeper_id, gatekeeper_url) in gatekeepers.items()),
@@ -138,6 +143,9 @@ def main() -> None:
         print("preparing the portal database and the demo tenants", flush=True)
         run([python, "manage.py", "migrate", "--noinput", "-v", "0"], env)
         seeded = json.loads(run([python, "manage.py", "seed_demo", "--json"], env, capture=True))
+        print(f"starting the task worker (Celery, broker {env['DUALKEY_CELERY_BROKER_URL'].split('://')[0]})",
+              flush=True)
+        processes.append(celery_stack.start_worker(env, workdir / "worker.log").proc)
 
         import boto3
 
@@ -278,7 +286,22 @@ def check(seeded: dict, portal_url: str, env: dict) -> None:
     if not objects or denied.status_code != 403:
         sys.exit("check failed: the printed example does not behave as described")
     check_invitation_mail(seeded, portal_url, env)
+    check_worker(env)
     print("check: ok")
+
+
+def check_worker(env: dict) -> None:
+    """A task queued by a portal process is run by the demo's worker, through its broker."""
+    log_path = Path(os.environ.get("DUALKEY_DEMO_DIR", ROOT / "var" / "demo")) / "worker.log"
+    task_id = run([sys.executable, "manage.py", "shell", "-c",
+                   "from tenants.tasks import purge_retired_signing_keys as t; print(t.delay().id)"],
+                  env, capture=True).strip().splitlines()[-1]
+    deadline = time.monotonic() + 30
+    while f"[{task_id}] succeeded" not in log_path.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            sys.exit(f"check failed: the worker did not run task {task_id} (see {log_path})")
+        time.sleep(0.2)
+    print(f"check: the worker ran task {task_id} from the {env['DUALKEY_CELERY_BROKER_URL'].split(':')[0]} broker")
 
 
 def check_invitation_mail(seeded: dict, portal_url: str, env: dict) -> None:

@@ -5,6 +5,8 @@
 # OIDC provider the SSO tests run, tests/oidc: `npm ci` from its lock file), and
 # systemd's systemd-analyze (the gatekeeper's unit file is verified, never started),
 # nginx and openssl (the documented reverse proxy, run in front of a gatekeeper).
+# redis-server: the Celery broker the tests run a real worker on (tests/celery_stack.py; the
+# package's own service is not used, each test session starts its own on a free port).
 # Runs as root on CI and the developers' machines (apt-get works there).
 set -euo pipefail
 need=()
@@ -19,6 +21,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # openssl makes that test's TLS certificate
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

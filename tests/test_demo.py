@@ -36,6 +36,8 @@ def test_the_demo_comes_up_with_tenants_users_and_tickets(tmp_path):
     assert "Dualkey is running: http://127.0.0.1:" in result.stdout
     assert "alice (admin), bob (staff)" in result.stdout and "dualkey-demo" in result.stdout
     assert "check: ok" in result.stdout
+    # A real Celery worker on kombu's filesystem transport: no Redis server needed.
+    assert "check: the worker ran task" in result.stdout and "from the filesystem broker" in result.stdout
     # How to try an invitation, and where its mail lands (the check followed it there).
     assert "Try an invitation: log in as alice" in result.stdout
     assert f"The portal's mail lands in {(tmp_path / 'demo' / 'mail').resolve()}/" in result.stdout

@@ -6,8 +6,9 @@ in a log, then viewed in a real browser (so the portal mints a grant and the pag
 runs its whole path), where a help-desk person writes a note holding the marker too. The marker must then be nowhere the vendor keeps anything — every
 text and binary column of every table of the portal's database, the database's
 files (SQLite) or `pg_dump` (PostgreSQL), the portal's logs — nor in the
-gatekeepers' logs and audit stores; and it must be in the customer's storage,
-so that the search could have found it.
+gatekeepers' logs and audit stores, nor in the webhook events Acme's help-desk
+system is sent about the ticket (a receiver on loopback); and it must be in the
+customer's storage, so that the search could have found it.
 """
 
 from __future__ import annotations
@@ -89,9 +90,34 @@ def occurrences(needle: str, haystack: list[tuple[str, bytes]]) -> list[str]:
     return [where for where, data in haystack if any(form in data or form in data.lower() for form in forms)]
 
 
+ADD_WEBHOOK = """
+from tenants.models import Tenant
+from portal.webhooks.services import add_endpoint
+print(add_endpoint(Tenant.objects.get(slug="acme"), "{url}", "no-content check", None)[0].id)
+"""
+# Disabled, not deleted: its deliveries stay in the database searched below; later
+# tickets (other tests share the stack) send nothing.
+DISABLE_WEBHOOK = ("from portal.webhooks.models import WebhookEndpoint; "
+                   "WebhookEndpoint.objects.filter(id={id}).update(enabled=False)")
+
+
 def test_report_content_never_reaches_the_vendor(dualkey_stack, chromium):  # noqa: F811  (fixtures)
     marker = f"DKMARKER{uuid.uuid4().hex}"
-    (ticket,) = dualkey_stack.submit("acme", marker=marker, seed=101)
+    # Acme's help-desk system is told of the ticket (portal/webhooks): what it is sent,
+    # and the deliveries the portal logs, are searched for the marker too.
+    from tests.portal.test_webhooks import Receiver
+
+    receiver = Receiver()
+    endpoint_id = dualkey_stack.manage("shell", "-c", ADD_WEBHOOK.format(url=receiver.url)).stdout.split()[-1]
+    try:
+        (ticket,) = dualkey_stack.submit("acme", marker=marker, seed=101)
+    finally:
+        dualkey_stack.manage("shell", "-c", DISABLE_WEBHOOK.format(id=int(endpoint_id)))
+        receiver.close()
+    sent = b"".join(body for _, body in receiver.requests)
+    assert {headers["Dualkey-Event"] for headers, _ in receiver.requests} == {"ticket.created", "ticket.completed"}
+    assert ticket["id"].encode() in sent and marker.encode() not in sent
+    assert b"DKMARKER" not in sent
 
     context, page = log_in(chromium, dualkey_stack, "bob")
     try:

@@ -7,6 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from portal.tickets.models import Ticket, TicketEvent, TicketFile, TicketNote
+from portal.webhooks import services as webhooks
 from tenants.locations import active_location
 from tenants.models import AgentToken, Tenant
 
@@ -27,15 +28,18 @@ def create_ticket(agent: AgentToken, files: list[dict]) -> Ticket:
         ticket = Ticket.objects.create(tenant=agent.tenant, number=number, agent=agent,
                                        location=active_location(agent.tenant))
         TicketFile.objects.bulk_create(TicketFile(ticket=ticket, **entry) for entry in files)
+        webhooks.ticket_event(ticket, "ticket.created")  # sent once the transaction commits
     return ticket
 
 
 def complete_ticket(ticket: Ticket) -> Ticket:
     """Idempotent: an agent retrying after a lost response gets the same answer."""
-    if ticket.status != Ticket.Status.COMPLETE:
-        ticket.status = Ticket.Status.COMPLETE
-        ticket.completed_at = timezone.now()
-        ticket.save(update_fields=["status", "completed_at"])
+    with transaction.atomic():
+        # Only the call that completes it: a retried completion sends no second event.
+        if Ticket.objects.filter(pk=ticket.pk).exclude(status=Ticket.Status.COMPLETE).update(
+                status=Ticket.Status.COMPLETE, completed_at=timezone.now()):
+            ticket.refresh_from_db(fields=["status", "completed_at"])
+            webhooks.ticket_event(ticket, "ticket.completed")
     return ticket
 
 

@@ -175,6 +175,20 @@ def test_the_time_filters_are_local_time(dualkey_stack, alice_view, bobs_read):
     assert alice_view.rows() == []
 
 
+def test_an_address_range_finds_bobs_reads_and_a_malformed_one_says_why(alice_view, bobs_read, dualkey_stack):
+    bob = sub_of(dualkey_stack, "bob")
+    alice_view.search(sub=bob, client_ip="127.0.0.0/8")
+    rows = alice_view.rows()
+    assert rows and {r["client_ip"] for r in rows} == {"127.0.0.1"}
+    alice_view.search(sub=bob, client_ip="198.51.100.0/24")
+    assert alice_view.rows() == []
+    page = alice_view.page
+    with page.expect_response(lambda r: r.url.endswith("/v1/audit/search") and r.request.method == "POST") as answer:
+        alice_view.search(client_ip="127.0.0.1/8")
+    assert answer.value.status == 400 and json.loads(answer.value.request.post_data)["client_net"] == "127.0.0.1/8"
+    assert "host bits set" in page.get_by_test_id("error-banner").text_content()
+
+
 def test_a_bad_filter_shows_the_gatekeepers_refusal_verbatim(alice_view):
     page = alice_view.page
     with page.expect_response(lambda r: r.url.endswith("/v1/audit/search") and r.request.method == "POST") as answer:

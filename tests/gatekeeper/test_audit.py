@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import random
@@ -61,6 +62,7 @@ def expected(records: list[AuditRecord], q: SearchQuery) -> list[dict]:
             and all(getattr(q, f) is None or getattr(r, f) == getattr(q, f)
                     for f in ("op", "outcome", "client_ip", "sub"))
             and (q.key_prefix is None or r.key.startswith(q.key_prefix))
+            and (q.client_net is None or ipaddress.ip_address(r.client_ip) in ipaddress.ip_network(q.client_net))
         )
     # Records of one time (one request's) come last written first, as written in order.
     newest_first = [r for _, r in sorted(enumerate(records), key=lambda p: (-p[1].ts, -p[0]))]
@@ -135,6 +137,10 @@ def test_it_returns_newest_first(filled):
     {"outcome": "deny"},
     {"client_ip": "2001:DB8:0::1"},  # normalized before comparing
     {"client_ip": "198.51.100.7"},
+    {"client_net": "203.0.113.0/24"},  # an address range, CIDR
+    {"client_net": "198.51.100.0/29", "op": "put"},
+    {"client_net": "2001:DB8::/32"},
+    {"client_net": "0.0.0.0/0", "outcome": "deny"},
     {"sub": "user:7"},
     {"sub": ""},  # refusals that came without a readable grant
     {"key_prefix": "tickets/1/"},  # not tickets/10/ or tickets/11/
@@ -807,6 +813,12 @@ def test_parse_search_reads_iso_times(text, seconds):
     ({"outcome": "maybe"}, "outcome"),
     ({"client_ip": "10.0.0.0/8"}, "client_ip"),
     ({"client_ip": 167772161}, "client_ip"),
+    ({"client_net": "10.0.0.1/8"}, "client_net"),  # host bits set: strict
+    ({"client_net": "10.0.0.0/33"}, "client_net"),
+    ({"client_net": "10.0.0.0"}, "client_net"),  # an address is client_ip's
+    ({"client_net": "10.0.0.0/8/8"}, "client_net"),
+    ({"client_net": "example.com/8"}, "client_net"),
+    ({"client_net": 8}, "client_net"),
     ({"sub": 7}, "sub"),
     ({"sub": "\ud800"}, "sub"),
     ({"key_prefix": "k" * 1025}, "key_prefix"),
@@ -885,3 +897,16 @@ def test_a_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path, mo
 def test_open_store_refuses_other_urls(url):
     with pytest.raises(ConfigError, match="audit.url"):
         open_store(url, 7)
+
+
+def test_a_malformed_range_says_why():
+    with pytest.raises(BadRequest) as refused:
+        parse_search({"client_net": "10.0.0.1/8"})
+    assert refused.value.status == 400 and "host bits set" in refused.value.message
+
+
+def test_a_range_is_part_of_the_cursor():
+    cursor = audit.encode_cursor(parse_search({"client_net": "203.0.113.0/24", "limit": 1}), [NOW, 1])
+    assert parse_search({"client_net": "203.0.113.0/24", "limit": 1, "cursor": cursor}).cursor == cursor
+    with pytest.raises(BadRequest, match="cursor"):
+        parse_search({"client_net": "198.51.100.0/24", "limit": 1, "cursor": cursor})

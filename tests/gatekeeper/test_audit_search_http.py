@@ -93,3 +93,14 @@ def test_gatekeepers_sharing_a_log_and_a_cursor_secret_share_cursors(start_gatek
     assert search(second, second.grant(ops=["audit"]), limit=1, cursor=page["next"]).status_code == 200
     response = search(alone, alone.grant(ops=["audit"]), limit=1, cursor=page["next"])
     assert (response.status_code, response.json()["error"]) == (400, "bad_filter")
+
+
+def test_an_address_range_finds_loopbacks_reads_and_a_malformed_one_is_a_400(gatekeeper):
+    sign(gatekeeper, gatekeeper.grant(subject="user:ranged"), GET_42)
+    audit = gatekeeper.grant(prefix="tickets/", ops=["audit"])
+    inside = search(gatekeeper, audit, sub="user:ranged", client_net="127.0.0.0/8", limit=5).json()["entries"]
+    assert inside and all(e["client_ip"].startswith("127.") for e in inside)
+    assert search(gatekeeper, audit, sub="user:ranged", client_net="10.0.0.0/8", limit=5).json()["entries"] == []
+    refused = search(gatekeeper, audit, client_net="127.0.0.1/8")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "bad_filter" and "host bits set" in refused.json()["message"]

@@ -121,7 +121,7 @@ test("an expired grant is renewed once; other refusals and malformed answers are
   await assert.rejects(auditLog().load({}, { want: 1, onEntries: () => {} }), { message: "The gatekeeper's answer is malformed." });
 });
 
-import { LookupError, resolveSubject, ticketFilter } from "../../static/js/audit/lookup.js";
+import { LookupError, addressFilter, resolveSubject, ticketFilter } from "../../static/js/audit/lookup.js";
 
 const PEOPLE = [{ sub: "user:3", names: ["Bob Staff", "bob"] }, { sub: "user:4", names: ["Alice", "alice"] },
   { sub: "agent:7", names: ["Front desk button", ""] }];
@@ -144,4 +144,12 @@ test("ticketFilter takes a number, an id with or without dashes, or a prefix", (
   assert.deepEqual(ticketFilter("42"), { number: 42 });
   assert.deepEqual(ticketFilter("tickets/"), { prefix: "tickets/" });
   assert.deepEqual(ticketFilter("tickets/0e1c"), { prefix: "tickets/0e1c" });
+});
+
+test("an address range in CIDR form becomes client_net, an address client_ip", () => {
+  assert.deepEqual(addressFilter(" 203.0.113.0/24 "), { client_net: "203.0.113.0/24" });
+  assert.deepEqual(addressFilter("2001:db8::/32"), { client_net: "2001:db8::/32" });
+  assert.deepEqual(addressFilter("203.0.113.9"), { client_ip: "203.0.113.9" });
+  // Malformed ranges go to the gatekeeper as they are: it refuses them with the reason.
+  assert.deepEqual(addressFilter("10.0.0.1/8"), { client_net: "10.0.0.1/8" });
 });

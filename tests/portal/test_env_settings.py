@@ -88,6 +88,7 @@ PRODUCTION = {
     "DUALKEY_MASTER_KEY": KEY,
     "DUALKEY_ALLOWED_HOSTS": "portal.example.com",
     "DUALKEY_PORTAL_ORIGIN": "https://portal.example.com",
+    "DUALKEY_CELERY_BROKER_URL": "redis://redis.internal:6379/0",
 }
 
 
@@ -98,7 +99,7 @@ def test_production_settings_load_with_every_variable():
 
 
 @pytest.mark.parametrize("missing", ["DUALKEY_SECRET_KEY", "DUALKEY_MASTER_KEY", "DUALKEY_ALLOWED_HOSTS",
-                                     "DUALKEY_PORTAL_ORIGIN"])
+                                     "DUALKEY_PORTAL_ORIGIN", "DUALKEY_CELERY_BROKER_URL"])
 def test_production_refuses_to_start_without_a_variable(missing):
     variables = {name: value for name, value in PRODUCTION.items() if name != missing}
     result = _load_settings(**variables)
@@ -194,3 +195,39 @@ def test_production_sends_mail_by_smtp_when_told():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-3:] == ["django.core.mail.backends.smtp.EmailBackend", "smtp.example.com",
                                           "help@example.com"]
+
+
+def test_env_celery_runs_eagerly_on_memory_and_reads_redis():
+    assert env.env_celery("B", "memory://", debug=True, environ={})["CELERY_TASK_ALWAYS_EAGER"] is True
+    redis = env.env_celery("B", None, debug=False, environ={"B": "rediss://:pw@redis.internal:6380/1"})
+    assert redis == {"CELERY_BROKER_URL": "rediss://:pw@redis.internal:6380/1", "CELERY_TASK_ALWAYS_EAGER": False}
+
+
+def test_env_celery_reads_the_filesystem_transport_in_debug(tmp_path):
+    folder = tmp_path / "broker"
+    settings = env.env_celery("B", None, debug=True, environ={"B": f"filesystem://{folder}"})
+    assert settings["CELERY_BROKER_URL"] == "filesystem://"
+    assert settings["CELERY_BROKER_TRANSPORT_OPTIONS"]["data_folder_in"] == str(folder)
+    assert folder.is_dir()
+
+
+@pytest.mark.parametrize("value, debug, found", [
+    ("amqp://guest:secret@mq/", False, "scheme 'amqp'"),
+    ("memory://", False, "scheme 'memory'"),
+    ("filesystem:///tmp/x", False, "scheme 'filesystem'"),
+    ("redis//secret@host", True, "no scheme"),
+    ("redis://:secret@host:notaport/0", True, "not a valid broker URL"),
+    ("filesystem://relative/dir", True, "filesystem:///ABSOLUTE/DIR"),
+])
+def test_env_celery_names_the_variable_and_hides_the_value(value, debug, found):
+    with pytest.raises(ImproperlyConfigured) as caught:
+        env.env_celery("DUALKEY_CELERY_BROKER_URL", None, debug=debug, environ={"DUALKEY_CELERY_BROKER_URL": value})
+    assert "DUALKEY_CELERY_BROKER_URL" in str(caught.value) and found in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_bad_broker_url_stops_manage_py_with_the_variable_named():
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "DUALKEY_CELERY_BROKER_URL": "amqp://guest:secret@mq/"}, timeout=60)
+    assert result.returncode != 0
+    assert "DUALKEY_CELERY_BROKER_URL must be" in result.stderr and "secret" not in result.stderr

@@ -23,6 +23,7 @@ from tenants.onboarding import record_verification
 from tenants.support_access import request_access
 from tenants.signing import trusted_public_keys
 from tenants.tokens import hash_token
+from portal.webhooks.services import add_endpoint
 from tests.portal.base import BaseTestCase
 
 PARAM_RE = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -60,6 +61,8 @@ class TenantIsolationTestCase(BaseTestCase):
         # Victor (vendor support) asked to read A's ticket; A's admins have not answered.
         access = request_access(self.victor, self.ticket, reason_code="bug", reason="walk", hours=24,
                                 ops=["get", "list"])
+        # A's webhook to its own help-desk system (portal/webhooks).
+        endpoint, _ = add_endpoint(self.tenant_a, "https://psa.alpha.example/hooks/dualkey", "Alpha PSA", self.alice)
         # Alice verified A's gatekeeper (tenants/onboarding.py): B sees none of it.
         record_verification(self.tenant_a, self.alice, {"reachable": "pass", "storage": "fail"})
         self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
@@ -67,14 +70,14 @@ class TenantIsolationTestCase(BaseTestCase):
                        "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
                        # Alice's own membership: as the last admin she can be neither demoted nor removed,
                        # so the control walk below changes nothing.
-                       "membership_id": str(self.alice.membership.id),
+                       "membership_id": str(self.alice.membership.id), "endpoint_id": str(endpoint.id),
                        # A's active location: the walk's cut over (no confirmation) and retire
                        # (it is active) are refused, so it too changes nothing.
                        "location_id": str(active_location(self.tenant_a).pk)}
         self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
                        "token_id": "999999", "slug": "no-such-tenant",
                        "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999",
-                       "location_id": "999999"}
+                       "endpoint_id": "999999", "location_id": "999999"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).
@@ -85,6 +88,7 @@ class TenantIsolationTestCase(BaseTestCase):
             str(self.ticket.id), self.ticket.id.hex, self.ticket.files.get(name="message.txt").sha256,
             "Alpha Ltd", "gk-alpha", "ann@alpha.example", "Alpha key", "alpha-credential", str(access.id),
             "gk.alpha.example", self.agent_a.prefix, "Alpha help button", "idp.alpha.example", "alpha-pages-client",
+            "psa.alpha.example", "Alpha PSA",
             *[key.public_key for key in trusted_public_keys(self.tenant_a)],
             *[key.kid for key in trusted_public_keys(self.tenant_a)],
         ]
@@ -148,6 +152,10 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/support-access/<uuid:access_id>/refuse/",
                          "/settings/support-access/<uuid:access_id>/end/", "/identity/callback/",
                          "/settings/onboarding/probe-grant", "/settings/onboarding/verification",
+                         "/settings/webhooks/", "/settings/webhooks/add/",
+                         "/settings/webhooks/<int:endpoint_id>/enabled/",
+                         "/settings/webhooks/<int:endpoint_id>/delete/",
+                         "/settings/webhooks/<int:endpoint_id>/test/",
                          "/settings/locations/", "/settings/locations/<int:location_id>/health/",
                          "/settings/locations/<int:location_id>/cut-over/",
                          "/settings/locations/<int:location_id>/retire/"]:
@@ -183,6 +191,9 @@ class TenantIsolationTestCase(BaseTestCase):
                     f"/settings/support-access/{self.values['access_id']}/approve/",
                     f"/settings/support-access/{self.values['access_id']}/refuse/",
                     f"/settings/support-access/{self.values['access_id']}/end/",
+                    f"/settings/webhooks/{self.values['endpoint_id']}/enabled/",
+                    f"/settings/webhooks/{self.values['endpoint_id']}/delete/",
+                    f"/settings/webhooks/{self.values['endpoint_id']}/test/",
                     f"/settings/locations/{self.values['location_id']}/health/",
                     f"/settings/locations/{self.values['location_id']}/cut-over/",
                     f"/settings/locations/{self.values['location_id']}/retire/"]:

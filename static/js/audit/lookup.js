@@ -1,6 +1,7 @@
 // What people type into the audit page's filters, turned into what the gatekeeper
 // searches for: a person by the name the log shows (or their username) → `sub`;
-// a ticket by its number, or its id with or without dashes → `key_prefix`.
+// a ticket by its number, or its id with or without dashes → `key_prefix`;
+// an address → `client_ip`, an address range in CIDR form → `client_net`.
 // Pure functions; the page supplies its people and asks the portal for numbers.
 
 const SUBJECT = /^(user|agent|support):\S+$/;
@@ -30,4 +31,11 @@ export function ticketFilter(text) {
   const number = NUMBER.exec(value);
   if (number) return { number: Number(number[1]) };
   return { prefix: value };
+}
+
+// {client_net} for a range ("10.0.0.0/8"), {client_ip} for anything else. The
+// gatekeeper checks either strictly and says what is wrong (host bits set, say).
+export function addressFilter(text) {
+  const value = text.trim();
+  return value.includes("/") ? { client_net: value } : { client_ip: value };
 }

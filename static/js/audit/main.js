@@ -6,7 +6,7 @@
 import { showBanner } from "../lib/dom.js";
 import { csrfToken } from "../lib/http.js";
 import { downloadCsv } from "./csv.js";
-import { LookupError, resolveSubject, ticketFilter } from "./lookup.js";
+import { LookupError, addressFilter, resolveSubject, ticketFilter } from "./lookup.js";
 import { AuditLog } from "./search.js";
 import { row } from "./table.js";
 
@@ -78,6 +78,8 @@ async function readFilters() {
     if (error instanceof LookupError) throw new FilterError(error.message);
     throw error;
   }
+  if (filters.client_ip) Object.assign(filters, addressFilter(filters.client_ip));
+  if (filters.client_net) delete filters.client_ip;
   if (filters.key_prefix) {
     const ticket = ticketFilter(filters.key_prefix);
     filters.key_prefix = ticket.number != null ? await prefixOfNumber(ticket.number) : ticket.prefix;
