@@ -86,8 +86,8 @@ def stack_name_for(tenant: Tenant) -> str:
 
 def launch_parameters(tenant: Tenant, keys: list[TenantSigningKey], portal_origin: str) -> dict[str, str]:
     """Every template parameter the portal knows, with its value. The others (the
-    access lists, countries, encryption, retention, concurrency) are the
-    customer's to choose in the console; the template's defaults stand."""
+    access lists, countries, encryption, retention, concurrency, the IdP's JWKS URL)
+    are the customer's to choose in the console; the template's defaults stand."""
     parameters = {
         "GatekeeperId": gatekeeper_id_for(tenant),
         "PortalOrigin": portal_origin,
@@ -100,6 +100,12 @@ def launch_parameters(tenant: Tenant, keys: list[TenantSigningKey], portal_origi
     bucket = target_for(tenant).bucket
     if bucket:
         parameters["BucketName"] = bucket
+    # The tenant's IdP, when both halves are known: the stack's [identity]. Its JWKS URL
+    # the portal does not know (the IdP's discovery document names it): the template's
+    # Rules refuse the stack until the customer fills it in.
+    if tenant.idp_issuer and tenant.idp_client_id:
+        parameters["IdentityIssuer"] = tenant.idp_issuer
+        parameters["IdentityAudience"] = tenant.idp_client_id
     return parameters
 
 

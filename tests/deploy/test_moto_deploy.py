@@ -180,6 +180,20 @@ def test_the_function_is_configured_from_the_parameters(stack, aws):
     assert env["GATEKEEPER_ALLOWED_OPS"] == "get,list,put,audit"
     assert env["GATEKEEPER_STORAGE_BUCKET"] == stack["resources"]["ReportBucket"]
     assert env["GATEKEEPER_AUDIT_URL"] == f"dynamodb://{stack['resources']['AuditTable']}"
+    assert not [name for name in env if name.startswith("GATEKEEPER_IDENTITY_")]  # [identity] off
+
+
+def test_the_identity_parameters_become_the_functions_identity_environment(stack, aws, built):
+    issuer = "https://login.acme.example/realms/acme"
+    identity_stack = deploy(aws, built, IdentityIssuer=issuer, IdentityAudience="dualkey-pages",
+                            IdentityJwksUrl=f"{issuer}/protocol/openid-connect/certs", IdentityMaxAge="900")
+    env = aws("lambda").get_function_configuration(
+        FunctionName=identity_stack["resources"]["GatekeeperFunction"])["Environment"]["Variables"]
+    # str(): moto keeps a Number parameter's value an int; Lambda's environment is strings.
+    assert {name: str(value) for name, value in env.items() if name.startswith("GATEKEEPER_IDENTITY_")} == {
+        "GATEKEEPER_IDENTITY_ISSUER": issuer, "GATEKEEPER_IDENTITY_AUDIENCE": "dualkey-pages",
+        "GATEKEEPER_IDENTITY_JWKS_URL": f"{issuer}/protocol/openid-connect/certs",
+        "GATEKEEPER_IDENTITY_MAX_AGE": "900"}
 
 
 # --- the built code, run with the function's environment --------------------------

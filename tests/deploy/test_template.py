@@ -147,3 +147,73 @@ def test_cloudformation_refuses_malformed_parameters_before_anything_is_created(
     accepted = {"AllowIps": "10.0.0.0/8,2001:db8::/32", "DenyIps": "", "AllowedOps": "get"}
     for name, value in accepted.items():
         assert re.fullmatch(parameters[name]["AllowedPattern"], value), name
+
+
+IDENTITY = {"IdentityIssuer": "https://login.acme.example/realms/acme", "IdentityAudience": "dualkey-pages",
+            "IdentityJwksUrl": "https://login.acme.example/realms/acme/protocol/openid-connect/certs"}
+
+
+def loaded_config(stack: Stack):
+    env = {**stack.environment(), "GATEKEEPER_STORAGE_BUCKET": "acme-reports",
+           "GATEKEEPER_AUDIT_URL": "dynamodb://acme-audit"}
+    return config_module.load(None, env=env)
+
+
+def test_identity_is_off_and_absent_from_the_environment_unless_its_parameters_are_set():
+    env = Stack().environment()
+    assert not [name for name in env if name.startswith("GATEKEEPER_IDENTITY_")]
+    assert loaded_config(Stack()).identity is None
+
+
+def test_the_identity_parameters_reach_the_function_as_an_identity_the_gatekeeper_accepts():
+    stack = Stack(**IDENTITY, IdentityMaxAge="3600")
+    env = stack.environment()
+    assert {name: value for name, value in env.items() if name.startswith("GATEKEEPER_IDENTITY_")} == {
+        "GATEKEEPER_IDENTITY_ISSUER": IDENTITY["IdentityIssuer"],
+        "GATEKEEPER_IDENTITY_AUDIENCE": "dualkey-pages",
+        "GATEKEEPER_IDENTITY_JWKS_URL": IDENTITY["IdentityJwksUrl"],
+        "GATEKEEPER_IDENTITY_MAX_AGE": "3600"}
+    identity = loaded_config(stack).identity
+    assert (identity.issuer, identity.audience, identity.jwks_url, identity.max_age) == (
+        IDENTITY["IdentityIssuer"], "dualkey-pages", IDENTITY["IdentityJwksUrl"], 3600)
+    assert identity.claim == "email" and set(identity.ops) == {"get", "list", "delete", "audit"}
+
+
+def failed_rules(stack: Stack) -> list[str]:
+    """The template's Rules as CloudFormation checks them before creating anything."""
+    failed = []
+    for rule in stack.template["Rules"].values():
+        if "RuleCondition" not in rule or stack._condition(rule["RuleCondition"]):
+            failed += [a["AssertDescription"] for a in rule["Assertions"] if not stack._condition(a["Assert"])]
+    return failed
+
+
+def test_a_partial_identity_is_refused_before_anything_is_created():
+    assert failed_rules(Stack()) == [] and failed_rules(Stack(**IDENTITY)) == []
+    for left_out in IDENTITY:
+        partial = {name: value for name, value in IDENTITY.items() if name != left_out}
+        failed = failed_rules(Stack(**partial))
+        assert len(failed) == 1 and left_out in failed[0], (left_out, failed)
+    assert len(failed_rules(Stack(IdentityAudience="dualkey-pages"))) == 1
+
+
+def test_the_identity_parameters_refuse_what_is_not_an_https_url_or_a_client_id():
+    import re
+
+    parameters = load()["Parameters"]
+    refused = {"IdentityIssuer": ["http://login.example", "https://login.example/a b", "login.example",
+                                  "https://login.example#frag"],
+               "IdentityJwksUrl": ["http://login.example/certs", "https://login.example/certs#x", "ftp://x"],
+               "IdentityAudience": ["a b", "x" * 201, "a,\"b"]}
+    for name, values in refused.items():
+        for value in values:
+            assert not re.fullmatch(parameters[name]["AllowedPattern"], value), (name, value)
+    accepted = {"IdentityIssuer": ["", "https://login.example", "https://login.example/", IDENTITY["IdentityIssuer"],
+                                   "https://login.microsoftonline.com/0b1c-22/v2.0", "https://accounts.google.com"],
+                "IdentityJwksUrl": ["", IDENTITY["IdentityJwksUrl"], "https://www.googleapis.com/oauth2/v3/certs",
+                                    "https://idp.example:8443/keys?format=jwks"],
+                "IdentityAudience": ["", "dualkey-pages", "123-abc.apps.googleusercontent.com",
+                                     "0oa1b2c3d4E5f6G7h8i9"]}
+    for name, values in accepted.items():
+        for value in values:
+            assert re.fullmatch(parameters[name]["AllowedPattern"], value), (name, value)

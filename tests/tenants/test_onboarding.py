@@ -86,6 +86,26 @@ class LaunchStackTestCase(BaseTestCase):
         self.assertEqual(query["stackName"], "dualkey-gatekeeper-alpha")
         self.assertRegex(query["stackName"], r"^[A-Za-z][A-Za-z0-9-]{0,127}$")  # CloudFormation's rule
 
+    def test_a_tenant_with_an_idp_gets_its_identity_prefilled_and_the_jwks_url_left_to_fill(self):
+        declared = load_template()["Parameters"]
+        self.assertNotIn("param_IdentityIssuer", launch_query(self.link()))  # no IdP: [identity] stays off
+        Tenant.objects.filter(pk=self.tenant_a.pk).update(
+            idp_issuer="https://login.alpha.example/realms/alpha", idp_client_id="dualkey-pages")
+        self.tenant_a.refresh_from_db()
+        values = {key.removeprefix("param_"): value for key, value in launch_query(self.link()).items()
+                  if key.startswith("param_")}
+        self.assertEqual(values["IdentityIssuer"], "https://login.alpha.example/realms/alpha")
+        self.assertEqual(values["IdentityAudience"], "dualkey-pages")
+        # The portal does not know where the IdP keeps its keys: the customer fills it in, and
+        # the template's Rules refuse the stack until then.
+        self.assertNotIn("IdentityJwksUrl", values)
+        for name in ("IdentityIssuer", "IdentityAudience"):
+            self.assertRegex(values[name], f"^(?:{declared[name]['AllowedPattern']})$", name)
+        # Half an IdP (an issuer without its client id) is not prefilled.
+        Tenant.objects.filter(pk=self.tenant_a.pk).update(idp_client_id="")
+        self.tenant_a.refresh_from_db()
+        self.assertFalse({"param_IdentityIssuer", "param_IdentityAudience"} & set(launch_query(self.link())))
+
     def test_a_tenant_without_a_bucket_lets_the_stack_name_one_and_gets_its_default_id(self):
         tenant = create_tenant(slug="gamma", name="Gamma", region="us-east-2")
         values = launch_query(self.link(tenant))
