@@ -21,6 +21,9 @@ from tenants.models import Tenant, TenantSigningKey
 # Invalid on purpose (upper case), so that check-config names the key until it is replaced.
 BUCKET_PLACEHOLDER = "FILL-IN-your-bucket"
 REGION_PLACEHOLDER = "FILL-IN-your-region"
+# Not a URL, so the loader names identity.jwks_url until it is replaced: the gatekeeper
+# does not discover it, and where an IdP keeps its keys has no one convention.
+JWKS_PLACEHOLDER = "FILL-IN-the-jwks_uri-of-your-IdP"
 # Where the systemd unit of docs/operations.md keeps its state (StateDirectory=dualkey-gatekeeper).
 AUDIT_URL = "sqlite:///var/lib/dualkey-gatekeeper/audit.db"
 EVERYWHERE = ["0.0.0.0/0", "::/0"]
@@ -120,5 +123,31 @@ def gatekeeper_toml(tenant: Tenant, keys: list[TenantSigningKey], portal_origin:
         "# Incident switches: refuse grants issued before this epoch second, or for these subjects.",
         "not_before = 0",
         "subjects = []",
+        *identity_lines(tenant),
     ]
     return "\n".join(lines) + "\n"
+
+
+def identity_lines(tenant: Tenant) -> list[str]:
+    """[identity] from the tenant's IdP as saved in the settings, when both its issuer
+    and client id are; nothing (the gatekeeper asks for no ID token) otherwise."""
+    if not (tenant.idp_issuer and tenant.idp_client_id):
+        return []
+    discovery = tenant.idp_issuer.rstrip("/") + "/.well-known/openid-configuration"
+    return [
+        "",
+        "[identity]",
+        "# Your IdP, as saved in the portal's settings: every read also needs the person's ID token",
+        "# from it, and its email must be the grant's (docs/operations.md, \"The customer's identity provider\").",
+        f"issuer = {value(tenant.idp_issuer)}",
+        "# The public client you registered for Dualkey's pages: the aud of its ID tokens.",
+        f"audience = {value(tenant.idp_client_id)}",
+        "# FILL IN: where your IdP publishes its signing keys, the \"jwks_uri\" of",
+        f"# {comment(discovery)}. The gatekeeper does not discover it.",
+        "# Or, with no network path to the IdP: jwks_file = \"/etc/dualkey/idp-jwks.json\" instead.",
+        f"jwks_url = {value(JWKS_PLACEHOLDER)}",
+        "# CHOOSE: the most seconds since the IdP last authenticated the person, and the ops that",
+        "# need a token (agents upload without a person).",
+        "max_age = 43200",
+        "ops = [\"get\", \"list\", \"delete\", \"audit\"]",
+    ]

@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from gatekeeper import config as gatekeeper_config
 from gatekeeper.errors import ConfigError
-from tenants.gatekeeper_toml import BUCKET_PLACEHOLDER, REGION_PLACEHOLDER
+from tenants.gatekeeper_toml import BUCKET_PLACEHOLDER, JWKS_PLACEHOLDER, REGION_PLACEHOLDER
 from tenants.signing import rotate_signing_key, trusted_public_keys
 from tests import support
 from tests.portal.base import BaseTestCase
@@ -89,6 +89,56 @@ class GatekeeperTomlTestCase(BaseTestCase):
         # No id saved yet: one is proposed, and the file says to enter it in the portal too.
         self.assertEqual(config.gatekeeper_id, "gk-alpha")
         self.assertIn("Not saved in the portal yet", text)
+
+    def set_idp(self, issuer: str, client_id: str):
+        self.tenant_a.idp_issuer = issuer
+        self.tenant_a.idp_client_id = client_id
+        self.tenant_a.save()
+
+    def test_without_an_idp_there_is_no_identity_block(self):
+        text = self.download()
+        self.assertNotIn("[identity]", text)
+        self.assertIsNone(self.load(text).identity)
+        self.set_idp("https://login.alpha.example/realms/alpha", "")  # half an IdP: still none
+        self.assertNotIn("[identity]", self.download())
+
+    def test_a_tenant_with_an_idp_gets_identity_with_the_jwks_url_left_to_fill_in(self):
+        issuer = "https://login.alpha.example/realms/alpha"
+        self.set_idp(issuer, "dualkey-pages")
+        text = self.download()
+        self.assertEqual(tomllib.loads(text)["identity"]["jwks_url"], JWKS_PLACEHOLDER)
+        # The gatekeeper does not discover the JWKS: the file names where to look, and the
+        # loader names the key until it is replaced.
+        self.assertIn(f"# {issuer}/.well-known/openid-configuration", text)
+        with self.assertRaises(ConfigError) as refused:
+            self.load(text)
+        self.assertEqual(refused.exception.key, "identity.jwks_url")
+        jwks = f"{issuer}/protocol/openid-connect/certs"
+        config = self.load(text.replace(JWKS_PLACEHOLDER, jwks))
+        identity = config.identity
+        self.assertEqual((identity.issuer, identity.audience, identity.jwks_url, identity.jwks_file),
+                         (issuer, "dualkey-pages", jwks, ""))
+        self.assertEqual((identity.claim, identity.max_age, set(identity.ops)),
+                         ("email", 43200, {"get", "list", "delete", "audit"}))
+        # The rest of the file is as before.
+        self.assertEqual((config.gatekeeper_id, config.storage.bucket), ("gk-alpha", "alpha-reports"))
+        # So does the CLI.
+        path = self.write(text.replace(JWKS_PLACEHOLDER, jwks))
+        checked = subprocess.run([support.PYTHON, "-m", "gatekeeper", "check-config", "--config", str(path)],
+                                 cwd=support.ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+        self.assertEqual(checked.returncode, 0, checked.stderr)
+
+    def test_a_jwks_file_instead_of_the_url_loads_too(self):
+        self.set_idp("https://login.alpha.example", "dualkey-pages")
+        jwks_file = self.write('{"keys": []}')
+        text = self.download().replace(f'jwks_url = "{JWKS_PLACEHOLDER}"', f'jwks_file = "{jwks_file}"')
+        self.assertEqual(self.load(text).identity.jwks_file, str(jwks_file))
+
+    def test_an_idp_client_id_cannot_break_out_of_its_string(self):
+        self.set_idp("https://login.alpha.example", 'x"\nenabled = false\n[identity]\nissuer = "')
+        text = self.download()
+        self.assertEqual(tomllib.loads(text)["identity"]["audience"], self.tenant_a.idp_client_id)
+        self.assertTrue(tomllib.loads(text)["enabled"])
 
     def test_an_s3_compatible_storage_origin_becomes_its_endpoint_url(self):
         self.tenant_a.storage_origin = "https://minio.alpha.example:9000"
