@@ -94,6 +94,7 @@ class WebhookPageTestCase(BaseTestCase):
         secret = response.context["new_secret"]["secret"]
         self.assertTrue(secret.startswith("whsec_"))
         self.assertContains(response, secret)
+        self.assertEqual(response["Cache-Control"], "no-store")
         endpoint = WebhookEndpoint.objects.get(tenant=self.tenant_a)
         self.assertNotIn(secret.encode(), bytes(endpoint.secret_sealed))
         self.assertEqual(unseal(endpoint.secret_sealed, purpose=SECRET_PURPOSE, owner=endpoint.pk).decode(), secret)
