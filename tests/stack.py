@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -293,7 +294,10 @@ def _portal_database(workdir: Path) -> tuple[str, bool]:
     if not worker or not given.startswith(("postgres://", "postgresql://")):
         return given, False
     parts = urlsplit(given)
-    name = f"{parts.path.lstrip('/')}_e2e_{worker}"
+    # One database per stack, not per worker: a test module may start a stack of its own
+    # (test_storage_locations) beside the shared one, and must not drop the shared one's.
+    stack_id = hashlib.sha1(str(workdir).encode()).hexdigest()[:8]
+    name = f"{parts.path.lstrip('/')}_e2e_{worker}_{stack_id}"
     url = urlunsplit(parts._replace(path="/" + name))
     _drop_postgres_database(url)
     _admin_postgres(given, f'CREATE DATABASE "{name}"')
