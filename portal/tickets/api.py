@@ -250,7 +250,9 @@ def ticket_put_grant(request, ticket_id):
         raise TicketComplete()
     _require_not_erased(ticket)
     _require_gatekeeper(location_of(ticket))
-    return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grants.put_grant(ticket, request.auth))).data)
+    grant = grants.put_grant(ticket, request.auth)  # recorded before the check below, which an erasure's start
+    _require_not_erased(ticket)  # may have passed meanwhile: then the grant is never handed out
+    return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grant)).data)
 
 
 @extend_schema(

@@ -21,8 +21,10 @@ removed but for its tombstone (number, creation time, when, erased by whom).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import math
 import re
 
 from django.core.files.base import ContentFile
@@ -30,6 +32,7 @@ from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.tickets.grants import PUT_GRANT_LIFETIME
 from portal.tickets.models import Ticket, TicketErasure
 from tenants.locations import location_of
 from tenants.models import StorageLocation
@@ -39,6 +42,10 @@ MAX_OBJECTS = 1000  # what one gatekeeper answer may hold (the gatekeeper's MAX_
 MAX_PARTS = 50  # answers one erasure may take; more means something is wrong
 REQUEST_ID = re.compile(r"^[0-9a-f]{16}$")  # the gatekeeper's: secrets.token_hex(8) (gatekeeper/app.py)
 MAX_TEXT = 1024
+MAX_PRESIGN_TTL = 3600  # gatekeeper/config.py's (tests/portal/test_erase.py checks they agree)
+# How long after its last put grant an upload may still land: the grant's lifetime,
+# then the longest presign_ttl a gatekeeper accepts for the POST it signed.
+UPLOADS_MAY_LAND_FOR = dt.timedelta(seconds=PUT_GRANT_LIFETIME + MAX_PRESIGN_TTL)
 
 
 class ErasureRefused(Exception):
@@ -59,13 +66,37 @@ def _display(user) -> str:
     return (user.get_full_name() or user.get_username())[:200]
 
 
-def start(ticket: Ticket, user, confirmation: str) -> TicketErasure:
+def start(ticket: Ticket, user, confirmation: str, *, now: dt.datetime | None = None) -> TicketErasure:
     """The admin confirmed by typing the ticket's number. From now on the ticket gets no
     grant but the erasure's own (see `Ticket.erasing`). Idempotent until finished."""
     if ticket.erased_at is not None:
         raise ErasureRefused("already_erased", f"Ticket #{ticket.number} is already erased.", 409)
     if str(confirmation).strip().lstrip("#") != str(ticket.number):
         raise ErasureRefused("not_confirmed", f"Type the ticket's number ({ticket.number}) to confirm.")
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if not TicketErasure.objects.filter(ticket=locked).exists():
+            _refuse_while_uploads_may_land(locked, now or timezone.now())
+        return _started(ticket, user)
+
+
+def _refuse_while_uploads_may_land(ticket: Ticket, now: dt.datetime) -> None:
+    """A put grant issued before the erasure starts stays good for its lifetime, and a
+    presigned POST the gatekeeper signed with it for its presign_ttl after that (at
+    most MAX_PRESIGN_TTL: the portal does not know the customer's setting). An upload
+    could land after the delete until then, so a ticket still uploading waits."""
+    if ticket.status != Ticket.Status.UPLOADING or ticket.put_granted_at is None:
+        return
+    until = ticket.put_granted_at + UPLOADS_MAY_LAND_FOR
+    if now < until:
+        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+        raise ErasureRefused(
+            "still_uploading", f"Ticket #{ticket.number} is still uploading: an upload it was granted could still "
+            f"land until {until:%H:%M} UTC (in {minutes} minute{'s' if minutes != 1 else ''}). Erase it after that.",
+            409)
+
+
+def _started(ticket: Ticket, user) -> TicketErasure:
     try:
         erasure, _ = TicketErasure.objects.get_or_create(
             ticket=ticket, defaults={"by": user, "by_name": _display(user), "started_at": timezone.now()})

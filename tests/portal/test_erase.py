@@ -299,6 +299,37 @@ class EraseTestCase(BaseTestCase):
         sent.assert_not_called()
         assert Ticket.objects.get(pk=self.ticket.pk).completed_at is None
 
+    def test_a_ticket_still_uploading_waits_until_its_last_put_grant_could_land_nothing_more(self):
+        from datetime import timedelta
+
+        from gatekeeper.config import MAX_PRESIGN_TTL
+        from portal.tickets import erasure as erasure_module
+        from portal.tickets.grants import PUT_GRANT_LIFETIME, put_grant
+
+        assert erasure_module.MAX_PRESIGN_TTL == MAX_PRESIGN_TTL
+        put_grant(self.ticket, self.agent_a)
+        granted = Ticket.objects.get(pk=self.ticket.pk).put_granted_at
+        assert granted is not None
+        self.login(self.alice)
+        response = self.ask_grant()
+        assert (response.status_code, response.json()["error"]) == (409, "still_uploading"), response.content
+        assert "in 65 minutes" in response.json()["message"]
+        assert not TicketErasure.objects.exists()
+        wait = timedelta(seconds=PUT_GRANT_LIFETIME + MAX_PRESIGN_TTL)
+        with self.assertRaises(erasure_module.ErasureRefused):
+            erasure_module.start(self.ticket, self.alice, str(self.ticket.number), now=granted + wait - timedelta(seconds=1))
+        erasure_module.start(self.ticket, self.alice, str(self.ticket.number), now=granted + wait)
+        assert TicketErasure.objects.filter(ticket=self.ticket).exists()
+        assert self.ask_grant().status_code == 200  # started: each further answer's grant comes at once
+
+    def test_a_complete_ticket_needs_no_wait(self):
+        from portal.tickets.grants import put_grant
+
+        put_grant(self.ticket, self.agent_a)
+        Ticket.objects.filter(pk=self.ticket.pk).update(status=Ticket.Status.COMPLETE)
+        self.login(self.alice)
+        assert self.ask_grant().status_code == 200
+
     def test_an_answer_before_confirming_is_refused(self):
         self.login(self.alice)
         response = self.post_json(self.urls()["done"], {"request_id": "ab12cd34", "results": []})
