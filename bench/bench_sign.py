@@ -62,8 +62,9 @@ def identity_env(workdir: str) -> dict:
 
 def id_token() -> str:
     now = int(time.time())
-    return jwt.encode({"iss": IDP, "aud": IDP_CLIENT, "sub": "idp-1", "email": "one@bench.example", "iat": now,
-                       "exp": now + 3600, "auth_time": now}, IDP_KEY, algorithm="RS256", headers={"kid": "idp-1"})
+    return jwt.encode({"iss": IDP, "aud": IDP_CLIENT, "sub": "idp-1", "email": "one@bench.example",
+                       "email_verified": True, "iat": now, "exp": now + 3600, "auth_time": now}, IDP_KEY,
+                      algorithm="RS256", headers={"kid": "idp-1"})
 
 
 def timed(fn, seconds: float) -> list[float]:

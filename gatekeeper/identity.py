@@ -5,9 +5,11 @@ carry `X-Identity-Token`: an OpenID Connect ID token that the customer's IdP gav
 the person in the browser (the portal's pages fetch it straight from the IdP; the
 portal never sees it). One verify path, the time the caller's: the algorithm the
 IdP's key names (RS256, ES256 or EdDSA; never `none` or HMAC), the signature
-against the IdP's JWKS, exact `iss`, `aud` naming the customer's client, `exp`,
-`iat` and `auth_time` (at most `max_age` ago), with `leeway`; then the token's
-`claim` must equal the grant's `identity` (who the vendor says the person is).
+against the IdP's JWKS, exact `iss`, `aud` naming the customer's client (and `azp`
+that client, when present or `aud` names several), `exp`, `iat`, `nbf` and
+`auth_time` (at most `max_age` ago), with `leeway`, and `email_verified` true when
+the claim is `email`; then the token's `claim` must equal the grant's `identity`
+(who the vendor says the person is).
 
 The JWKS is cached, fetched again on an unknown `kid` at most every REFRESH_EVERY
 seconds, and trusted for MAX_KEYS_AGE after its last good fetch; when it cannot be
@@ -49,7 +51,7 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "auth_time"]
 class Identity:
     sub: str  # the person as the customer's IdP names them, for the audit record
     issuer: str
-    claim: str  # the value of `identity.claim`; "" when absent (or an unverified email)
+    claim: str  # the value of `identity.claim`; "" when absent
 
 
 def fetch_jwks(config: IdentityConfig) -> object:
@@ -123,17 +125,15 @@ class IdentityVerifier:
             if len(self._verified) >= MAX_VERIFIED:
                 self._verified.clear()
             self._verified[digest] = claims
-        exp, iat, auth_time = claims["exp"], claims["iat"], claims["auth_time"]
+        exp, iat, auth_time, nbf = claims["exp"], claims["iat"], claims["auth_time"], claims.get("nbf", 0)
         if now > exp + config.leeway:
             raise Unauthorized("the identity token has expired", code="identity_expired")
         if now - auth_time > config.max_age + config.leeway:
             raise Unauthorized("the person signed in at the identity provider too long ago: sign in again",
                                code="identity_expired")
-        if max(iat, auth_time) > now + config.leeway:
+        if max(iat, auth_time, nbf) > now + config.leeway:
             raise _invalid("the identity token is not valid yet")
         value = claims.get(config.claim)
-        if config.claim == "email" and claims.get("email_verified") is False:
-            value = ""  # an address the IdP has not verified names nobody
         return Identity(claims["sub"][:256], claims["iss"][:256], value[:256] if isinstance(value, str) else "")
 
     def _signed_claims(self, token: str, now: float) -> dict:
@@ -158,10 +158,14 @@ class IdentityVerifier:
         if not _same(claims["iss"], config.issuer):
             raise _invalid("the identity token is from another issuer")
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if not any(_same(aud, config.audience) for aud in audiences):
-            raise _invalid("the identity token is for another client")
-        if not all(is_int(claims[t]) for t in ("exp", "iat", "auth_time")) or not isinstance(claims["sub"], str):
+        if not any(_same(aud, config.audience) for aud in audiences) or (
+                (len(audiences) > 1 or "azp" in claims) and not _same(claims.get("azp"), config.audience)):
+            raise _invalid("the identity token is for another client")  # OIDC Core 3.1.3.7: azp if several
+        if not all(is_int(claims.get(t, 0)) for t in ("exp", "iat", "auth_time", "nbf")) \
+                or not isinstance(claims["sub"], str):
             raise _invalid("the identity token's times or subject are malformed")
+        if config.claim == "email" and claims.get("email_verified") is not True:
+            raise _invalid("the identity provider has not verified the person's email address")
         return claims
 
     def check_person(self, identity: Identity, grant: Grant) -> None:

@@ -16,8 +16,30 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: the low 32 bits are the IPv4 address
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # a site's own translator; where it puts the IPv4 varies
+COMPATIBLE = ipaddress.ip_network("::/96")  # the deprecated IPv4-compatible ::a.b.c.d
+
+
 class UnsafeURL(ValueError):
     pass
+
+
+def _target(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Where a packet to `address` ends up: the IPv4 address an IPv6 one carries (IPv4-mapped
+    ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, 6to4 2002:AABB:CCDD::, NAT64 64:ff9b::a.b.c.d),
+    which ipaddress's is_global does not look into; the address itself otherwise."""
+    if address.version == 4:
+        return address
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    if address in NAT64 or (address in COMPATIBLE and int(address) > 1):  # not :: and ::1
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and address not in NAT64_LOCAL
 
 
 def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -47,11 +69,13 @@ def check_url(url: str, *, debug: bool | None = None, allow_private: bool | None
     if parts.username or parts.password:
         raise UnsafeURL("the URL must not carry a user name or password")
     addresses = _addresses(parts.hostname)
-    loopback = all(address.is_loopback for address in addresses)
+    loopback = all(_target(address).is_loopback for address in addresses)
     if parts.scheme == "http" and not (debug and loopback):
         raise UnsafeURL("the URL must use https (http only to loopback, in debug)")
     for address in addresses:
-        if address.is_global or allow_private or (debug and address.is_loopback):
+        target = _target(address)
+        if _public(target) or allow_private or (debug and target.is_loopback):
             continue
-        raise UnsafeURL(f"{parts.hostname} resolves to {address}, a private or reserved address")
+        carried = f" (which carries {target})" if target != address else ""
+        raise UnsafeURL(f"{parts.hostname} resolves to {address}{carried}, a private or reserved address")
     return url

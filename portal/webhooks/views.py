@@ -45,8 +45,11 @@ def add_endpoint(request):
         return _page(request, form=form, status=400)
     endpoint, secret = services.add_endpoint(tenant, form.cleaned_data["url"], form.cleaned_data["description"],
                                              request.user)
-    # Rendered, not redirected: the secret is never stored in plaintext, not even in the session.
-    return _page(request, new_secret={"endpoint": endpoint, "secret": secret})
+    # Rendered, not redirected: the secret is never stored in plaintext, not even in the session,
+    # nor in a cache (the browser's back button, a proxy).
+    response = _page(request, new_secret={"endpoint": endpoint, "secret": secret})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

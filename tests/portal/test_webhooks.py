@@ -94,6 +94,7 @@ class WebhookPageTestCase(BaseTestCase):
         secret = response.context["new_secret"]["secret"]
         self.assertTrue(secret.startswith("whsec_"))
         self.assertContains(response, secret)
+        self.assertEqual(response["Cache-Control"], "no-store")
         endpoint = WebhookEndpoint.objects.get(tenant=self.tenant_a)
         self.assertNotIn(secret.encode(), bytes(endpoint.secret_sealed))
         self.assertEqual(unseal(endpoint.secret_sealed, purpose=SECRET_PURPOSE, owner=endpoint.pk).decode(), secret)
@@ -126,6 +127,30 @@ class WebhookPageTestCase(BaseTestCase):
             check_url("http://127.0.0.1:9/hook", debug=False, allow_private=False)
         with self.assertRaisesMessage(UnsafeURL, "private or reserved"):
             check_url("https://127.0.0.1:9/hook", debug=False, allow_private=False)
+
+    def test_ipv6_forms_that_carry_an_ipv4_address_are_judged_by_it(self):
+        # ipaddress calls all of these global (Python 3.11): the IPv4 address inside decides.
+        for form, private, public in [("IPv4-mapped", "::ffff:10.1.2.3", "::ffff:93.184.215.14"),
+                                      ("IPv4-compatible", "::10.1.2.3", "::93.184.215.14"),
+                                      ("6to4", "2002:a01:203::1", "2002:5db8:d70e::1"),
+                                      ("NAT64", "64:ff9b::10.1.2.3", "64:ff9b::93.184.215.14"),
+                                      ("NAT64 metadata", "64:ff9b::169.254.169.254", "64:ff9b::93.184.215.14"),
+                                      ("mapped loopback", "::ffff:127.0.0.1", "::ffff:93.184.215.14")]:
+            with self.subTest(form=form):
+                with self.assertRaisesMessage(UnsafeURL, "a private or reserved address"):
+                    check_url(f"https://[{private}]/hook", debug=False, allow_private=False)
+                self.assertEqual(check_url(f"https://[{public}]/hook", debug=False, allow_private=False),
+                                 f"https://[{public}]/hook")
+                self.assertEqual(check_url(f"https://[{private}]/hook", debug=False, allow_private=True),
+                                 f"https://[{private}]/hook")
+        with self.assertRaisesMessage(UnsafeURL, "(which carries 10.1.2.3)"):
+            check_url("https://[2002:a01:203::1]/hook", debug=False, allow_private=False)
+        # A local-use NAT64 prefix (RFC 8215) places the IPv4 address as its site chooses: refused.
+        with self.assertRaisesMessage(UnsafeURL, "a private or reserved address"):
+            check_url("https://[64:ff9b:1::93.184.215.14]/hook", debug=False, allow_private=False)
+        response = self.add(self.alice, "https://[::ffff:10.1.2.3]/hook")
+        self.assertContains(response, "private or reserved", status_code=400)
+        self.assertFalse(WebhookEndpoint.objects.exists())
 
     def test_the_allow_private_setting_admits_private_addresses(self):
         with override_settings(DUALKEY_WEBHOOK_ALLOW_PRIVATE=True):
