@@ -12,8 +12,12 @@ contacts a gatekeeper) → cut over (it becomes `active`, the previous one
 
 The tenant's own gatekeeper_url, gatekeeper_id, storage_origin, bucket, region
 and data_location are kept as a mirror of its active location (much code and the
-storage form read them): saving a tenant writes them into its active location
-(`mirror_to_active`), and a cut over writes the new location's into the tenant.
+storage form read them). The mirror goes one way, location -> tenant: saving a
+tenant reads them back from its active location (`mirror_from_active`), and a
+cut over writes the new location's into the tenant. The storage form changes
+the active location through `edit_in_place`, which refuses a new gatekeeper
+once the location holds tickets or is connected (`in_place_refusal`): that is
+"add location" and a cut over.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants import events
-from tenants.models import SecurityEvent, StorageLocation, Tenant
+from tenants.models import OnboardingStep, SecurityEvent, StorageLocation, Tenant
 
 # Tenant field -> location field: the mirror.
 MIRROR = {
@@ -50,27 +54,81 @@ def _display(user) -> str:
     return events.describe(user)[:200] if user else "the portal"
 
 
-def mirror_to_active(tenant: Tenant) -> StorageLocation:
-    """Called by Tenant.save: the active location takes the tenant's mirrored
-    fields (created from them if the tenant has none yet)."""
-    values = {field: getattr(tenant, name) for name, field in MIRROR.items()}
+def mirror_from_active(tenant: Tenant) -> StorageLocation:
+    """Called by Tenant.save: the tenant's mirrored fields are set from its active
+    location (which is created from them only if the tenant has none yet). Never
+    the other way: only `edit_in_place`, the locations' cut over and their own
+    functions change a location."""
     location = StorageLocation.objects.filter(tenant=tenant, state=StorageLocation.State.ACTIVE).first()
     if location is None:
         now = timezone.now()
+        values = {field: getattr(tenant, name) for name, field in MIRROR.items()}
         return StorageLocation.objects.create(tenant=tenant, state=StorageLocation.State.ACTIVE,
                                               state_changed_at=now, created_at=now, **values)
-    changed = [field for field, value in values.items() if getattr(location, field) != value]
-    if changed:
-        for field in changed:
-            setattr(location, field, values[field])
-        location.save(update_fields=changed)
+    _copy_to_tenant(tenant, location)
+    return location
+
+
+def _copy_to_tenant(tenant: Tenant, location: StorageLocation) -> None:
+    values = {name: getattr(location, field) for name, field in MIRROR.items()}
+    if any(getattr(tenant, name) != value for name, value in values.items()):
+        Tenant.objects.filter(pk=tenant.pk).update(**values)  # an update: no save, no loop
+        for name, value in values.items():
+            setattr(tenant, name, value)
+
+
+# What says where a location's objects are: changed only by adding a location and cutting over.
+GATEKEEPER_FIELDS = ("gatekeeper_url", "gatekeeper_id", "storage_origin")
+
+
+def in_place_refusal(tenant: Tenant, location: StorageLocation) -> str:
+    """Why the storage form may not change the active location's gatekeeper, or "".
+    Only while onboarding's placeholder: the tenant has no ticket, and the location
+    has no gatekeeper or one never connected (no health recorded, no verification
+    passed). Otherwise old tickets' grants would follow the new gatekeeper, with no
+    health check, freshness check or cut-over event."""
+    held = tenant.tickets.count()
+    connected = location.has_gatekeeper and (
+        location.reported_at is not None
+        or tenant.onboarding_steps.filter(step=OnboardingStep.Step.VERIFIED,
+                                        state=OnboardingStep.State.DONE).exists())
+    if not held and not connected:
+        return ""
+    why = (f"it holds {held} ticket{'s' if held != 1 else ''}" if held
+           else "its gatekeeper is connected and verified")
+    return (f"The active location's gatekeeper cannot be changed here: {why}. To move to another gatekeeper, "
+            "add it under Storage locations, connect it and cut over: old tickets stay readable where they are.")
+
+
+def edit_in_place(tenant: Tenant, values: dict) -> StorageLocation:
+    """The storage form's save: the active location takes the form's values for
+    the mirrored fields (tenant field names), then the tenant mirrors it. A changed
+    gatekeeper URL, id or storage origin is refused (LocationError) unless
+    `in_place_refusal` allows it. Under the tenant's row lock, as a cut over."""
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        location = StorageLocation.objects.select_for_update().filter(
+            tenant=locked, state=StorageLocation.State.ACTIVE).first()
+        if location is None:
+            location = mirror_from_active(locked)
+        wanted = {MIRROR[name]: value for name, value in values.items() if name in MIRROR}
+        changed = [field for field, value in wanted.items() if getattr(location, field) != value]
+        if any(field in GATEKEEPER_FIELDS for field in changed):
+            refusal = in_place_refusal(locked, location)
+            if refusal:
+                raise LocationError(refusal)
+        if changed:
+            for field in changed:
+                setattr(location, field, wanted[field])
+            location.save(update_fields=changed)
+        _copy_to_tenant(tenant, location)
     return location
 
 
 def active_location(tenant: Tenant) -> StorageLocation:
     """The location that takes the tenant's new tickets."""
     location = StorageLocation.objects.filter(tenant=tenant, state=StorageLocation.State.ACTIVE).first()
-    return location if location is not None else mirror_to_active(tenant)
+    return location if location is not None else mirror_from_active(tenant)
 
 
 def location_of(ticket) -> StorageLocation:

@@ -58,12 +58,16 @@ class Tenant(models.Model):
                                  "storage_origin"})
 
     def save(self, *args, **kwargs):
+        """The mirror goes one way, location -> tenant: a save never rewrites a
+        location (a stale instance saved during a cut over cannot point the new
+        active location at the old gatekeeper); the mirrored fields are read back
+        from the active location, created from them only if the tenant has none."""
         super().save(*args, **kwargs)
         fields = kwargs.get("update_fields")
         if fields is None or self.MIRRORED_FIELDS.intersection(fields):
-            from tenants.locations import mirror_to_active
+            from tenants.locations import mirror_from_active
 
-            mirror_to_active(self)
+            mirror_from_active(self)
 
     @property
     def has_gatekeeper(self) -> bool:

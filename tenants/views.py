@@ -42,7 +42,7 @@ from tenants.access import (
 from tenants.csp import HEADER as CSP_HEADER, idp_origin, set_gatekeeper_csp, verification_policy
 from tenants.gatekeeper_toml import gatekeeper_toml
 from tenants.location_views import locations_context
-from tenants.locations import active_location
+from tenants.locations import MIRROR, LocationError, active_location, edit_in_place
 from tenants.models import Membership, StorageLocation, TenantSigningKey
 from tenants.services import MembershipError, change_role, create_tenant, remove_member
 from tenants.signing import (
@@ -176,10 +176,17 @@ def update_storage(request):
     form = forms.StorageSettingsForm(request.POST, instance=tenant)
     if not form.is_valid():
         return _settings_page(request, storage_form=form, status=400)
-    with transaction.atomic():
-        form.save()
-        events.record(tenant, request.user, events.storage_changes(before, tenant))
-        onboarding.storage_saved(tenant, request.user)
+    try:
+        with transaction.atomic():
+            # The active location first (refused if that would move its tickets' gatekeeper),
+            # then the tenant, which mirrors it.
+            edit_in_place(tenant, {name: form.cleaned_data[name] for name in MIRROR if name in form.cleaned_data})
+            form.save()
+            events.record(tenant, request.user, events.storage_changes(before, tenant))
+            onboarding.storage_saved(tenant, request.user)
+    except LocationError as refused:
+        form.add_error(None, str(refused))
+        return _settings_page(request, storage_form=form, status=400)
     if onboarding.target_for(tenant).connected:
         # Never a green "saved" before the browser has verified the gatekeeper these
         # settings name: the page runs the verification and says which it is.

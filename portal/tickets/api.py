@@ -216,14 +216,17 @@ def ticket_detail(request, ticket_id):
 
 @extend_schema(
     request=None,
-    responses={200: TicketCompletedSerializer, 401: NO_TOKEN, 404: NOT_FOUND},
+    responses={200: TicketCompletedSerializer, 401: NO_TOKEN, 404: NOT_FOUND,
+               409: _error("The ticket is erased or being erased: there is nothing to complete.")},
     description="The agent has uploaded every file. Idempotent. No body (one is ignored).",
 )
 @api_view(["POST"])
 @authentication_classes([AgentTokenAuthentication])
 @permission_classes([IsAgent])
 def ticket_complete(request, ticket_id):
-    ticket = services.complete_ticket(access_ticket_for_agent(request.auth, ticket_id))
+    ticket = access_ticket_for_agent(request.auth, ticket_id)
+    _require_not_erased(ticket)
+    ticket = services.complete_ticket(ticket)
     return Response(TicketCompletedSerializer({"id": ticket.id, "status": ticket.status}).data)
 
 
@@ -247,7 +250,9 @@ def ticket_put_grant(request, ticket_id):
         raise TicketComplete()
     _require_not_erased(ticket)
     _require_gatekeeper(location_of(ticket))
-    return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grants.put_grant(ticket, request.auth))).data)
+    grant = grants.put_grant(ticket, request.auth)  # recorded before the check below, which an erasure's start
+    _require_not_erased(ticket)  # may have passed meanwhile: then the grant is never handed out
+    return Response(PutGrantSerializer(_ticket_grant_answer(ticket, grant)).data)
 
 
 @extend_schema(

@@ -8,6 +8,11 @@ ids, sizes and the request id, which is metadata, never content. So the vendor's
 servers never call the customer's gatekeeper (which may well refuse the vendor's
 addresses), and the customer's audit log shows the erasure coming from its admin.
 
+The portal takes that answer on the admin's browser's word (it cannot check the
+gatekeeper's signature-less answer); the customer's gatekeeper audit log, by
+request id, is the independent record (docs/threat-model.md). It refuses to
+finish on an answer that leaves out a key it knows is stored (`must_be_erased`).
+
 When an answer says everything under the prefix is gone, `record` finishes: the
 receipt (those answers, joined with the manifest's names, sizes and SHA-256 the
 portal holds) is written to STORAGES["receipts"], and the ticket's metadata is
@@ -16,15 +21,18 @@ removed but for its tombstone (number, creation time, when, erased by whom).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import math
 import re
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.tickets.grants import PUT_GRANT_LIFETIME
 from portal.tickets.models import Ticket, TicketErasure
 from tenants.locations import location_of
 from tenants.models import StorageLocation
@@ -32,8 +40,12 @@ from tenants.models import StorageLocation
 RECEIPT_FORMAT = "dualkey-erasure-receipt/1"
 MAX_OBJECTS = 1000  # what one gatekeeper answer may hold (the gatekeeper's MAX_LIST_KEYS)
 MAX_PARTS = 50  # answers one erasure may take; more means something is wrong
-REQUEST_ID = re.compile(r"^[0-9a-f]{8,64}$")
+REQUEST_ID = re.compile(r"^[0-9a-f]{16}$")  # the gatekeeper's: secrets.token_hex(8) (gatekeeper/app.py)
 MAX_TEXT = 1024
+MAX_PRESIGN_TTL = 3600  # gatekeeper/config.py's (tests/portal/test_erase.py checks they agree)
+# How long after its last put grant an upload may still land: the grant's lifetime,
+# then the longest presign_ttl a gatekeeper accepts for the POST it signed.
+UPLOADS_MAY_LAND_FOR = dt.timedelta(seconds=PUT_GRANT_LIFETIME + MAX_PRESIGN_TTL)
 
 
 class ErasureRefused(Exception):
@@ -54,15 +66,42 @@ def _display(user) -> str:
     return (user.get_full_name() or user.get_username())[:200]
 
 
-def start(ticket: Ticket, user, confirmation: str) -> TicketErasure:
+def start(ticket: Ticket, user, confirmation: str, *, now: dt.datetime | None = None) -> TicketErasure:
     """The admin confirmed by typing the ticket's number. From now on the ticket gets no
     grant but the erasure's own (see `Ticket.erasing`). Idempotent until finished."""
     if ticket.erased_at is not None:
         raise ErasureRefused("already_erased", f"Ticket #{ticket.number} is already erased.", 409)
     if str(confirmation).strip().lstrip("#") != str(ticket.number):
         raise ErasureRefused("not_confirmed", f"Type the ticket's number ({ticket.number}) to confirm.")
-    erasure, _ = TicketErasure.objects.get_or_create(
-        ticket=ticket, defaults={"by": user, "by_name": _display(user), "started_at": timezone.now()})
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if not TicketErasure.objects.filter(ticket=locked).exists():
+            _refuse_while_uploads_may_land(locked, now or timezone.now())
+        return _started(ticket, user)
+
+
+def _refuse_while_uploads_may_land(ticket: Ticket, now: dt.datetime) -> None:
+    """A put grant issued before the erasure starts stays good for its lifetime, and a
+    presigned POST the gatekeeper signed with it for its presign_ttl after that (at
+    most MAX_PRESIGN_TTL: the portal does not know the customer's setting). An upload
+    could land after the delete until then, so a ticket still uploading waits."""
+    if ticket.status != Ticket.Status.UPLOADING or ticket.put_granted_at is None:
+        return
+    until = ticket.put_granted_at + UPLOADS_MAY_LAND_FOR
+    if now < until:
+        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+        raise ErasureRefused(
+            "still_uploading", f"Ticket #{ticket.number} is still uploading: an upload it was granted could still "
+            f"land until {until:%H:%M} UTC (in {minutes} minute{'s' if minutes != 1 else ''}). Erase it after that.",
+            409)
+
+
+def _started(ticket: Ticket, user) -> TicketErasure:
+    try:
+        erasure, _ = TicketErasure.objects.get_or_create(
+            ticket=ticket, defaults={"by": user, "by_name": _display(user), "started_at": timezone.now()})
+    except IntegrityError:  # a simultaneous start created it first: theirs stands
+        erasure = TicketErasure.objects.get(ticket=ticket)
     return erasure
 
 
@@ -85,7 +124,7 @@ def parse_answer(ticket: Ticket, body: object) -> tuple[dict, bool]:
         raise ErasureRefused("bad_answer", "expected the gatekeeper's answer: {request_id, results: [one]}")
     request_id = body.get("request_id")
     if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
-        raise ErasureRefused("bad_answer", "request_id must be the gatekeeper's (hex)")
+        raise ErasureRefused("bad_answer", "request_id must be the gatekeeper's (16 hex digits)")
     [result] = body["results"]
     if not isinstance(result, dict) or result.get("op") != "delete" or result.get("prefix") != ticket.prefix:
         raise ErasureRefused("bad_answer", "the answer is not the erasure of this ticket's prefix")
@@ -131,10 +170,28 @@ def record(ticket: Ticket, body: object) -> TicketErasure:
         if len(erasure.parts) >= MAX_PARTS:
             raise ErasureRefused("too_many_parts", f"an erasure takes at most {MAX_PARTS} answers", 409)
         erasure.parts.append(part)
+        if done:
+            missing = sorted(must_be_erased(ticket) - {item["key"] for p in erasure.parts for item in p["objects"]})
+            if missing:  # nothing kept: the erasure stays started, to be tried again
+                raise ErasureRefused(
+                    "objects_missing", f"The gatekeeper's answer does not list {len(missing)} of this ticket's "
+                    f"objects as erased (the first: {missing[0][len(ticket.prefix):][:200]!r}): nothing is "
+                    "finished; erase again, and check the request id in your gatekeeper's audit log.", 409)
         erasure.save(update_fields=["parts"])
         if done:
             _finish(ticket, erasure)
     return erasure
+
+
+def must_be_erased(ticket: Ticket) -> set[str]:
+    """The keys the portal knows are stored, which a finishing answer must list as
+    erased: every stored note, and every file of the manifest once the agent said
+    its upload is complete (before that, a file may never have arrived: the
+    receipt lists those as `manifest_not_found`)."""
+    keys = {note.key for note in ticket.notes.filter(stored_at__isnull=False)}
+    if ticket.status == Ticket.Status.COMPLETE:
+        keys |= {file.key for file in ticket.files.all()}
+    return keys
 
 
 def receipt(ticket: Ticket, erasure: TicketErasure, finished_at) -> dict:

@@ -75,9 +75,13 @@ def _mint(tenant: Tenant, location: StorageLocation, *, prefix: str | None = Non
 
 
 def put_grant(ticket: Ticket, agent: AgentToken, *, now: float | None = None) -> Grant:
+    """Recorded on the ticket first (an update: it takes the ticket's row lock, as the
+    erasure's start does), so an erasure knows how long uploads may still land."""
+    issued = time.time() if now is None else now
+    Ticket.objects.filter(pk=ticket.pk).update(put_granted_at=dt.datetime.fromtimestamp(issued, tz=dt.timezone.utc))
     return _mint(
         ticket.tenant, location_of(ticket), prefix=ticket.prefix, subject=f"agent:{agent.pk}", name=agent.name, ops=PUT_GRANT_OPS,
-        lifetime=PUT_GRANT_LIFETIME, now=now,
+        lifetime=PUT_GRANT_LIFETIME, now=issued,
     )
 
 

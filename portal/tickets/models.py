@@ -49,6 +49,9 @@ class Ticket(models.Model):
                                  related_name="assigned_tickets")
     # Set when the ticket was erased (erasure.py): the row is its tombstone from then on.
     erased_at = models.DateTimeField(null=True, blank=True)
+    # When its last put grant was issued (grants.put_grant): an erasure of a ticket still
+    # uploading waits until every presigned POST that grant could get has expired.
+    put_granted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-number"]

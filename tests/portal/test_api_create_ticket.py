@@ -187,11 +187,13 @@ class CreateTicketTestCase(BaseTestCase):
         # their text is in the tenant's storage) are vendor-held metadata too; support_accesses:
         # vendor support's requests to read it (tenants.models.SupportAccess); erasure: when and by
         # whom it was erased, and the gatekeeper's answers (keys, version ids, sizes; TicketErasure);
-        # location: the storage location its files were written to (tenants.models.StorageLocation).
+        # location: the storage location its files were written to (tenants.models.StorageLocation);
+        # put_granted_at: when its last put grant was issued (an erasure waits out its uploads).
         self.assertEqual(
             {f.name for f in Ticket._meta.get_fields()},
             {"id", "tenant", "number", "status", "agent", "created_at", "completed_at", "files",
-             "stage", "assignee", "events", "notes", "support_accesses", "erased_at", "erasure", "location"},
+             "stage", "assignee", "events", "notes", "support_accesses", "erased_at", "erasure", "location",
+             "put_granted_at"},
         )
         self.assertEqual({f.name for f in TicketNote._meta.get_fields()},
                          {"id", "ticket", "author", "author_name", "created_at", "size", "stored_at"})

@@ -8,6 +8,7 @@ from django.test import Client
 
 from portal.tickets.models import TicketEvent, TicketNote
 from tests.portal.base import BaseTestCase, decode_grant
+from tests.support import set_active_location
 
 
 class NotesTestCase(BaseTestCase):
@@ -96,7 +97,6 @@ class NotesTestCase(BaseTestCase):
         self.assertEqual(self.client.get(self.stored_url(uuid.uuid4())).status_code, 405)
 
     def test_without_a_gatekeeper_it_is_a_409(self):
-        self.tenant_a.gatekeeper_url = ""
-        self.tenant_a.save()
+        set_active_location(self.tenant_a, gatekeeper_url="")
         self.login(self.bob)
         self.assertEqual(self.start().status_code, 409)

@@ -4,6 +4,7 @@ import uuid
 
 from portal.tickets.models import Ticket
 from tests.portal.base import BaseTestCase, decode_grant
+from tests.support import set_active_location
 
 
 class PutGrantTestCase(BaseTestCase):
@@ -36,8 +37,7 @@ class PutGrantTestCase(BaseTestCase):
         self.assertEqual(r.json(), {"detail": "This ticket is complete: its files can no longer change."})
 
     def test_no_gatekeeper_is_a_409_with_a_reason(self):
-        self.tenant_a.gatekeeper_url = self.tenant_a.gatekeeper_id = ""
-        self.tenant_a.save()  # and so its active location, where the ticket is
+        set_active_location(self.tenant_a, gatekeeper_url="", gatekeeper_id="")  # where the ticket is
         r = self.post(self.ticket.id, self.agent_a_token)
         self.assertEqual(r.status_code, 409)
         self.assertIn("no gatekeeper configured", r.json()["detail"])

@@ -6,6 +6,7 @@ from django.test import Client
 
 from portal.tickets.services import create_ticket
 from tests.portal.base import BaseTestCase, decode_grant, manifest_entry
+from tests.support import set_active_location
 
 URL = "/api/v1/tickets/summary-grant"
 
@@ -72,7 +73,6 @@ class SummaryGrantTestCase(BaseTestCase):
         self.assertEqual(self.client.get(URL).status_code, 405)
 
     def test_without_a_gatekeeper_it_is_a_409(self):
-        self.tenant_a.gatekeeper_url = ""
-        self.tenant_a.save()
+        set_active_location(self.tenant_a, gatekeeper_url="")
         self.login(self.bob)
         self.assertEqual(self.post({"tickets": [str(self.ticket.id)]}).status_code, 409)

@@ -219,7 +219,8 @@ class EraseTestCase(BaseTestCase):
         good = {"request_id": "ab12cd34ef56ab12", "results": [{"op": "delete", "prefix": self.ticket.prefix,
                 "objects": [], "failed": [], "truncated": False, "deleted": True}]}
         bad = [
-            {}, [], {"results": []}, {**good, "request_id": "<script>"},
+            {}, [], {"results": []}, {**good, "request_id": "<script>"}, {**good, "request_id": "ab12cd34"},
+            {**good, "request_id": "AB12CD34EF56AB12"}, {**good, "request_id": "ab12cd34ef56ab12ab"},
             {**good, "results": [{**good["results"][0], "prefix": self.ticket_b.prefix}]},
             {**good, "results": [{**good["results"][0], "objects": [
                 {"key": self.ticket_b.prefix + "logs.txt", "versions": [
@@ -233,6 +234,101 @@ class EraseTestCase(BaseTestCase):
             response = self.post_json(self.urls()["done"], body)
             assert (response.status_code, response.json()["error"]) == (400, "bad_answer"), body
         assert TicketErasure.objects.get().parts == []
+
+    def assert_not_finished(self, response, missing_name):
+        assert (response.status_code, response.json()["error"]) == (409, "objects_missing"), response.content
+        assert missing_name in response.json()["message"]
+        erasure = TicketErasure.objects.get(ticket=self.ticket)
+        assert (erasure.finished_at, erasure.parts) == (None, [])  # started still: the admin may retry
+        ticket = Ticket.objects.get(pk=self.ticket.pk)
+        assert ticket.erased_at is None and ticket.files.count() == 2 and ticket.notes.count() == 1
+        assert self.client.get(self.urls()["receipt"]).status_code == 404
+
+    def test_a_made_up_empty_answer_does_not_finish_the_erasure(self):
+        """The answer comes through the admin's browser: one listing nothing erased, under
+        any request id, must not delete the manifest (the stored note is missing from it)."""
+        self.login(self.alice)
+        self.ask_grant()
+        made_up = {"request_id": "0123456789abcdef", "results": [{"op": "delete", "prefix": self.ticket.prefix,
+                   "objects": [], "failed": [], "truncated": False, "deleted": True}]}
+        self.assert_not_finished(self.post_json(self.urls()["done"], made_up), "note.txt")
+        assert self.erase().json()["state"] == "erased"  # and the real one then finishes it
+
+    def test_a_complete_tickets_files_must_all_be_listed(self):
+        Ticket.objects.filter(pk=self.ticket.pk).update(status=Ticket.Status.COMPLETE)
+        self.login(self.alice)
+        grant = self.ask_grant().json()["grant"]
+        answer = self.erase_at_gatekeeper(grant)
+        answer["results"][0]["objects"] = [o for o in answer["results"][0]["objects"]
+                                           if not o["key"].endswith("screenshot.png")]
+        self.assert_not_finished(self.post_json(self.urls()["done"], answer), "screenshot.png")
+
+    def test_two_simultaneous_starts_make_one_erasure_and_no_500(self):
+        """get_or_create racing another request: its create fails on the one-to-one; the
+        row the other request made is read back."""
+        from unittest import mock
+
+        from django.db import IntegrityError
+        from django.utils import timezone
+
+        from portal.tickets import erasure as erasure_module
+
+        def other_request_first(**kwargs):
+            TicketErasure.objects.create(ticket=self.ticket, by=self.alice, by_name="Alice",
+                                         started_at=timezone.now())
+            raise IntegrityError("UNIQUE constraint failed: tickets_ticketerasure.ticket_id")
+
+        with mock.patch.object(TicketErasure.objects, "get_or_create", side_effect=other_request_first):
+            made = erasure_module.start(self.ticket, self.alice, str(self.ticket.number))
+        assert made == TicketErasure.objects.get(ticket=self.ticket)
+
+    def test_the_agent_cannot_complete_an_erasing_or_erased_ticket(self):
+        from unittest import mock
+
+        from portal.tickets import services as services_module
+
+        self.login(self.alice)
+        self.ask_grant()
+        complete = f"/api/v1/tickets/{self.ticket.id}/complete"
+        with mock.patch.object(services_module.webhooks, "ticket_event") as sent:
+            response = self.client.post(complete, **self.agent_headers(self.agent_a_token))
+            assert response.status_code == 409 and "erased" in response.json()["detail"], response.content
+            self.erase()
+            response = self.client.post(complete, **self.agent_headers(self.agent_a_token))
+            assert response.status_code == 409 and "erased" in response.json()["detail"], response.content
+        sent.assert_not_called()
+        assert Ticket.objects.get(pk=self.ticket.pk).completed_at is None
+
+    def test_a_ticket_still_uploading_waits_until_its_last_put_grant_could_land_nothing_more(self):
+        from datetime import timedelta
+
+        from gatekeeper.config import MAX_PRESIGN_TTL
+        from portal.tickets import erasure as erasure_module
+        from portal.tickets.grants import PUT_GRANT_LIFETIME, put_grant
+
+        assert erasure_module.MAX_PRESIGN_TTL == MAX_PRESIGN_TTL
+        put_grant(self.ticket, self.agent_a)
+        granted = Ticket.objects.get(pk=self.ticket.pk).put_granted_at
+        assert granted is not None
+        self.login(self.alice)
+        response = self.ask_grant()
+        assert (response.status_code, response.json()["error"]) == (409, "still_uploading"), response.content
+        assert "in 65 minutes" in response.json()["message"]
+        assert not TicketErasure.objects.exists()
+        wait = timedelta(seconds=PUT_GRANT_LIFETIME + MAX_PRESIGN_TTL)
+        with self.assertRaises(erasure_module.ErasureRefused):
+            erasure_module.start(self.ticket, self.alice, str(self.ticket.number), now=granted + wait - timedelta(seconds=1))
+        erasure_module.start(self.ticket, self.alice, str(self.ticket.number), now=granted + wait)
+        assert TicketErasure.objects.filter(ticket=self.ticket).exists()
+        assert self.ask_grant().status_code == 200  # started: each further answer's grant comes at once
+
+    def test_a_complete_ticket_needs_no_wait(self):
+        from portal.tickets.grants import put_grant
+
+        put_grant(self.ticket, self.agent_a)
+        Ticket.objects.filter(pk=self.ticket.pk).update(status=Ticket.Status.COMPLETE)
+        self.login(self.alice)
+        assert self.ask_grant().status_code == 200
 
     def test_an_answer_before_confirming_is_refused(self):
         self.login(self.alice)

@@ -3,6 +3,7 @@ import re
 from portal.csp import DEFAULT_HEADER
 from tenants.models import Tenant
 from tests.portal.base import BaseTestCase
+from tests.support import set_active_location
 
 URL = "/audit/"
 
@@ -72,8 +73,7 @@ class AuditPageTestCase(BaseTestCase):
         self.assertNotContains(self.client.get("/tickets/"), f'href="{URL}"')
 
     def test_it_explains_a_missing_gatekeeper_and_loads_no_script(self):
-        self.tenant_a.gatekeeper_url = self.tenant_a.gatekeeper_id = ""
-        self.tenant_a.save()  # and so its active location
+        set_active_location(self.tenant_a, gatekeeper_url="", gatekeeper_id="")
         self.login(self.alice)
         r = self.client.get(URL)
         self.assertEqual(r.status_code, 200)

@@ -16,6 +16,7 @@ from tenants.gatekeeper_toml import BUCKET_PLACEHOLDER, JWKS_PLACEHOLDER, REGION
 from tenants.signing import rotate_signing_key, trusted_public_keys
 from tests import support
 from tests.portal.base import BaseTestCase
+from tests.support import set_active_location
 
 URL = "/settings/gatekeeper.toml"
 PORTAL = "https://portal.dualkey.example"
@@ -72,10 +73,7 @@ class GatekeeperTomlTestCase(BaseTestCase):
         self.assertEqual(len(keys), 2)
 
     def test_what_the_portal_does_not_know_is_a_placeholder_refused_until_filled(self):
-        self.tenant_a.bucket = ""
-        self.tenant_a.region = ""
-        self.tenant_a.gatekeeper_id = ""
-        self.tenant_a.save()
+        set_active_location(self.tenant_a, bucket="", region="", gatekeeper_id="")
         text = self.download()
         with self.assertRaises(ConfigError) as refused:
             self.load(text)
@@ -141,8 +139,7 @@ class GatekeeperTomlTestCase(BaseTestCase):
         self.assertTrue(tomllib.loads(text)["enabled"])
 
     def test_an_s3_compatible_storage_origin_becomes_its_endpoint_url(self):
-        self.tenant_a.storage_origin = "https://minio.alpha.example:9000"
-        self.tenant_a.save()
+        set_active_location(self.tenant_a, storage_origin="https://minio.alpha.example:9000")
         self.assertEqual(self.load(self.download()).storage.endpoint_url, "https://minio.alpha.example:9000")
 
     def test_a_tenant_name_cannot_break_out_of_its_comment(self):

@@ -40,7 +40,9 @@ class IdentityProviderTestCase(BaseTestCase):
         self.login(self.bob)
         self.assertEqual(self.client.post(URL, self.form()).status_code, 403)
         self.login(self.charlie)
-        self.client.post(URL, self.form())
+        beta = Tenant.objects.get(slug="beta")  # its own gatekeeper: a new one would be a cut over
+        self.client.post(URL, self.form(gatekeeper_url=beta.gatekeeper_url, gatekeeper_id=beta.gatekeeper_id,
+                                        storage_origin=beta.storage_origin))
         self.assertEqual(Tenant.objects.get(pk=self.tenant_a.pk).idp_issuer, "")
         self.assertEqual(Tenant.objects.get(slug="beta").idp_issuer, IDP)
 

@@ -14,7 +14,7 @@ from portal.tickets.services import create_ticket
 from tenants import locations
 from tenants.csp import HEADER
 from tenants.locations import LocationError, active_location, add_location, cut_over, record_health, retire
-from tenants.models import SecurityEvent, StorageLocation
+from tenants.models import SecurityEvent, StorageLocation, Tenant
 import jwt
 from django.conf import settings
 
@@ -65,12 +65,30 @@ class ModelTestCase(LocationsTestCase):
                           self.tenant_a.bucket))
         self.assertEqual(self.ticket.location, self.a)
 
-    def test_saving_the_tenant_writes_its_active_location(self):
+    def test_saving_the_tenant_never_rewrites_its_active_location(self):
+        """The mirror goes one way (location -> tenant): a save of changed or stale
+        fields is undone from the location, which keeps what its tickets' grants name."""
         self.tenant_a.gatekeeper_url = "https://gk2.alpha.example"
         self.tenant_a.save()
         self.a.refresh_from_db()
-        self.assertEqual(self.a.gatekeeper_url, "https://gk2.alpha.example")
+        self.assertEqual(self.a.gatekeeper_url, "https://gk.alpha.example/dualkey")
+        self.assertEqual(self.tenant_a.gatekeeper_url, "https://gk.alpha.example/dualkey")
+        self.assertEqual(Tenant.objects.get(pk=self.tenant_a.pk).gatekeeper_url, "https://gk.alpha.example/dualkey")
         self.assertEqual(self.tenant_a.locations.count(), 1)
+
+    def test_a_stale_tenant_saved_after_a_cut_over_does_not_undo_it(self):
+        stale = Tenant.objects.get(pk=self.tenant_a.pk)
+        b = self.connected_b()
+        cut_over(b, self.alice)
+        stale.name = "Alpha renamed"
+        stale.save()  # every field, the old gatekeeper's among them
+        b.refresh_from_db()
+        self.assertEqual((b.state, b.gatekeeper_url), ("active", B_URL))
+        fresh = Tenant.objects.get(pk=self.tenant_a.pk)
+        self.assertEqual((fresh.name, fresh.gatekeeper_url, fresh.gatekeeper_id),
+                         ("Alpha renamed", B_URL, "gk-alpha-b"))
+        self.a.refresh_from_db()
+        self.assertEqual((self.a.state, self.a.gatekeeper_url), ("draining", "https://gk.alpha.example/dualkey"))
 
     def test_two_active_locations_are_refused_by_the_database(self):
         b = self.add_b()

@@ -15,6 +15,7 @@ from django.core.files.storage import storages
 from django.test import Client
 
 from gatekeeper import VERSION
+from portal.tickets.models import Ticket
 from tenants import onboarding
 from tenants.management.commands.publish_gatekeeper import ZIP_NAME
 from tenants.models import OnboardingStep, Tenant
@@ -160,6 +161,7 @@ class ChecklistPageTestCase(BaseTestCase):
         self.assertEqual(self.steps(self.client.get("/settings/"))["tickets_moved"], "not_needed")
 
     def test_saving_the_storage_settings_records_location_and_connection(self):
+        Ticket.objects.filter(tenant=self.tenant_a).delete()  # no ticket yet: edited in place
         self.login(self.alice)
         r = self.client.post("/settings/storage/", {
             "data_location": "customer", "region": "us-west-2", "bucket": "alpha-own",
@@ -177,6 +179,7 @@ class ChecklistPageTestCase(BaseTestCase):
         self.assertContains(page, "data-autostart")
 
     def test_a_save_without_a_gatekeeper_still_says_saved(self):
+        Ticket.objects.filter(tenant=self.tenant_a).delete()  # no ticket yet: edited in place
         self.login(self.alice)
         r = self.client.post("/settings/storage/", {"data_location": "vendor", "region": "eu-west-1", "bucket": "",
                                                     "gatekeeper_url": "", "gatekeeper_id": "", "storage_origin": ""},

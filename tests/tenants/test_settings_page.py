@@ -6,6 +6,7 @@ from portal.csp import DEFAULT_HEADER
 from tenants.models import Tenant
 from tenants.signing import rotate_signing_key
 from tests.portal.base import BaseTestCase
+from tests.support import set_active_location
 
 URL = "/settings/"
 # One script: the check (which runs only where the page has a gatekeeper to check) and the approver keys.
@@ -141,8 +142,7 @@ class GatekeeperCheckPanelTestCase(BaseTestCase):
         self.assertNotRegex(html, r"\sstyle=")
 
     def test_without_a_gatekeeper_url_it_says_so_and_checks_nothing(self):
-        self.tenant_a.gatekeeper_url = self.tenant_a.gatekeeper_id = ""
-        self.tenant_a.save()  # and so its active location
+        set_active_location(self.tenant_a, gatekeeper_url="", gatekeeper_id="")
         self.login(self.alice)
         r = self.client.get(URL)
         self.assertEqual(r.status_code, 200)

@@ -1,10 +1,23 @@
-from tenants.models import Tenant
+from django.utils import timezone
+
+from portal.tickets.grants import read_grant
+from portal.tickets.models import Ticket
+from tenants.locations import active_location, record_health
+from tenants.models import OnboardingStep, SecurityEvent, Tenant
+from tests.tenants.test_locations import audience, health_of
 from tests.portal.base import BaseTestCase
 
 URL = "/settings/storage/"
 
 
 class UpdateStorageTestCase(BaseTestCase):
+    """Onboarding: no ticket yet and a gatekeeper never connected, so the form edits
+    the active (placeholder) location in place. With tickets: InUseLocationTestCase."""
+
+    def setUp(self):
+        super().setUp()
+        Ticket.objects.filter(tenant=self.tenant_a).delete()
+
     def form(self, **changes):
         return {
             "data_location": "customer", "region": "us-west-2", "bucket": "alpha-own-bucket",
@@ -22,6 +35,7 @@ class UpdateStorageTestCase(BaseTestCase):
         self.assertEqual(self.tenant_a.gatekeeper_id, "gk-alpha-2")
 
     def test_it_changes_only_the_admins_own_tenant(self):
+        Ticket.objects.filter(tenant__slug="beta").delete()  # beta onboarding too
         self.login(self.charlie)
         self.client.post(URL, self.form())
         self.tenant_a.refresh_from_db()
@@ -70,6 +84,7 @@ class UpdateStorageTestCase(BaseTestCase):
         self.assertEqual(r.status_code, 302)
         self.tenant_a.refresh_from_db()
         self.assertEqual(self.tenant_a.gatekeeper_origin, "http://[::1]:9101")
+        self.assertEqual(active_location(self.tenant_a).gatekeeper_url, "http://[::1]:9101")  # the placeholder
 
     def test_it_rejects_bad_values_with_a_reason(self):
         self.login(self.alice)
@@ -99,6 +114,10 @@ class UpdateStorageTestCase(BaseTestCase):
 
 
 class GatekeeperNeedsItsOriginsTestCase(BaseTestCase):
+    def setUp(self):
+        super().setUp()
+        Ticket.objects.filter(tenant=self.tenant_a).delete()
+
     def form(self, **changes):
         return UpdateStorageTestCase.form(self, **changes)
 
@@ -118,3 +137,63 @@ class GatekeeperNeedsItsOriginsTestCase(BaseTestCase):
         self.login(self.alice)
         r = self.client.post(URL, self.form(gatekeeper_url="", gatekeeper_id="", storage_origin=""))
         self.assertEqual(r.status_code, 302)
+
+
+class InUseLocationTestCase(BaseTestCase):
+    """Once the active location holds tickets, or its gatekeeper is connected, the
+    storage form cannot move it to another gatekeeper: old tickets' grants would
+    follow, with no health check and no cut-over event. That is add location + cut over."""
+
+    def form(self, **changes):
+        t = self.tenant_a
+        return {"data_location": t.data_location, "region": t.region, "bucket": t.bucket,
+                "gatekeeper_url": t.gatekeeper_url, "gatekeeper_id": t.gatekeeper_id,
+                "storage_origin": t.storage_origin, **changes}
+
+    def assert_refused(self, **changes):
+        before = active_location(self.tenant_a)
+        self.login(self.alice)
+        r = self.client.post(URL, self.form(**changes))
+        self.assertContains(r, "add it under Storage locations, connect it and cut over", status_code=400)
+        after = active_location(self.tenant_a)
+        self.assertEqual((after.pk, after.gatekeeper_url, after.gatekeeper_id, after.storage_origin),
+                         (before.pk, before.gatekeeper_url, before.gatekeeper_id, before.storage_origin))
+        fresh = Tenant.objects.get(pk=self.tenant_a.pk)
+        self.assertEqual((fresh.gatekeeper_url, fresh.gatekeeper_id, fresh.storage_origin),
+                         (before.gatekeeper_url, before.gatekeeper_id, before.storage_origin))
+        return r
+
+    def test_a_new_gatekeeper_for_a_location_with_tickets_is_refused_and_old_grants_keep_their_audience(self):
+        for change in ({"gatekeeper_url": "https://gk-new.alpha.example"}, {"gatekeeper_id": "gk-new"},
+                       {"storage_origin": "https://new.s3.eu-west-1.amazonaws.com"}):
+            with self.subTest(change=change):
+                r = self.assert_refused(**change)
+                self.assertContains(r, "it holds 1 ticket", status_code=400)
+        token = read_grant(self.ticket, self.alice).token
+        self.assertEqual(audience(token, self.tenant_a), "gk-alpha")
+        self.assertFalse(SecurityEvent.objects.filter(tenant=self.tenant_a,
+                                                      kind=SecurityEvent.Kind.GATEKEEPER_URL).exists())
+
+    def test_a_connected_gatekeeper_without_tickets_is_refused_too(self):
+        Ticket.objects.filter(tenant=self.tenant_a).delete()
+        location = active_location(self.tenant_a)
+        record_health(location, health_of(location))
+        self.assert_refused(gatekeeper_url="https://gk-new.alpha.example")
+
+    def test_a_verified_gatekeeper_without_tickets_is_refused_too(self):
+        Ticket.objects.filter(tenant=self.tenant_a).delete()
+        OnboardingStep.objects.create(tenant=self.tenant_a, step=OnboardingStep.Step.VERIFIED,
+                                      state=OnboardingStep.State.DONE, actor_name="Alice",
+                                      at=timezone.now(), detail={})
+        r = self.assert_refused(gatekeeper_id="gk-new")
+        self.assertContains(r, "connected and verified", status_code=400)
+
+    def test_the_rest_of_the_form_still_saves_with_tickets(self):
+        self.login(self.alice)
+        r = self.client.post(URL, self.form(bucket="alpha-renamed", idp_issuer="https://idp.alpha.example",
+                                            idp_client_id="dualkey"))
+        self.assertEqual(r.status_code, 302)
+        fresh = Tenant.objects.get(pk=self.tenant_a.pk)
+        self.assertEqual((fresh.bucket, fresh.idp_client_id), ("alpha-renamed", "dualkey"))
+        location = active_location(self.tenant_a)
+        self.assertEqual((location.chosen_bucket, location.gatekeeper_id), ("alpha-renamed", "gk-alpha"))
