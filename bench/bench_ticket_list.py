@@ -65,16 +65,20 @@ def open_once(browser, state, stack, path: str, kind: str) -> dict:
             shown = page.locator("[data-ticket-row][data-summary=shown]").count()
             if shown != TICKETS:
                 raise RuntimeError(f"{shown} of {TICKETS} summaries shown")
-        acme = stack.tenants["acme"]
-        return {
-            "ms": elapsed,
-            "grant": sum(1 for m, u in requests if origin(u) == stack.portal_url and m == "POST"
-                         and urlsplit(u).path.startswith("/api/v1/")),
-            "gatekeeper": sum(1 for m, u in requests if origin(u) == acme.gatekeeper_url and m == "POST"),
-            "storage": sum(1 for _, u in requests if origin(u) == acme.storage_origin),
-        }
+        return {"ms": elapsed, **calls(stack, requests)}
     finally:
         context.close()
+
+
+def calls(stack, requests: list[tuple[str, str]]) -> dict:
+    """Grant calls to the portal's API, POSTs to the gatekeeper, fetches from storage."""
+    acme = stack.tenants["acme"]
+    return {
+        "grant": sum(1 for m, u in requests if origin(u) == stack.portal_url and m == "POST"
+                     and urlsplit(u).path.startswith("/api/v1/")),
+        "gatekeeper": sum(1 for m, u in requests if origin(u) == acme.gatekeeper_url and m == "POST"),
+        "storage": sum(1 for _, u in requests if origin(u) == acme.storage_origin),
+    }
 
 
 def open_one_by_one(browser, state, stack, tickets) -> dict:
@@ -89,14 +93,7 @@ def open_one_by_one(browser, state, stack, tickets) -> dict:
             page.goto(f"{stack.portal_url}/tickets/{ticket['id']}/", wait_until="load")
             wait_until_loaded(page)
             total += page.evaluate("window.__loadedAt")
-        acme = stack.tenants["acme"]
-        return {
-            "ms": total,
-            "grant": sum(1 for m, u in requests if origin(u) == stack.portal_url and m == "POST"
-                         and urlsplit(u).path.startswith("/api/v1/")),
-            "gatekeeper": sum(1 for m, u in requests if origin(u) == acme.gatekeeper_url and m == "POST"),
-            "storage": sum(1 for _, u in requests if origin(u) == acme.storage_origin),
-        }
+        return {"ms": total, **calls(stack, requests)}
     finally:
         context.close()
 
