@@ -6,6 +6,7 @@ from django.test import Client
 from portal.tickets.grants import READ_GRANT_LIFETIME
 from tenants.models import Tenant
 from tests.portal.base import BaseTestCase, decode_grant
+from tests.support import set_active_location
 
 
 class ReadGrantTestCase(BaseTestCase):
@@ -103,8 +104,7 @@ class ReadGrantTestCase(BaseTestCase):
         self.assertIn(self.client.post(self.url(self.ticket.id)).status_code, (401, 403))
 
     def test_it_answers_409_without_a_gatekeeper(self):
-        self.tenant_a.gatekeeper_id = ""
-        self.tenant_a.save()  # and so its active location (tenants/locations.py)
+        set_active_location(self.tenant_a, gatekeeper_id="")
         self.login(self.alice)
         r = self.client.post(self.url(self.ticket.id))
         self.assertEqual(r.status_code, 409)
