@@ -175,35 +175,26 @@ DUALKEY_ARTIFACTS_BUCKET = env_str("DUALKEY_ARTIFACTS_BUCKET", "dualkey-artifact
 # Erasure receipts (portal/tickets/erasure.py: keys, version ids, sizes, hashes, request
 # ids; no content) in a private bucket of the vendor's, on the same S3 endpoint.
 DUALKEY_RECEIPTS_BUCKET = env_str("DUALKEY_RECEIPTS_BUCKET", "dualkey-receipts")
+
+
+def _vendor_s3(bucket: str, **options) -> dict:
+    """A django-storages S3 backend in the vendor's artifact account (moto's S3 in the
+    demo and tests, through DUALKEY_ARTIFACTS_ENDPOINT_URL): objects never replaced."""
+    endpoint = env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "")
+    return {"BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": bucket, "region_name": env_str("DUALKEY_ARTIFACTS_REGION", "us-east-1"),
+                        "endpoint_url": endpoint or None, "addressing_style": "path" if endpoint else None,
+                        "file_overwrite": False, "default_acl": None, **options}}
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "artifacts": {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": DUALKEY_ARTIFACTS_BUCKET,
-            "region_name": env_str("DUALKEY_ARTIFACTS_REGION", "us-east-1"),
-            "endpoint_url": env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") or None,
-            "addressing_style": "path" if env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") else None,
-            # A published version is never replaced (the command refuses); plain URLs,
-            # since templates and zips are public by design (no customer data).
-            "file_overwrite": False,
-            "querystring_auth": False,
-            "default_acl": None,
-        },
-    },
-    "receipts": {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": DUALKEY_RECEIPTS_BUCKET,
-            "region_name": env_str("DUALKEY_ARTIFACTS_REGION", "us-east-1"),
-            "endpoint_url": env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") or None,
-            "addressing_style": "path" if env_str("DUALKEY_ARTIFACTS_ENDPOINT_URL", "") else None,
-            # A receipt is written once and never replaced; read back by the portal only.
-            "file_overwrite": False,
-            "default_acl": None,
-        },
-    },
+    # A published version is never replaced (the command refuses); plain URLs,
+    # since templates and zips are public by design (no customer data).
+    "artifacts": _vendor_s3(DUALKEY_ARTIFACTS_BUCKET, querystring_auth=False),
+    # A receipt is written once and never replaced; read back by the portal only.
+    "receipts": _vendor_s3(DUALKEY_RECEIPTS_BUCKET),
 }
 # In debug WhiteNoise serves straight from static/, so no collectstatic is needed.
 WHITENOISE_USE_FINDERS = DEBUG
