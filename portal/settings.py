@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "accounts",
     "portal.tickets",
     "portal.webhooks",
+    "portal.moves",
 ]
 
 MIDDLEWARE = [
