@@ -302,3 +302,8 @@ def progress(job: MoveJob, *, now: dt.datetime | None = None) -> dict:
         "rate_bytes_per_s": round(rate, 1), "seconds_left": round(left) if left is not None else None,
         "failures": failures,
     }
+
+
+def worker_carrier(job: MoveJob) -> dict:
+    """The vendor's worker's name in the customer's audit log: the job, and who started it."""
+    return {"subject": job.subject, "name": f"Dualkey move {job.id.hex[:8]} (started by {job.created_by_name})"[:200]}

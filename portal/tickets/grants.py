@@ -156,3 +156,31 @@ def support_grant(access: SupportAccess, *, now: float | None = None) -> Support
                   name=f"{user.get_username()} (vendor support)", ops=tuple(access.ops), lifetime=lifetime,
                   now=issued, identity=(user.email or "").lower())
     return SupportGrant(grant.token, grant.expires_at, approval)
+
+
+MOVE_GRANT_LIFETIME = 120
+MOVE_GRANT_OPS = frozenset({"get", "list", "put", "delete"})
+
+
+def move_grant(ticket: Ticket, location: StorageLocation, carrier: dict, ops: tuple[str, ...], *,
+               now: float | None = None) -> Grant:
+    """A grant for one ticket's prefix at either end of its move (portal/moves): a get
+    or list at the source, a single-use put at the destination, a single-use delete at
+    the source once the ticket is switched. `carrier` is who the customer's audit log
+    names: the job's subject for the vendor's worker (portal.moves.services.worker_carrier), the
+    admin in person for a move in the browser. The caller checks the job's state."""
+    if not ops or not set(ops) <= MOVE_GRANT_OPS or len(set(ops)) != len(ops):
+        raise ValueError("a move grant asks for get, list, put or delete")
+    if location.tenant_id != ticket.tenant_id:
+        raise ValueError("a location of the ticket's own tenant")
+    issued = time.time() if now is None else now
+    if "put" in ops:  # as put_grant: an erasure waits while such an upload may land
+        Ticket.objects.filter(pk=ticket.pk).update(
+            put_granted_at=dt.datetime.fromtimestamp(issued, tz=dt.timezone.utc))
+    lifetime = PUT_GRANT_LIFETIME if "put" in ops else MOVE_GRANT_LIFETIME
+    return _mint(ticket.tenant, location, prefix=ticket.prefix, ops=ops, lifetime=lifetime, now=issued, **carrier)
+
+
+def person_carrier(user) -> dict:
+    """A move grant's carrier when the admin's browser carries the bytes (move_grant)."""
+    return _person(user)
