@@ -14,6 +14,14 @@ the claim is `email`; then the token's `claim` must equal the grant's `identity`
 The JWKS is cached, fetched again on an unknown `kid` at most every REFRESH_EVERY
 seconds, and trusted for MAX_KEYS_AGE after its last good fetch; when it cannot be
 had, nothing verifies (503 identity_unavailable): fail closed.
+
+Why not PyJWT's PyJWKClient (PyJWT 2.15, already the grants' verifier): it bounds
+refetches on an unknown `kid` only after a successful fetch, so while the IdP is down
+every request past the cache's lifespan waits on a new fetch (up to its timeout);
+here a fetch is tried at most every REFRESH_EVERY, success or not, and requests in
+between are answered at once. It reads time.monotonic() itself, where this module
+takes the caller's time (the tests drive expiry and outages with it). The keys
+themselves are PyJWT's PyJWK; the cache is these rules and nothing else.
 """
 
 from __future__ import annotations
