@@ -543,3 +543,18 @@ class MovingToOwnGatekeeperTestCase(BaseTestCase):
                 r = self.client.post(f"/settings/locations/{b.pk}/health/", body, content_type="application/json")
                 self.assertEqual(r.status_code, 400)
         self.assertEqual(self.tenant_a.onboarding_steps.get(step="connected").at, at)
+
+    def test_with_two_locations_connecting_it_follows_the_newest_then_the_other(self):
+        first = self.add_b()
+        r = self.client.post("/settings/locations/", {**self.B, "gatekeeper_url": "https://gk-3.alpha.example",
+                                                      "gatekeeper_id": "gk-alpha-3"})
+        self.assertEqual(r.status_code, 302)
+        third = self.tenant_a.locations.get(gatekeeper_id="gk-alpha-3")
+        self.assertEqual(onboarding.target_for(self.tenant_a).location_id, third.pk)
+        # Connecting the older one is recorded on its row, not as the checklist's step.
+        at = self.tenant_a.onboarding_steps.get(step="connected").at
+        self.client.post(f"/settings/locations/{first.pk}/health/", self.health(first),
+                         content_type="application/json")
+        self.assertEqual(self.tenant_a.onboarding_steps.get(step="connected").at, at)
+        self.assertEqual(self.client.post(f"/settings/locations/{third.pk}/retire/").status_code, 302)
+        self.assertEqual(onboarding.target_for(self.tenant_a).location_id, first.pk)
