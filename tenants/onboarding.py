@@ -38,6 +38,7 @@ from tenants.events import describe
 from tenants.gatekeeper_toml import gatekeeper_id_for
 from tenants.models import Membership, OnboardingStep, StorageLocation, Tenant, TenantSigningKey
 from tenants.signing import active_signing_key
+from tenants.validators import origin_of
 
 Step = OnboardingStep.Step
 STEPS = ("admin_joined", Step.LOCATION_CHOSEN, Step.DEPLOYED, Step.CONNECTED, Step.VERIFIED, Step.CUT_OVER,
@@ -73,8 +74,6 @@ class Target:
 
     @property
     def gatekeeper_origin(self) -> str:
-        from tenants.validators import origin_of
-
         return origin_of(self.gatekeeper_url) if self.gatekeeper_url else ""
 
     def facts(self) -> dict:
