@@ -7,6 +7,7 @@
 # nginx and openssl (the documented reverse proxy, run in front of a gatekeeper).
 # redis-server: the Celery broker the tests run a real worker on (tests/celery_stack.py; the
 # package's own service is not used, each test session starts its own on a free port).
+# faketime: a gatekeeper process with a skewed wall clock (the verification's clock failure).
 # Runs as root on CI and the developers' machines (apt-get works there).
 set -euo pipefail
 need=()
@@ -22,6 +23,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # openssl makes that test's TLS certificate
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/redis-server ] || need+=(redis-server)
+# faketime (libfaketime) runs a gatekeeper whose clock is skewed, for the onboarding
+# verification's clock failure (tests/e2e/test_onboarding_verify.py)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -52,9 +52,14 @@ def endpoint_url_for(storage_origin: str) -> str:
 
 
 def gatekeeper_toml(tenant: Tenant, keys: list[TenantSigningKey], portal_origin: str, now: dt.datetime,
-                    made_by: str) -> str:
-    gatekeeper_id = gatekeeper_id_for(tenant)
-    endpoint_url = endpoint_url_for(tenant.storage_origin)
+                    made_by: str, *, target=None) -> str:
+    """`target` (tenants/onboarding.py Target): the location the file is for, its
+    gatekeeper id, storage origin, bucket and region; by default the tenant's own
+    fields (its active location). The settings page passes the location being
+    connected, when there is one."""
+    target = target or tenant
+    gatekeeper_id = target.gatekeeper_id or gatekeeper_id_for(tenant)
+    endpoint_url = endpoint_url_for(target.storage_origin)
     lines = [
         f"# gatekeeper.toml for {comment(tenant.name)} (tenant {tenant.slug!r}), from the Dualkey portal at "
         f"{portal_origin},",
@@ -67,7 +72,7 @@ def gatekeeper_toml(tenant: Tenant, keys: list[TenantSigningKey], portal_origin:
         "# Every key: docs/operations.md, \"Configuration reference\". Nothing here is secret.",
         "",
         "# The audience of every grant the portal signs for your tenant."
-        + ("" if tenant.gatekeeper_id else " Not saved in the portal yet: enter the same id in its settings."),
+        + ("" if target.gatekeeper_id else " Not saved in the portal yet: enter the same id in its settings."),
         f"gatekeeper_id = {value(gatekeeper_id)}",
         "# The portal: the issuer of every grant, and the one browser origin allowed (CORS).",
         f"issuer = {value(portal_origin)}",
@@ -82,12 +87,12 @@ def gatekeeper_toml(tenant: Tenant, keys: list[TenantSigningKey], portal_origin:
         "",
         "[storage]",
     ]
-    if tenant.bucket:
-        lines += ["# Your bucket, as entered in the portal's settings.", f"bucket = {value(tenant.bucket)}"]
+    if target.bucket:
+        lines += ["# Your bucket, as entered in the portal's settings.", f"bucket = {value(target.bucket)}"]
     else:
         lines += ["# FILL IN: your bucket's name.", f"bucket = {value(BUCKET_PLACEHOLDER)}"]
-    if tenant.region:
-        lines += ["# Its region, as chosen in the portal's settings.", f"region = {value(tenant.region)}"]
+    if target.region:
+        lines += ["# Its region, as chosen in the portal's settings.", f"region = {value(target.region)}"]
     else:
         lines += ["# FILL IN: the bucket's region, such as eu-west-1.", f"region = {value(REGION_PLACEHOLDER)}"]
     if endpoint_url:

@@ -83,6 +83,7 @@ def location_health(request, location_id):
         location = locations.record_health(location, health)
     except locations.LocationError as error:
         return JsonResponse({"error": "refused", "message": str(error)}, status=400)
+    onboarding.location_connected(location.tenant, location, request.user)
     return JsonResponse(_shown(location))
 
 

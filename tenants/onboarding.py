@@ -10,10 +10,15 @@ read from elsewhere where it already knows (the first admin's membership, the
 tenant's tickets, its status). Admins see the whole checklist; vendor support
 sees `progress` (state, who, when: never a URL, a check's detail or any data).
 
-Where the gatekeeper is: `target_for(tenant)`, the tenant's own fields, which
-mirror its active storage location (tenants/locations.py); the locations'
-cut-over action (tenants/location_views.py) calls `record_cut_over`. Pointing
-the target at a location still being connected is not done yet.
+Which gatekeeper the steps are about: `target_for(tenant)`, the storage location
+being connected (tenants/locations.py: the newest in state `connecting`) when
+there is one, else the active location (the tenant's own fields mirror it). So
+a tenant moving to its own gatekeeper adds a location, and the checklist, the
+Launch stack link, the gatekeeper.toml download and the verification follow it:
+"connected" is recorded when the admin's browser posts its gatekeeper's health
+(`location_connected`), "verified" when the browser's round trip through it
+passes, "cut over" by the locations' cut-over action (`record_cut_over`); after
+the cut over the target is the active location again, now that one.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from gatekeeper import VERSION
 from gatekeeper_client.grants import mint_grant
 from tenants.events import describe
 from tenants.gatekeeper_toml import gatekeeper_id_for
-from tenants.models import Membership, OnboardingStep, Tenant, TenantSigningKey
+from tenants.models import Membership, OnboardingStep, StorageLocation, Tenant, TenantSigningKey
 from tenants.signing import active_signing_key
+from tenants.validators import origin_of
 
 Step = OnboardingStep.Step
 STEPS = ("admin_joined", Step.LOCATION_CHOSEN, Step.DEPLOYED, Step.CONNECTED, Step.VERIFIED, Step.CUT_OVER,
@@ -55,10 +61,20 @@ class Target:
     storage_origin: str
     region: str
     bucket: str
+    location_id: int | None = None
+    # True for a location being connected (not yet cut over to); False for the active one.
+    connecting: bool = False
+    # When its gatekeeper's health was last posted by an admin's browser (a connecting location).
+    reported_at: dt.datetime | None = None
 
     @property
     def connected(self) -> bool:
+        """A gatekeeper URL and id are known: it can be verified."""
         return bool(self.gatekeeper_url and self.gatekeeper_id)
+
+    @property
+    def gatekeeper_origin(self) -> str:
+        return origin_of(self.gatekeeper_url) if self.gatekeeper_url else ""
 
     def facts(self) -> dict:
         """What a recorded step was done for: compared with the target now."""
@@ -66,7 +82,21 @@ class Target:
                 "storage_origin": self.storage_origin}
 
 
+def connecting_location(tenant: Tenant) -> StorageLocation | None:
+    """The location being connected: the newest `connecting` one with a gatekeeper."""
+    return (StorageLocation.objects.filter(tenant=tenant, state=StorageLocation.State.CONNECTING)
+            .exclude(gatekeeper_url="").exclude(gatekeeper_id="").order_by("-created_at", "-id").first())
+
+
 def target_for(tenant: Tenant) -> Target:
+    """The gatekeeper the checklist is about: the location being connected, else
+    the active one (through the tenant's mirrored fields). A connecting location
+    without a region of its own is in the tenant's chosen region."""
+    location = connecting_location(tenant)
+    if location is not None:
+        return Target(location.gatekeeper_url, location.gatekeeper_id, location.storage_origin,
+                      location.chosen_region or tenant.region, location.chosen_bucket, location.pk, True,
+                      location.reported_at)
     return Target(tenant.gatekeeper_url, tenant.gatekeeper_id, tenant.storage_origin, tenant.region, tenant.bucket)
 
 
@@ -88,8 +118,9 @@ def launch_parameters(tenant: Tenant, keys: list[TenantSigningKey], portal_origi
     """Every template parameter the portal knows, with its value. The others (the
     access lists, countries, encryption, retention, concurrency, the IdP's JWKS URL)
     are the customer's to choose in the console; the template's defaults stand."""
+    target = target_for(tenant)
     parameters = {
-        "GatekeeperId": gatekeeper_id_for(tenant),
+        "GatekeeperId": target.gatekeeper_id or gatekeeper_id_for(tenant),
         "PortalOrigin": portal_origin,
         "VendorKeys": ",".join(f"{key.kid}:{key.public_key}" for key in keys),
         "CodeBucket": settings.DUALKEY_ARTIFACTS_BUCKET,
@@ -97,9 +128,8 @@ def launch_parameters(tenant: Tenant, keys: list[TenantSigningKey], portal_origi
         "Runtime": RUNTIME,
         "Architecture": ARCHITECTURE,
     }
-    bucket = target_for(tenant).bucket
-    if bucket:
-        parameters["BucketName"] = bucket
+    if target.bucket:
+        parameters["BucketName"] = target.bucket
     # The tenant's IdP, when both halves are known: the stack's [identity]. Its JWKS URL
     # the portal does not know (the IdP's discovery document names it): the template's
     # Rules refuse the stack until the customer fills it in.
@@ -137,13 +167,14 @@ def record(tenant: Tenant, step: str, actor, *, state: str = OnboardingStep.Stat
 def storage_saved(tenant: Tenant, actor) -> None:
     """After the settings' storage form saved: the location step when location or
     region changed (or is set and unrecorded), the connected step likewise for the
-    gatekeeper."""
+    gatekeeper, unless the checklist follows a location being connected (the form
+    edits the active one; that location is connected from its own row)."""
     target = target_for(tenant)
     rows = {row.step: row for row in tenant.onboarding_steps.all()}
     location = {"data_location": tenant.data_location, "region": target.region}
     if target.region and (Step.LOCATION_CHOSEN not in rows or rows[Step.LOCATION_CHOSEN].detail != location):
         record(tenant, Step.LOCATION_CHOSEN, actor, detail=location)
-    if target.connected and (Step.CONNECTED not in rows or rows[Step.CONNECTED].detail != target.facts()):
+    if target.connected and not target.connecting and (Step.CONNECTED not in rows or rows[Step.CONNECTED].detail != target.facts()):
         record(tenant, Step.CONNECTED, actor, detail=target.facts())
 
 
@@ -154,11 +185,22 @@ def tenant_created(tenant: Tenant, actor) -> None:
                detail={"data_location": tenant.data_location, "region": target_for(tenant).region})
 
 
+def location_connected(tenant: Tenant, location: StorageLocation, actor) -> None:
+    """An admin's browser posted the health of `location`'s gatekeeper and the
+    portal recorded it: the connected step, when it is the location the checklist
+    follows (connecting, or the active one with nothing being connected)."""
+    target = target_for(tenant)
+    if target.location_id == location.pk or (target.location_id is None
+                                             and location.state == StorageLocation.State.ACTIVE):
+        record(tenant, Step.CONNECTED, actor, detail=target.facts())
+
+
 def record_cut_over(tenant: Tenant, actor) -> None:
     """The hook for "new tickets go to the connected gatekeeper from now on": the
     storage locations' cut-over action calls it, and going live records it too
     (status_changed) for a tenant that never needed a second location."""
-    record(tenant, Step.CUT_OVER, actor, detail=target_for(tenant).facts())
+    active = Target(tenant.gatekeeper_url, tenant.gatekeeper_id, tenant.storage_origin, tenant.region, tenant.bucket)
+    record(tenant, Step.CUT_OVER, actor, detail=active.facts())  # the active location's (the tenant's mirror)
 
 
 def status_changed(tenant: Tenant, old: str, actor) -> None:
@@ -325,12 +367,15 @@ def _item(tenant: Tenant, step: str, row: OnboardingStep | None, target: Target)
                                                          "recorded who made it so.")
         return Item(step, title, TODO, note="Vendor support makes the tenant active once it is verified.")
     if row is None:
-        if step == Step.CONNECTED and target.connected:
+        if step == Step.CONNECTED and target.connected and not target.connecting:
             return Item(step, title, DONE, note="Connected before this checklist recorded who did it.")
-        return Item(step, title, TODO, note=TODO_NOTES[step])
+        notes = CONNECTING_NOTES if target.connecting else TODO_NOTES
+        return Item(step, title, TODO, note=notes.get(step, TODO_NOTES[step]))
     if step in (Step.CONNECTED, Step.VERIFIED, Step.DEPLOYED, Step.CUT_OVER) and row.detail.get(
             "gatekeeper_url") is not None and {k: row.detail.get(k) for k in target.facts()} != target.facts():
-        return _from_row(step, row, "Done for another gatekeeper than these settings name now.", OUTDATED)
+        return _from_row(step, row, "Done for another gatekeeper than " + (
+            f"{target.gatekeeper_id}, the location being connected." if target.connecting
+            else "these settings name now."), OUTDATED)
     if step == Step.VERIFIED and row.state == OnboardingStep.State.FAILED:
         failed = [name for name, outcome in row.detail.get("checks", {}).items() if outcome == "fail"]
         return _from_row(step, row, f"Failed: {', '.join(failed) or 'a required check did not pass'}. "
@@ -345,6 +390,17 @@ TODO_NOTES = {
     Step.CONNECTED: "Enter the stack's outputs (gatekeeper URL, id, storage origin) in the settings below and save.",
     Step.VERIFIED: "Verify it from this browser: health, then a probe object written, read back and deleted.",
     Step.CUT_OVER: "New tickets go to your gatekeeper once the tenant goes live.",
+}
+
+
+# The same steps' notes while a new location is being connected (Storage locations).
+CONNECTING_NOTES = {
+    Step.DEPLOYED: "Launch its stack, or run it yourself with the downloaded gatekeeper.toml (made for the "
+                   "location being connected). Recorded when it first answers your browser.",
+    Step.CONNECTED: "Press Connect beside the new location under Storage locations: your browser asks its "
+                    "gatekeeper for its health and the portal records what it reports.",
+    Step.CUT_OVER: "Once verified, cut over to it under Storage locations: new tickets go there, existing ones "
+                   "stay readable where they are.",
 }
 
 

@@ -62,19 +62,23 @@ def _gatekeeper_check(tenant, signing_keys) -> dict | None:
     portal never contacts a customer's gatekeeper."""
     if not tenant.gatekeeper_url:
         return None
-    def kids(status):
-        return [k.kid for k in signing_keys if k.status == status]
-
     return {
         "url": tenant.gatekeeper_url,
         "id": tenant.gatekeeper_id,
-        "active_kid": " ".join(kids(TenantSigningKey.Status.ACTIVE)),
-        "next_kid": " ".join(kids(TenantSigningKey.Status.NEXT)),
-        "previous_kids": " ".join(kids(TenantSigningKey.Status.PREVIOUS)),
+        **_kids(signing_keys),
         # What the admin chose: the check warns when the gatekeeper reports otherwise.
         "bucket": tenant.bucket,
         "region": tenant.region,
     }
+
+
+def _kids(signing_keys) -> dict:
+    """The kids a gatekeeper of the tenant should trust, as the checks compare them."""
+    def kids(status):
+        return " ".join(k.kid for k in signing_keys if k.status == status)
+
+    return {"active_kid": kids(TenantSigningKey.Status.ACTIVE), "next_kid": kids(TenantSigningKey.Status.NEXT),
+            "previous_kids": kids(TenantSigningKey.Status.PREVIOUS)}
 
 
 SECURITY_EVENTS_SHOWN = 50
@@ -110,8 +114,10 @@ def _settings_page(request, *, storage_form=None, token_form=None, new_token=Non
     # locations' "Connect" asks every location's gatekeeper for its health.
     others = tuple(loc.gatekeeper_origin for loc in context["locations"]
                    if loc.state != StorageLocation.State.RETIRED)
+    # The verification follows the location being connected, when there is one.
     response[CSP_HEADER] = verification_policy(tenant.gatekeeper_origin, target.storage_origin if target.connected
-                                               else "", idp_origin(tenant), other_gatekeepers=others)
+                                               else "", idp_origin(tenant),
+                                               other_gatekeepers=(target.gatekeeper_origin, *others))
     return response
 
 
@@ -123,6 +129,8 @@ def _onboarding_context(request, tenant, signing_keys) -> dict:
         "launch_stack_url": onboarding.launch_stack_url(tenant, signing_keys, settings.DUALKEY_PORTAL_ORIGIN),
         "launch_stack_name": onboarding.stack_name_for(tenant),
         "onboarding_target": onboarding.target_for(tenant),
+        # What the verification's health checks compare with (the target's own bucket and region).
+        "onboarding_kids": _kids(signing_keys),
         # Set by a save of the storage settings: the page says "saved" only once verified.
         "saved_pending_verification": request.GET.get("saved") == "verify",
     }
@@ -161,7 +169,7 @@ def download_gatekeeper_toml(request):
     the caller's own tenant only, for its admins (staff 403, anyone else 404)."""
     tenant = tenant_for_admin(request.user)
     text = gatekeeper_toml(tenant, trusted_public_keys(tenant), settings.DUALKEY_PORTAL_ORIGIN, timezone.now(),
-                           request.user.get_username())
+                           request.user.get_username(), target=onboarding.target_for(tenant))
     response = HttpResponse(text, content_type="application/toml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="gatekeeper-{tenant.slug}.toml"'
     response["Cache-Control"] = "no-store"
@@ -187,9 +195,11 @@ def update_storage(request):
     except LocationError as refused:
         form.add_error(None, str(refused))
         return _settings_page(request, storage_form=form, status=400)
-    if onboarding.target_for(tenant).connected:
+    target = onboarding.target_for(tenant)
+    if target.connected and not target.connecting:
         # Never a green "saved" before the browser has verified the gatekeeper these
-        # settings name: the page runs the verification and says which it is.
+        # settings name: the page runs the verification and says which it is. (While
+        # a new location is being connected, the verification is that one's.)
         return redirect(reverse("tenant-settings") + "?saved=verify#onboarding")
     messages.success(request, "Storage settings saved.")
     return redirect("tenant-settings")

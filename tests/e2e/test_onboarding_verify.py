@@ -15,6 +15,11 @@ moto answers a browser as the bucket's CORS rule says: Access-Control-Allow-Orig
 only for an origin the rule lists (moto/s3/responses.py), so Chromium withholds
 the upload's answer from a page of another origin, as with S3. It does not check
 a rule's methods on a simple POST, nor POST policies: those are tests/gatekeeper's.
+
+A skewed clock is a real gatekeeper process started under libfaketime (Debian's
+`faketime`, scripts/system-deps.sh): its wall clock, and so the `time` of its
+health and the clock it checks grants against, is 10 minutes ahead of or 2
+minutes behind the portal's. The monotonic clock stays real.
 """
 
 from __future__ import annotations
@@ -129,6 +134,8 @@ def verifier(dualkey_stack, tmp_path_factory):
     def sqlite(name):
         return f"sqlite:///{workdir / f'audit-{name}.db'}"
 
+    # A gatekeeper's clock, skewed by libfaketime (an offset from the real one).
+    skews = {"skewed_ahead": "+600s", "skewed_behind": "-120s"}
     setups = {
         "good": dict(gatekeeper_id="gk-verify", vendor_keys=keys, bucket=GOOD_BUCKET, audit_url=sqlite("good")),
         "missing_bucket": dict(gatekeeper_id="gk-verify", vendor_keys=keys, bucket=MISSING_BUCKET,
@@ -145,6 +152,8 @@ def verifier(dualkey_stack, tmp_path_factory):
         # running (it refuses to start without it): every audit write then fails.
         "broken_audit": dict(gatekeeper_id="gk-verify", vendor_keys=keys, bucket=GOOD_BUCKET,
                              audit_url="dynamodb://verify-audit-deleted"),
+        **{name: dict(gatekeeper_id="gk-verify", vendor_keys=keys, bucket=GOOD_BUCKET, audit_url=sqlite(name))
+           for name in skews},
     }
     storage = {name: strict_url if setup["bucket"] in (NO_CORS_BUCKET, GET_ONLY_BUCKET) else stack.storage_url
                for name, setup in setups.items()}
@@ -158,9 +167,11 @@ def verifier(dualkey_stack, tmp_path_factory):
                                cwd=support.ROOT, env={**os.environ, **support.AWS_ENV}, capture_output=True, timeout=60)
             port = support.free_port()
             urls[name] = f"http://127.0.0.1:{port}"
+            faked = ["faketime", "-f", skews[name]] if name in skews else []
             processes.append(support.start_process(
-                [support.PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(port)],
-                urls[name] + "/v1/health", log_path=workdir / f"gk-{name}.log"))
+                [*faked, support.PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(port)],
+                urls[name] + "/v1/health", log_path=workdir / f"gk-{name}.log",
+                env={"FAKETIME_DONT_FAKE_MONOTONIC": "1"} if faked else None))
         aws(stack.storage_url, "dynamodb").delete_table(TableName="verify-audit-deleted")
         yield {"urls": urls, "storage": storage, "workdir": workdir, "keys": keys}
     finally:
@@ -193,6 +204,13 @@ def test_each_fault_fails_with_its_own_message_before_any_saved(dualkey_stack, c
                               "does not allow POST", "Add POST to the AllowedMethods"),
             "wrong_id": (GOOD_BUCKET, "gatekeeper_id", "It calls itself “gk-someone-else”", "wrong_audience"),
             "untrusted_key": (GOOD_BUCKET, "active_kid", "so it refuses every grant", "[vendor_keys]"),
+            # A real process whose clock is off (libfaketime): its health's time says so, and it
+            # refuses the probe's grant as expired (ahead) or not yet valid (behind).
+            "skewed_ahead": (GOOD_BUCKET, "clock", "s ahead of the portal's",
+                             "More than 30 s apart, it refuses the portal's grants"),
+            "skewed_behind": (GOOD_BUCKET, "clock", "s behind the portal's",
+                              "More than 30 s apart, it refuses the portal's grants"),
+            # Last: verified again below.
             # The sign's refusal, whichever comes first: health probes the store only after 10 s
             # without a write, so it may still report the table's last write (at start) as ok.
             "broken_audit": (GOOD_BUCKET, "probe_sign", "(audit_unavailable)", "It cannot write its audit log"),
@@ -219,6 +237,15 @@ def test_each_fault_fails_with_its_own_message_before_any_saved(dualkey_stack, c
                 assert checks["probe_sign"]["hint"].startswith("Its gatekeeper_id is not the id in these settings")
             if setup == "untrusted_key":
                 assert "unknown_kid" in checks["probe_sign"]["detail"], (checks["probe_grant"], view.console[-6:])
+            if setup.startswith("skewed_"):
+                ahead = setup == "skewed_ahead"
+                skew = int(checks["clock"]["detail"].split("clock is ")[1].split(" s ")[0])
+                assert (595 <= skew <= 605) if ahead else (115 <= skew <= 125), checks["clock"]
+                code = "expired" if ahead else "not_yet_valid"
+                assert f"({code})" in checks["probe_sign"]["detail"], checks["probe_sign"]
+                assert checks["probe_sign"]["hint"].startswith(
+                    f"Its clock is {'ahead of' if ahead else 'behind'} the portal's by more than it tolerates")
+                assert checks["probe_upload"]["status"] == "skip"
             if setup == "missing_bucket":
                 assert checks["probe_upload"]["status"] == "skip"
             if setup == "wrong_cors":

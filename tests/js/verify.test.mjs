@@ -33,7 +33,10 @@ test("the gatekeeper's refusal gets the setup's fix by its code", () => {
   const error = { source: "gatekeeper", code: "wrong_audience", message: "The gatekeeper refused: x (wrong_audience)" };
   assert.match(refused("probe_sign", error).hint, /^Its gatekeeper_id is not the id in these settings/);
   assert.match(refused("probe_sign", { ...error, code: "audit_unavailable" }).hint, /cannot write its audit log/);
-  assert.match(refused("probe_sign", { ...error, code: "expired" }).hint, /behind the portal's/);
+  // A grant dated by the portal looks expired to a gatekeeper whose clock is ahead,
+  // not yet valid to one whose clock is behind (tests/e2e/test_onboarding_verify.py, under faketime).
+  assert.match(refused("probe_sign", { ...error, code: "expired" }).hint, /^Its clock is ahead of the portal's/);
+  assert.match(refused("probe_sign", { ...error, code: "not_yet_valid" }).hint, /^Its clock is behind the portal's/);
   assert.equal(refused("probe_sign", { ...error, code: "mystery", hint: "theirs" }).hint, "theirs");
 });
 

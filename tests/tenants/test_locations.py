@@ -254,9 +254,11 @@ class SettingsLocationsStoryTestCase(LocationsTestCase):
         self.assertContains(r, 'data-testid="locations"')
         self.assertContains(r, f'data-health-url="/settings/locations/{b.pk}/health/"')
         self.assertContains(r, "You chose bucket alpha-b, the gatekeeper reports someone-elses.")
-        # Every location's gatekeeper (Connect), and the active one's storage (the onboarding probe).
+        # Every location's gatekeeper (Connect), and the storage of the location being
+        # connected (the onboarding verification's probe follows it), not the active one's.
         self.assertEqual(csp_directives(r[HEADER])["connect-src"], ["'self'", "https://gk.alpha.example", B_URL,
-                                                                   self.a.storage_origin])
+                                                                   b.storage_origin])
+        self.assertNotIn(self.a.storage_origin, r[HEADER])
 
     def test_staff_get_403_and_support_sees_states_only(self):
         b = self.add_b()

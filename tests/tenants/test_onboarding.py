@@ -394,3 +394,167 @@ class HostileReportTestCase(BaseTestCase):
                 r = self.client.generic("POST", REPORT, raw, content_type=content_type)
                 self.assertIn(r.status_code, (400, 413, 415), r.content[:200])
         self.assertFalse(self.tenant_a.onboarding_steps.filter(step="verified").exists())
+
+
+class MovingToOwnGatekeeperTestCase(BaseTestCase):
+    """Alice's tenant moves to its own gatekeeper: she adds location B, connects it
+    (her browser posts its health), verifies it and cuts over. The checklist follows
+    B from the moment it is added; Charlie's tenant and Bob (staff) get nothing of it."""
+
+    B = {"kind": "customer", "gatekeeper_url": "https://gk-own.alpha.example", "gatekeeper_id": "gk-alpha-own",
+         "storage_origin": "https://alpha-own.s3.eu-north-1.amazonaws.com", "chosen_bucket": "alpha-own",
+         "chosen_region": "eu-north-1"}
+
+    def steps(self, response) -> dict[str, str]:
+        return dict(re.findall(r'<li data-step="(\w+)" data-state="(\w+)"', response.content.decode()))
+
+    def health(self, location, **changes) -> str:
+        return json.dumps({"status": "ok", "gatekeeper_id": location.gatekeeper_id,
+                           "storage_origin": location.storage_origin, "bucket": "alpha-own", "region": "eu-north-1",
+                           "storage": "ok", "time": 1, "vendor_kids": []} | changes)
+
+    def add_b(self):
+        self.login(self.alice)
+        # Alpha's current gatekeeper is connected, verified and cut over to (live).
+        onboarding.storage_saved(self.tenant_a, self.alice)
+        onboarding.record_verification(self.tenant_a, self.alice, GOOD)
+        onboarding.record_cut_over(self.tenant_a, self.alice)
+        r = self.client.post("/settings/locations/", self.B)
+        self.assertEqual(r.status_code, 302)
+        return self.tenant_a.locations.get(gatekeeper_id="gk-alpha-own")
+
+    def report(self, location, checks=GOOD):
+        body = {"gatekeeper_url": location.gatekeeper_url, "gatekeeper_id": location.gatekeeper_id,
+                "storage_origin": location.storage_origin, "checks": checks}
+        return self.client.post(REPORT, json.dumps(body), content_type="application/json")
+
+    def test_the_checklist_follows_the_location_from_added_to_cut_over(self):
+        b = self.add_b()
+        # Added: the steps about "the gatekeeper" are B's now, and none of them done.
+        page = self.client.get("/settings/")
+        steps = self.steps(page)
+        self.assertEqual((steps["deployed"], steps["connected"], steps["verified"], steps["cut_over"]),
+                         ("outdated", "outdated", "outdated", "outdated"))
+        self.assertContains(page, "Done for another gatekeeper than gk-alpha-own, the location being connected.")
+        self.assertContains(page, 'data-testid="verify-target">gk-alpha-own<')
+        self.assertContains(page, f'data-gatekeeper-url="{b.gatekeeper_url}"')
+        self.assertContains(page, 'data-bucket="alpha-own" data-region="eu-north-1"')
+        self.assertEqual(onboarding.target_for(self.tenant_a).location_id, b.pk)
+
+        # Connected: recorded when her browser posts B's health (not before, not by the storage form).
+        r = self.client.post(f"/settings/locations/{b.pk}/health/", self.health(b), content_type="application/json")
+        self.assertEqual(r.status_code, 200)
+        connected = self.tenant_a.onboarding_steps.get(step="connected")
+        self.assertEqual((connected.detail["gatekeeper_id"], connected.actor), ("gk-alpha-own", self.alice))
+        self.assertEqual(self.steps(self.client.get("/settings/"))["connected"], "done")
+
+        # Verified: the probe grants are for B's gatekeeper, and the report must name B.
+        grants = self.client.post(PROBE).json()
+        self.assertEqual((grants["gatekeeper_url"], grants["gatekeeper_id"]), (b.gatekeeper_url, "gk-alpha-own"))
+        from tests.tenants.test_locations import audience
+
+        self.assertEqual(audience(grants["grants"]["put"], self.tenant_a), "gk-alpha-own")
+        stale = {"gatekeeper_url": self.tenant_a.gatekeeper_url, "gatekeeper_id": "gk-alpha",
+                 "storage_origin": self.tenant_a.storage_origin, "checks": GOOD}
+        r = self.client.post(REPORT, json.dumps(stale), content_type="application/json")
+        self.assertEqual(r.status_code, 409)  # the active gatekeeper's report is not B's
+        self.assertEqual(self.report(b).json()["state"], "done")
+        steps = self.steps(self.client.get("/settings/"))
+        self.assertEqual((steps["deployed"], steps["connected"], steps["verified"], steps["cut_over"]),
+                         ("done", "done", "done", "outdated"))
+
+        # Cut over: B is active, the tenant mirrors it, every step is B's and done.
+        r = self.client.post(f"/settings/locations/{b.pk}/cut-over/", {"confirm": "gk-alpha-own"})
+        self.assertEqual(r.status_code, 302)
+        self.tenant_a.refresh_from_db()
+        self.assertEqual(self.tenant_a.gatekeeper_id, "gk-alpha-own")
+        target = onboarding.target_for(self.tenant_a)
+        self.assertEqual((target.location_id, target.connecting), (None, False))
+        page = self.client.get("/settings/")
+        steps = self.steps(page)
+        self.assertEqual((steps["deployed"], steps["connected"], steps["verified"], steps["cut_over"]),
+                         ("done", "done", "done", "done"))
+        self.assertEqual(self.tenant_a.onboarding_steps.get(step="cut_over").detail["gatekeeper_id"], "gk-alpha-own")
+        self.assertNotContains(page, 'data-testid="verify-target"')
+
+    def test_the_launch_link_and_the_download_are_for_the_location_being_connected(self):
+        self.add_b()
+        values = launch_query(onboarding.launch_stack_url(self.tenant_a, trusted_public_keys(self.tenant_a),
+                                                          settings.DUALKEY_PORTAL_ORIGIN))
+        self.assertEqual((values["param_GatekeeperId"], values["param_BucketName"]), ("gk-alpha-own", "alpha-own"))
+        self.assertTrue(onboarding.launch_stack_url(self.tenant_a, [], "x").startswith(
+            "https://eu-north-1.console.aws.amazon.com/"))
+        import tomllib
+        config = tomllib.loads(self.client.get("/settings/gatekeeper.toml").content.decode())
+        self.assertEqual(config["gatekeeper_id"], "gk-alpha-own")
+        self.assertEqual((config["storage"]["bucket"], config["storage"]["region"]), ("alpha-own", "eu-north-1"))
+        self.assertNotIn("endpoint_url", config["storage"])  # AWS itself
+
+    def test_a_connecting_location_without_a_region_is_in_the_tenants(self):
+        self.login(self.alice)
+        self.client.post("/settings/locations/", {**self.B, "chosen_region": "", "chosen_bucket": ""})
+        target = onboarding.target_for(self.tenant_a)
+        self.assertEqual((target.region, target.bucket), ("eu-west-1", ""))
+
+    def test_the_storage_form_neither_connects_nor_verifies_the_new_location(self):
+        b = self.add_b()
+        Ticket.objects.filter(tenant=self.tenant_a).delete()
+        before = self.tenant_a.onboarding_steps.get(step="connected").at
+        r = self.client.post("/settings/storage/", {
+            "data_location": "vendor", "region": "eu-west-1", "bucket": "alpha-reports",
+            "gatekeeper_url": self.tenant_a.gatekeeper_url, "gatekeeper_id": "gk-alpha",
+            "storage_origin": self.tenant_a.storage_origin})
+        self.assertEqual(r.status_code, 302)
+        self.assertEqual(r["Location"], "/settings/")  # no autostarted verification of B
+        connected = self.tenant_a.onboarding_steps.get(step="connected")
+        self.assertEqual((connected.at, connected.detail["gatekeeper_id"]), (before, "gk-alpha"))
+        self.assertEqual(onboarding.target_for(self.tenant_a).location_id, b.pk)
+
+    def test_health_of_a_draining_location_records_nothing(self):
+        b = self.add_b()
+        self.client.post(f"/settings/locations/{b.pk}/health/", self.health(b), content_type="application/json")
+        self.client.post(f"/settings/locations/{b.pk}/cut-over/", {"confirm": "gk-alpha-own"})
+        old = self.tenant_a.locations.get(gatekeeper_id="gk-alpha")
+        at = self.tenant_a.onboarding_steps.get(step="connected").at
+        r = self.client.post(f"/settings/locations/{old.pk}/health/", json.dumps({
+            "gatekeeper_id": "gk-alpha", "storage_origin": old.storage_origin, "storage": "ok"}),
+            content_type="application/json")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(self.tenant_a.onboarding_steps.get(step="connected").at, at)
+
+    def test_bob_gets_403_and_charlie_404_and_his_checklist_is_his(self):
+        b = self.add_b()
+        self.login(self.bob)
+        self.assertEqual(self.client.post(f"/settings/locations/{b.pk}/health/", self.health(b),
+                                          content_type="application/json").status_code, 403)
+        self.login(self.charlie)
+        self.assertEqual(self.client.post(f"/settings/locations/{b.pk}/health/", self.health(b),
+                                          content_type="application/json").status_code, 404)
+        self.assertEqual(self.report(b).status_code, 409)  # his tenant's gatekeeper is not B
+        page = self.client.get("/settings/")
+        self.assertNotContains(page, "gk-alpha-own")
+        self.assertEqual(onboarding.target_for(self.tenant_b).gatekeeper_id, "gk-beta")
+
+    def test_bad_health_records_no_connection(self):
+        b = self.add_b()
+        at = self.tenant_a.onboarding_steps.get(step="connected").at
+        for body in ["{", self.health(b, gatekeeper_id="gk-alpha"), self.health(b, storage="maybe")]:
+            with self.subTest(body=body[:30]):
+                r = self.client.post(f"/settings/locations/{b.pk}/health/", body, content_type="application/json")
+                self.assertEqual(r.status_code, 400)
+        self.assertEqual(self.tenant_a.onboarding_steps.get(step="connected").at, at)
+
+    def test_with_two_locations_connecting_it_follows_the_newest_then_the_other(self):
+        first = self.add_b()
+        r = self.client.post("/settings/locations/", {**self.B, "gatekeeper_url": "https://gk-3.alpha.example",
+                                                      "gatekeeper_id": "gk-alpha-3"})
+        self.assertEqual(r.status_code, 302)
+        third = self.tenant_a.locations.get(gatekeeper_id="gk-alpha-3")
+        self.assertEqual(onboarding.target_for(self.tenant_a).location_id, third.pk)
+        # Connecting the older one is recorded on its row, not as the checklist's step.
+        at = self.tenant_a.onboarding_steps.get(step="connected").at
+        self.client.post(f"/settings/locations/{first.pk}/health/", self.health(first),
+                         content_type="application/json")
+        self.assertEqual(self.tenant_a.onboarding_steps.get(step="connected").at, at)
+        self.assertEqual(self.client.post(f"/settings/locations/{third.pk}/retire/").status_code, 302)
+        self.assertEqual(onboarding.target_for(self.tenant_a).location_id, first.pk)

@@ -24,8 +24,10 @@ const SIGN_FIXES = {
     + "restart it (or update the stack's VendorKeys parameter).",
   bad_signature: "It holds another public key under the portal's key id: paste the [vendor_keys] block below.",
   wrong_issuer: "Its issuer is not this portal's origin: set issuer (the stack's PortalOrigin) to it.",
-  expired: "Its clock is behind the portal's by more than it tolerates: synchronise its clock (NTP).",
-  not_yet_valid: "Its clock is ahead of the portal's by more than it tolerates: synchronise its clock (NTP).",
+  // A grant lives PROBE_GRANT_LIFETIME (120 s) from the portal's now: a gatekeeper
+  // whose clock is ahead sees it expired, one behind sees it not valid yet.
+  expired: "Its clock is ahead of the portal's by more than it tolerates: synchronise its clock (NTP).",
+  not_yet_valid: "Its clock is behind the portal's by more than it tolerates: synchronise its clock (NTP).",
   audit_unavailable: "It cannot write its audit log, so it refuses everything (fail closed): check its audit store "
     + "(SQLite file, DynamoDB table) and its permissions on it.",
   kill_switch: "Its kill switch is thrown: set enabled = true in its config and restart it.",

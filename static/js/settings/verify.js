@@ -29,10 +29,11 @@ function renderCheck(item) {
       item.hint && el("p", { className: "check-hint" }, item.hint)));
 }
 
-// What checks.js compares the health with: the gatekeeper check's own data attributes.
+// What checks.js compares the health with: this block's own data attributes (the
+// gatekeeper being verified: the location being connected, when there is one).
 function expected() {
-  const data = document.querySelector("[data-gatekeeper-check]")?.dataset || {};
-  return { gatekeeperId: root.dataset.gatekeeperId || "", activeKid: data.activeKid || "", nextKid: data.nextKid || "",
+  const data = root.dataset;
+  return { gatekeeperId: data.gatekeeperId || "", activeKid: data.activeKid || "", nextKid: data.nextKid || "",
     previousKids: words(data.previousKids), bucket: data.bucket || "", region: data.region || "",
     approverIds: words(data.approverIds) };
 }
