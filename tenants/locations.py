@@ -39,8 +39,10 @@ MIRROR = {
     "bucket": "chosen_bucket",
     "region": "chosen_region",
 }
-# A cut over needs a health report at most this old.
+# A cut over needs a health report at most this old, and a passed verification
+# (the admin's browser's round trip through this gatekeeper) at most this old.
 HEALTH_FRESH_FOR = dt.timedelta(minutes=15)
+VERIFIED_FRESH_FOR = dt.timedelta(hours=24)
 # The health fields recorded, with their longest accepted value.
 REPORTED = {"bucket": 63, "region": 30, "storage_problem": 200, "encryption": 20, "kms_key_id": 200}
 STORAGE_STATES = ("ok", "unreachable")
@@ -204,6 +206,10 @@ def cut_over(location: StorageLocation, actor, *, now: dt.datetime | None = None
             raise LocationError("The gatekeeper reports its storage unreachable"
                                 + (f" ({location.reported_storage_problem})" if location.reported_storage_problem
                                    else "") + ": fix the bucket first.")
+        if not verified_for(location, now):
+            raise LocationError("Verify it first: the browser check (health, then a probe object written, read "
+                                "back and deleted) must have passed for this gatekeeper in the last "
+                                f"{int(VERIFIED_FRESH_FOR.total_seconds() // 3600)} hours.")
         old = StorageLocation.objects.select_for_update().filter(
             tenant=tenant, state=StorageLocation.State.ACTIVE).first()
         who = {"state_changed_at": now, "state_changed_by": actor, "state_changed_by_name": _display(actor)}
@@ -218,6 +224,16 @@ def cut_over(location: StorageLocation, actor, *, now: dt.datetime | None = None
             old=old.gatekeeper_url if old else "", new=location.gatekeeper_url)], now=now)
     location.refresh_from_db()
     return location
+
+
+def verified_for(location: StorageLocation, now: dt.datetime) -> bool:
+    """Whether the tenant's latest verification passed, for this very gatekeeper and
+    storage origin (tenants/onboarding.py records it with what it checked), recently."""
+    row = OnboardingStep.objects.filter(tenant_id=location.tenant_id, step=OnboardingStep.Step.VERIFIED).first()
+    return (row is not None and row.state == OnboardingStep.State.DONE and now - row.at <= VERIFIED_FRESH_FOR
+            and row.detail.get("gatekeeper_url") == location.gatekeeper_url
+            and row.detail.get("gatekeeper_id") == location.gatekeeper_id
+            and row.detail.get("storage_origin") == location.storage_origin)
 
 
 def retire(location: StorageLocation, actor, *, now: dt.datetime | None = None) -> StorageLocation:

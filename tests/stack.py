@@ -650,3 +650,18 @@ def open_report_view(browser, stack, username: str, ticket: dict, before_load=No
     Returns (browser context, ReportView); the caller closes the context."""
     return open_view(ReportView, browser, stack, username, f"/tickets/{ticket['id']}/", before_load,
                      **context_options)
+
+
+def verify_in_browser(page) -> dict[str, dict]:
+    """Press "Verify the gatekeeper" and wait for the verdict; the checks by id."""
+    page.locator("[data-onboarding-verify]").evaluate("root => root.removeAttribute('data-state')")  # a verdict shown
+    page.get_by_role("button", name="Verify the gatekeeper").click()
+    return verdict(page)
+
+
+def verdict(page) -> dict[str, dict]:
+    page.wait_for_selector("[data-onboarding-verify][data-state=done]", state="attached", timeout=30_000)
+    items = page.locator("[data-testid=verify-checklist] > li").evaluate_all("""(items) => items.map((li) => ({
+        id: li.dataset.check, status: li.dataset.status, detail: li.querySelector(".check-detail").textContent,
+        hint: li.querySelector(".check-hint")?.textContent ?? null}))""")
+    return {item["id"]: item for item in items}

@@ -99,3 +99,11 @@ def set_active_location(tenant, **values):
     StorageLocation.objects.filter(pk=location.pk).update(**{MIRROR[name]: value for name, value in values.items()})
     mirror_from_active(tenant)
     return location
+
+
+def record_passed_verification(tenant, actor, *, now=None):
+    """What the admin's browser's verification posts when every check passes, for the
+    location the checklist follows (tenants/onboarding.py): a cut over needs it."""
+    from tenants import onboarding
+
+    return onboarding.record_verification(tenant, actor, {name: "pass" for name in onboarding.MUST_PASS}, now=now)

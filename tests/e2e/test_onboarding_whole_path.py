@@ -40,7 +40,18 @@ from gatekeeper_client.agent import load_config, submit_ticket
 from gatekeeper_client.demo_report import build_demo_report
 from tests import support
 from tests.e2e.test_password_reset import wait_for_mail
-from tests.stack import PYTHON, ROOT, csp_directives, demo_script, log_in, open_report_view, origin, start_stack
+from tests.stack import (
+    PYTHON,
+    ROOT,
+    csp_directives,
+    demo_script,
+    log_in,
+    open_report_view,
+    origin,
+    start_stack,
+    verdict,
+)
+from tests.stack import verify_in_browser as verify
 
 pytestmark = pytest.mark.e2e
 
@@ -124,21 +135,6 @@ def download(page, stack, workdir, name: str) -> tuple[str, dict]:
 def steps(page) -> dict[str, str]:
     return dict(page.locator("[data-testid=onboarding-steps] > li").evaluate_all(
         "items => items.map(li => [li.dataset.step, li.dataset.state])"))
-
-
-def verify(page) -> dict[str, dict]:
-    """Press "Verify the gatekeeper" and wait for the verdict; the checks by id."""
-    page.locator("[data-onboarding-verify]").evaluate("root => root.removeAttribute('data-state')")  # a verdict shown
-    page.get_by_role("button", name="Verify the gatekeeper").click()
-    return verdict(page)
-
-
-def verdict(page) -> dict[str, dict]:
-    page.wait_for_selector("[data-onboarding-verify][data-state=done]", state="attached", timeout=30_000)
-    items = page.locator("[data-testid=verify-checklist] > li").evaluate_all("""(items) => items.map((li) => ({
-        id: li.dataset.check, status: li.dataset.status, detail: li.querySelector(".check-detail").textContent,
-        hint: li.querySelector(".check-hint")?.textContent ?? null}))""")
-    return {item["id"]: item for item in items}
 
 
 def row(page, url: str):

@@ -25,6 +25,7 @@ from tests.stack import (
     open_report_view,
     origin,
     start_stack,
+    verify_in_browser,
 )
 
 pytestmark = pytest.mark.e2e
@@ -97,6 +98,10 @@ def test_cut_over_to_a_second_gatekeeper_keeps_the_old_ticket_readable(stack, lo
         assert row.get_by_test_id("location-mismatch").text_content() == (
             f"You chose bucket acme-reports-chosen, the gatekeeper reports {B_BUCKET}.")
 
+        # Verify it (the settings page's round trip through B): a cut over needs it.
+        checks = verify_in_browser(page)
+        assert page.locator("[data-onboarding-verify]").get_attribute("data-verdict") == "pass", checks
+        row = page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']")
         row.locator("[name=confirm]").fill(B_ID)
         with page.expect_navigation():
             row.locator("[data-action=cut-over]").click()

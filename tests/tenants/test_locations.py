@@ -11,7 +11,7 @@ from django.utils import timezone
 from portal.tickets.grants import read_grant
 from portal.tickets.models import Ticket
 from portal.tickets.services import create_ticket
-from tenants import locations
+from tenants import locations, onboarding
 from tenants.csp import HEADER
 from tenants.locations import LocationError, active_location, add_location, cut_over, record_health, retire
 from tenants.models import SecurityEvent, StorageLocation, Tenant
@@ -20,6 +20,7 @@ from django.conf import settings
 
 from tests.portal.base import BaseTestCase, manifest_entry, public_key
 from tests.stack import csp_directives
+from tests.support import record_passed_verification
 
 B_URL = "https://gk-b.alpha.example"
 B_ORIGIN = "https://alpha-b.s3.eu-north-1.amazonaws.com"
@@ -53,8 +54,11 @@ class LocationsTestCase(BaseTestCase):
         return add_location(self.tenant_a, self.alice, **values)
 
     def connected_b(self, **health):
+        """Added, connected and verified: ready to cut over to."""
         b = self.add_b()
-        return record_health(b, health_of(b, **health))
+        b = record_health(b, health_of(b, **health))
+        record_passed_verification(self.tenant_a, self.alice)
+        return b
 
 
 class ModelTestCase(LocationsTestCase):
@@ -160,6 +164,29 @@ class CutOverTestCase(LocationsTestCase):
             cut_over(b, self.alice)
         self.a.refresh_from_db()
         self.assertEqual(self.a.state, "active")
+
+    def test_it_needs_a_passed_verification_of_this_gatekeeper_within_a_day(self):
+        b = self.add_b()
+        b = record_health(b, health_of(b))
+        with self.assertRaisesRegex(LocationError, "Verify it first"):
+            cut_over(b, self.alice)
+        failing = {name: "pass" for name in onboarding.MUST_PASS} | {"storage": "fail"}
+        onboarding.record_verification(self.tenant_a, self.alice, failing)
+        with self.assertRaisesRegex(LocationError, "Verify it first"):
+            cut_over(b, self.alice)
+        past = timezone.now() - locations.VERIFIED_FRESH_FOR - dt.timedelta(seconds=1)
+        record_passed_verification(self.tenant_a, self.alice, now=past)
+        with self.assertRaisesRegex(LocationError, "Verify it first"):
+            cut_over(b, self.alice)
+        record_passed_verification(self.tenant_a, self.alice)
+        # A verification of another gatekeeper does not count for this one.
+        StorageLocation.objects.filter(pk=b.pk).update(gatekeeper_id="gk-alpha-c")
+        b.refresh_from_db()
+        with self.assertRaisesRegex(LocationError, "Verify it first"):
+            cut_over(b, self.alice)
+        StorageLocation.objects.filter(pk=b.pk).update(gatekeeper_id="gk-alpha-b")
+        b.refresh_from_db()
+        self.assertEqual(cut_over(b, self.alice).state, "active")
 
     def test_only_a_connecting_location_is_cut_over_to(self):
         with self.assertRaisesRegex(LocationError, "this one is active"):
@@ -335,6 +362,9 @@ class SettingsLocationsStoryTestCase(LocationsTestCase):
         r = self.client.post(url, {"confirm": "gk-alpha-b"})
         self.assertContains(r, "Connect first", status_code=409)
         record_health(b, health_of(b))
+        r = self.client.post(url, {"confirm": "gk-alpha-b"})
+        self.assertContains(r, "Verify it first", status_code=409)
+        record_passed_verification(self.tenant_a, self.alice)
         r = self.client.post(url, {"confirm": "gk-alpha-b"})
         self.assertEqual(r.status_code, 302)
         self.assertEqual(active_location(self.tenant_a), b)
