@@ -345,6 +345,27 @@ def checklist(tenant: Tenant) -> list[Item]:
     return items
 
 
+def _tickets_moved(tenant: Tenant, title: str) -> Item:
+    """Done when every ticket (but erased ones) is at the active location; who and
+    when from the last finished move (portal/moves, reached by its reverse relation:
+    tenants/ does not import portal/)."""
+    elsewhere = (tenant.tickets.filter(erased_at__isnull=True)
+                 .exclude(location__state=StorageLocation.State.ACTIVE).count())
+    jobs = tenant.move_jobs.order_by("-created_at")
+    if not elsewhere:
+        last = jobs.filter(state="finished").first()
+        if last is None:
+            return Item("tickets_moved", title, NOT_NEEDED, note="Every ticket is at the active location.")
+        return Item("tickets_moved", title, DONE, last.created_by_name, last.finished_at)
+    running = jobs.filter(state__in=["running", "paused"]).first()
+    if running is not None:
+        return Item("tickets_moved", title, TODO, running.created_by_name, running.created_at,
+                    note=f"A move is {running.state}: {elsewhere} ticket{'s' if elsewhere != 1 else ''} "
+                    "still at an earlier location. Its progress is under Move tickets.")
+    return Item("tickets_moved", title, TODO, note=f"{elsewhere} ticket{'s' if elsewhere != 1 else ''} still at an "
+                "earlier location (readable there). Move them under Move tickets, once cut over.")
+
+
 def _from_row(step: str, row, note: str = "", state: str | None = None) -> Item:
     return Item(step, TITLES[step], state or row.state, row.actor_name, row.at, note)
 
@@ -359,8 +380,7 @@ def _item(tenant: Tenant, step: str, row: OnboardingStep | None, target: Target)
     if step == "tickets_moved":
         if not tenant.tickets.exists():
             return Item(step, title, NOT_NEEDED, note="No tickets yet: nothing to move.")
-        return Item(step, title, UNAVAILABLE, note="Not yet available: moving existing tickets to your storage "
-                    "comes in a later release. They stay readable where they are.")
+        return _tickets_moved(tenant, title)
     if step == Step.LIVE:
         if tenant.status == Tenant.Status.ACTIVE:
             return _from_row(step, row) if row else Item(step, title, DONE, note="Live before this checklist "

@@ -139,9 +139,37 @@ class ChecklistPageTestCase(BaseTestCase):
         self.assertEqual(r.status_code, 200)
         self.assertEqual(self.steps(r), {
             "admin_joined": "done", "location_chosen": "todo", "deployed": "todo", "connected": "done",
-            "verified": "todo", "cut_over": "todo", "tickets_moved": "unavailable", "live": "done"})
+            "verified": "todo", "cut_over": "todo", "tickets_moved": "not_needed", "live": "done"})
         self.assertContains(r, "by alice")  # the first admin, when she joined
-        self.assertContains(r, "Not yet available: moving existing tickets")
+        self.assertContains(r, "Every ticket is at the active location.")
+
+    def test_tickets_moved_follows_the_tickets_and_the_moves(self):
+        from django.utils import timezone
+
+        from portal.moves import services as moves
+        from portal.tickets.models import Ticket
+        from tenants.locations import active_location
+        from tenants.models import StorageLocation
+
+        def moved():
+            return next(i for i in onboarding.checklist(self.tenant_a) if i.step == "tickets_moved")
+
+        Ticket.objects.filter(pk=self.ticket.pk).update(status=Ticket.Status.COMPLETE)
+        old = active_location(self.tenant_a)
+        now = timezone.now()
+        StorageLocation.objects.filter(pk=old.pk).update(state=StorageLocation.State.DRAINING)
+        new = StorageLocation.objects.create(
+            tenant=self.tenant_a, kind="customer", gatekeeper_url="https://gk2.alpha.example", gatekeeper_id="gk-2",
+            storage_origin="https://a2.s3.eu-west-1.amazonaws.com", state=StorageLocation.State.ACTIVE,
+            state_changed_at=now, created_at=now)
+        self.assertEqual((moved().state, moved().note[:40]), ("todo", "1 ticket still at an earlier location (r"))
+        job = moves.plan(self.tenant_a, old, new, self.alice).job
+        self.assertIn("A move is running", moved().note)
+        Ticket.objects.filter(pk=self.ticket.pk).update(location=new)
+        moves.change(job, "cancel", self.alice)
+        self.assertEqual(moved().state, "not_needed")
+        job.__class__.objects.filter(pk=job.pk).update(state="finished", finished_at=now)
+        self.assertEqual((moved().state, moved().who), ("done", "alice"))
 
     def test_bob_gets_403(self):
         self.login(self.bob)
