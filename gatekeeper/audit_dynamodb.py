@@ -225,7 +225,7 @@ class DynamoAuditStore:
             {"Put": {"TableName": self.table, "Item": item,
                      "ConditionExpression": "attribute_not_exists(pk)"}}
             for item in items
-        ])
+        ], ClientRequestToken=token)  # a retried transaction is applied once (as botocore sends one)
 
     def _item(self, record: AuditRecord, token: str, n: int) -> dict:
         item = {name: {"S": clean_text(getattr(record, name))} for name in TEXT_FIELDS}

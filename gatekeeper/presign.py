@@ -281,9 +281,9 @@ class Signer:
 class AwsCredentials:
     """This process's AWS credentials: the environment's (AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; Lambda always sets them), read at every
-    call, without botocore; else (or with AWS_PROFILE set, which botocore puts first)
-    botocore's credential chain (an instance profile, a shared file ...), imported only
-    then, which refreshes temporary credentials before they expire. None if there are none."""
+    call, without botocore, as first in botocore's own chain; else the rest of that chain
+    (an instance profile, a shared file ...), botocore imported only then, which refreshes
+    temporary credentials before they expire. None if there are none."""
 
     def __init__(self, environ: Mapping[str, str] = os.environ):
         self._environ = environ
@@ -296,7 +296,7 @@ class AwsCredentials:
 
     def __call__(self) -> Credentials | None:
         env = self._environ
-        if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY") and not env.get("AWS_PROFILE"):
+        if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
             return Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
                                env.get("AWS_SESSION_TOKEN") or None)
         from botocore.exceptions import BotoCoreError
