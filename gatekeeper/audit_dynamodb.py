@@ -96,14 +96,14 @@ class DynamoAuditStore:
         self.region = region
         self._credentials = aws or AwsCredentials()  # app.py shares the bucket's
         self._signer = Signer(region, "dynamodb")
-        url, self._host = split_endpoint(endpoint_url) if endpoint_url else (
-            f"https://dynamodb.{region}.{dns_suffix(region)}", f"dynamodb.{region}.{dns_suffix(region)}")
+        url, self._host = split_endpoint(endpoint_url or f"https://dynamodb.{region}.{dns_suffix(region)}")
         self._url = urlsplit(url)
         self._local = threading.local()  # http.client connections are one thread's each
 
     def _connection(self) -> http.client.HTTPConnection:
         """This thread's keep-alive connection, connected. Readable while idle means the
-        server closed it (or sent what nobody asked for): then a new one, as urllib3 does."""
+        server closed it (or sent what nobody asked for): then a new one, as urllib3 does
+        (with poll(), as urllib3 too: select() fails past 1,024 descriptors)."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
             if self._url.scheme == "https":
@@ -112,8 +112,11 @@ class DynamoAuditStore:
             else:
                 connection = http.client.HTTPConnection(self._url.hostname, self._url.port)
             self._local.connection = connection
-        if connection.sock is not None and select.select([connection.sock], [], [], 0)[0]:
-            connection.close()
+        if connection.sock is not None:
+            idle = select.poll()
+            idle.register(connection.sock, select.POLLIN)
+            if idle.poll(0):
+                connection.close()
         if connection.sock is None:
             connection.timeout = CONNECT_TIMEOUT
             connection.connect()

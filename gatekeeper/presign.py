@@ -27,7 +27,7 @@ Reference: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-au
 and https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html
 
 For DynamoDB, `sign_headers` signs a request's headers as botocore's SigV4Auth does
-(tests/gatekeeper/test_audit.py proves the Authorization header identical), so that
+(tests/gatekeeper/test_dynamodb_wire.py proves the Authorization header identical), so that
 a Lambda's cold start need not import botocore at all (bench/bench_cold_start.py);
 `AwsCredentials` finds the credentials without it when the environment has them.
 """
