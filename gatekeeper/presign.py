@@ -280,13 +280,16 @@ class Signer:
 
 class AwsCredentials:
     """This process's AWS credentials: the environment's (AWS_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; Lambda always sets them), read at every
-    call, without botocore, as first in botocore's own chain; else the rest of that chain
-    (an instance profile, a shared file ...), botocore imported only then, which refreshes
-    temporary credentials before they expire. None if there are none."""
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; Lambda always sets them), read once and
+    without botocore, as first in botocore's own chain (which reads them once too); else
+    the rest of that chain (an instance profile, a shared file ...), botocore imported
+    only then, which refreshes temporary credentials before they expire. None if there
+    are none."""
 
     def __init__(self, environ: Mapping[str, str] = os.environ):
-        self._environ = environ
+        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        self._from_env = Credentials(key, secret, environ.get("AWS_SESSION_TOKEN") or None) \
+            if key and secret else None
 
     @functools.cached_property
     def session(self):
@@ -295,10 +298,8 @@ class AwsCredentials:
         return botocore.session.get_session()
 
     def __call__(self) -> Credentials | None:
-        env = self._environ
-        if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-            return Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
-                               env.get("AWS_SESSION_TOKEN") or None)
+        if self._from_env is not None:
+            return self._from_env
         from botocore.exceptions import BotoCoreError
         try:  # role credentials come from a metadata endpoint, which can fail
             found = self.session.get_credentials()
