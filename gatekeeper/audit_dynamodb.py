@@ -10,9 +10,12 @@ configured here before: one keep-alive connection per thread (a new one when the
 server closed it while idle), a 2 s connect and 10 s read timeout, and botocore's
 "standard" retries: at most 3 attempts; throttling, 5xx answers, DynamoDB's
 transient codes and failed connections are retried after random() * 1 s * 2**(n-1)
-when throttled, random() * 25 ms * 2**(n-1) otherwise. Not kept: the retry quota
-(a token bucket that stops retrying while many fail), HTTP(S)_PROXY (the store
-connects directly), the x-amz-retry-after hint. AWS_CA_BUNDLE is honoured.
+when throttled, random() * 25 ms * 2**(n-1) otherwise; the audit transaction carries
+a ClientRequestToken (botocore added one), so a retried one is applied once. Not
+kept: the retry quota (a token bucket that stops retrying while many fail), the
+x-amz-retry-after hint, HTTPS_PROXY (the store connects directly), AWS_ENDPOINT_URL*,
+FIPS and dual-stack endpoints (storage.endpoint_url, or the region's endpoint in its
+partition: tests/gatekeeper/test_dynamodb_wire.py). AWS_CA_BUNDLE is honoured.
 """
 
 from __future__ import annotations
