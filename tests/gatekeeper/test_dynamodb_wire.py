@@ -28,10 +28,11 @@ from gatekeeper.audit_dynamodb import DynamoAuditStore
 from gatekeeper.errors import AuditUnavailable, ConfigError
 from gatekeeper.presign import AwsCredentials, Credentials, Signer
 
+from .test_presign import REGIONS  # one of every partition botocore knows, several of the main one
+
 NOW = time.time()
 KEY_ID, SECRET = "AKIAEXAMPLEKEY000001", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE//////////wEaCXVzLWVhc3QtMSJHMEUCIQ" + "x" * 300 + "=="
-REGIONS = ["us-east-1", "eu-west-3", "cn-north-1", "us-gov-west-1", "us-iso-east-1", "eusc-de-east-1"]
 THROTTLED = (400, {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                    "message": "The level of configured provisioned throughput for the table was exceeded."})
 UNAVAILABLE = (503, {"__type": "com.amazon.coral.availability#ServiceUnavailableException"})
