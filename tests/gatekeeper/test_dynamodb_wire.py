@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime
 import http.server
 import json
+import ssl
+import subprocess
 import threading
 import time
 from time import sleep as pause  # the store's time.sleep is the one the tests replace
@@ -41,13 +43,18 @@ UNAVAILABLE = (503, {"__type": "com.amazon.coral.availability#ServiceUnavailable
 class Recorder(http.server.ThreadingHTTPServer):
     """A real HTTP/1.1 server: records every request; answers from `script` (status,
     JSON body) in turn, then 200 with no items. "hang up" closes the connection without
-    answering, "answer, then hang up" after answering (and saying nothing of it)."""
+    answering, "answer, then hang up" after answering (and saying nothing of it).
+    With a certificate and key, HTTPS."""
 
-    def __init__(self):
+    def __init__(self, tls: tuple[str, str] | None = None):
         super().__init__(("127.0.0.1", 0), RecordingHandler)
         self.requests: list[dict] = []
         self.script: list = []
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server_address[1]}"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
 
 
 class RecordingHandler(http.server.BaseHTTPRequestHandler):
@@ -74,14 +81,28 @@ class RecordingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def recorder():
-    server = Recorder()
+def serving(server: Recorder):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def recorder():
+    yield from serving(Recorder())
+
+
+@pytest.fixture
+def tls_recorder(tmp_path):
+    """HTTPS with a certificate for 127.0.0.1 that no system trusts: (server, its CA file)."""
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", key,
+                    "-out", cert, "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    for server in serving(Recorder((cert, key))):
+        yield server, cert
 
 
 def env_credentials(token: str | None) -> AwsCredentials:
@@ -238,6 +259,21 @@ def test_an_answer_that_never_comes_is_bounded_by_the_read_timeout(recorder, mon
         store.write([AuditRecord(ts=NOW)])
     release.set()
     assert time.monotonic() - started < 2 * 0.3 + 0.5
+
+
+def test_https_is_verified_against_the_system_or_aws_ca_bundle(tls_recorder, monkeypatch):
+    server, ca_file = tls_recorder
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    untrusted = DynamoAuditStore("gk-audit", 30, server.url, "us-east-1", env_credentials(None))
+    with pytest.raises(AuditUnavailable):  # a certificate no one vouches for: nothing is sent
+        untrusted.write([AuditRecord(ts=NOW)])
+    assert server.requests == []
+    monkeypatch.setenv("AWS_CA_BUNDLE", ca_file)
+    store = DynamoAuditStore("gk-audit", 30, server.url, "us-east-1", env_credentials(TOKEN))
+    store.write([AuditRecord(ts=NOW)])
+    store.write([AuditRecord(ts=NOW)])
+    assert len(server.requests) == 2 and server.requests[0]["peer"] == server.requests[1]["peer"]  # kept alive
+    assert server.requests[0]["headers"]["X-Amz-Security-Token"] == TOKEN
 
 
 def test_without_credentials_nothing_is_sent(recorder, monkeypatch, tmp_path):
