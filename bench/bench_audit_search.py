@@ -93,6 +93,7 @@ def realistic_rows(count: int, now: float, rng: random.Random):
                 "https://portal.example", op, key, "deny" if reason else "allow", reason, status,
                 "" if anonymous else os.urandom(8).hex(), sub,
                 "" if anonymous else f"Person {sub.partition(':')[2]}", "" if anonymous else "k1",
+                "", "", "", "",  # approval, approvers, idp_sub, idp_iss: no filter reads them
             ))
         yield rows
 

@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import botocore.session
-
 from . import PROTOCOL, VERSION
 from .acl import Client, Policy
 from .approvals import Approval, ApprovalVerifier, is_support
@@ -33,6 +31,7 @@ from .errors import (
 from .grants import Claimed, Grant, GrantVerifier
 from .identity import Identity, IdentityVerifier
 from .paths import check_in_scope, check_path, is_int
+from .presign import AwsCredentials
 from .storage import BucketState, Storage
 
 log = logging.getLogger("gatekeeper")
@@ -118,14 +117,14 @@ class Gatekeeper:
                  clock: Callable[[], float] = time.time, identity: IdentityVerifier | None = None):
         self.config = config
         self.clock = clock
-        # One botocore session for the bucket and the audit table: its model and
-        # endpoint files are read once (what a Lambda cold start spends most on).
-        session = botocore.session.get_session()
+        # One source of AWS credentials for the bucket and the audit table (and, when
+        # botocore is needed after all, one session: it reads its model files once).
+        aws = AwsCredentials()
         self.audit = audit or open_store(
             config.audit_url, config.audit_retention_days,
-            endpoint_url=config.storage.endpoint_url, region=config.storage.region, session=session,
+            endpoint_url=config.storage.endpoint_url, region=config.storage.region, aws=aws,
         )
-        self.storage = storage or Storage(config.storage, session)
+        self.storage = storage or Storage(config.storage, aws)
         self.policy = Policy(config)
         self.verifier = GrantVerifier(config)
         self.approvals = ApprovalVerifier(config)
@@ -451,7 +450,7 @@ def plain_error(status: int, code: str, message: str) -> Response:
 
 
 def open_store(url: str, retention_days: int, endpoint_url: str = "",
-               region: str = "us-east-1", session: botocore.session.Session | None = None) -> AuditStore:
+               region: str = "us-east-1", aws: AwsCredentials | None = None) -> AuditStore:
     """The audit store `url` names (config.parse_audit_url): an SQLite file, or a
     DynamoDB table (at the S3 endpoint_url when one is set: moto serves both).
 
@@ -463,4 +462,4 @@ def open_store(url: str, retention_days: int, endpoint_url: str = "",
         from .audit_sqlite import SqliteAuditStore
         return SqliteAuditStore(where, retention_days)
     from .audit_dynamodb import DynamoAuditStore
-    return DynamoAuditStore(where, retention_days, endpoint_url or None, region, session)
+    return DynamoAuditStore(where, retention_days, endpoint_url or None, region, aws)

@@ -1,27 +1,45 @@
 """The audit store of the AWS deployment: one DynamoDB table.
 
 See audit.py for the records, the search queries and the store interface.
+
+It speaks DynamoDB's JSON API itself (a POST of JSON naming the operation in
+X-Amz-Target, SigV4-signed by presign.Signer), with the standard library's
+http.client: botocore is not imported on the sign path, which is most of a Lambda
+cold start (bench/bench_cold_start.py). What it keeps of botocore's client as
+configured here before: one keep-alive connection per thread (a new one when the
+server closed it while idle), a 2 s connect and 10 s read timeout, and botocore's
+"standard" retries: at most 3 attempts; throttling, 5xx answers, DynamoDB's
+transient codes and failed connections are retried after random() * 1 s * 2**(n-1)
+when throttled, random() * 25 ms * 2**(n-1) otherwise; the audit transaction carries
+a ClientRequestToken (botocore added one), so a retried one is applied once. Not
+kept: the retry quota (a token bucket that stops retrying while many fail), the
+x-amz-retry-after hint, HTTPS_PROXY (the store connects directly), AWS_ENDPOINT_URL*,
+FIPS and dual-stack endpoints (storage.endpoint_url, or the region's endpoint in its
+partition: tests/gatekeeper/test_dynamodb_wire.py). AWS_CA_BUNDLE is honoured.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import http.client
+import json
 import logging
 import math
 import os
+import random
 import re
+import select
+import ssl
+import threading
 import time
-
-import botocore.session
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from urllib.parse import urlsplit
 
 from .audit import (
     DAY, TEXT_FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
     invalid_cursor, jti_digest,
 )
 from .errors import AuditUnavailable, ConfigError
+from .presign import AwsCredentials, Signer, dns_suffix, split_endpoint
 
 log = logging.getLogger("gatekeeper.audit")
 
@@ -42,6 +60,14 @@ CLOCK_SKEW = 3600  # records from instances whose clocks run ahead are still fou
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SORT_KEY_RE = re.compile(r"^\d{16}#[0-9a-f]{16}#\d{4}$")  # n < 100 (DYNAMO_TRANSACTION_ITEMS)
 SORT_KEY_MIN, SORT_KEY_MAX = "0", "~"  # below and above every "<digits>#..." sort key
+API_VERSION, CONTENT_TYPE = "DynamoDB_20120810", "application/x-amz-json-1.0"
+CONNECT_TIMEOUT, READ_TIMEOUT, MAX_ATTEMPTS = 2, 10, 3  # a request waits on its audit record
+THROTTLED = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+             "TooManyRequestsException", "ProvisionedThroughputExceededException",
+             "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+             "LimitExceededException", "RequestThrottled", "SlowDown"}  # botocore's lists
+TRANSIENT = {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException, ValueError)  # no answer, or no JSON one
 
 
 def _day(ts: float) -> dt.date:
@@ -56,57 +82,140 @@ def _jti_key(jti: str) -> dict:
     return {"pk": {"S": f"jti#{jti_digest(jti)}"}, "sk": {"S": "jti"}}
 
 
+class DynamoError(Exception):
+    """DynamoDB refused: `code` is its error type (ConditionalCheckFailedException ...)."""
+
+    def __init__(self, code: str, message: str = ""):
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+
+
 class DynamoAuditStore:
     def __init__(self, table: str, retention_days: int, endpoint_url: str | None = None,
-                 region: str | None = None, session: botocore.session.Session | None = None):
+                 region: str = "us-east-1", aws: AwsCredentials | None = None):
         self.table = table
         self.retention_days = retention_days
         self.endpoint_url = endpoint_url or None
         self.region = region
-        self.session = session or botocore.session.get_session()  # app.py shares the bucket's
+        self._credentials = aws or AwsCredentials()  # app.py shares the bucket's
+        self._signer = Signer(region, "dynamodb")
+        url, self._host = split_endpoint(endpoint_url or f"https://dynamodb.{region}.{dns_suffix(region)}")
+        self._url = urlsplit(url)
+        self._local = threading.local()  # http.client connections are one thread's each
 
-    @functools.cached_property
-    def client(self):
-        """As storage.Storage.client: one per process, made on first use."""
-        return self.session.create_client(
-            "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url, config=BotoConfig(
-                # Bounded timeouts and few retries: a request waits on its audit record.
-                connect_timeout=2, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}))
+    def _connection(self) -> http.client.HTTPConnection:
+        """This thread's keep-alive connection, connected. Readable while idle means the
+        server closed it (or sent what nobody asked for): then a new one, as urllib3 does
+        (with poll(), as urllib3 too: select() fails past 1,024 descriptors)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._url.scheme == "https":
+                context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+                connection = http.client.HTTPSConnection(self._url.hostname, self._url.port, context=context)
+            else:
+                connection = http.client.HTTPConnection(self._url.hostname, self._url.port)
+            self._local.connection = connection
+        if connection.sock is not None:
+            idle = select.poll()
+            idle.register(connection.sock, select.POLLIN)
+            if idle.poll(0):
+                connection.close()
+        if connection.sock is None:
+            connection.timeout = CONNECT_TIMEOUT
+            connection.connect()
+        connection.sock.settimeout(READ_TIMEOUT)
+        return connection
 
-    def _call(self, method: str, **kwargs) -> dict:
-        """Every storage failure becomes AuditUnavailable; no AWS detail leaks to callers.
-        A failed condition is not a failure: it re-raises for the caller to handle."""
+    def _post(self, operation: str, body: bytes) -> tuple[int, bytes]:
+        """One attempt: (HTTP status, body)."""
+        credentials = self._credentials()
+        if credentials is None:
+            raise DynamoError("NoCredentialsError", "no AWS credentials are available")
+        headers = self._signer.sign_headers(
+            credentials, self._host, {"Content-Type": CONTENT_TYPE, "X-Amz-Target": f"{API_VERSION}.{operation}"},
+            body, dt.datetime.now(dt.timezone.utc))
+        connection = self._connection()
         try:
-            return getattr(self.client, method)(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            connection.request("POST", "/", body, {"Host": self._host, **headers})
+            response = connection.getresponse()
+            answer = response.read()
+        except BaseException:
+            connection.close()  # half a request or an answer: never reused
+            raise
+        if response.will_close:
+            connection.close()
+        return response.status, answer
+
+    def _send(self, operation: str, params: dict) -> dict:
+        """DynamoDB's answer to `operation`, retried as the module says. Raises DynamoError
+        when DynamoDB refuses, TRANSPORT_ERRORS when there is no (JSON) answer."""
+        body = json.dumps(params).encode("utf-8")  # as botocore encodes it
+        attempt = 0
+        while True:
+            attempt, scale = attempt + 1, 0.025
+            try:
+                status, answer = self._post(operation, body)
+            except (OSError, http.client.HTTPException) as exc:
+                failure: Exception = exc
+            else:
+                if status == 200:
+                    return json.loads(answer)
+                try:
+                    error = json.loads(answer)
+                except ValueError:
+                    error = {}
+                code = str(error.get("__type", "")).rpartition("#")[2] or f"HTTP {status}"
+                failure = DynamoError(code, str(error.get("message") or error.get("Message") or ""))
+                if code in THROTTLED:
+                    scale = 1
+                elif status < 500 and code not in TRANSIENT:
+                    raise failure
+            if attempt == MAX_ATTEMPTS:
+                raise failure
+            time.sleep(random.random() * scale * 2 ** (attempt - 1))
+
+    def _call(self, method: str, **params) -> dict:
+        """`method` as botocore names it (put_item: PutItem). Every storage failure becomes
+        AuditUnavailable; no AWS detail leaks to callers. A failed condition is not a
+        failure: it re-raises for the caller to handle."""
+        try:
+            return self._send(method.title().replace("_", ""), params)
+        except DynamoError as exc:
+            if exc.code == "ConditionalCheckFailedException":
                 raise
             log.error("audit %s failed: %s", method, exc)
-        except BotoCoreError as exc:
-            log.error("audit %s failed: %s", method, exc)
+        except TRANSPORT_ERRORS as exc:
+            log.error("audit %s failed: %s: %s", method, type(exc).__name__, exc)
         raise AuditUnavailable("the audit log is unavailable")
 
     def create_table(self) -> None:
         """Create the table with TTL on `expires_at`; harmless if it already exists."""
-        client = self.client
         try:
-            client.create_table(
-                TableName=self.table, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                           {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                      {"AttributeName": "sk", "AttributeType": "S"}],
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            self._send("CreateTable", {
+                "TableName": self.table, "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                              {"AttributeName": "sk", "KeyType": "RANGE"}],
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                         {"AttributeName": "sk", "AttributeType": "S"}],
+            })
+        except DynamoError as exc:
+            if exc.code != "ResourceInUseException":
                 raise
-        client.get_waiter("table_exists").wait(
-            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        ttl = client.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        for _ in range(60):  # as botocore's table_exists waiter: every second, for a minute
+            try:
+                if self._send("DescribeTable", {"TableName": self.table})["Table"]["TableStatus"] == "ACTIVE":
+                    break
+            except DynamoError as exc:
+                if exc.code != "ResourceNotFoundException":
+                    raise
+            time.sleep(1)
+        else:
+            raise DynamoError("TableNotActive", f"{self.table} is not ACTIVE after a minute")
+        ttl = self._send("DescribeTimeToLive", {"TableName": self.table})["TimeToLiveDescription"]
         if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            client.update_time_to_live(
-                TableName=self.table,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+            self._send("UpdateTimeToLive", {
+                "TableName": self.table,
+                "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "expires_at"}})
 
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
         token = os.urandom(8).hex()  # sort keys unique even if request ids are not
@@ -122,7 +231,7 @@ class DynamoAuditStore:
             {"Put": {"TableName": self.table, "Item": item,
                      "ConditionExpression": "attribute_not_exists(pk)"}}
             for item in items
-        ])
+        ], ClientRequestToken=token)  # a retried transaction is applied once (as botocore sends one)
 
     def _item(self, record: AuditRecord, token: str, n: int) -> dict:
         item = {name: {"S": clean_text(getattr(record, name))} for name in TEXT_FIELDS}
@@ -214,7 +323,7 @@ class DynamoAuditStore:
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
                 ExpressionAttributeValues={":now": {"N": repr(float(now))}},
             )
-        except ClientError:  # only ConditionalCheckFailed gets through _call
+        except DynamoError:  # only ConditionalCheckFailed gets through _call
             return False
         return True
 
@@ -252,16 +361,15 @@ class DynamoAuditStore:
         pk (HASH) + sk (RANGE), both strings. Only DescribeTable: nothing is written."""
         where = f"the DynamoDB audit table {self.table!r}"
         try:
-            table = self.client.describe_table(TableName=self.table)["Table"]
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
+            table = self._send("DescribeTable", {"TableName": self.table})["Table"]
+        except DynamoError as exc:
+            if exc.code == "ResourceNotFoundException":
                 raise ConfigError("audit.url", (
                     f"{where} does not exist in this account and region:"
                     " create it (gatekeeper init-audit) or fix the name")) from None
-            raise ConfigError("audit.url", f"cannot describe {where}: {code or 'error'}") from None
-        except BotoCoreError as exc:
-            # Class name only: botocore messages can carry endpoints and account details.
+            raise ConfigError("audit.url", f"cannot describe {where}: {exc.code}") from None
+        except TRANSPORT_ERRORS as exc:
+            # Class name only: messages can carry endpoints and account details.
             raise ConfigError("audit.url", f"cannot reach DynamoDB for {where}: {type(exc).__name__}") from None
         keys = {key.get("AttributeName"): key.get("KeyType") for key in table.get("KeySchema", [])}
         if keys != {"pk": "HASH", "sk": "RANGE"}:

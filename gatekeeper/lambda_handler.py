@@ -1,7 +1,8 @@
 """The AWS deployment: API Gateway HTTP API (payload 2.0) and Lambda function URL
 events, both the same shape. Configuration comes from GATEKEEPER_* environment
-variables; the Gatekeeper (and its botocore clients) is built once per container, and
-while its configuration or audit store is refused every request is answered 503."""
+variables; the Gatekeeper (and its connection to DynamoDB) is built once per
+container, and while its configuration or audit store is refused every request is
+answered 503."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""S3 presigned GET URLs and POST policies: AWS Signature Version 4 by hand.
+"""S3 presigned GET URLs and POST policies, and the signed headers of the DynamoDB
+audit store's requests: AWS Signature Version 4 by hand.
 
 Why not botocore's presigner: it costs well over 100 µs a URL (endpoint rules,
 event hooks, request objects; this takes ~12 µs), and a report page asks for
@@ -24,22 +25,29 @@ expects:
 
 Reference: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html
 and https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html
+
+For DynamoDB, `sign_headers` signs a request's headers as botocore's SigV4Auth does
+(tests/gatekeeper/test_dynamodb_wire.py proves the Authorization header identical), so that
+a Lambda's cold start need not import botocore at all (bench/bench_cold_start.py);
+`AwsCredentials` finds the credentials without it when the environment has them.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import hmac
+import importlib.util
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Mapping
 from urllib.parse import quote, urlsplit
-
-import botocore.loaders
 
 from .config import StorageConfig
 from .paths import is_int
@@ -105,20 +113,18 @@ class Presigner:
             raise ValueError(f"unknown encryption mode {storage.encryption!r}")
         self._storage = storage
         self._credentials = credentials
-        self._region = storage.region
+        self._signer = Signer(storage.region, SERVICE)
         self._sse_fields = dict(SSE_FIELDS[storage.encryption])
         if storage.encryption == "sse-kms":
             self._sse_fields[KMS_KEY_FIELD] = storage.kms_key_id
-        self._signing_keys: dict[tuple[str, str, str], bytes] = {}
-        self._signing_keys_lock = threading.Lock()
         # Everything that depends only on the bucket is worked out once:
         # the signed host header, the URL before the key, and its path part.
         bucket = storage.bucket
         if storage.endpoint_url:
-            base, self._host = _endpoint(storage.endpoint_url)
+            base, self._host = split_endpoint(storage.endpoint_url)
             bucket_in_host = False
         else:
-            s3_host = _s3_host(self._region)
+            s3_host = _s3_host(storage.region)
             bucket_in_host = VIRTUAL_HOSTABLE_BUCKET.match(bucket) is not None
             self._host = f"{bucket}.{s3_host}" if bucket_in_host else s3_host
             base = f"https://{self._host}"
@@ -162,7 +168,7 @@ class Presigner:
         ))
         request_hash = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
         string_to_sign = "\n".join((ALGORITHM, amz_date, scope, request_hash))
-        signature = self._sign(creds, amz_date, string_to_sign)
+        signature = self._signer.sign(creds.secret_key, amz_date, string_to_sign)
         return f"{self._object_prefix}{quoted_key}?{query}&X-Amz-Signature={signature}"
 
     def presign_post(
@@ -202,7 +208,7 @@ class Presigner:
         fields = {"key": key, "Content-Type": content_type, **self._sse_fields, **auth_fields}
         fields["policy"] = encoded_policy
         # For POST, the string to sign is the base64 policy itself.
-        fields["x-amz-signature"] = self._sign(creds, amz_date, encoded_policy)
+        fields["x-amz-signature"] = self._signer.sign(creds.secret_key, amz_date, encoded_policy)
         return self._post_url, fields
 
     def _begin(self, key: str, expires_in: int, now: datetime.datetime) -> tuple[Credentials, str, str]:
@@ -216,27 +222,91 @@ class Presigner:
             raise ValueError(f"expires_in must be an integer from 1 to {MAX_EXPIRES_IN}")
         creds = self._credentials()
         amz_date = _utc(now).strftime(AMZ_DATE_FORMAT)
-        return creds, amz_date, f"{amz_date[:8]}/{self._region}/{SERVICE}/aws4_request"
+        return creds, amz_date, self._signer.scope(amz_date)
 
-    def _sign(self, creds: Credentials, amz_date: str, string_to_sign: str) -> str:
-        signing_key = self._signing_key(creds.secret_key, amz_date[:8])
+
+class Signer:
+    """SigV4 signatures for one region and service."""
+
+    def __init__(self, region: str, service: str):
+        self.region, self.service = region, service
+        self.keys: dict[tuple[str, str], bytes] = {}
+        self._keys_lock = threading.Lock()
+
+    def scope(self, amz_date: str) -> str:
+        return f"{amz_date[:8]}/{self.region}/{self.service}/aws4_request"
+
+    def sign(self, secret_key: str, amz_date: str, string_to_sign: str) -> str:
+        signing_key = self._signing_key(secret_key, amz_date[:8])
         return hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    def sign_headers(self, creds: Credentials, host: str, headers: dict[str, str], body: bytes,
+                     now: datetime.datetime) -> dict[str, str]:
+        """`headers` of a POST to "/" and the SigV4 ones (X-Amz-Date, X-Amz-Security-Token,
+        Authorization), signed as botocore's SigV4Auth signs them: host, every header given,
+        the date and the token; the body's SHA-256. Values are signed as given (botocore
+        would fold runs of spaces: the callers' values have none)."""
+        amz_date = _utc(now).strftime(AMZ_DATE_FORMAT)
+        headers = {**headers, "X-Amz-Date": amz_date}
+        if creds.token is not None:
+            headers["X-Amz-Security-Token"] = creds.token
+        signed = sorted([("host", host), *((name.lower(), value) for name, value in headers.items())])
+        names = ";".join(name for name, _ in signed)
+        canonical_request = "\n".join((
+            "POST", "/", "", *(f"{name}:{value}" for name, value in signed), "", names,
+            hashlib.sha256(body).hexdigest()))
+        scope = self.scope(amz_date)
+        string_to_sign = "\n".join((
+            ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()))
+        headers["Authorization"] = (f"{ALGORITHM} Credential={creds.access_key}/{scope}, SignedHeaders={names}, "
+                                    f"Signature={self.sign(creds.secret_key, amz_date, string_to_sign)}")
+        return headers
+
     def _signing_key(self, secret_key: str, datestamp: str) -> bytes:
-        """The derived key for this secret, day and region: four HMACs, cached."""
-        cache_key = (secret_key, datestamp, self._region)
-        signing_key = self._signing_keys.get(cache_key)
+        """The derived key for this secret and day: four HMACs, cached."""
+        signing_key = self.keys.get((secret_key, datestamp))
         if signing_key is None:
             signing_key = f"AWS4{secret_key}".encode("utf-8")
-            for part in (datestamp, self._region, SERVICE, "aws4_request"):
+            for part in (datestamp, self.region, self.service, "aws4_request"):
                 signing_key = hmac.new(signing_key, part.encode("utf-8"), hashlib.sha256).digest()
             # The server is threaded: evicting the oldest entry while another
             # thread does the same must not fail, hence the lock (misses only).
-            with self._signing_keys_lock:
-                while len(self._signing_keys) >= SIGNING_KEY_CACHE_SIZE:
-                    del self._signing_keys[next(iter(self._signing_keys))]
-                self._signing_keys[cache_key] = signing_key
+            with self._keys_lock:
+                while len(self.keys) >= SIGNING_KEY_CACHE_SIZE:
+                    del self.keys[next(iter(self.keys))]
+                self.keys[(secret_key, datestamp)] = signing_key
         return signing_key
+
+
+class AwsCredentials:
+    """This process's AWS credentials: the environment's (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; Lambda always sets them), read once and
+    without botocore, as first in botocore's own chain (which reads them once too); else
+    the rest of that chain (an instance profile, a shared file ...), botocore imported
+    only then, which refreshes temporary credentials before they expire. None if there
+    are none."""
+
+    def __init__(self, environ: Mapping[str, str] = os.environ):
+        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        self._from_env = Credentials(key, secret, environ.get("AWS_SESSION_TOKEN") or None) \
+            if key and secret else None
+
+    @functools.cached_property
+    def session(self):
+        """A botocore session, made on first use: the chain's, and storage.py's clients'."""
+        import botocore.session
+        return botocore.session.get_session()
+
+    def __call__(self) -> Credentials | None:
+        if self._from_env is not None:
+            return self._from_env
+        from botocore.exceptions import BotoCoreError
+        try:  # role credentials come from a metadata endpoint, which can fail
+            found = self.session.get_credentials()
+            frozen = found.get_frozen_credentials() if found is not None else None
+        except BotoCoreError:
+            return None
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token) if frozen else None
 
 
 def decode_policy(fields: dict[str, str]) -> dict:
@@ -262,16 +332,19 @@ def _s3_host(region: str) -> str:
     return f"s3.{region}.{dns_suffix(region)}"
 
 
+@functools.cache
 def dns_suffix(region: str) -> str:
     """The region's partition DNS suffix, from botocore's own partition data (as
-    botocore decides: a partition listing the region, else one whose regex matches)."""
-    partitions = botocore.loaders.create_loader().load_data("partitions")["partitions"]
+    botocore decides: a partition listing the region, else one whose regex matches),
+    read from its file: importing botocore is most of a Lambda cold start."""
+    botocore_dir = Path(importlib.util.find_spec("botocore").origin).parent  # found, not imported
+    partitions = json.loads((botocore_dir / "data" / "partitions.json").read_bytes())["partitions"]
     match = next((p for p in partitions if region in p["regions"]), None) or next(
         (p for p in partitions if re.match(p["regionRegex"], region)), None)
     return match["outputs"]["dnsSuffix"] if match else DEFAULT_DNS_SUFFIX
 
 
-def _endpoint(endpoint_url: str) -> tuple[str, str]:
+def split_endpoint(endpoint_url: str) -> tuple[str, str]:
     """(URL base, host header) for a custom endpoint such as http://127.0.0.1:9000.
 
     The URL keeps the endpoint as written (minus a trailing "/"); the signed host

@@ -1,9 +1,10 @@
 """The customer's bucket, as the gatekeeper sees it: one botocore client (made on first use)
 for listing and erasing (every version), another with short timeouts for what health
-reports of the bucket, and the presigner fed with the same session's credentials.
+reports of the bucket, and the presigner fed with the process's AWS credentials.
 
 botocore, not boto3: boto3 adds nothing the gatekeeper uses, and importing it (with
-s3transfer) is most of a Lambda cold start (bench/bench_cold_start.py)."""
+s3transfer) is most of a Lambda cold start (bench/bench_cold_start.py). Even botocore
+is imported only when a client is made: signing needs none (presign.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,9 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import botocore.exceptions
-import botocore.session
-from botocore.config import Config as BotoConfig
-
 from .config import StorageConfig
 from .errors import StorageUnavailable
-from .presign import Credentials, Presigner
+from .presign import AwsCredentials, Credentials, Presigner
 
 MAX_LIST_KEYS = 1000
 CLIENT_TIMEOUTS = dict(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
@@ -45,25 +42,18 @@ class BucketState:
 
 
 class Storage:
-    def __init__(self, config: StorageConfig, session: botocore.session.Session | None = None):
+    def __init__(self, config: StorageConfig, aws: AwsCredentials | None = None):
         self.config = config
-        # app.py passes the session the audit store uses too: botocore reads its model
-        # and endpoint files once per session.
-        self._session = session or botocore.session.get_session()
+        self._aws = aws or AwsCredentials()  # app.py passes the audit store's: one botocore session
         self._client_lock = threading.Lock()  # a botocore session is not thread-safe; its clients are
         self.presigner = Presigner(config, self.credentials)
 
     def credentials(self) -> Credentials:
-        # Role credentials are fetched (and refreshed) from a metadata endpoint,
-        # which can fail: that is a storage failure, refused and audited like one.
-        try:
-            found = self._session.get_credentials()
-            frozen = found.get_frozen_credentials() if found is not None else None
-        except botocore.exceptions.BotoCoreError:
-            frozen = None
-        if frozen is None:
+        # None of them (a role's could not be fetched): a storage failure, refused and audited like one.
+        found = self._aws()
+        if found is None:
             raise StorageUnavailable("no storage credentials are available", code="storage_credentials")
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        return found
 
     @property
     def origin(self) -> str:
@@ -71,8 +61,10 @@ class Storage:
         return self.presigner.origin
 
     def _client(self, timeouts: dict):
+        from botocore.config import Config as BotoConfig
+
         with self._client_lock:
-            return self._session.create_client(
+            return self._aws.session.create_client(
                 "s3", region_name=self.config.region, endpoint_url=self.config.endpoint_url or None,
                 config=BotoConfig(signature_version="s3v4",
                                   s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
@@ -91,11 +83,13 @@ class Storage:
     def describe(self) -> BucketState:
         """HeadBucket, then GetBucketEncryption: never raises, and gives up within a few
         seconds (PROBE_TIMEOUTS). The caller decides how often to ask (app.py caches it)."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
         configured = self.config.region
         head_denied = False
         try:
             head = self.probe_client.head_bucket(Bucket=self.config.bucket)
-        except botocore.exceptions.ClientError as refused:
+        except ClientError as refused:
             problem = PROBLEMS.get(str(refused.response.get("Error", {}).get("Code")), "refused")
             region = _bucket_region(refused.response) or configured
             if problem != "access_denied":
@@ -104,9 +98,9 @@ class Storage:
             # (it may list only under tickets/, or not at all): the encryption read, which
             # the role always has, then says whether the bucket is there.
             head, head_denied = refused.response, True
-        except botocore.exceptions.NoCredentialsError:
+        except NoCredentialsError:
             return BucketState(False, configured, problem="no_credentials")
-        except botocore.exceptions.BotoCoreError:  # no connection, timeouts, a bad answer
+        except BotoCoreError:  # no connection, timeouts, a bad answer
             return BucketState(False, configured, problem="no_connection")
         region = _bucket_region(head) or configured
         if region != configured:  # botocore followed S3's redirect; presigned URLs would not
@@ -115,14 +109,14 @@ class Storage:
             rules = self.probe_client.get_bucket_encryption(Bucket=self.config.bucket)[
                 "ServerSideEncryptionConfiguration"]["Rules"]
             default = rules[0]["ApplyServerSideEncryptionByDefault"]
-        except botocore.exceptions.ClientError as refused:
+        except ClientError as refused:
             code = str(refused.response.get("Error", {}).get("Code"))
             if code == NO_ENCRYPTION_CONFIG:
                 return BucketState(True, region, "none")
             if head_denied:
                 return BucketState(False, region, problem=PROBLEMS.get(code, "refused"))
             return BucketState(True, region)
-        except botocore.exceptions.BotoCoreError:
+        except BotoCoreError:
             return BucketState(not head_denied, region, problem="no_connection" if head_denied else "")
         except (KeyError, IndexError, TypeError):
             return BucketState(True, region)
@@ -131,11 +125,13 @@ class Storage:
                            str(default.get("KMSMasterKeyID", "")) if "kms" in algorithm else "")
 
     def list(self, prefix: str) -> tuple[list[dict], bool]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             page = self.client.list_objects_v2(
                 Bucket=self.config.bucket, Prefix=prefix, MaxKeys=MAX_LIST_KEYS
             )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        except (BotoCoreError, ClientError):
             raise StorageUnavailable("the bucket could not be listed") from None
         objects = [
             {
@@ -152,10 +148,12 @@ class Storage:
         """Every version and delete marker under `prefix` (of the key `prefix` alone when
         `exact`): in a versioned bucket a plain delete only adds a marker, so erasing
         deletes each of these by version id. At most MAX_LIST_KEYS; `truncated`: ask again."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             page = self.client.list_object_versions(Bucket=self.config.bucket, Prefix=prefix,
                                                     MaxKeys=MAX_LIST_KEYS)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        except (BotoCoreError, ClientError):
             raise StorageUnavailable("the bucket's versions could not be listed") from None
         found = [{"key": v["Key"], "version_id": v["VersionId"], "size": v.get("Size", 0),
                   "delete_marker": "Size" not in v}
@@ -165,12 +163,14 @@ class Storage:
 
     def delete_versions(self, versions: list[dict]) -> list[dict]:
         """DeleteObjects by version id; the versions S3 refused, with its error code."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         if not versions:
             return []
         try:
             answer = self.client.delete_objects(Bucket=self.config.bucket, Delete={"Quiet": True, "Objects": [
                 {"Key": v["key"], "VersionId": v["version_id"]} for v in versions]})
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        except (BotoCoreError, ClientError):
             raise StorageUnavailable("the objects could not be deleted") from None
         return [{"key": e.get("Key", ""), "version_id": e.get("VersionId", ""), "code": str(e.get("Code", ""))[:64]}
                 for e in answer.get("Errors", [])]

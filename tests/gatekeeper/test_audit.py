@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+import boto3
 import pytest
 
 from gatekeeper import audit, audit_dynamodb, audit_sqlite
@@ -80,6 +81,11 @@ def search_all(store, body: dict) -> tuple[list[dict], int]:
         assert pages < 200, "the cursor never ends"
         if cursor is None:
             return entries, pages
+
+
+def dynamodb(moto_url: str):
+    """Another client (boto3's) for what the store itself never does: drop a table, scan one."""
+    return boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -422,7 +428,7 @@ def test_a_missing_dynamodb_table_fails_closed(moto_url):
     store.create_table()
     assert store.healthy()
     store.write([AuditRecord(ts=NOW, request_id="before")])
-    store.client.delete_table(TableName=store.table)  # mid-run: writes were working
+    dynamodb(moto_url).delete_table(TableName=store.table)  # mid-run: writes were working
     with pytest.raises(AuditUnavailable) as refused:
         store.write([AuditRecord(ts=NOW, request_id=f"during-{i}") for i in range(3)])
     assert store.table not in refused.value.message  # nothing about the account leaks
@@ -575,7 +581,7 @@ def test_dynamodb_check_describes_the_table_and_writes_nothing(moto_url):
     store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
     store.create_table()
     store.check()
-    assert store.client.scan(TableName=store.table)["Items"] == []
+    assert dynamodb(moto_url).scan(TableName=store.table)["Items"] == []
 
 
 def test_dynamodb_check_refuses_a_missing_table(moto_url):
@@ -587,7 +593,7 @@ def test_dynamodb_check_refuses_a_missing_table(moto_url):
 
 def test_dynamodb_check_refuses_a_table_with_other_keys(moto_url):
     store = DynamoAuditStore(f"audit-{uuid.uuid4().hex[:12]}", RETENTION_DAYS, moto_url, "us-east-1")
-    store.client.create_table(
+    dynamodb(moto_url).create_table(
         TableName=store.table, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
@@ -730,10 +736,8 @@ def test_dynamodb_writes_a_full_batch_in_one_transaction(moto_url, monkeypatch):
     store.create_table()  # idempotent
     # What is tested is one transaction per request, not speed: on a loaded machine moto's
     # 100-item transaction can outlast the production client's 10 s read timeout.
-    from botocore.config import Config as BotoConfig
-    store.__dict__["client"] = store.session.create_client(
-        "dynamodb", region_name="us-east-1", endpoint_url=moto_url,
-        config=BotoConfig(read_timeout=120, retries={"max_attempts": 1}))
+    monkeypatch.setattr(audit_dynamodb, "READ_TIMEOUT", 120)
+    monkeypatch.setattr(audit_dynamodb, "MAX_ATTEMPTS", 1)
     calls = []
     real_call = store._call
     monkeypatch.setattr(store, "_call", lambda name, **kw: (calls.append(name), real_call(name, **kw))[1])

@@ -258,7 +258,7 @@ def test_signing_key_cache_stays_small_and_follows_the_date():
         now = start + datetime.timedelta(days=day)
         fresh = Presigner(StorageConfig("dualkey-reports", "eu-west-1"), lambda: creds)
         assert presigner.presign_get("k", 60, now) == fresh.presign_get("k", 60, now)
-        assert len(presigner._signing_keys) <= SIGNING_KEY_CACHE_SIZE
+        assert len(presigner._signer.keys) <= SIGNING_KEY_CACHE_SIZE
 
 
 def test_any_timezone_signs_the_same_instant():
