@@ -359,9 +359,11 @@ def _spawn(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
         return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: str = "DEBUG") -> Stack:
+def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: str = "DEBUG",
+                extra_denied: tuple[str, ...] = ()) -> Stack:
     """Start everything. The portal logs at DEBUG by default: the more it writes,
-    the more a search of its logs for report content covers."""
+    the more a search of its logs for report content covers. `extra_denied`: more
+    `host:port`s the network guard refuses the portal (a test's own gatekeepers)."""
     workdir.mkdir(parents=True, exist_ok=True)
     portal_port, storage_port = support.free_port(), support.free_port()
     # The vendor's own S3 (erasure receipts, STORAGES["receipts"]): not the customers',
@@ -378,7 +380,7 @@ def start_stack(workdir: Path, tickets_per_tenant: int = 1, portal_log_level: st
     base_env = {**os.environ, **support.AWS_ENV}
     base_env.pop("PYTHONPATH", None)
     denied = [f"127.0.0.1:{storage_port}", f"localhost:{storage_port}",
-              *(f"127.0.0.1:{port}" for port in gatekeeper_ports.values())]
+              *(f"127.0.0.1:{port}" for port in gatekeeper_ports.values()), *extra_denied]
     portal_env = {
         **base_env,
         "PYTHONPATH": os.pathsep.join([str(NETGUARD_DIR), str(ROOT)]),

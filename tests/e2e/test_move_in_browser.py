@@ -1,0 +1,206 @@
+"""A move of existing tickets between two of a customer's own locations, carried by
+the admin's browser, on the real stack in Chromium (portal/moves, static/js/moves).
+
+Globex (customer-hosted) keeps its tickets at location A (its first gatekeeper and
+bucket); Charlie adds location B (a second gatekeeper on its own bucket, at another
+storage origin), connects it, cuts over, then moves the existing tickets from A to B
+on the moves page. Along the way he pauses (nothing more is carried), resumes, and
+reloads the page mid-move (it goes on from the portal's state). Then: every ticket
+reads from B (its page's CSP names B alone, its files verified); A's bucket holds no
+version of them; B's audit log shows Charlie's own writes of each object; and the
+portal's servers carried nothing: the network guard (which refuses the portal both
+gatekeepers and storage) logged no attempt, and a marker planted in a ticket's
+content is in B's storage but nowhere in the portal's database or logs.
+
+Its own stack (not the session's): a cut over changes where Globex's tickets go."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import tomllib
+import uuid
+
+import pytest
+import requests
+
+from tests import support
+from tests.stack import PYTHON, csp_directives, demo_script, log_in, open_report_view, origin, start_stack
+from tests.test_no_report_content_at_vendor import database_contents, file_contents, occurrences
+
+pytestmark = pytest.mark.e2e
+
+B_ID = "gk-globex-b"
+B_BUCKET = "globex-reports-b"
+B_PORT = support.free_port()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    # The network guard refuses the portal B's gatekeeper too (storage is already refused).
+    stack = start_stack(tmp_path_factory.mktemp("moves"), tickets_per_tenant=1,
+                        extra_denied=(f"127.0.0.1:{B_PORT}", f"localhost:{B_PORT}"))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def location_b(stack, tmp_path_factory):
+    globex = stack.tenants["globex"]
+    workdir = tmp_path_factory.mktemp("gk-globex-b")
+    storage_b = stack.storage_url  # A is at http://localhost:<port>; B at http://127.0.0.1:<port>
+    assert origin(storage_b) != origin(globex.storage_origin)
+    s3 = stack.s3()
+    s3.create_bucket(Bucket=B_BUCKET)
+    s3.put_bucket_versioning(Bucket=B_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_cors(Bucket=B_BUCKET, CORSConfiguration={"CORSRules": [{
+        "AllowedOrigins": [stack.portal_url], "AllowedMethods": ["GET", "POST"], "AllowedHeaders": ["*"],
+        "MaxAgeSeconds": 600}]})
+    issuer = tomllib.loads(globex.config_path.read_text())["issuer"]
+    audit = workdir / "audit.db"
+    config = workdir / "gk-b.toml"
+    config.write_text(demo_script().gatekeeper_toml({**globex.seeded, "gatekeeper_id": B_ID, "bucket": B_BUCKET},
+                                                    issuer, stack.portal_url, storage_b, audit))
+    url = f"http://127.0.0.1:{B_PORT}"
+    proc = support.start_process([PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(B_PORT)],
+                                 url + "/v1/health", env=support.AWS_ENV, log_path=workdir / "gk-b.log")
+    try:
+        yield {"url": url, "storage_origin": storage_b, "audit": audit, "log": workdir / "gk-b.log"}
+    finally:
+        support.stop_process(proc)
+
+
+def versions(s3, bucket, prefix) -> list:
+    page = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+    return page.get("Versions", []) + page.get("DeleteMarkers", [])
+
+
+def cut_over_to_b(page, stack, location_b):
+    page.goto(f"{stack.portal_url}/settings/")
+    form = page.get_by_test_id("location-add")
+    form.locator("[name=kind]").select_option("customer")
+    form.locator("[name=gatekeeper_url]").fill(location_b["url"])
+    form.locator("[name=gatekeeper_id]").fill(B_ID)
+    form.locator("[name=storage_origin]").fill(location_b["storage_origin"])
+    with page.expect_navigation():
+        form.locator("[type=submit]").click()
+    row = page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']")
+    with page.expect_navigation():
+        row.locator("[data-action=connect-location]").click()
+    row = page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']")
+    row.locator("[name=confirm]").fill(B_ID)
+    with page.expect_navigation():
+        row.locator("[data-action=cut-over]").click()
+    assert page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']").get_attribute(
+        "data-state") == "active"
+
+
+def progress(page, url) -> dict:
+    return page.request.get(url).json()
+
+
+def wait_for(predicate, timeout=90.0, what="the move"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_move_between_two_customer_locations_runs_in_the_admins_browser(stack, location_b, chromium):
+    globex = stack.tenants["globex"]
+    marker = f"DKMARKER{uuid.uuid4().hex}"
+    tickets = list(globex.tickets) + stack.submit("globex", count=2, seed=7) + stack.submit("globex", marker=marker,
+                                                                                               seed=8)
+    # Larger objects, so that the move lasts long enough to pause and reload it.
+    tickets.append(stack.submit_files("globex", [(f"capture-{i}.bin", os.urandom(1024 * 1024),
+                                                  "application/octet-stream") for i in range(8)]))
+    s3 = stack.s3()
+    held = {t["prefix"]: versions(s3, globex.bucket, t["prefix"]) for t in tickets}
+    assert all(held.values())
+    netguard_before = len(stack.netguard_attempts())
+    charlie = f"user:{stack.user_ids()['charlie']}"
+
+    context, page = log_in(chromium, stack, "charlie")
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        cut_over_to_b(page, stack, location_b)
+        with page.expect_navigation():
+            page.get_by_test_id("moves-link").click()
+        page.locator("[name=source]").select_option(index=0)
+        page.locator("[name=concurrency]").fill("1")
+        with page.expect_navigation():
+            page.get_by_test_id("move-submit").click()
+        url = page.url.rstrip("/") + "/progress"
+        total = progress(page, url)["objects"]["total"]
+        assert total == sum(t["file_count"] for t in tickets)
+
+        # Pause: once the page is back, nothing more is carried.
+        wait_for(lambda: progress(page, url)["objects"]["done"] >= 1)
+        with page.expect_navigation():
+            page.get_by_test_id("move-pause").click()
+        assert page.get_by_test_id("move-state").text_content().strip() == "Paused"
+        page.get_by_test_id("carrier-status").filter(has_text="Paused").wait_for()
+        time.sleep(1)
+        paused = progress(page, url)
+        time.sleep(3)
+        assert progress(page, url)["objects"] == paused["objects"] and paused["state"] == "paused"
+        assert paused["objects"]["done"] < total
+
+        # Resume, then reload mid-move: the page goes on from the portal's state.
+        with page.expect_navigation():
+            page.get_by_test_id("move-resume").click()
+        wait_for(lambda: progress(page, url)["objects"]["done"] > paused["objects"]["done"])
+        before_reload = progress(page, url)
+        assert before_reload["state"] == "running" and before_reload["objects"]["done"] < total
+        page.reload()
+        page.get_by_test_id("carrier-status").filter(has_text="Finished").wait_for(timeout=180_000)
+        done = progress(page, url)
+        assert done["state"] == "finished" and done["objects"] == {"done": total, "total": total}
+        assert done["tickets"]["done"] == len(tickets) and done["failures"] == []
+        assert page.get_by_test_id("move-bar").get_attribute("value") is not None
+        assert errors == []
+    finally:
+        context.close()
+
+    # Every ticket now reads from B, verified, under a CSP naming B alone.
+    for ticket in (tickets[0], tickets[-2]):  # demo reports (the page does not fetch .bin files)
+        context, view = open_report_view(chromium, stack, "charlie", ticket)
+        try:
+            assert csp_directives(view.csp)["connect-src"] == ["'self'", location_b["url"],
+                                                               location_b["storage_origin"]]
+            assert set(view.file_statuses().values()) == {"verified"}, view.file_statuses()
+            assert not view.requests_to(origin(globex.gatekeeper_url))
+        finally:
+            context.close()
+
+    # A holds no version of them; B holds each object, written by Charlie (B's audit log).
+    with sqlite3.connect(f"file:{location_b['audit']}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        rows = [dict(r) for r in db.execute("SELECT * FROM audit ORDER BY id")]
+    for ticket in tickets:
+        assert versions(s3, globex.bucket, ticket["prefix"]) == [], ticket
+        stored = {o["Key"] for o in s3.list_objects_v2(Bucket=B_BUCKET, Prefix=ticket["prefix"])["Contents"]}
+        assert len(stored) == ticket["file_count"]
+        puts = {r["key"] for r in rows if r["op"] == "put" and r["outcome"] == "allow" and r["sub"] == charlie}
+        assert stored <= puts
+    assert {r["sub"] for r in rows if r["op"] in ("put", "get")} == {charlie}
+    # A's audit log: Charlie read the objects there and erased them.
+    erased = {r["key"] for r in stack.audit_rows("globex") if r["op"] == "delete" and r["sub"] == charlie}
+    assert all(ticket["prefix"] in erased for ticket in tickets)
+
+    # The portal's servers carried no content.
+    assert stack.portal_pid in stack.netguard_armed_pids()
+    assert stack.netguard_attempts()[netguard_before:] == []
+    marked = s3.list_objects_v2(Bucket=B_BUCKET, Prefix=tickets[-2]["prefix"])["Contents"]
+    assert any(marker.encode() in s3.get_object(Bucket=B_BUCKET, Key=o["Key"])["Body"].read() for o in marked)
+    assert occurrences(marker, database_contents(stack)) == []
+    assert occurrences(marker, file_contents(stack.portal_log_files())) == []
+    assert requests.get(location_b["url"] + "/v1/health", timeout=10).json()["storage"] == "ok"
