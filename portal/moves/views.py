@@ -34,7 +34,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db.models import Count
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -455,16 +455,17 @@ def _receipt(job: MoveJob, move: MoveTicket, parts: list, user) -> dict:
 def move_receipt(request, job_id, move_id):
     """The erasure receipt of one moved ticket's source copies, as stored."""
     job = _job_for_admin(request.user, job_id)
-    move = job.tickets.select_related("ticket").filter(pk=move_id, state=MoveTicket.State.DONE).first()
-    if move is None or not move.receipt_name:
+    move = job.tickets.select_related("ticket").filter(pk=move_id).first()
+    if move is None:
         raise Http404("not found")
+    if move.state != MoveTicket.State.DONE or not move.receipt_name:
+        return JsonResponse({"error": "not_erased", "message": f"ticket #{move.ticket.number}'s source copies are "
+                                                               f"not erased yet ({move.state})"}, status=409)
     with storages["receipts"].open(move.receipt_name, "rb") as stored:
         data = stored.read()
     if hashlib.sha256(data).hexdigest() != move.receipt_sha256:
         return JsonResponse({"error": "receipt_changed", "message": "the stored receipt is not the one written"},
                             status=409)
-    from django.http import HttpResponse
-
     response = HttpResponse(data, content_type="application/json")
     response["Content-Disposition"] = (f'attachment; filename="move-erasure-{job.tenant.slug}-'
                                        f'{move.ticket.number}.json"')

@@ -131,7 +131,7 @@ class MovePagesTest(BaseTestCase):
         for user, status in [(self.bob, 403), (self.victor, 404)]:
             self.login(user)
             for url in (reverse("moves"), reverse("move-job", args=[job.id]), reverse("move-progress", args=[job.id]),
-                        reverse("move-receipt", args=[job.id, 1])):
+                        reverse("move-receipt", args=[job.id, MoveTicket.objects.get(job=job).pk])):
                 assert self.client.get(url).status_code == status, (user, url)
             assert self.client.post(reverse("move-start"), {"source": self.source.pk}).status_code == status
             assert self.claim(job).status_code == status
@@ -170,7 +170,7 @@ class MovePagesTest(BaseTestCase):
                                        "https://alpha-reports.s3.eu-west-1.amazonaws.com",
                                        "https://alpha2.s3.eu-west-1.amazonaws.com"]
         html = page.content.decode()
-        assert "data-move-carrier" in html and "js/moves/carrier.js" in html
+        assert "data-move-carrier" in html and "js/moves/main.js" in html
         assert 'data-source-gatekeeper="https://gk.alpha.example/dualkey"' in html
 
     def test_progress_is_json_and_pause_resume_cancel_are_posts_with_csrf(self):
@@ -329,3 +329,5 @@ class MovePagesTest(BaseTestCase):
         move = MoveTicket.objects.get(job=job)
         refused = self.post_json(self.carrier_url(job, "move-erase-grant", move.pk), {"carrier": TAB})
         assert refused.status_code == 409 and refused.json()["error"] == "not_switched"
+        early = self.client.get(reverse("move-receipt", args=[job.id, move.pk]))
+        assert early.status_code == 409 and early.json()["error"] == "not_erased"

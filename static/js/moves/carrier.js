@@ -180,9 +180,9 @@ export class Carrier {
 
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
-const root = typeof document !== "undefined" && document.querySelector
-  ? document.querySelector("[data-move-carrier]") : null;
-if (root) {
+// Runs the carrier in `root` (the page's [data-move-carrier]) until the move is over;
+// a failure it cannot place (the portal unreachable) is shown and retried.
+export function startCarrier(root) {
   const status = root.querySelector("[data-carrier-status]");
   const say = (text) => { status.textContent = text; };
   const carrier = new Carrier(root, say);

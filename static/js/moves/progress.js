@@ -38,9 +38,8 @@ export async function poll(root, signal) {
   return data;
 }
 
-const root = typeof document !== "undefined" && document.querySelector
-  ? document.querySelector("[data-move-progress]") : null;
-if (root) {
+// Polls until the move is over (finished or cancelled).
+export function startProgress(root) {
   const tick = async () => {
     let data = null;
     try { data = await poll(root); } catch { /* the next poll tries again */ }
