@@ -184,7 +184,9 @@ def move_job(request, job_id):
     job = _job_for_admin(request.user, job_id)
     carries = job.mode == MoveJob.Mode.BROWSER and job.open
     context = _job_context(job, carries=carries, progress_url=reverse("move-progress", args=[job.id]),
-                           base_url=reverse("move-job", args=[job.id]))
+                           base_url=reverse("move-job", args=[job.id]),
+                           carrier_mode="check" if request.GET.get("check") == "1" else "copy",
+                           buckets=(_bucket(job.source, "SOURCE-BUCKET"), _bucket(job.destination, "DESTINATION-BUCKET")))
     response = render(request, "moves/job.html", context)
     response[HEADER] = move_policy(job)
     return response
@@ -316,6 +318,13 @@ def carrier_grants(request, job, body, object_id):
         return JsonResponse({"get": move_grant(ticket, job.destination, carrier, ("get",)).token})
     if obj.state != MoveObject.State.PENDING or obj.leased_by != _carrier(request, body):
         raise Refused("not_leased", "claim the object first (its lease is another tab's, or over)", 409)
+    if body.get("check") is True:
+        # The customer copied it with its own tools: read it back at the destination (and,
+        # for a note, whose digest the portal never had, at the source too) and hash it.
+        answer = {"get_destination": move_grant(ticket, job.destination, carrier, ("get",)).token}
+        if not obj.sha256:
+            answer["get_source"] = move_grant(ticket, job.source, carrier, ("get",)).token
+        return JsonResponse(answer)
     return JsonResponse({"get": move_grant(ticket, job.source, carrier, ("get",)).token,
                          "put": move_grant(ticket, job.destination, carrier, ("put",)).token})
 
@@ -470,3 +479,55 @@ def move_receipt(request, job_id, move_id):
     response["Content-Disposition"] = (f'attachment; filename="move-erasure-{job.tenant.slug}-'
                                        f'{move.ticket.number}.json"')
     return _no_store(response)
+
+
+# --- the customer copies with its own tools ----------------------------------------------
+
+def _bucket(location: StorageLocation, placeholder: str) -> str:
+    """The location's bucket as its gatekeeper reported it (else as the admin chose it)."""
+    return location.reported_bucket or location.chosen_bucket or placeholder
+
+
+def _to_copy(job: MoveJob):
+    return (MoveObject.objects.filter(move__job=job, move__state=MoveTicket.State.PENDING,
+                                      state=MoveObject.State.PENDING).order_by("move__ticket__number", "key"))
+
+
+@login_required
+@require_GET
+def own_tools(request, job_id, name):
+    """What the customer runs with its own credentials instead of this browser carrying the
+    bytes: `copy.sh` (one `aws s3 cp` per object still to copy: exact keys, nothing else
+    under the prefixes) or `manifest.csv` (an S3 Batch Operations CSV manifest: bucket and
+    URL-encoded key). Then the job page with ?check=1 verifies each copy against the
+    portal's SHA-256 before any ticket switches. Keys and bucket names only."""
+    import shlex
+    from urllib.parse import quote
+
+    job = _browser_job_page(request.user, job_id)
+    source, destination = _bucket(job.source, "SOURCE-BUCKET"), _bucket(job.destination, "DESTINATION-BUCKET")
+    keys = list(_to_copy(job).values_list("key", flat=True))
+    if name == "copy.sh":
+        lines = ["#!/bin/sh",
+                 f"# Dualkey move {job.id}: {len(keys)} object(s) from s3://{source} to s3://{destination}.",
+                 "# Run with credentials that may read the source and write the destination; then open",
+                 f"# {request.build_absolute_uri(reverse('move-job', args=[job.id]))}?check=1 to verify the copies.",
+                 "set -eu"]
+        lines += [f"aws s3 cp {shlex.quote(f's3://{source}/{key}')} {shlex.quote(f's3://{destination}/{key}')}"
+                  for key in keys]
+        body, content_type = "\n".join(lines) + "\n", "text/x-shellscript; charset=utf-8"
+    elif name == "manifest.csv":
+        body = "".join(f"{source},{quote(key, safe='/')}\r\n" for key in keys)
+        content_type = "text/csv; charset=utf-8"
+    else:
+        raise Http404("not found")
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="move-{job.id.hex[:8]}-{name}"'
+    return _no_store(response)
+
+
+def _browser_job_page(user, job_id) -> MoveJob:
+    job = _job_for_admin(user, job_id)
+    if job.mode != MoveJob.Mode.BROWSER:
+        raise Http404("not found")
+    return job

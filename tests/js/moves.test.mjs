@@ -97,3 +97,21 @@ test("a tab keeps its id across reloads; a new tab gets another", () => {
   const other = new Map();
   assert.notEqual(tabId({ getItem: (k) => other.get(k) ?? null, setItem: (k, v) => other.set(k, v) }), first);
 });
+
+test("checking a copy the customer made reads the destination only and writes nothing", async () => {
+  const { calls, stored } = stub();
+  stored.bytes = CONTENT; // the customer's own copy
+  const carrier = new Carrier({ dataset: { ...root.dataset, mode: "check" } });
+  globalThis.fetch = ((inner) => async (url, options = {}) => {
+    if (url.endsWith("/grants")) {
+      calls.push({ url, body: JSON.parse(options.body), headers: options.headers });
+      return json({ get_destination: "g-dest-get" });
+    }
+    return inner(url, options);
+  })(globalThis.fetch);
+  await carrier.carry(item, "copy");
+  assert.equal(carrier.moved, 1);
+  assert.deepEqual(calls.find((c) => c.url.endsWith("/grants")).body.check, true);
+  assert.ok(!calls.some((c) => c.url.startsWith("https://a.s3.example") || c.url === "https://b.s3.example/b"));
+  assert.equal(calls.find((c) => c.url.endsWith("/copied")).body.sha256, item.sha256);
+});

@@ -331,3 +331,30 @@ class MovePagesTest(BaseTestCase):
         assert refused.status_code == 409 and refused.json()["error"] == "not_switched"
         early = self.client.get(reverse("move-receipt", args=[job.id, move.pk]))
         assert early.status_code == 409 and early.json()["error"] == "not_erased"
+
+    # --- the customer copies with its own tools -------------------------------------------
+
+    def test_own_tools_give_the_exact_keys_and_the_check_reads_the_destination_only(self):
+        StorageLocation.objects.filter(pk=self.source.pk).update(reported_bucket="alpha-reports")
+        StorageLocation.objects.filter(pk=self.destination.pk).update(chosen_bucket="alpha-two")
+        job = self.plan()
+        script = self.client.get(reverse("move-own-tools", args=[job.id, "copy.sh"]))
+        assert script.status_code == 200 and script["Cache-Control"] == "no-store"
+        lines = script.content.decode().splitlines()
+        assert [line for line in lines if line.startswith("aws ")] == [
+            f"aws s3 cp s3://alpha-reports/{self.ticket.prefix}{name} s3://alpha-two/{self.ticket.prefix}{name}"
+            for name in ("message.txt", "screenshot.png")]
+        manifest = self.client.get(reverse("move-own-tools", args=[job.id, "manifest.csv"])).content.decode()
+        assert manifest == "".join(f"alpha-reports,{self.ticket.prefix}{n}\r\n" for n in ("message.txt", "screenshot.png"))
+        assert self.client.get(reverse("move-own-tools", args=[job.id, "other.txt"])).status_code == 404
+        page = self.client.get(reverse("move-job", args=[job.id]) + "?check=1").content.decode()
+        assert 'data-mode="check"' in page
+        [item, _] = self.claim(job).json()["copy"]
+        checked = self.post_json(self.carrier_url(job, "move-object-grants", item["id"]), {"carrier": TAB,
+                                                                                           "check": True})
+        assert set(checked.json()) == {"get_destination"}  # a manifest file: its digest is the portal's
+        assert self.decode(checked.json()["get_destination"], self.destination)["scope"]["ops"] == ["get"]
+        self.login(self.bob)
+        assert self.client.get(reverse("move-own-tools", args=[job.id, "copy.sh"])).status_code == 403
+        self.login(self.charlie)
+        assert self.client.get(reverse("move-own-tools", args=[job.id, "copy.sh"])).status_code == 404

@@ -85,12 +85,13 @@ class TenantIsolationTestCase(BaseTestCase):
                        "location_id": str(active_location(self.tenant_a).pk),
                        # A running move: "resume" is refused (409), so the walk changes nothing.
                        "job_id": str(job.id), "object_id": str(moved.pk), "move_id": str(move.pk),
-                       "action": "resume"}
+                       "action": "resume", "name": "copy.sh"}
         self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
                        "token_id": "999999", "slug": "no-such-tenant",
                        "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999",
                        "endpoint_id": "999999", "location_id": "999999", "job_id": str(uuid.uuid4()),
-                       "object_id": "999999", "move_id": "999999", "action": "resume"}
+                       "object_id": "999999", "move_id": "999999", "action": "resume",
+                       "name": "copy.sh"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).

@@ -39,6 +39,7 @@ export class Carrier {
     this.csrf = root.dataset.csrfToken;
     this.carrier = tabId();
     this.concurrency = Math.max(1, Number(root.dataset.concurrency) || 1);
+    this.mode = root.dataset.mode === "check" ? "check" : "copy";
     this.moved = 0;
   }
 
@@ -116,9 +117,25 @@ export class Carrier {
     return this.verify(item);
   }
 
+  // The customer copied it with its own tools (the page's ?check=1): nothing is
+  // written; the copy at the destination is read back and hashed, and the portal
+  // compares it with the manifest's SHA-256 (a note's, which the portal never had:
+  // with the source's, read and hashed here too) before the ticket may switch.
+  async check(item) {
+    const d = this.root.dataset;
+    const grants = await this.portal(`/objects/${item.id}/grants`, { check: true });
+    let expected = item.sha256;
+    if (!expected) expected = (await this.readHash(d.sourceGatekeeper, d.sourceStorage, grants.get_source, item)).digest;
+    const back = await this.readHash(d.destinationGatekeeper, d.destinationStorage, grants.get_destination, item);
+    const copied = await this.portal(`/objects/${item.id}/copied`, { sha256: expected });
+    if (copied.state !== "copied") return copied;
+    return this.portal(`/objects/${item.id}/verified`, { sha256: back.digest });
+  }
+
   async carry(item, how) {
     try {
-      const answer = await (how === "verify" ? this.verify(item) : this.copy(item));
+      const answer = await (how === "verify" ? this.verify(item) : this.mode === "check" ? this.check(item)
+        : this.copy(item));
       if (answer?.state === "verified") this.moved += 1;
     } catch (error) {
       if (error instanceof Stopped) return;
@@ -151,7 +168,8 @@ export class Carrier {
         continue;
       }
       const work = [...claimed.copy.map((i) => [i, "copy"]), ...claimed.verify.map((i) => [i, "verify"])];
-      if (work.length) this.say(`Copying ${work.length} object(s)… (${this.moved} verified by this tab)`);
+      const doing = this.mode === "check" ? "Checking" : "Copying";
+      if (work.length) this.say(`${doing} ${work.length} object(s)… (${this.moved} verified by this tab)`);
       await Promise.all(work.map(([item, how]) => this.carry(item, how)));
       const swept = await this.portal("/sweep");
       for (const entry of swept.erase) {
