@@ -358,3 +358,39 @@ class MovePagesTest(BaseTestCase):
         assert self.client.get(reverse("move-own-tools", args=[job.id, "copy.sh"])).status_code == 403
         self.login(self.charlie)
         assert self.client.get(reverse("move-own-tools", args=[job.id, "copy.sh"])).status_code == 404
+
+    def test_a_copy_nobody_verified_for_a_minute_is_handed_out_to_verify(self):
+        job = self.plan()
+        [item, _] = self.claim(job).json()["copy"]
+        self.post_json(self.carrier_url(job, "move-object-copied", item["id"]), {"carrier": TAB, "sha256": item["sha256"]})
+        assert self.claim(job, carrier="another-tab").json()["verify"] == []  # just copied: its tab verifies it
+        MoveObject.objects.filter(pk=item["id"]).update(updated_at=timezone.now() - services.LEASE)
+        handed = self.claim(job, carrier="another-tab").json()
+        assert [i["id"] for i in handed["verify"]] == [item["id"]]
+        granted = self.post_json(self.carrier_url(job, "move-object-grants", item["id"]),
+                                 {"carrier": "another-tab", "verify": True})
+        assert self.decode(granted.json()["get"], self.destination)["scope"]["ops"] == ["get"]
+
+    def test_an_erasure_in_two_answers_keeps_the_first_and_the_receipt_names_both(self):
+        job = self.plan()
+        self.carry_all(job)
+        move = MoveTicket.objects.get(job=job)
+        prefix = self.ticket.prefix
+
+        def answer(request_id, name, truncated):
+            return {"request_id": request_id, "results": [{
+                "op": "delete", "prefix": prefix, "failed": [], "truncated": truncated,
+                "objects": [{"key": prefix + name, "versions": [{"version_id": "v-" + name, "size": 3,
+                                                                   "delete_marker": False}]}]}]}
+        first = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("aaaaaaaaaaaaaaaa", "message.txt",
+                                                                                    True))
+        assert first.json() == {"state": "partial", "failed": []}
+        again = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("aaaaaaaaaaaaaaaa", "message.txt",
+                                                                                    True))
+        assert again.status_code == 409 and again.json()["error"] == "duplicate_answer"
+        last = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("bbbbbbbbbbbbbbbb",
+                                                                                   "screenshot.png", False))
+        assert last.json()["state"] == "erased", last.content
+        receipt = json.loads(self.client.get(last.json()["receipt_url"]).content)
+        assert receipt["request_ids"] == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
+        assert [o["key"] for o in receipt["objects"]] == [prefix + "message.txt", prefix + "screenshot.png"]
