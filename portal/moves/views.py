@@ -128,6 +128,9 @@ class MoveForm(forms.Form):
                                     help_text="A location that holds tickets.")
     concurrency = forms.IntegerField(min_value=1, max_value=services.MAX_CONCURRENCY, initial=4,
                                      help_text=f"Objects carried at once (1 to {services.MAX_CONCURRENCY}).")
+    how = forms.ChoiceField(choices=[("browser", "This browser copies them (between your own locations)"),
+                                     ("own_tools", "We copy them with our own tools; this browser verifies")],
+                            initial="browser", required=False, widget=forms.RadioSelect)
 
     def __init__(self, *args, tenant: Tenant, **kwargs):
         super().__init__(*args, **kwargs)
@@ -170,6 +173,8 @@ def move_start(request):
     count = planned.job.tickets.count()
     messages.success(request, f"{count} ticket{'s' if count != 1 else ''} to move." + (
         " Left out: " + ", ".join(f"#{n} ({why})" for n, why in planned.left_out) if planned.left_out else ""))
+    if form.cleaned_data.get("how") == "own_tools" and planned.job.mode == MoveJob.Mode.BROWSER:
+        return redirect(reverse("move-job", args=[planned.job.id]) + "?own=1")
     return redirect("move-job", job_id=planned.job.id)
 
 
@@ -182,8 +187,11 @@ def _job_context(job: MoveJob, **extra) -> dict:
 @require_GET
 def move_job(request, job_id):
     job = _job_for_admin(request.user, job_id)
-    carries = job.mode == MoveJob.Mode.BROWSER and job.open
-    context = _job_context(job, carries=carries, progress_url=reverse("move-progress", args=[job.id]),
+    # ?own=1: the customer copies with its own tools, so this page carries nothing until
+    # the admin asks it to verify the copies (?check=1).
+    own = request.GET.get("own") == "1"
+    carries = job.mode == MoveJob.Mode.BROWSER and job.open and not own
+    context = _job_context(job, carries=carries, own_tools=own and job.mode == MoveJob.Mode.BROWSER and job.open, progress_url=reverse("move-progress", args=[job.id]),
                            base_url=reverse("move-job", args=[job.id]),
                            carrier_mode="check" if request.GET.get("check") == "1" else "copy",
                            buckets=(_bucket(job.source, "SOURCE-BUCKET"), _bucket(job.destination, "DESTINATION-BUCKET")))
@@ -411,7 +419,10 @@ def carrier_erased(request, job, body, move_id):
         raise Refused(refusal.code, refusal.message, refusal.status) from None
     store = storages["receipts"]
     name = _parts_name(job, move)
-    parts = json.loads(store.open(name, "rb").read()) if store.exists(name) else []
+    parts = []
+    if store.exists(name):
+        with store.open(name, "rb") as kept:
+            parts = json.loads(kept.read())
     if part["request_id"] in {p["request_id"] for p in parts}:
         raise Refused("duplicate_answer", "this gatekeeper answer was already recorded", 409)
     if len(parts) >= erasure.MAX_PARTS:

@@ -34,41 +34,63 @@ pytestmark = pytest.mark.e2e
 B_ID = "gk-globex-b"
 B_BUCKET = "globex-reports-b"
 B_PORT = support.free_port()
+C_ID = "gk-globex-c"
+C_BUCKET = "globex-reports-c"
+C_PORT = support.free_port()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     # The network guard refuses the portal B's gatekeeper too (storage is already refused).
     stack = start_stack(tmp_path_factory.mktemp("moves"), tickets_per_tenant=1,
-                        extra_denied=(f"127.0.0.1:{B_PORT}", f"localhost:{B_PORT}"))
+                        extra_denied=(f"127.0.0.1:{B_PORT}", f"localhost:{B_PORT}", f"127.0.0.1:{C_PORT}",
+                                      f"localhost:{C_PORT}"))
     try:
         yield stack
     finally:
         stack.stop()
 
 
-@pytest.fixture(scope="module")
-def location_b(stack, tmp_path_factory):
+def start_location(stack, workdir, gatekeeper_id, bucket, port, storage):
+    """Another gatekeeper for Globex: its own bucket (versioned), at `storage`."""
     globex = stack.tenants["globex"]
-    workdir = tmp_path_factory.mktemp("gk-globex-b")
-    storage_b = stack.storage_url  # A is at http://localhost:<port>; B at http://127.0.0.1:<port>
-    assert origin(storage_b) != origin(globex.storage_origin)
     s3 = stack.s3()
-    s3.create_bucket(Bucket=B_BUCKET)
-    s3.put_bucket_versioning(Bucket=B_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_cors(Bucket=B_BUCKET, CORSConfiguration={"CORSRules": [{
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
         "AllowedOrigins": [stack.portal_url], "AllowedMethods": ["GET", "POST"], "AllowedHeaders": ["*"],
         "MaxAgeSeconds": 600}]})
     issuer = tomllib.loads(globex.config_path.read_text())["issuer"]
     audit = workdir / "audit.db"
-    config = workdir / "gk-b.toml"
-    config.write_text(demo_script().gatekeeper_toml({**globex.seeded, "gatekeeper_id": B_ID, "bucket": B_BUCKET},
-                                                    issuer, stack.portal_url, storage_b, audit))
-    url = f"http://127.0.0.1:{B_PORT}"
-    proc = support.start_process([PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(B_PORT)],
-                                 url + "/v1/health", env=support.AWS_ENV, log_path=workdir / "gk-b.log")
+    config = workdir / "gk.toml"
+    config.write_text(demo_script().gatekeeper_toml({**globex.seeded, "gatekeeper_id": gatekeeper_id,
+                                                     "bucket": bucket}, issuer, stack.portal_url, storage, audit))
+    url = f"http://127.0.0.1:{port}"
+    proc = support.start_process([PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(port)],
+                                 url + "/v1/health", env=support.AWS_ENV, log_path=workdir / "gk.log")
+    return proc, {"url": url, "id": gatekeeper_id, "bucket": bucket, "storage_origin": storage, "audit": audit,
+                  "agent_config": workdir / "agent.toml"}
+
+
+@pytest.fixture(scope="module")
+def location_b(stack, tmp_path_factory):
+    # A is at http://localhost:<port>; B at http://127.0.0.1:<port> (the same moto, another origin).
+    assert origin(stack.storage_url) != origin(stack.tenants["globex"].storage_origin)
+    proc, location = start_location(stack, tmp_path_factory.mktemp("gk-globex-b"), B_ID, B_BUCKET, B_PORT,
+                                    stack.storage_url)
     try:
-        yield {"url": url, "storage_origin": storage_b, "audit": audit, "log": workdir / "gk-b.log"}
+        yield location
+    finally:
+        support.stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def location_c(stack, tmp_path_factory):
+    # C shares B's storage origin (one moto) but has its own bucket and gatekeeper.
+    proc, location = start_location(stack, tmp_path_factory.mktemp("gk-globex-c"), C_ID, C_BUCKET, C_PORT,
+                                    stack.storage_url)
+    try:
+        yield location
     finally:
         support.stop_process(proc)
 
@@ -78,12 +100,12 @@ def versions(s3, bucket, prefix) -> list:
     return page.get("Versions", []) + page.get("DeleteMarkers", [])
 
 
-def cut_over_to_b(page, stack, location_b):
+def cut_over_to(page, stack, location_b):
     page.goto(f"{stack.portal_url}/settings/")
     form = page.get_by_test_id("location-add")
     form.locator("[name=kind]").select_option("customer")
     form.locator("[name=gatekeeper_url]").fill(location_b["url"])
-    form.locator("[name=gatekeeper_id]").fill(B_ID)
+    form.locator("[name=gatekeeper_id]").fill(location_b["id"])
     form.locator("[name=storage_origin]").fill(location_b["storage_origin"])
     with page.expect_navigation():
         form.locator("[type=submit]").click()
@@ -91,7 +113,7 @@ def cut_over_to_b(page, stack, location_b):
     with page.expect_navigation():
         row.locator("[data-action=connect-location]").click()
     row = page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']")
-    row.locator("[name=confirm]").fill(B_ID)
+    row.locator("[name=confirm]").fill(location_b["id"])
     with page.expect_navigation():
         row.locator("[data-action=cut-over]").click()
     assert page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']").get_attribute(
@@ -131,7 +153,7 @@ def test_a_move_between_two_customer_locations_runs_in_the_admins_browser(stack,
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("dialog", lambda dialog: dialog.accept())
     try:
-        cut_over_to_b(page, stack, location_b)
+        cut_over_to(page, stack, location_b)
         with page.expect_navigation():
             page.get_by_test_id("moves-link").click()
         page.locator("[name=source]").select_option(index=0)
@@ -204,3 +226,80 @@ def test_a_move_between_two_customer_locations_runs_in_the_admins_browser(stack,
     assert occurrences(marker, database_contents(stack)) == []
     assert occurrences(marker, file_contents(stack.portal_log_files())) == []
     assert requests.get(location_b["url"] + "/v1/health", timeout=10).json()["storage"] == "ok"
+
+
+def test_the_customer_copies_with_its_own_tools_and_the_browser_verifies_before_switching(
+        stack, location_b, location_c, chromium):
+    """After the move above Globex's tickets are at B. Two more are written there; Charlie
+    cuts over to C, starts a move from B, and copies the objects himself, as the S3
+    Batch Operations manifest the page gives lists them (here with boto3, the
+    customer's credentials), one copy altered on the way. The job page in check mode
+    reads each copy back at C: the altered one's ticket fails, named, and stays at B
+    with its source intact; every other ticket switches to C and its B copies go.
+    Nothing is written through C's gatekeeper (only reads), and the portal carried
+    nothing."""
+    from urllib.parse import unquote
+
+    from gatekeeper_client.demo_report import build_demo_report
+
+    globex = stack.tenants["globex"]
+    location_b["agent_config"].write_text(demo_script().agent_toml(stack.portal_url, location_b["url"], B_ID))
+    globex.agent_config, pinned_to_a = location_b["agent_config"], globex.agent_config
+    try:
+        altered, intact = (stack.submit_files("globex", build_demo_report(seed)) for seed in (501, 502))
+    finally:
+        globex.agent_config = pinned_to_a
+    s3 = stack.s3()
+    netguard_before = len(stack.netguard_attempts())
+    charlie = f"user:{stack.user_ids()['charlie']}"
+
+    context, page = log_in(chromium, stack, "charlie")
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        cut_over_to(page, stack, location_c)
+        page.goto(f"{stack.portal_url}/settings/moves/")
+        page.locator("[name=source]").select_option(index=0)
+        page.locator("[name=how][value=own_tools]").check()
+        with page.expect_navigation():
+            page.get_by_test_id("move-submit").click()
+        assert page.url.endswith("/?own=1") and page.get_by_test_id("move-carrier").count() == 0
+        job_url = page.url.removesuffix("?own=1")
+        manifest = page.request.get(stack.portal_url + page.get_by_test_id("move-manifest-csv").get_attribute("href"))
+        assert manifest.ok
+        rows = [line.split(",") for line in manifest.text().splitlines()]
+        assert {bucket for bucket, _ in rows} == {B_BUCKET} and rows
+        keys = [unquote(key) for _, key in rows]
+        assert {k for k in keys if k.startswith(altered["prefix"])} == {altered["prefix"] + f["name"]
+                                                                        for f in altered["files"]}
+        target = altered["prefix"] + altered["files"][0]["name"]
+        for key in keys:  # the customer's own copy
+            if key == target:
+                s3.put_object(Bucket=C_BUCKET, Key=key, Body=b"not what was written")
+            else:
+                s3.copy_object(Bucket=C_BUCKET, Key=key, CopySource={"Bucket": B_BUCKET, "Key": key})
+        with page.expect_navigation():
+            page.get_by_test_id("move-check").click()
+        page.get_by_test_id("carrier-status").filter(has_text="Finished").wait_for(timeout=180_000)
+        done = progress(page, job_url.rstrip("/") + "/progress")
+    finally:
+        context.close()
+
+    assert done["state"] == "finished"
+    assert [(f["ticket"], f["code"]) for f in done["failures"]] == [(altered["number"], "changed_at_destination")]
+    assert done["tickets"]["failed"] == 1 and done["tickets"]["done"] >= 2
+    # The altered ticket stayed at B, whole; the others read from C and are gone from B.
+    for ticket, where in [(altered, location_b), (intact, location_c)]:
+        context, view = open_report_view(chromium, stack, "charlie", ticket)
+        try:
+            assert csp_directives(view.csp)["connect-src"] == ["'self'", where["url"], where["storage_origin"]]
+            assert set(view.file_statuses().values()) == {"verified"}, view.file_statuses()
+        finally:
+            context.close()
+    assert len(versions(s3, B_BUCKET, altered["prefix"])) == altered["file_count"]
+    assert versions(s3, B_BUCKET, intact["prefix"]) == []
+    with sqlite3.connect(f"file:{location_c['audit']}?mode=ro", uri=True) as db:
+        ops = {(r[0], r[1]) for r in db.execute("SELECT op, sub FROM audit WHERE outcome = 'allow'")}
+    # C's gatekeeper signed reads only (the check's gets, the report page's gets and
+    # lists), all Charlie's: the customer wrote the copies itself.
+    assert {op for op, _ in ops} == {"get", "list"} and {sub for _, sub in ops} == {charlie}
+    assert stack.netguard_attempts()[netguard_before:] == []

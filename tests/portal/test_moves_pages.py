@@ -394,3 +394,13 @@ class MovePagesTest(BaseTestCase):
         receipt = json.loads(self.client.get(last.json()["receipt_url"]).content)
         assert receipt["request_ids"] == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
         assert [o["key"] for o in receipt["objects"]] == [prefix + "message.txt", prefix + "screenshot.png"]
+
+    def test_choosing_own_tools_opens_the_job_page_without_a_carrier(self):
+        response = self.client.post(reverse("move-start"), {"source": self.source.pk, "concurrency": 2,
+                                                            "how": "own_tools"})
+        job = MoveJob.objects.get()
+        assert response["Location"] == reverse("move-job", args=[job.id]) + "?own=1"
+        page = self.client.get(response["Location"]).content.decode()
+        assert "data-move-carrier" not in page and 'data-testid="move-check"' in page
+        bad = self.client.post(reverse("move-start"), {"source": self.source.pk, "concurrency": 2, "how": "fax"})
+        assert bad.status_code == 400 and "valid choice" in bad.content.decode()
