@@ -404,3 +404,16 @@ class MovePagesTest(BaseTestCase):
         assert "data-move-carrier" not in page and 'data-testid="move-check"' in page
         bad = self.client.post(reverse("move-start"), {"source": self.source.pk, "concurrency": 2, "how": "fax"})
         assert bad.status_code == 400 and "valid choice" in bad.content.decode()
+
+    def test_a_closed_tabs_objects_go_to_another_tab_once_its_leases_run_out_and_pause_stops_grants(self):
+        job = self.plan()
+        taken = [i["id"] for i in self.claim(job, carrier="closed-tab").json()["copy"]]
+        assert self.claim(job, carrier="new-tab-1").json()["copy"] == []
+        MoveObject.objects.filter(pk__in=taken).update(leased_until=timezone.now() - services.LEASE / 5)
+        assert sorted(i["id"] for i in self.claim(job, carrier="new-tab-1").json()["copy"]) == sorted(taken)
+        late = self.post_json(self.carrier_url(job, "move-object-copied", taken[0]),
+                              {"carrier": "closed-tab", "sha256": sha(PNG)})
+        assert late.status_code == 409 and late.json()["error"] == "not_leased"
+        self.client.post(reverse("move-change", args=[job.id, "pause"]))
+        paused = self.post_json(self.carrier_url(job, "move-object-grants", taken[0]), {"carrier": "new-tab-1"})
+        assert paused.status_code == 409 and paused.json()["error"] == "not_running"
