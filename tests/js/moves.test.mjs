@@ -115,3 +115,18 @@ test("checking a copy the customer made reads the destination only and writes no
   assert.ok(!calls.some((c) => c.url.startsWith("https://a.s3.example") || c.url === "https://b.s3.example/b"));
   assert.equal(calls.find((c) => c.url.endsWith("/copied")).body.sha256, item.sha256);
 });
+
+test("checking a copy not made yet reports no failure (it is checked again)", async () => {
+  const { calls } = stub();
+  globalThis.fetch = ((inner) => async (url, options = {}) => {
+    if (url.endsWith("/grants")) return json({ get_destination: "g-dest-get" });
+    if (url === "https://b.s3.example/obj") {
+      return new Response("<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>", { status: 404 });
+    }
+    return inner(url, options);
+  })(globalThis.fetch);
+  const carrier = new Carrier({ dataset: { ...root.dataset, mode: "check" } });
+  await carrier.carry(item, "copy");
+  assert.equal(carrier.missing, 1);
+  assert.ok(!calls.some((c) => c.url.endsWith("/failed") || c.url.endsWith("/copied")));
+});

@@ -40,6 +40,7 @@ export class Carrier {
     this.carrier = tabId();
     this.concurrency = Math.max(1, Number(root.dataset.concurrency) || 1);
     this.mode = root.dataset.mode === "check" ? "check" : "copy";
+    this.missing = 0; // objects the check found not yet at the destination, this round
     this.moved = 0;
   }
 
@@ -140,6 +141,10 @@ export class Carrier {
     } catch (error) {
       if (error instanceof Stopped) return;
       if (how !== "copy") return; // a verification left undone is handed out again later
+      if (this.mode === "check" && error?.source === "storage" && (error.status === 404 || error.code === "NoSuchKey")) {
+        this.missing += 1; // not copied yet: no failure, this tab checks it again
+        return;
+      }
       const code = (error?.code && /^[A-Za-z0-9_.]{1,64}$/.test(error.code) ? error.code : `${error?.source || "browser"}_error`);
       await this.portal(`/objects/${item.id}/failed`, { code, message: String(error?.message || error).slice(0, 300),
         permanent: false }).catch(() => {});
@@ -170,7 +175,12 @@ export class Carrier {
       const work = [...claimed.copy.map((i) => [i, "copy"]), ...claimed.verify.map((i) => [i, "verify"])];
       const doing = this.mode === "check" ? "Checking" : "Copying";
       if (work.length) this.say(`${doing} ${work.length} object(s)… (${this.moved} verified by this tab)`);
+      this.missing = 0;
       await Promise.all(work.map(([item, how]) => this.carry(item, how)));
+      if (this.missing) {
+        this.say(`${this.missing} object(s) are not at the destination yet: copy them; this page checks again.`);
+        await sleep(IDLE_MS * 2);
+      }
       const swept = await this.portal("/sweep");
       for (const entry of swept.erase) {
         this.say(`Erasing the old copies of ticket #${entry.ticket}…`);
