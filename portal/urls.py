@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("portal.tickets.api_urls")),
     path("", include("portal.tickets.urls")),
     path("", include("accounts.urls")),
+    path("", include("portal.moves.urls")),
     path("", include("tenants.urls")),
     path("", include("portal.webhooks.urls")),
 ]

@@ -21,6 +21,7 @@ PAGES = {
     "tickets/report.html": "report/main.js",
     "tickets/list.html": "tickets/list.js",
     "tickets/erase.html": "erase/main.js",
+    "moves/job.html": "moves/main.js",
     "base.html": "lib/page.js",
     "tenants/audit.html": "audit/main.js",
     "tenants/settings.html": "settings/main.js",

@@ -16,6 +16,7 @@ from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Authenticator
+from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets.services import create_note, note_stored
 from tenants.locations import active_location
 from tenants.models import Invitation
@@ -65,6 +66,14 @@ class TenantIsolationTestCase(BaseTestCase):
         endpoint, _ = add_endpoint(self.tenant_a, "https://psa.alpha.example/hooks/dualkey", "Alpha PSA", self.alice)
         # Alice verified A's gatekeeper (tenants/onboarding.py): B sees none of it.
         record_verification(self.tenant_a, self.alice, {"reachable": "pass", "storage": "fail"})
+        # A move of A's ticket, carried by Alice's browser (portal/moves): rows only.
+        now, here = timezone.now(), active_location(self.tenant_a)
+        job = MoveJob.objects.create(tenant=self.tenant_a, source=here, destination=here, mode=MoveJob.Mode.BROWSER,
+                                     created_by=self.alice, created_by_name="Alice", created_at=now,
+                                     state_changed_at=now, state_changed_by_name="Alice")
+        move = MoveTicket.objects.create(job=job, ticket=self.ticket)
+        moved = MoveObject.objects.create(move=move, key=self.ticket.prefix + "message.txt", size=1234,
+                                          sha256=self.ticket.files.get(name="message.txt").sha256, updated_at=now)
         self.values = {"access_id": str(access.id), "ticket_id": str(self.ticket.id), "note_id": str(note.id),
                        "token_id": str(self.agent_a.id), "slug": self.tenant_a.slug,
                        "invitation_id": str(invitation.id), "authenticator_id": str(passkey.id),
@@ -73,11 +82,16 @@ class TenantIsolationTestCase(BaseTestCase):
                        "membership_id": str(self.alice.membership.id), "endpoint_id": str(endpoint.id),
                        # A's active location: the walk's cut over (no confirmation) and retire
                        # (it is active) are refused, so it too changes nothing.
-                       "location_id": str(active_location(self.tenant_a).pk)}
+                       "location_id": str(active_location(self.tenant_a).pk),
+                       # A running move: "resume" is refused (409), so the walk changes nothing.
+                       "job_id": str(job.id), "object_id": str(moved.pk), "move_id": str(move.pk),
+                       "action": "resume", "name": "copy.sh"}
         self.ghosts = {"access_id": str(uuid.uuid4()), "ticket_id": str(uuid.uuid4()), "note_id": str(uuid.uuid4()),
                        "token_id": "999999", "slug": "no-such-tenant",
                        "invitation_id": "999999", "membership_id": "999999", "authenticator_id": "999999",
-                       "endpoint_id": "999999", "location_id": "999999"}
+                       "endpoint_id": "999999", "location_id": "999999", "job_id": str(uuid.uuid4()),
+                       "object_id": "999999", "move_id": "999999", "action": "resume",
+                       "name": "copy.sh"}
         # The password-reset link's parameters are a credential (a user id and a token
         # bound to that user's password hash), not a tenant's object: whoever holds a valid
         # link may use it, and every other link is a 404 (tests/portal/test_passwords.py).
@@ -158,7 +172,14 @@ class TenantIsolationTestCase(BaseTestCase):
                          "/settings/webhooks/<int:endpoint_id>/test/",
                          "/settings/locations/", "/settings/locations/<int:location_id>/health/",
                          "/settings/locations/<int:location_id>/cut-over/",
-                         "/settings/locations/<int:location_id>/retire/"]:
+                         "/settings/locations/<int:location_id>/retire/",
+                         "/settings/moves/", "/settings/moves/new/", "/settings/moves/<uuid:job_id>/",
+                         "/settings/moves/<uuid:job_id>/progress", "/settings/moves/<uuid:job_id>/<str:action>/",
+                         "/settings/moves/<uuid:job_id>/carrier/claim",
+                         "/settings/moves/<uuid:job_id>/carrier/objects/<int:object_id>/grants",
+                         "/settings/moves/<uuid:job_id>/carrier/tickets/<int:move_id>/erased",
+                         "/settings/moves/<uuid:job_id>/tickets/<int:move_id>/receipt.json",
+                         "/support/tenants/<slug:slug>/moves/<uuid:job_id>/"]:
             self.assertIn(expected, urls)
 
     def as_charlie(self):

@@ -1,0 +1,544 @@
+"""Moving a tenant's existing tickets between its storage locations: the pages
+(docs/portal.md, "Moving tickets") and, for a `browser` job, the JSON endpoints the
+admin's browser carries the bytes with (static/js/moves/carrier.js).
+
+Tenant admins only (tenants.access.tenant_for_admin: staff 403, no live tenant 404,
+another tenant's job 404). Vendor support sees a job's progress read-only for a
+tenant it supports (support_required: 404 to anyone else), never a grant.
+
+The browser carrier, one object at a time (several at once, up to the job's
+concurrency):
+  claim     → objects leased to this tab (services.claim; carrier = user + tab id)
+  grants    → a get/list grant at the source, a single-use put at the destination
+              (grants.move_grant, carried by the admin in person: [identity] works)
+  copied    → the SHA-256 the browser computed of what it read at the source
+  verified  → the SHA-256 of what it read back at the destination; the ticket
+              switches (services.switch) once all its objects are verified
+  sweep     → switched tickets whose source copies are still to erase
+  erase-grant / erased → a single-use delete at the source, the gatekeeper's answer
+              relayed; the portal writes the receipt (STORAGES["receipts"]) and
+              calls services.source_erased.
+Nothing here ever carries an object's content: only keys, sizes, digests, states.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db.models import Count
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.moves import services
+from portal.moves.models import MoveJob, MoveObject, MoveTicket
+from portal.tickets import erasure
+from portal.tickets.grants import move_grant, person_carrier
+from portal.tickets.models import Ticket
+from portal.tickets.serializers import NOTE_CONTENT_TYPE
+from tenants.access import access_tenant_for_support, support_required, tenant_for_admin
+from tenants.csp import DEFAULT_POLICY, HEADER, idp_origin, render_policy
+from tenants.locations import active_location
+from tenants.models import StorageLocation, Tenant
+
+MAX_BODY_BYTES = 256 * 1024  # an erase answer of 1000 keys is well under this
+TAB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+STALE_COPY = dt.timedelta(minutes=1)  # a copied object nobody verified for this long is handed out again
+RECEIPT_FORMAT = "dualkey-move-erasure-receipt/1"
+
+
+class Refused(services.MoveRefused):
+    pass
+
+
+def _refused(refusal: services.MoveRefused) -> JsonResponse:
+    return JsonResponse({"error": refusal.code, "message": refusal.message}, status=refusal.status)
+
+
+def _json_body(request) -> dict:
+    if len(request.body) > MAX_BODY_BYTES:
+        raise Refused("too_large", f"the body is larger than {MAX_BODY_BYTES} bytes", 413)
+    try:
+        body = json.loads(request.body.decode("utf-8")) if request.body else {}
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Refused("malformed_json", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Refused("malformed_json", "the body is a JSON object")
+    return body
+
+
+def _carrier(request, body: dict) -> str:
+    """Who holds a lease: this admin, in this tab (a random id the tab keeps for its life)."""
+    tab = body.get("carrier")
+    if not isinstance(tab, str) or not TAB_ID.match(tab):
+        raise Refused("bad_carrier", "carrier is the tab's id: 8 to 64 letters, digits, - or _")
+    return f"u{request.user.pk}:{tab}"[:64]
+
+
+def _job_for_admin(user, job_id) -> MoveJob:
+    job = (MoveJob.objects.select_related("tenant", "source", "destination")
+           .filter(tenant=tenant_for_admin(user), pk=job_id).first())
+    if job is None:
+        raise Http404("not found")
+    return job
+
+
+def _browser_job(user, job_id) -> MoveJob:
+    job = _job_for_admin(user, job_id)
+    if job.mode != MoveJob.Mode.BROWSER:
+        raise Refused("not_a_browser_move", "the vendor's worker carries this move, not a browser", 409)
+    return job
+
+
+def _object_of(job: MoveJob, object_id: int) -> MoveObject:
+    found = MoveObject.objects.select_related("move__ticket").filter(move__job=job, pk=object_id).first()
+    if found is None:
+        raise Http404("not found")
+    return found
+
+
+def _no_store(response):
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def move_policy(job: MoveJob) -> str:
+    """The job page's CSP: the browser talks to both locations' gatekeepers and storage
+    (and the tenant's IdP, when its gatekeeper asks who the person is); nothing else."""
+    where = (job.source, job.destination)
+    origins = [*(loc.gatekeeper_origin for loc in where), *(loc.storage_origin for loc in where),
+               idp_origin(job.tenant)]
+    return render_policy({**DEFAULT_POLICY, "connect-src": ("'self'", *dict.fromkeys(filter(None, origins)))})
+
+
+# --- the pages --------------------------------------------------------------------
+
+class MoveForm(forms.Form):
+    source = forms.ModelChoiceField(queryset=StorageLocation.objects.none(), empty_label=None,
+                                    help_text="A location that holds tickets.")
+    concurrency = forms.IntegerField(min_value=1, max_value=services.MAX_CONCURRENCY, initial=4,
+                                     help_text=f"Objects carried at once (1 to {services.MAX_CONCURRENCY}).")
+    how = forms.ChoiceField(choices=[("browser", "This browser copies them (between your own locations)"),
+                                     ("own_tools", "We copy them with our own tools; this browser verifies")],
+                            initial="browser", required=False, widget=forms.RadioSelect)
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.destination = active_location(tenant)
+        holding = (Ticket.objects.filter(tenant=tenant, erased_at__isnull=True)
+                   .exclude(location=self.destination).values_list("location", flat=True))
+        self.fields["source"].queryset = StorageLocation.objects.filter(tenant=tenant, pk__in=holding).order_by("pk")
+        self.fields["source"].label_from_instance = lambda loc: f"{loc.gatekeeper_id or loc.get_kind_display()} " \
+                                                                f"({loc.get_state_display()})"
+
+
+def _list_page(request, tenant, form=None, error=None, status=200):
+    form = form or MoveForm(tenant=tenant)
+    counts = dict(Ticket.objects.filter(tenant=tenant, erased_at__isnull=True).values_list("location")
+                  .annotate(n=Count("id")).values_list("location", "n"))
+    jobs = list(MoveJob.objects.filter(tenant=tenant).select_related("source", "destination")[:50])
+    return render(request, "moves/list.html", {
+        "tenant": tenant, "jobs": jobs, "form": form, "destination": form.destination, "error": error,
+        "sources": [(loc, counts.get(loc.pk, 0)) for loc in form.fields["source"].queryset]}, status=status)
+
+
+@login_required
+@require_GET
+def move_list(request):
+    return _list_page(request, tenant_for_admin(request.user))
+
+
+@login_required
+@require_POST
+def move_start(request):
+    tenant = tenant_for_admin(request.user)
+    form = MoveForm(request.POST, tenant=tenant)
+    if not form.is_valid():
+        return _list_page(request, tenant, form=form, status=400)
+    try:
+        planned = services.plan(tenant, form.cleaned_data["source"], form.destination, request.user,
+                                concurrency=form.cleaned_data["concurrency"])
+    except services.MoveRefused as refusal:
+        return _list_page(request, tenant, form=form, error=refusal.message, status=refusal.status)
+    count = planned.job.tickets.count()
+    messages.success(request, f"{count} ticket{'s' if count != 1 else ''} to move." + (
+        " Left out: " + ", ".join(f"#{n} ({why})" for n, why in planned.left_out) if planned.left_out else ""))
+    if form.cleaned_data.get("how") == "own_tools" and planned.job.mode == MoveJob.Mode.BROWSER:
+        return redirect(reverse("move-job", args=[planned.job.id]) + "?own=1")
+    return redirect("move-job", job_id=planned.job.id)
+
+
+def _job_context(job: MoveJob, **extra) -> dict:
+    return {"job": job, "tenant": job.tenant, "progress": services.progress(job),
+            "tickets": list(job.tickets.select_related("ticket")), **extra}
+
+
+@login_required
+@require_GET
+def move_job(request, job_id):
+    job = _job_for_admin(request.user, job_id)
+    # ?own=1: the customer copies with its own tools, so this page carries nothing until
+    # the admin asks it to verify the copies (?check=1).
+    own = request.GET.get("own") == "1"
+    carries = job.mode == MoveJob.Mode.BROWSER and job.open and not own
+    context = _job_context(job, carries=carries, own_tools=own and job.mode == MoveJob.Mode.BROWSER and job.open, progress_url=reverse("move-progress", args=[job.id]),
+                           base_url=reverse("move-job", args=[job.id]),
+                           carrier_mode="check" if request.GET.get("check") == "1" else "copy",
+                           buckets=(_bucket(job.source, "SOURCE-BUCKET"), _bucket(job.destination, "DESTINATION-BUCKET")))
+    response = render(request, "moves/job.html", context)
+    response[HEADER] = move_policy(job)
+    return response
+
+
+@login_required
+@require_GET
+def move_progress(request, job_id):
+    return _no_store(JsonResponse(services.progress(_job_for_admin(request.user, job_id))))
+
+
+@login_required
+@require_POST
+def move_change(request, job_id, action):
+    job = _job_for_admin(request.user, job_id)
+    try:
+        services.change(job, action, request.user)
+    except services.MoveRefused as refusal:
+        if "application/json" in request.headers.get("Accept", ""):
+            return _refused(refusal)
+        context = _job_context(job, carries=False, error=refusal.message,
+                               progress_url=reverse("move-progress", args=[job.id]))
+        response = render(request, "moves/job.html", context, status=refusal.status)
+        response[HEADER] = move_policy(job)
+        return response
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse(services.progress(job))
+    messages.success(request, {"pause": "Paused.", "resume": "Resumed.", "cancel": "Cancelled."}[action])
+    return redirect("move-job", job_id=job.id)
+
+
+@login_required
+@require_GET
+@support_required
+def support_move_list(request, slug):
+    tenant = access_tenant_for_support(request.user, slug)
+    jobs = list(MoveJob.objects.filter(tenant=tenant).select_related("source", "destination")[:50])
+    return render(request, "moves/support_list.html", {"support_tenant": tenant, "jobs": jobs})
+
+
+def _job_for_support(user, slug, job_id) -> MoveJob:
+    tenant = access_tenant_for_support(user, slug)
+    job = MoveJob.objects.select_related("tenant", "source", "destination").filter(tenant=tenant, pk=job_id).first()
+    if job is None:
+        raise Http404("not found")
+    return job
+
+
+@login_required
+@require_GET
+@support_required
+def support_move_job(request, slug, job_id):
+    """Read-only: the same progress; no script that carries, so the default CSP."""
+    job = _job_for_support(request.user, slug, job_id)
+    context = _job_context(job, carries=False, support=True,
+                           progress_url=reverse("support-move-progress", args=[slug, job.id]))
+    context["support_tenant"] = context.pop("tenant")  # no IdP meta: support is not the tenant's person
+    return render(request, "moves/job.html", context)
+
+
+@login_required
+@require_GET
+@support_required
+def support_move_progress(request, slug, job_id):
+    return _no_store(JsonResponse(services.progress(_job_for_support(request.user, slug, job_id))))
+
+
+# --- the browser carrier's endpoints (JSON, session + CSRF) ----------------------------
+
+def _content_type(obj: MoveObject) -> str:
+    ticket = obj.move.ticket
+    for file in ticket.files.all():
+        if file.key == obj.key:
+            return file.content_type
+    return NOTE_CONTENT_TYPE
+
+
+def _shown_object(obj: MoveObject) -> dict:
+    return {"id": obj.pk, "key": obj.key, "size": obj.size, "sha256": obj.sha256, "state": obj.state,
+            "content_type": _content_type(obj), "ticket": obj.move.ticket.number}
+
+
+def _carrier_view(view):
+    """login + POST + the job (a browser one, the admin's own) + refusals as JSON."""
+
+    @login_required
+    @require_POST
+    def wrapper(request, job_id, *args, **kwargs):
+        try:
+            job = _browser_job(request.user, job_id)
+            return _no_store(view(request, job, _json_body(request), *args, **kwargs))
+        except services.MoveRefused as refusal:
+            return _refused(refusal)
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+@_carrier_view
+def carrier_claim(request, job, body):
+    """Objects for this tab to copy (`copy`), and copied ones nobody verified (`verify`)."""
+    carrier = _carrier(request, body)
+    limit = body.get("limit", job.concurrency)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= services.MAX_CONCURRENCY:
+        raise Refused("bad_limit", f"limit is a whole number from 1 to {services.MAX_CONCURRENCY}")
+    taken = services.claim(job, carrier, min(limit, job.concurrency))
+    stale = []
+    if job.state == MoveJob.State.RUNNING and len(taken) < limit:
+        stale = list(MoveObject.objects.select_related("move__ticket").filter(
+            move__job=job, move__state=MoveTicket.State.PENDING, state=MoveObject.State.COPIED,
+            updated_at__lt=timezone.now() - STALE_COPY)[:limit - len(taken)])
+    job.refresh_from_db(fields=["state"])
+    return JsonResponse({"state": job.state, "copy": [_shown_object(o) for o in taken],
+                         "verify": [_shown_object(o) for o in stale]})
+
+
+@_carrier_view
+def carrier_grants(request, job, body, object_id):
+    """A get grant at the source and a single-use put at the destination, for one
+    object this tab holds the lease of (or, `verify`, a get at the destination)."""
+    obj = _object_of(job, object_id)
+    if job.state != MoveJob.State.RUNNING:
+        raise Refused("not_running", f"the move is {job.state}", 409)
+    ticket, carrier = obj.move.ticket, person_carrier(request.user)
+    if body.get("verify") is True:
+        if obj.state != MoveObject.State.COPIED:
+            raise Refused("bad_state", f"the object is {obj.state}, not copied", 409)
+        return JsonResponse({"get": move_grant(ticket, job.destination, carrier, ("get",)).token})
+    if obj.state != MoveObject.State.PENDING or obj.leased_by != _carrier(request, body):
+        raise Refused("not_leased", "claim the object first (its lease is another tab's, or over)", 409)
+    if body.get("check") is True:
+        # The customer copied it with its own tools: read it back at the destination (and,
+        # for a note, whose digest the portal never had, at the source too) and hash it.
+        answer = {"get_destination": move_grant(ticket, job.destination, carrier, ("get",)).token}
+        if not obj.sha256:
+            answer["get_source"] = move_grant(ticket, job.source, carrier, ("get",)).token
+        return JsonResponse(answer)
+    return JsonResponse({"get": move_grant(ticket, job.source, carrier, ("get",)).token,
+                         "put": move_grant(ticket, job.destination, carrier, ("put",)).token})
+
+
+def _sha(body) -> str:
+    return body.get("sha256") if isinstance(body.get("sha256"), str) else ""
+
+
+@_carrier_view
+def carrier_copied(request, job, body, object_id):
+    obj = _object_of(job, object_id)
+    if obj.state == MoveObject.State.PENDING and obj.leased_by != _carrier(request, body):
+        raise Refused("not_leased", "the object's lease is another tab's, or over", 409)
+    obj = services.copied(obj, _sha(body))
+    return JsonResponse({"state": obj.state, "reason": obj.error})
+
+
+@_carrier_view
+def carrier_verified(request, job, body, object_id):
+    obj = services.verified(_object_of(job, object_id), _sha(body))
+    move = MoveTicket.objects.get(pk=obj.move_id)
+    switched = services.switch(move) if obj.state == MoveObject.State.VERIFIED else False
+    return JsonResponse({"state": obj.state, "reason": obj.error, "ticket_switched": switched})
+
+
+@_carrier_view
+def carrier_failed(request, job, body, object_id):
+    obj = _object_of(job, object_id)
+    if obj.state == MoveObject.State.PENDING and obj.leased_by != _carrier(request, body):
+        raise Refused("not_leased", "the object's lease is another tab's, or over", 409)
+    code, message = body.get("code"), body.get("message")
+    if not isinstance(code, str) or not re.match(r"^[a-z0-9_.A-Z]{1,64}$", code) or not isinstance(message, str):
+        raise Refused("bad_failure", "code (letters, digits, _ .) and message are strings")
+    obj = services.failed(obj, code, message[:300], permanent=body.get("permanent") is True)
+    return JsonResponse({"state": obj.state})
+
+
+@_carrier_view
+def carrier_sweep(request, job, body):
+    """Tickets whose objects are all verified are switched (a tab that closed after its
+    last `verified`); switched ones are listed for the erasure of their source copies."""
+    for move in job.tickets.filter(state=MoveTicket.State.PENDING).exclude(
+            move_objects__state__in=[MoveObject.State.PENDING, MoveObject.State.COPIED, MoveObject.State.FAILED]):
+        services.switch(move)
+    services.settle(job)
+    job.refresh_from_db(fields=["state"])
+    erase = [{"id": m.pk, "ticket": m.ticket.number, "prefix": m.ticket.prefix}
+             for m in job.tickets.filter(state=MoveTicket.State.SWITCHED).select_related("ticket")[:50]]
+    return JsonResponse({"state": job.state, "erase": erase, "progress": services.progress(job)})
+
+
+def _switched(job: MoveJob, move_id: int) -> MoveTicket:
+    move = job.tickets.select_related("ticket").filter(pk=move_id).first()
+    if move is None:
+        raise Http404("not found")
+    if move.state != MoveTicket.State.SWITCHED:
+        raise Refused("not_switched", f"only a switched ticket's source is erased (this one is {move.state})", 409)
+    return move
+
+
+@_carrier_view
+def carrier_erase_grant(request, job, body, move_id):
+    """A single-use delete grant for the switched ticket's prefix at the source."""
+    move = _switched(job, move_id)
+    if job.state == MoveJob.State.PAUSED:
+        raise Refused("not_running", "the move is paused", 409)
+    grant = move_grant(move.ticket, job.source, person_carrier(request.user), ("delete",))
+    return JsonResponse({"grant": grant.token, "prefix": move.ticket.prefix})
+
+
+def _parts_name(job: MoveJob, move: MoveTicket) -> str:
+    return f"moves/{job.tenant_id}/{job.id.hex}/{move.ticket_id.hex}.parts.json"
+
+
+@_carrier_view
+def carrier_erased(request, job, body, move_id):
+    """The source gatekeeper's answer to the delete, relayed; once nothing is left, the
+    receipt is written and the ticket's move is done. Answers before the last are
+    kept beside the receipt (keys and version ids: the gatekeeper names each once)."""
+    move = _switched(job, move_id)
+    try:
+        part, done = erasure.parse_answer(move.ticket, body)
+    except erasure.ErasureRefused as refusal:
+        raise Refused(refusal.code, refusal.message, refusal.status) from None
+    store = storages["receipts"]
+    name = _parts_name(job, move)
+    parts = []
+    if store.exists(name):
+        with store.open(name, "rb") as kept:
+            parts = json.loads(kept.read())
+    if part["request_id"] in {p["request_id"] for p in parts}:
+        raise Refused("duplicate_answer", "this gatekeeper answer was already recorded", 409)
+    if len(parts) >= erasure.MAX_PARTS:
+        raise Refused("too_many_parts", f"an erasure takes at most {erasure.MAX_PARTS} answers", 409)
+    parts.append(part)
+    if not done:
+        if store.exists(name):
+            store.delete(name)
+        store.save(name, ContentFile(json.dumps(parts).encode()))
+        return JsonResponse({"state": "partial", "failed": part["failed"]})
+    erased = {item["key"] for p in parts for item in p["objects"]}
+    missing = set(move.move_objects.values_list("key", flat=True)) - erased
+    if missing:
+        raise Refused("objects_missing", f"the gatekeeper's answer does not list {len(missing)} of the ticket's "
+                                         "objects as erased: erase again", 409)
+    data = json.dumps(_receipt(job, move, parts, request.user), indent=2, sort_keys=True).encode()
+    receipt_name = store.save(f"moves/{job.tenant_id}/{job.id.hex}/{move.ticket_id.hex}.json", ContentFile(data))
+    services.source_erased(move, erased, receipt_name, hashlib.sha256(data).hexdigest())
+    if store.exists(name):
+        store.delete(name)
+    return JsonResponse({"state": "erased", "receipt_url": reverse("move-receipt", args=[job.id, move.pk])})
+
+
+def _receipt(job: MoveJob, move: MoveTicket, parts: list, user) -> dict:
+    known = {o.key: o for o in move.move_objects.all()}
+    objects: dict[str, list] = {}
+    for part in parts:
+        for item in part["objects"]:
+            objects.setdefault(item["key"], []).extend(dict(v, request_id=part["request_id"]) for v in item["versions"])
+    entries = [{"key": key, "versions": versions, **({"moved": {"size": known[key].size, "sha256": known[key].sha256}}
+                                                     if key in known else {})}
+               for key, versions in sorted(objects.items())]
+    ticket = move.ticket
+    return {
+        "format": RECEIPT_FORMAT, "tenant": job.tenant.slug, "move": str(job.id),
+        "ticket": {"id": str(ticket.id), "number": ticket.number, "prefix": ticket.prefix},
+        "source": {"id": job.source.gatekeeper_id, "url": job.source.gatekeeper_url},
+        "destination": {"id": job.destination.gatekeeper_id, "url": job.destination.gatekeeper_url},
+        "erased_by": {"id": user.pk, "name": (user.get_full_name() or user.get_username())[:200]},
+        "finished_at": timezone.now().isoformat(),
+        "request_ids": [p["request_id"] for p in parts],
+        "objects": entries,
+        "versions": sum(len(v) for v in objects.values()),
+        "bytes": sum(v["size"] for vs in objects.values() for v in vs),
+    }
+
+
+@login_required
+@require_GET
+def move_receipt(request, job_id, move_id):
+    """The erasure receipt of one moved ticket's source copies, as stored."""
+    job = _job_for_admin(request.user, job_id)
+    move = job.tickets.select_related("ticket").filter(pk=move_id).first()
+    if move is None:
+        raise Http404("not found")
+    if move.state != MoveTicket.State.DONE or not move.receipt_name:
+        return JsonResponse({"error": "not_erased", "message": f"ticket #{move.ticket.number}'s source copies are "
+                                                               f"not erased yet ({move.state})"}, status=409)
+    with storages["receipts"].open(move.receipt_name, "rb") as stored:
+        data = stored.read()
+    if hashlib.sha256(data).hexdigest() != move.receipt_sha256:
+        return JsonResponse({"error": "receipt_changed", "message": "the stored receipt is not the one written"},
+                            status=409)
+    response = HttpResponse(data, content_type="application/json")
+    response["Content-Disposition"] = (f'attachment; filename="move-erasure-{job.tenant.slug}-'
+                                       f'{move.ticket.number}.json"')
+    return _no_store(response)
+
+
+# --- the customer copies with its own tools ----------------------------------------------
+
+def _bucket(location: StorageLocation, placeholder: str) -> str:
+    """The location's bucket as its gatekeeper reported it (else as the admin chose it)."""
+    return location.reported_bucket or location.chosen_bucket or placeholder
+
+
+def _to_copy(job: MoveJob):
+    return (MoveObject.objects.filter(move__job=job, move__state=MoveTicket.State.PENDING,
+                                      state=MoveObject.State.PENDING).order_by("move__ticket__number", "key"))
+
+
+@login_required
+@require_GET
+def own_tools(request, job_id, name):
+    """What the customer runs with its own credentials instead of this browser carrying the
+    bytes: `copy.sh` (one `aws s3 cp` per object still to copy: exact keys, nothing else
+    under the prefixes) or `manifest.csv` (an S3 Batch Operations CSV manifest: bucket and
+    URL-encoded key). Then the job page with ?check=1 verifies each copy against the
+    portal's SHA-256 before any ticket switches. Keys and bucket names only."""
+    import shlex
+    from urllib.parse import quote
+
+    job = _browser_job_page(request.user, job_id)
+    source, destination = _bucket(job.source, "SOURCE-BUCKET"), _bucket(job.destination, "DESTINATION-BUCKET")
+    keys = list(_to_copy(job).values_list("key", flat=True))
+    if name == "copy.sh":
+        lines = ["#!/bin/sh",
+                 f"# Dualkey move {job.id}: {len(keys)} object(s) from s3://{source} to s3://{destination}.",
+                 "# Run with credentials that may read the source and write the destination; then open",
+                 f"# {request.build_absolute_uri(reverse('move-job', args=[job.id]))}?check=1 to verify the copies.",
+                 "set -eu"]
+        lines += [f"aws s3 cp {shlex.quote(f's3://{source}/{key}')} {shlex.quote(f's3://{destination}/{key}')}"
+                  for key in keys]
+        body, content_type = "\n".join(lines) + "\n", "text/x-shellscript; charset=utf-8"
+    elif name == "manifest.csv":
+        body = "".join(f"{source},{quote(key, safe='/')}\r\n" for key in keys)
+        content_type = "text/csv; charset=utf-8"
+    else:
+        raise Http404("not found")
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="move-{job.id.hex[:8]}-{name}"'
+    return _no_store(response)
+
+
+def _browser_job_page(user, job_id) -> MoveJob:
+    job = _job_for_admin(user, job_id)
+    if job.mode != MoveJob.Mode.BROWSER:
+        raise Http404("not found")
+    return job
