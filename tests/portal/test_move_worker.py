@@ -1,0 +1,185 @@
+"""The vendor's worker moves tenant A's tickets from its vendor-hosted location to a
+customer location of A's: two real gatekeeper processes, each in front of its own
+versioned moto bucket, the worker's run in this process (tests/portal/
+test_move_celery.py runs it in a real Celery worker, and kills it).
+
+Checked against what moto holds: the destination has each object once, with the
+manifest's bytes; the source has no version left; the destination's audit log
+names the job's subject for every write; the receipt lists what the source's
+gatekeeper erased."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from portal.moves import services, worker
+from portal.moves.models import MoveJob, MoveObject, MoveTicket
+from portal.tickets.models import Ticket
+from portal.tickets.services import complete_ticket, create_note, create_ticket, note_stored
+from tests.portal.base import BaseTestCase
+from tests.portal.move_stack import point_locations, public_keys, sha, start_gatekeeper
+
+FILES = {"screenshot.png": ("image/png", b"\x89PNG" + os.urandom(3000)),
+         "message.txt": ("text/plain", b"it broke at 10:02"),
+         "empty.log": ("text/plain", b"")}
+
+
+class MoveWorkerTestCase(BaseTestCase):
+    @pytest.fixture(autouse=True)
+    def _storage(self, moto_url, tmp_path):
+        self.moto_url, self.tmp_path = moto_url, tmp_path
+        self.s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+        self.receipts = f"receipts-{os.getpid()}-{tmp_path.name}"[:60].lower().replace("_", "-")
+        self.s3.create_bucket(Bucket=self.receipts)
+        receipts = settings.STORAGES["receipts"]
+        with override_settings(STORAGES={**settings.STORAGES, "receipts": {**receipts, "OPTIONS": {
+                **receipts["OPTIONS"], "bucket_name": self.receipts, "endpoint_url": moto_url,
+                "addressing_style": "path"}}}, DUALKEY_MOVE_RETRY_SECONDS=0.05):
+            yield
+
+    def setUp(self):
+        super().setUp()
+        keys = public_keys(self.tenant_a)
+        self.src = start_gatekeeper(self.moto_url, self.tmp_path / "src", "gk-alpha", keys)
+        self.dst = start_gatekeeper(self.moto_url, self.tmp_path / "dst", "gk-alpha-2", keys)
+        self.addCleanup(self.src.stop)
+        self.addCleanup(self.dst.stop)
+        self.source, self.destination = point_locations(self.tenant_a, self.src, self.dst, self.moto_url)
+        self.tickets = [self.make_ticket(FILES), self.make_ticket({"trace.txt": ("text/plain", b"trace " * 500)})]
+        self.note = note_stored(create_note(self.tickets[0], self.alice, 5), self.alice)
+        self.put(self.src.bucket, self.note.key, b"note!")
+
+    def make_ticket(self, files: dict) -> Ticket:
+        ticket = create_ticket(self.agent_a, [{"name": name, "size": len(data), "content_type": kind,
+                                               "sha256": sha(data)} for name, (kind, data) in files.items()])
+        for name, (_, data) in files.items():
+            self.put(self.src.bucket, ticket.prefix + name, data)
+        complete_ticket(ticket)
+        Ticket.objects.filter(pk=ticket.pk).update(location=self.source)
+        ticket.refresh_from_db()
+        return ticket
+
+    def put(self, bucket, key, data):
+        return self.s3.put_object(Bucket=bucket, Key=key, Body=data)["VersionId"]
+
+    def versions(self, bucket, prefix="tickets/") -> list[dict]:
+        page = self.s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+        return page.get("Versions", []) + page.get("DeleteMarkers", [])
+
+    def body(self, bucket, key) -> bytes:
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def plan(self, **kw) -> MoveJob:
+        return services.plan(self.tenant_a, self.source, self.destination, self.alice, **kw).job
+
+    def receipt(self, move: MoveTicket) -> dict:
+        data = self.body(self.receipts, move.receipt_name)
+        assert sha(data) == move.receipt_sha256
+        return json.loads(data)
+
+
+class MoveWorkerTest(MoveWorkerTestCase):
+    def test_a_move_end_to_end(self):
+        self.put(self.src.bucket, self.tickets[0].prefix + "screenshot.png", FILES["screenshot.png"][1])  # 2 versions
+        held = {(v["Key"], v["VersionId"]) for v in self.versions(self.src.bucket)}
+        assert len(held) == 6
+        job = self.plan(concurrency=3)
+        stats = worker.run_job(job.pk)
+        job.refresh_from_db()
+        assert job.state == MoveJob.State.FINISHED
+        assert (stats.copied, stats.verified, stats.switched, stats.erased, stats.failed) == (5, 5, 2, 2, 0)
+        assert set(MoveObject.objects.filter(move__job=job).values_list("state", flat=True)) == {"source_erased"}
+        for ticket in self.tickets:
+            ticket.refresh_from_db()
+            assert ticket.location_id == self.destination.pk
+        # The destination holds each object once, with its bytes; the source holds nothing.
+        at_destination = self.versions(self.dst.bucket)
+        assert sorted(v["Key"] for v in at_destination) == sorted(o.key for o in MoveObject.objects.all())
+        for name, (kind, data) in FILES.items():
+            got = self.s3.get_object(Bucket=self.dst.bucket, Key=self.tickets[0].prefix + name)
+            assert got["Body"].read() == data and got["ContentType"] == kind
+        assert self.body(self.dst.bucket, self.note.key) == b"note!"
+        assert self.versions(self.src.bucket) == []
+        # Every write at the destination is in its audit log under the job's subject.
+        rows = self.dst.audit_rows()
+        puts = [r for r in rows if r["op"] == "put"]
+        assert sorted(r["key"] for r in puts) == sorted(v["Key"] for v in at_destination)
+        assert {r["sub"] for r in rows} == {job.subject}
+        assert {r["name"] for r in rows} == {services.worker_carrier(job)["name"]}, {r["name"] for r in rows}
+        assert {r["sub"] for r in self.src.audit_rows()} == {job.subject}
+        # The receipt: what the source's gatekeeper erased, version by version.
+        move = MoveTicket.objects.get(job=job, ticket=self.tickets[0])
+        receipt = self.receipt(move)
+        assert receipt["format"] == "dualkey-move-receipt/1" and receipt["why"] == "moved"
+        listed = {(o["key"], v["version_id"]) for o in receipt["objects"] for v in o["versions"]}
+        assert listed == {h for h in held if h[0].startswith(self.tickets[0].prefix)}
+        [request_id] = receipt["request_ids"]
+        assert {v["request_id"] for o in receipt["objects"] for v in o["versions"]} == {request_id}
+        assert request_id in {r["request_id"] for r in self.src.audit_rows() if r["op"] == "delete"}
+        by_key = {o["key"]: o for o in receipt["objects"]}
+        shot = by_key[self.tickets[0].prefix + "screenshot.png"]
+        assert shot["moved"]["sha256"] == sha(FILES["screenshot.png"][1])
+        assert len(shot["versions"]) == 2
+        assert receipt["gatekeeper"]["id"] == "gk-alpha" and receipt["job"]["destination"]["id"] == "gk-alpha-2"
+        assert receipt["erased_by"]["subject"] == job.subject and receipt["erased_earlier"] == []
+        assert receipt["versions"] == 5 and receipt["ticket"]["number"] == self.tickets[0].number
+
+    def test_an_object_changed_at_the_source_is_reported_and_its_ticket_not_switched(self):
+        job = self.plan()
+        changed = self.tickets[0].prefix + "message.txt"
+        self.put(self.src.bucket, changed, b"it broke at 10:03")  # same size, other bytes
+        worker.run_job(job.pk)
+        job.refresh_from_db()
+        first, second = (MoveTicket.objects.get(job=job, ticket=t) for t in self.tickets)
+        assert first.state == MoveTicket.State.FAILED and "message.txt" in first.error
+        assert second.state == MoveTicket.State.DONE
+        self.tickets[0].refresh_from_db()
+        assert self.tickets[0].location_id == self.source.pk
+        failures = services.progress(job)["failures"]
+        assert failures == [{"ticket": self.tickets[0].number, "key": "message.txt", "code": "changed_at_source",
+                             "reason": "its SHA-256 at the source is not the manifest's"}]
+        assert job.state == MoveJob.State.FINISHED  # the job goes on: the other ticket moved
+        # The failed ticket stays whole at its source; its copies at the destination are erased.
+        assert {v["Key"] for v in self.versions(self.src.bucket, self.tickets[0].prefix)} == {
+            self.tickets[0].prefix + n for n in FILES} | {self.note.key}
+        assert self.versions(self.dst.bucket, self.tickets[0].prefix) == []
+        cleanup = self.receipt(first)
+        assert cleanup["why"].startswith("move failed") and cleanup["gatekeeper"]["id"] == "gk-alpha-2"
+        assert changed in {o["key"] for o in cleanup["objects"]}
+
+    def test_a_refusal_fails_the_ticket_a_transient_failure_is_retried(self):
+        """The destination refuses an object too large for it (a 4xx: permanent, that
+        ticket fails, not the job); the source's gatekeeper is down for a moment
+        (transient: retried with backoff, then everything else moves)."""
+        big = self.make_ticket({"dump.bin": ("application/octet-stream", os.urandom(300_000))})
+        self.dst.stop()
+        self.dst = start_gatekeeper(self.moto_url, self.tmp_path / "dst2", "gk-alpha-2", public_keys(self.tenant_a),
+                                    max_upload_bytes=200_000)
+        self.addCleanup(self.dst.stop)
+        type(self.destination).objects.filter(pk=self.destination.pk).update(gatekeeper_url=self.dst.url)
+        job = self.plan(concurrency=2)
+        self.src.stop()
+        seen = []
+
+        def progress(job, stats):
+            if stats.retries and not seen:
+                seen.append(stats.retries)
+                self.src.restart()
+
+        with override_settings(DUALKEY_MOVE_RETRY_SECONDS=0.3):
+            stats = worker.run_job(job.pk, on_progress=progress)
+        assert seen and stats.retries >= 1
+        moves = {m.ticket_id: m for m in MoveTicket.objects.filter(job=job)}
+        assert moves[big.pk].state == MoveTicket.State.FAILED
+        assert [moves[t.pk].state for t in self.tickets] == [MoveTicket.State.DONE] * 2
+        [failure] = services.progress(job)["failures"]
+        assert failure["code"] == "too_large" and "HTTP 413" in failure["reason"], failure
+        big.refresh_from_db()
+        assert big.location_id == self.source.pk
+        assert len(self.versions(self.src.bucket, big.prefix)) == 1
