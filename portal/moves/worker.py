@@ -59,6 +59,7 @@ RECEIPT_FORMAT = "dualkey-move-receipt/1"
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60
 MAX_ERASE_PARTS = 50
+MAX_ERASE_OPS = 100  # per request: the gatekeeper's MAX_BATCH_OPS
 NOTE_TYPE = "text/plain; charset=utf-8"  # what the browser writes notes as (static/js/report/notes.js)
 USER_AGENT = "Dualkey-Move-Worker/1"
 
@@ -501,44 +502,64 @@ class Run:
         for move in MoveTicket.objects.filter(job=self.job, state=MoveTicket.State.FAILED, receipt_name=""):
             self._erase_failed_copies(move.pk)
 
-    def _erase(self, move: MoveTicket, location: StorageLocation) -> tuple[list[dict], bool]:
-        """The gatekeeper's delete op on the ticket's prefix at `location`, until it says
-        nothing is left (each answer takes a fresh single-use grant)."""
-        parts = []
+    def _erase(self, move: MoveTicket, location: StorageLocation, keys: list[str] | None = None
+               ) -> tuple[list[dict], bool]:
+        """The gatekeeper's delete op at `location` (every version and delete marker):
+        of exactly `keys`, or of the ticket's whole prefix; again until it says nothing
+        is left (each request takes a fresh single-use grant)."""
+        parts, pending = [], None if keys is None else sorted(keys)
         for _ in range(MAX_ERASE_PARTS):
-            for attempt in range(settings.DUALKEY_MOVE_RETRIES + 1):
-                grant = move_grant(move.ticket, location, self.who, ("delete",)).token
-                try:
-                    body = sign(location.gatekeeper_url, grant, [{"op": "delete", "prefix": move.ticket.prefix}])
-                    break
-                except Transient:
-                    if attempt == settings.DUALKEY_MOVE_RETRIES:
-                        return parts, False
-                    time.sleep(settings.DUALKEY_MOVE_RETRY_SECONDS * 2 ** attempt)
-                except Permanent as refused:
-                    log.warning("move %s: erasing ticket %s refused: %s", self.job.pk, move.ticket.number,
-                                refused.code)
-                    return parts, False
-            [result] = body["results"]
-            parts.append({"request_id": body["request_id"], "objects": result.get("objects", []),
-                          "failed": result.get("failed", [])})
-            if result.get("failed"):
+            ops = ([{"op": "delete", "prefix": move.ticket.prefix}] if pending is None
+                   else [{"op": "delete", "key": key} for key in pending[:MAX_ERASE_OPS]])
+            body = self._delete(move, location, ops)
+            if body is None:
                 return parts, False
-            if not result.get("truncated"):
+            results = body["results"]
+            parts.append({"request_id": body["request_id"],
+                          "objects": [o for r in results for o in r.get("objects", [])],
+                          "failed": [f for r in results for f in r.get("failed", [])]})
+            if parts[-1]["failed"]:
+                return parts, False
+            if pending is None:
+                if not results[0].get("truncated"):
+                    return parts, True
+                continue
+            pending = [r["key"] for r in results if r.get("truncated")] + pending[MAX_ERASE_OPS:]
+            if not pending:
                 return parts, True
         return parts, False
 
+    def _delete(self, move: MoveTicket, location: StorageLocation, ops: list[dict]) -> dict | None:
+        """One erasing request, retried on a transient failure; None if it did not go
+        through (the erasure stays due: the next run tries again)."""
+        why = ""
+        for attempt in range(settings.DUALKEY_MOVE_RETRIES + 1):
+            grant = move_grant(move.ticket, location, self.who, ("delete",)).token
+            try:
+                return sign(location.gatekeeper_url, grant, ops)
+            except Transient as failure:
+                why = failure.code
+                if attempt < settings.DUALKEY_MOVE_RETRIES:
+                    time.sleep(settings.DUALKEY_MOVE_RETRY_SECONDS * 2 ** attempt)
+            except Permanent as refused:
+                why = refused.code
+                break
+        log.warning("move %s: erasing ticket %s at %s did not finish (%s)", self.job.pk, move.ticket.number,
+                    location.gatekeeper_id, why)
+        return None
+
     def _erase_source(self, move: MoveTicket) -> None:
         started = timezone.now()
-        parts, done = self._erase(move, self.source)
+        # Only what was moved (and verified): never anything the plan did not list.
+        keys = set(move.move_objects.values_list("key", flat=True))
+        parts, done = self._erase(move, self.source, sorted(keys))
         if not done:
             return  # the ticket stays switched, its erasure due: the next run tries again
         data = self._receipt(move, self.source, parts, started, "moved")
         name = storages["receipts"].save(f"moves/{move.job.tenant_id}/{move.job_id.hex}/{move.ticket.id.hex}.json",
                                          ContentFile(data))
-        # Everything under the prefix is gone (the gatekeeper said so, to us directly):
-        # a key its answers do not list was erased by an earlier, interrupted run.
-        keys = set(move.move_objects.values_list("key", flat=True))
+        # Every version of each key is gone (the gatekeeper said so, to us directly): a
+        # key its answers do not list was erased by an earlier, interrupted run.
         services.source_erased(move, keys, name, hashlib.sha256(data).hexdigest())
         self.stats.erased += 1
 
