@@ -303,8 +303,10 @@ class Run:
     """One run of a job by one carrier. `run()` returns when nothing is left for it:
     the job finished, paused or cancelled, or its last objects are another carrier's."""
 
-    def __init__(self, job: MoveJob, *, carrier: str | None = None, on_progress=None, progress_every: float = 0.5):
+    def __init__(self, job: MoveJob, *, carrier: str | None = None, on_progress=None, progress_every: float = 0.5,
+                 concurrency: int | None = None):
         self.job = job
+        self.concurrency = concurrency or job.concurrency
         self.carrier = carrier or f"worker:{uuid.uuid4().hex[:16]}"
         self.source, self.destination = job.source, job.destination
         self.who = services.worker_carrier(job)
@@ -341,7 +343,7 @@ class Run:
     # the loop ------------------------------------------------------------------------
 
     def run(self) -> Stats:
-        limit = max(1, self.job.concurrency)
+        limit = max(1, self.concurrency)
         self._sweep()
         last = 0.0
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="move") as pool:
@@ -620,7 +622,8 @@ class Run:
         return json.dumps(receipt, indent=2, sort_keys=True).encode()
 
 
-def run_job(job_id, *, carrier: str | None = None, on_progress=None) -> Stats:
+def run_job(job_id, *, carrier: str | None = None, on_progress=None, progress_every: float = 0.5,
+            concurrency: int | None = None) -> Stats:
     """Run a job in this process until nothing is left for it (the task's body, and
     `manage.py move_tickets`')."""
     close_old_connections()
@@ -628,4 +631,5 @@ def run_job(job_id, *, carrier: str | None = None, on_progress=None) -> Stats:
     if job.mode != MoveJob.Mode.WORKER:
         raise services.MoveRefused("not_worker", "the vendor's worker carries only moves from vendor-hosted storage",
                                    409)
-    return Run(job, carrier=carrier, on_progress=on_progress).run()
+    return Run(job, carrier=carrier, on_progress=on_progress, progress_every=progress_every,
+               concurrency=concurrency).run()

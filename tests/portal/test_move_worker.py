@@ -10,18 +10,22 @@ gatekeeper erased."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 
 import boto3
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from portal.moves import services, worker
 from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets.models import Ticket
 from portal.tickets.services import complete_ticket, create_note, create_ticket, note_stored
+from tenants.models import Tenant
 from tests.portal.base import BaseTestCase
 from tests.portal.move_stack import point_locations, public_keys, sha, start_gatekeeper
 
@@ -183,3 +187,54 @@ class MoveWorkerTest(MoveWorkerTestCase):
         big.refresh_from_db()
         assert big.location_id == self.source.pk
         assert len(self.versions(self.src.bucket, big.prefix)) == 1
+
+
+class MoveTicketsCommandTest(MoveWorkerTestCase):
+    def command(self, *args) -> str:
+        out = io.StringIO()
+        call_command("move_tickets", "alpha", "--to", str(self.destination.pk), *args, stdout=out)
+        return out.getvalue()
+
+    def test_support_moves_a_tenants_tickets_with_a_progress_line(self):
+        out = self.command("--concurrency", "2")
+        job = MoveJob.objects.get()
+        assert f"Planned move {job.id} of alpha: 2 tickets from location {self.source.pk}" in out
+        assert job.state == MoveJob.State.FINISHED
+        total = sum(len(d) for _, d in FILES.values()) + len(b"note!") + len(b"trace " * 500)
+        assert re.search(rf"\[#{{24}}\] 5/5 objects  {total / 1000:.1f} KB/{total / 1000:.1f} KB  "
+                         r"[\d.]+ [KM]?B/s  0:00 left  0 failed", out), out
+        assert "This run: 5 copied, 5 verified, 2 tickets switched, 2 erased at the source" in out
+        assert self.versions(self.src.bucket) == []
+        assert [m.state for m in MoveTicket.objects.filter(job=job)] == ["done", "done"]
+
+    def test_it_resumes_the_tenants_open_job_and_copies_nothing_twice(self):
+        job = self.plan(concurrency=1)
+
+        def pause_after_the_first(job, stats):
+            if stats.verified and job.state == MoveJob.State.RUNNING:
+                services.change(job, "pause", self.alice)
+
+        first = worker.run_job(job.pk, on_progress=pause_after_the_first, progress_every=0)
+        job.refresh_from_db()
+        assert job.state == MoveJob.State.PAUSED and 1 <= first.copied < 5
+        out = self.command()
+        assert f"Resuming move {job.id} of alpha" in out and "Planned" not in out
+        assert f"This run: {5 - first.copied} copied" in out, out
+        job.refresh_from_db()
+        assert job.state == MoveJob.State.FINISHED
+        keys = [v["Key"] for v in self.versions(self.dst.bucket)]
+        assert len(keys) == len(set(keys)) == 5  # one version each: nothing written twice
+
+    def test_a_customer_owned_source_is_the_admins_to_move(self):
+        type(self.source).objects.filter(pk=self.source.pk).update(kind=Tenant.DataLocation.CUSTOMER)
+        with pytest.raises(CommandError, match="the vendor never carries those bytes.*admin moves"):
+            self.command()
+        assert not MoveJob.objects.exists()
+
+    def test_bad_arguments_are_refused_with_a_reason(self):
+        with pytest.raises(CommandError, match="No tenant 'nope'"):
+            call_command("move_tickets", "nope", "--to", "1")
+        with pytest.raises(CommandError, match="has no location 999"):
+            call_command("move_tickets", "alpha", "--to", "999")
+        with pytest.raises(CommandError, match="from 1 to 16"):
+            self.command("--concurrency", "17")
