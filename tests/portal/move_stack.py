@@ -46,7 +46,7 @@ class RunningGatekeeper:
 
 
 def start_gatekeeper(moto_url: str, workdir: Path, gatekeeper_id: str, public_keys: dict,
-                     max_upload_bytes: int = 200 * 1024**2) -> RunningGatekeeper:
+                     max_upload_bytes: int = 200 * 1024**2, issuer: str | None = None) -> RunningGatekeeper:
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
     bucket = f"{gatekeeper_id}-{os.getpid()}-{next(_buckets)}"
     s3.create_bucket(Bucket=bucket)
@@ -54,7 +54,7 @@ def start_gatekeeper(moto_url: str, workdir: Path, gatekeeper_id: str, public_ke
     workdir.mkdir(parents=True, exist_ok=True)
     audit = workdir / "audit.db"
     config = base_config(moto_url, bucket, f"sqlite:///{audit}")
-    config.update(gatekeeper_id=gatekeeper_id, issuer=settings.DUALKEY_PORTAL_ORIGIN, vendor_keys=public_keys,
+    config.update(gatekeeper_id=gatekeeper_id, issuer=issuer or settings.DUALKEY_PORTAL_ORIGIN, vendor_keys=public_keys,
                   max_upload_bytes=max_upload_bytes, presign_ttl=600)
     (workdir / "gatekeeper.toml").write_text(toml_dumps(config))
     port = str(support.free_port())
