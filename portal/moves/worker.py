@@ -141,8 +141,8 @@ class MultipartStream:
                         + str(value).encode() + b"\r\n" for name, value in fields.items())
         head += (f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\n'
                  "Content-Type: application/octet-stream\r\n\r\n").encode()
-        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self._buffer, self._source, self._size, self._seen = head, iter(source), size, 0
+        self._tail = memoryview(f"\r\n--{self.boundary}--\r\n".encode())
+        self._buffer, self._offset, self._source, self._size, self._seen = memoryview(head), 0, iter(source), size, 0
         self._length = len(head) + size + len(self._tail)
         self._done, self.sha256 = False, hashlib.sha256()
         self._progress, self._throttle = progress, throttle
@@ -155,14 +155,14 @@ class MultipartStream:
         return self._length
 
     def _more(self) -> bool:
+        """The next piece into the buffer (the file's next chunk, or the tail); False at the end."""
         if self._done:
             return False
         chunk = next(self._source, None)
         if chunk is None:
             if self._seen != self._size:
                 raise Transient("source_short", f"the source sent {self._seen} of {self._size} bytes")
-            self._buffer += self._tail
-            self._done = True
+            self._buffer, self._offset, self._done = self._tail, 0, True
             return True
         self._seen += len(chunk)
         if self._seen > self._size:
@@ -172,16 +172,18 @@ class MultipartStream:
             self._progress(len(chunk))
         if self._throttle:
             self._throttle(len(chunk))
-        self._buffer += chunk
+        self._buffer, self._offset = memoryview(chunk), 0
         return True
 
     def read(self, n: int = -1) -> bytes:
-        while (n < 0 or len(self._buffer) < n) and self._more():
-            pass
-        if n < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:n], self._buffer[n:]
+        """Up to `n` bytes (the sender asks for its block size): a slice of the chunk
+        in hand, never a copy of the rest of it."""
+        while self._offset >= len(self._buffer):
+            if not self._more():
+                return b""
+        end = len(self._buffer) if n is None or n < 0 else self._offset + n
+        out = bytes(self._buffer[self._offset:end])
+        self._offset += len(out)
         return out
 
 
