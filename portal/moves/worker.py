@@ -225,19 +225,35 @@ def _hash_of(url: str, size: int, progress=None) -> str:
 
 @dataclass
 class Work:
-    """One step for one object, with the grants the calling thread minted for it."""
+    """One step for one object (or one erasing request for one switched ticket), with
+    the grants the calling thread minted for it."""
 
-    kind: str  # "copy" or "verify"
-    obj: MoveObject
+    kind: str  # "copy", "verify" or "erase"
+    obj: MoveObject | None
     grants: dict
     look_first: bool = False  # a copy retried: is it at the destination already?
     tries: int = 0
     bytes_done: int = 0
+    move: MoveTicket | None = None  # an erase's: the ticket, its keys still to erase, the answers so far
+    keys: list = field(default_factory=list)
+    parts: list = field(default_factory=list)
+    started: object = None
+    whole_prefix: bool | None = None  # an erase: the prefix at once (it holds only the moved keys)?
+
+    @property
+    def move_id(self) -> int:
+        return self.move.pk if self.move is not None else self.obj.move_id
+
+    @property
+    def label(self) -> str:
+        return self.obj.key if self.obj is not None else f"the source's copies of ticket {self.move.ticket.number}"
 
 
 def carry(work: Work, source: StorageLocation, destination: StorageLocation, content_type: str) -> str:
     """Run one step (in a thread): the SHA-256 seen (at the source for a copy, at the
-    destination for a verify)."""
+    destination for a verify); for an erase, the source gatekeeper's answer."""
+    if work.kind == "erase":
+        return _erase_step(work, source)
     obj = work.obj
 
     def progress(n):
@@ -267,6 +283,21 @@ def carry(work: Work, source: StorageLocation, destination: StorageLocation, con
         if answer.status_code not in (200, 201, 204):
             raise _refusal(answer.status_code, "storage_refused", "the destination's storage refused the upload")
     return body.sha256.hexdigest()
+
+
+def _erase_step(work: Work, source: StorageLocation) -> dict:
+    """One erasing request at the source. The first lists the prefix: if it holds no
+    current object but the moved ones, the whole prefix goes in one op (their old
+    versions and delete markers with them); else key by key, only the moved keys
+    (one listing each at the gatekeeper, much slower on a big bucket)."""
+    prefix = work.move.ticket.prefix
+    if work.whole_prefix is None:
+        [listed] = sign(source.gatekeeper_url, work.grants["src_list"], [{"op": "list", "prefix": prefix}])["results"]
+        work.whole_prefix = not listed["truncated"] and {o["key"] for o in listed["objects"]} <= set(work.keys)
+    if work.whole_prefix:
+        return sign(source.gatekeeper_url, work.grants["src_delete"], [{"op": "delete", "prefix": prefix}])
+    return sign(source.gatekeeper_url, work.grants["src_delete"],
+                [{"op": "delete", "key": key} for key in work.keys[:MAX_ERASE_OPS]])
 
 
 def _already_there(work: Work, source: StorageLocation, destination: StorageLocation) -> str:
@@ -334,6 +365,11 @@ class Run:
         return move_grant(self._ticket(obj), location, self.who, (op,)).token
 
     def _grants_for(self, work: Work) -> dict:
+        if work.kind == "erase":
+            grants = {"src_delete": move_grant(work.move.ticket, self.source, self.who, ("delete",)).token}
+            if work.whole_prefix is None:
+                grants["src_list"] = move_grant(work.move.ticket, self.source, self.who, ("list",)).token
+            return grants
         obj = work.obj
         if work.kind == "verify":
             return {"dst_get": self._grant(obj, self.destination, "get")}
@@ -346,6 +382,7 @@ class Run:
 
     def run(self) -> Stats:
         limit = max(1, self.concurrency)
+        self.pool = None
         self._sweep()
         last = 0.0
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="move") as pool:
@@ -356,7 +393,7 @@ class Run:
                 self._job_refresh()
                 room = limit - len(self._in_flight) - len(self._later)
                 if room > 0 and self.job.state == MoveJob.State.RUNNING:
-                    carrying = {w.obj.pk for w in self._in_flight.values()} | {w.obj.pk for _, _, w in self._later}
+                    carrying = {w.obj.pk for w in self._works() if w.obj is not None}
                     for obj in services.claim(self.job, self.carrier, room, exclude=carrying):
                         self._submit(Work("copy", obj, {}, look_first=obj.attempts > 1))
                 self._due()
@@ -372,6 +409,7 @@ class Run:
                 if self.on_progress and time.monotonic() - last >= self.progress_every:
                     last = time.monotonic()
                     self._report()
+        self.pool = None
         self._sweep()
         services.settle(self.job)
         self._job_refresh()
@@ -398,17 +436,24 @@ class Run:
         """Copied but never verified (a carrier died in between): verify them now."""
         return list(MoveObject.objects.filter(move__job=self.job, state=MoveObject.State.COPIED))
 
+    def _works(self) -> list[Work]:
+        return list(self._in_flight.values()) + [w for _, _, w in self._later]
+
     def _submit(self, work: Work) -> None:
         work.bytes_done = 0
         try:
             work.grants = self._grants_for(work)
         except Exception as failure:  # noqa: BLE001  (a grant the portal cannot mint: the object fails)
-            log.warning("move %s: no grant for %s: %s", self.job.pk, work.obj.pk, type(failure).__name__)
+            log.warning("move %s: no grant for %s: %s", self.job.pk, work.label, type(failure).__name__)
             self._give_up(work, Permanent("no_grant", "the portal could not mint a grant for it"))
             return
-        content_type = self._types.get(work.obj.key, NOTE_TYPE)
-        log.info("move %s: %s %s (%d bytes)", self.job.pk, "copying" if work.kind == "copy" else "verifying",
-                 work.obj.key, work.obj.size)
+        if work.kind == "erase":
+            log.info("move %s: erasing %s (%d keys)", self.job.pk, work.label, len(work.keys))
+            content_type = ""
+        else:
+            content_type = self._types.get(work.obj.key, NOTE_TYPE)
+            log.info("move %s: %s %s (%d bytes)", self.job.pk, "copying" if work.kind == "copy" else "verifying",
+                     work.obj.key, work.obj.size)
         self._in_flight[self.pool.submit(carry, work, self.source, self.destination, content_type)] = work
 
     def _due(self) -> None:
@@ -433,7 +478,7 @@ class Run:
             if work.tries <= settings.DUALKEY_MOVE_RETRIES:
                 self.stats.retries += 1
                 delay = settings.DUALKEY_MOVE_RETRY_SECONDS * 2 ** (work.tries - 1)
-                log.info("move %s: %s: %s; again in %.1fs", self.job.pk, work.obj.key, failure.code, delay)
+                log.info("move %s: %s: %s; again in %.1fs", self.job.pk, work.label, failure.code, delay)
                 work.look_first = work.kind == "copy"
                 self._sequence += 1
                 heapq.heappush(self._later, (time.monotonic() + delay, self._sequence, work))
@@ -444,8 +489,11 @@ class Run:
             self._give_up(work, failure)
             return
         except Exception as failure:  # noqa: BLE001  (a bug of ours: the object fails, named; the job goes on)
-            log.exception("move %s: carrying %s failed", self.job.pk, work.obj.pk)
+            log.exception("move %s: carrying %s failed", self.job.pk, work.label)
             self._give_up(work, Permanent("worker_error", f"the worker failed ({type(failure).__name__})"))
+            return
+        if work.kind == "erase":
+            self._erased_part(work, digest)
             return
         if work.kind == "copy":
             obj = services.copied(work.obj, digest)
@@ -463,7 +511,9 @@ class Run:
             self._after_failure(obj)
 
     def _give_up(self, work: Work, failure, *, permanent: bool = True) -> None:
-        log.info("move %s: %s failed: %s", self.job.pk, work.obj.key, failure.code)
+        log.info("move %s: %s failed: %s", self.job.pk, work.label, failure.code)
+        if work.kind == "erase":
+            return  # the ticket stays switched, its erasure due: the next run tries again
         if work.kind == "copy":
             obj = services.failed(work.obj, failure.code, failure.message, permanent=permanent)
             if obj.state == MoveObject.State.FAILED:
@@ -493,7 +543,33 @@ class Run:
             self.stats.switched += 1
             move.refresh_from_db()
         if move.state == MoveTicket.State.SWITCHED:
-            self._erase_source(move)
+            if getattr(self, "pool", None) is None:
+                self._erase_source(move)
+            elif not any(w.kind == "erase" and w.move_id == move.pk for w in self._works()):
+                # Only what was moved (and verified): never anything the plan did not list.
+                keys = sorted(move.move_objects.values_list("key", flat=True))
+                self._submit(Work("erase", None, {}, move=move, keys=keys, started=timezone.now()))
+
+    def _erased_part(self, work: Work, body: dict) -> None:
+        """One answer of the source's gatekeeper to an erase: go on with what it left, or
+        finish the ticket (its receipt, then services.source_erased)."""
+        results = body["results"]
+        work.parts.append({"request_id": body["request_id"],
+                           "objects": [o for r in results for o in r.get("objects", [])],
+                           "failed": [f for r in results for f in r.get("failed", [])]})
+        if work.parts[-1]["failed"]:
+            log.warning("move %s: storage refused to erase some of %s", self.job.pk, work.label)
+            return
+        if work.whole_prefix:
+            work.keys = work.keys if results[0].get("truncated") else []
+        else:
+            work.keys = [r["key"] for r in results if r.get("truncated")] + work.keys[MAX_ERASE_OPS:]
+        if work.keys:
+            if len(work.parts) < MAX_ERASE_PARTS:
+                work.tries = 0
+                self._submit(work)
+            return
+        self._source_done(work.move, work.parts, work.started)
 
     def _sweep(self) -> None:
         """What a run that died left half done: tickets verified but not switched,
@@ -557,8 +633,11 @@ class Run:
         # Only what was moved (and verified): never anything the plan did not list.
         keys = set(move.move_objects.values_list("key", flat=True))
         parts, done = self._erase(move, self.source, sorted(keys))
-        if not done:
-            return  # the ticket stays switched, its erasure due: the next run tries again
+        if done:  # else the ticket stays switched, its erasure due: the next run tries again
+            self._source_done(move, parts, started)
+
+    def _source_done(self, move: MoveTicket, parts: list[dict], started) -> None:
+        keys = set(move.move_objects.values_list("key", flat=True))
         data = self._receipt(move, self.source, parts, started, "moved")
         name = storages["receipts"].save(f"moves/{move.job.tenant_id}/{move.job_id.hex}/{move.ticket.id.hex}.json",
                                          ContentFile(data))
@@ -571,8 +650,7 @@ class Run:
         move = MoveTicket.objects.select_related("ticket", "job").get(pk=move_id)
         if move.state != MoveTicket.State.FAILED or move.receipt_name:
             return
-        if any(w.obj.move_id == move_id for w in self._in_flight.values()) or any(
-                w.obj.move_id == move_id for _, _, w in self._later):
+        if any(w.move_id == move_id for w in self._works()):
             return  # after its last copy in flight lands (the final sweep)
         if move.ticket.location_id == self.destination.pk:
             return  # never: the ticket lives there

@@ -157,6 +157,18 @@ class MoveWorkerTest(MoveWorkerTestCase):
         assert cleanup["why"].startswith("move failed") and cleanup["gatekeeper"]["id"] == "gk-alpha-2"
         assert changed in {o["key"] for o in cleanup["objects"]}
 
+    def test_the_source_erases_only_what_was_moved(self):
+        """An object under the ticket's prefix the plan did not list (say a note whose
+        upload landed after planning) is not erased with the rest: key by key."""
+        job = self.plan()
+        late = self.tickets[0].prefix + "notes/late/note.txt"
+        self.put(self.src.bucket, late, b"late")
+        worker.run_job(job.pk)
+        assert [v["Key"] for v in self.versions(self.src.bucket)] == [late]
+        move = MoveTicket.objects.get(job=job, ticket=self.tickets[0])
+        assert move.state == MoveTicket.State.DONE
+        assert late not in {o["key"] for o in self.receipt(move)["objects"]}
+
     def test_a_refusal_fails_the_ticket_a_transient_failure_is_retried(self):
         """The destination refuses an object too large for it (a 4xx: permanent, that
         ticket fails, not the job); the source's gatekeeper is down for a moment
