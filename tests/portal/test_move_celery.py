@@ -143,8 +143,12 @@ def test_a_worker_killed_mid_object_is_redelivered_and_the_move_finishes_copying
         # every 100 s after), once it is older than the visibility timeout (3 s here).
         time.sleep(max(0.0, killed + 3.5 - time.monotonic()))
         workers.append(start_worker(env, tmp_path / "worker-2.log"))
-        final = wait_until(lambda: (lambda s: s if s["state"] == "finished" else None)(state(env)), timeout=120,
-                           interval=1.0, what="the move finishes on the second worker")
+        try:  # (kombu's next check, should the first miss it, is 100 s later)
+            final = wait_until(lambda: (lambda s: s if s["state"] == "finished" else None)(state(env)),
+                               timeout=240, interval=1.0, what="the move finishes on the second worker")
+        except AssertionError as late:
+            raise AssertionError(f"{late}: {state(env)}\n--- worker 1:\n{workers[0].log()[-3000:]}"
+                                 f"\n--- worker 2:\n{workers[1].log()[-3000:]}") from None
     finally:
         for worker in workers:
             worker.stop()
