@@ -52,6 +52,7 @@ from portal.moves import services
 from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets.grants import move_grant
 from tenants.models import StorageLocation
+from tenants.validators import origin_of
 
 log = logging.getLogger(__name__)
 
@@ -261,13 +262,13 @@ def carry(work: Work, source: StorageLocation, destination: StorageLocation, con
 
     if work.kind == "verify":
         [got] = sign(destination.gatekeeper_url, work.grants["dst_get"], [{"op": "get", "key": obj.key}])["results"]
-        return _hash_of(got["url"], obj.size, progress)
+        return _hash_of(_url_at(got, destination), obj.size, progress)
     if work.look_first:
         found = _already_there(work, source, destination)
         if found:
             return found
     [got] = sign(source.gatekeeper_url, work.grants["src_get"], [{"op": "get", "key": obj.key}])["results"]
-    download = _open_get(got["url"])
+    download = _open_get(_url_at(got, source))
     with download:
         if download.headers.get("Content-Length") != str(obj.size):
             raise Permanent("changed_at_source", "its size at the source is not the manifest's")
@@ -276,7 +277,7 @@ def carry(work: Work, source: StorageLocation, destination: StorageLocation, con
         body = MultipartStream(put["fields"], _chunks(download), obj.size, progress,
                                _Throttle(settings.DUALKEY_MOVE_MAX_BYTES_PER_SECOND))
         try:
-            answer = _session().post(put["url"], data=body, headers={"Content-Type": body.content_type},
+            answer = _session().post(_url_at(put, destination), data=body, headers={"Content-Type": body.content_type},
                                      timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False)
         except requests.RequestException as failure:  # (the body's own Transient/Permanent pass through)
             raise Transient("storage_unreachable", f"the upload broke off ({type(failure).__name__})")
@@ -300,6 +301,15 @@ def _erase_step(work: Work, source: StorageLocation) -> dict:
                 [{"op": "delete", "key": key} for key in work.keys[:MAX_ERASE_OPS]])
 
 
+def _url_at(result: dict, location: StorageLocation) -> str:
+    """A presigned URL from `location`'s gatekeeper, if it is on the location's storage
+    origin (as the agent's pin checks): bytes never go anywhere else."""
+    url = result.get("url")
+    if not isinstance(url, str) or (location.storage_origin and origin_of(url) != origin_of(location.storage_origin)):
+        raise Permanent("wrong_storage_origin", "the gatekeeper signed a URL off the location's storage origin")
+    return url
+
+
 def _already_there(work: Work, source: StorageLocation, destination: StorageLocation) -> str:
     """A copy tried before (its carrier died, or its answer was lost) may have landed:
     if the destination holds the object with the digest expected, it is not written
@@ -307,13 +317,13 @@ def _already_there(work: Work, source: StorageLocation, destination: StorageLoca
     obj = work.obj
     [got] = sign(destination.gatekeeper_url, work.grants["dst_get"], [{"op": "get", "key": obj.key}])["results"]
     try:
-        there = _hash_of(got["url"], obj.size)
+        there = _hash_of(_url_at(got, destination), obj.size)
     except Permanent:  # not there (404), or not this size: copy it
         return ""
     expected = obj.sha256
     if not expected:
         [src] = sign(source.gatekeeper_url, work.grants["src_get"], [{"op": "get", "key": obj.key}])["results"]
-        expected = _hash_of(src["url"], obj.size)
+        expected = _hash_of(_url_at(src, source), obj.size)
     return there if there == expected else ""
 
 

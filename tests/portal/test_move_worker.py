@@ -169,6 +169,21 @@ class MoveWorkerTest(MoveWorkerTestCase):
         assert move.state == MoveTicket.State.DONE
         assert late not in {o["key"] for o in self.receipt(move)["objects"]}
 
+    def test_bytes_go_only_to_the_destinations_storage_origin(self):
+        """A destination gatekeeper that signs a POST to another origin than the
+        location's (misconfigured, or not the customer's) gets nothing uploaded."""
+        type(self.destination).objects.filter(pk=self.destination.pk).update(
+            storage_origin="https://alpha-new.s3.eu-west-1.amazonaws.com")
+        job = self.plan()
+        worker.run_job(job.pk)
+        assert {f["code"] for f in services.progress(job)["failures"]} == {"wrong_storage_origin"}
+        assert set(MoveTicket.objects.filter(job=job).values_list("state", flat=True)) == {"failed"}
+        assert self.versions(self.dst.bucket) == []
+        assert len(self.versions(self.src.bucket)) == 5  # all still at the source
+        for ticket in self.tickets:
+            ticket.refresh_from_db()
+            assert ticket.location_id == self.source.pk
+
     def test_a_refusal_fails_the_ticket_a_transient_failure_is_retried(self):
         """The destination refuses an object too large for it (a 4xx: permanent, that
         ticket fails, not the job); the source's gatekeeper is down for a moment
