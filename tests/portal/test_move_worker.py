@@ -184,6 +184,23 @@ class MoveWorkerTest(MoveWorkerTestCase):
             ticket.refresh_from_db()
             assert ticket.location_id == self.source.pk
 
+    def test_a_cancelled_move_stops_and_switches_nothing_more(self):
+        job = self.plan(concurrency=1)
+
+        def cancel_after_the_first(job, stats):
+            if stats.copied and job.state == MoveJob.State.RUNNING:
+                services.change(job, "cancel", self.alice)
+
+        stats = worker.run_job(job.pk, on_progress=cancel_after_the_first, progress_every=0)
+        job.refresh_from_db()
+        assert job.state == MoveJob.State.CANCELLED and stats.switched == 0 and stats.copied < 5
+        assert set(MoveTicket.objects.filter(job=job).values_list("state", flat=True)) == {"cancelled"}
+        for ticket in self.tickets:
+            ticket.refresh_from_db()
+            assert ticket.location_id == self.source.pk
+        assert len(self.versions(self.src.bucket)) == 5  # nothing erased at the source
+        assert worker.run_job(job.pk).copied == 0  # a later run carries nothing
+
     def test_a_refusal_fails_the_ticket_a_transient_failure_is_retried(self):
         """The destination refuses an object too large for it (a 4xx: permanent, that
         ticket fails, not the job); the source's gatekeeper is down for a moment
