@@ -339,7 +339,6 @@ class Stats:
     failed: int = 0
     retries: int = 0
     bytes_moving: int = 0  # bytes of the steps in flight, so far
-    events: list = field(default_factory=list)
 
 
 class Run:
@@ -412,6 +411,8 @@ class Run:
                         break
                     time.sleep(min(1.0, services.lease().total_seconds() / 4))
                     continue
+                if not self._in_flight:  # only retries waiting out their backoff
+                    time.sleep(min(0.2, max(0.01, self._later[0][0] - time.monotonic())))
                 done, _ = wait(list(self._in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in done:
                     self._finished(future, self._in_flight.pop(future))
