@@ -273,6 +273,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.purge_retired_signing_keys",
         "schedule": 3600.0,
     },
+    "kick-stalled-moves": {  # a run for a running move whose task was lost (portal/moves/tasks.py)
+        "task": "moves.kick_stalled",
+        "schedule": 300.0,
+    },
 }
 
 LOGGING = {

@@ -8,12 +8,19 @@ and re-checks what the dead one left half done: nothing is copied twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
+from django.db.models import Max
+from django.utils import timezone
 
 from portal.moves import worker
-from portal.moves.models import MoveJob
+from portal.moves.models import MoveJob, MoveObject
+
+# A running job none of whose objects changed for this long has no live run (its
+# task lost, or a resume that queued none): `kick_stalled` queues one.
+STALLED_AFTER = dt.timedelta(minutes=10)
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +41,25 @@ def start(job: MoveJob) -> None:
     """Queue a run of a worker-mode job (after planning it, or resuming it)."""
     if job.mode == MoveJob.Mode.WORKER and job.state == MoveJob.State.RUNNING:
         run_move.delay(str(job.pk))
+
+
+def stalled_jobs(now: dt.datetime | None = None) -> list[MoveJob]:
+    """Running worker-mode jobs with no sign of a live run for STALLED_AFTER."""
+    now = now or timezone.now()
+    jobs = (MoveJob.objects.filter(mode=MoveJob.Mode.WORKER, state=MoveJob.State.RUNNING,
+                                   state_changed_at__lt=now - STALLED_AFTER)
+            .annotate(last=Max("tickets__move_objects__updated_at")))
+    live = set(MoveObject.objects.filter(move__job__in=jobs, leased_until__gt=now)
+               .values_list("move__job_id", flat=True))
+    return [job for job in jobs if job.pk not in live and (job.last is None or job.last < now - STALLED_AFTER)]
+
+
+@shared_task(name="moves.kick_stalled", ignore_result=True)
+def kick_stalled() -> int:
+    """Every few minutes (CELERY_BEAT_SCHEDULE): a run for each stalled job. A second
+    run beside a live one would be harmless (the leases keep them apart), only wasteful."""
+    jobs = stalled_jobs()
+    for job in jobs:
+        log.info("move %s: no live run: queueing one", job.pk)
+        start(job)
+    return len(jobs)

@@ -20,7 +20,7 @@ from tests.portal.base import BaseTestCase
 from tests.portal.test_moves_services import HI, PNG
 
 
-class MoveLeaseTest(BaseTestCase):
+class MoveBase(BaseTestCase):
     def setUp(self):  # as test_moves_services': tenant A's ticket, draining source, active destination
         super().setUp()
         Ticket.objects.filter(pk=self.ticket.pk).update(status=Ticket.Status.COMPLETE)
@@ -36,6 +36,8 @@ class MoveLeaseTest(BaseTestCase):
     def _plan(self):
         return services.plan(self.tenant_a, self.source, self.destination, self.alice)
 
+
+class MoveLeaseTest(MoveBase):
     def test_the_lease_is_a_setting_and_a_carrier_renews_only_its_own(self):
         job = self._plan().job
         now = timezone.now()
@@ -81,3 +83,20 @@ class MoveLeaseTest(BaseTestCase):
         ticket = create_ticket(self.agent_a, [manifest_entry("a.txt", data=b"hi")])
         Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.COMPLETE, location=self.source)
         return MoveTicket.objects.get(job=self._plan().job, ticket=ticket)
+
+
+class StalledMovesTest(MoveBase):
+    def test_a_running_job_with_no_live_run_for_ten_minutes_is_stalled(self):
+        from portal.moves.tasks import STALLED_AFTER, stalled_jobs
+
+        now = timezone.now()
+        job = services.plan(self.tenant_a, self.source, self.destination, self.alice, now=now).job
+        assert stalled_jobs(now + STALLED_AFTER / 2) == []  # just planned
+        later = now + STALLED_AFTER + dt.timedelta(seconds=1)
+        assert stalled_jobs(later) == [job]
+        [obj, *_] = services.claim(job, "me", 1, now=later)  # a live run's lease
+        assert stalled_jobs(later + dt.timedelta(seconds=1)) == []
+        much_later = later + STALLED_AFTER + dt.timedelta(seconds=1)
+        assert stalled_jobs(much_later) == [job]  # its lease ran out long ago, nothing changed since
+        services.change(job, "pause", self.alice, now=much_later)
+        assert stalled_jobs(much_later + STALLED_AFTER * 2) == []  # paused: nobody runs it
