@@ -133,6 +133,21 @@ class MoveWorkerTest(MoveWorkerTestCase):
         assert receipt["gatekeeper"]["id"] == "gk-alpha" and receipt["job"]["destination"]["id"] == "gk-alpha-2"
         assert receipt["erased_by"]["subject"] == job.subject and receipt["erased_earlier"] == []
         assert receipt["versions"] == 5 and receipt["ticket"]["number"] == self.tickets[0].number
+        # What the portal kept of the move is metadata: the message's text is nowhere in its
+        # database or the receipts.
+        marker = FILES["message.txt"][1].decode()
+        assert marker not in json.dumps(receipt)
+        assert self.rows_holding(marker) == []
+
+    def rows_holding(self, text: str) -> list[str]:
+        from django.db import connection
+
+        found = []
+        with connection.cursor() as cursor:
+            for table in connection.introspection.table_names(cursor):
+                cursor.execute(f'SELECT * FROM "{table}"')
+                found += [table for row in cursor.fetchall() if text in repr(row)]
+        return found
 
     def test_an_object_changed_at_the_source_is_reported_and_its_ticket_not_switched(self):
         job = self.plan()
