@@ -7,7 +7,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ["loc.py", "bench_sign.py", "bench_audit_search.py", "bench_grants.py", "bench_report_page.py",
-           "bench_ticket_list.py",
+           "bench_ticket_list.py", "bench_move.py",
            "bench_cold_start.py",
            "bench_slow_clients.py"]
 

@@ -243,6 +243,13 @@ DUALKEY_INVITATION_DAYS = env_int("DUALKEY_INVITATION_DAYS", 7)
 _celery = env_celery("DUALKEY_CELERY_BROKER_URL", "memory://" if DEBUG else None, debug=DEBUG)
 CELERY_BROKER_URL = _celery["CELERY_BROKER_URL"]
 CELERY_BROKER_TRANSPORT_OPTIONS = _celery.get("CELERY_BROKER_TRANSPORT_OPTIONS", {})
+if CELERY_BROKER_URL.startswith("redis"):
+    # How long a task taken by a worker that then died (kill -9) waits in Redis before
+    # it is handed out again (acks_late tasks: portal/moves/tasks.py). A move's run
+    # that outlives it is handed out again while it runs: harmless, its leases
+    # keep the two runs off each other's objects.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS,
+                                       "visibility_timeout": env_int("DUALKEY_CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_ALWAYS_EAGER = env_bool("DUALKEY_CELERY_EAGER", _celery["CELERY_TASK_ALWAYS_EAGER"])
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -254,10 +261,21 @@ DUALKEY_WEBHOOK_MAX_ATTEMPTS = env_int("DUALKEY_WEBHOOK_MAX_ATTEMPTS", 8)
 DUALKEY_WEBHOOK_ALLOW_PRIVATE = env_bool("DUALKEY_WEBHOOK_ALLOW_PRIVATE", False)
 # Loopback receivers (http too): the demo's and the tests'. Never without DEBUG.
 DUALKEY_WEBHOOK_ALLOW_LOOPBACK = DEBUG and env_bool("DUALKEY_WEBHOOK_ALLOW_LOOPBACK", True)
+# Moves (portal/moves/worker.py): an object's lease (renewed while it streams), the
+# retries of a transient failure (backoff RETRY_SECONDS × 2^(n−1)), and an optional
+# cap on each object's transfer rate (0: none), to spare a customer's link.
+DUALKEY_MOVE_LEASE_SECONDS = env_int("DUALKEY_MOVE_LEASE_SECONDS", 60)
+DUALKEY_MOVE_RETRIES = env_int("DUALKEY_MOVE_RETRIES", 4)
+DUALKEY_MOVE_RETRY_SECONDS = float(env_str("DUALKEY_MOVE_RETRY_SECONDS", "0.5"))
+DUALKEY_MOVE_MAX_BYTES_PER_SECOND = env_int("DUALKEY_MOVE_MAX_BYTES_PER_SECOND", 0)
 CELERY_BEAT_SCHEDULE = {
     "purge-retired-signing-keys": {
         "task": "tenants.tasks.purge_retired_signing_keys",
         "schedule": 3600.0,
+    },
+    "kick-stalled-moves": {  # a run for a running move whose task was lost (portal/moves/tasks.py)
+        "task": "moves.kick_stalled",
+        "schedule": 300.0,
     },
 }
 

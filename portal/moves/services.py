@@ -22,6 +22,7 @@ import datetime as dt
 import hmac
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
@@ -31,7 +32,7 @@ from portal.tickets.models import Ticket
 from tenants import events
 from tenants.models import StorageLocation, Tenant
 
-LEASE = dt.timedelta(minutes=5)
+LEASE = dt.timedelta(minutes=5)  # the default of DUALKEY_MOVE_LEASE_SECONDS (lease())
 MAX_CONCURRENCY = 16
 MAX_ATTEMPTS = 5  # transient failures of one object before it is failed for good
 SHA256_HEX = frozenset("0123456789abcdef")
@@ -116,9 +117,17 @@ def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, 
     return Plan(job, left_out)
 
 
-def claim(job: MoveJob, carrier: str, limit: int, *, now: dt.datetime | None = None) -> list[MoveObject]:
+def lease() -> dt.timedelta:
+    """How long a claimed object stays its carrier's: DUALKEY_MOVE_LEASE_SECONDS (a
+    carrier renews it while the object streams: `renew`)."""
+    return dt.timedelta(seconds=getattr(settings, "DUALKEY_MOVE_LEASE_SECONDS", LEASE.total_seconds()))
+
+
+def claim(job: MoveJob, carrier: str, limit: int, *, now: dt.datetime | None = None,
+          exclude: set[int] | frozenset = frozenset()) -> list[MoveObject]:
     """Up to `limit` objects for `carrier` to copy: pending ones nobody holds (or whose
-    lease ran out). None while the job is paused or over."""
+    lease ran out). None while the job is paused or over. `exclude`: the ids the
+    carrier is still carrying (its own leases, not to be handed to it twice)."""
     now = now or timezone.now()
     with transaction.atomic():
         job = MoveJob.objects.select_for_update().get(pk=job.pk)
@@ -127,13 +136,22 @@ def claim(job: MoveJob, carrier: str, limit: int, *, now: dt.datetime | None = N
         free = (MoveObject.objects.select_for_update()
                 .filter(move__job=job, move__state=MoveTicket.State.PENDING, state=MoveObject.State.PENDING)
                 .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now) | Q(leased_by=carrier))
+                .exclude(pk__in=list(exclude))
                 .order_by("move__ticket__number", "key")[:limit])
         taken = list(free)
         for obj in taken:
-            obj.leased_by, obj.leased_until, obj.updated_at = carrier, now + LEASE, now
+            obj.leased_by, obj.leased_until, obj.updated_at = carrier, now + lease(), now
             obj.attempts += 1
         MoveObject.objects.bulk_update(taken, ["leased_by", "leased_until", "updated_at", "attempts"])
     return taken
+
+
+def renew(objects: list[MoveObject], carrier: str, *, now: dt.datetime | None = None) -> int:
+    """Extend `carrier`'s leases of these objects (still pending, still its own) by one
+    lease from now; how many it still holds."""
+    now = now or timezone.now()
+    return MoveObject.objects.filter(pk__in=[o.pk for o in objects], state=MoveObject.State.PENDING,
+                                     leased_by=carrier).update(leased_until=now + lease(), updated_at=now)
 
 
 def _locked(obj: MoveObject) -> MoveObject:
@@ -173,6 +191,17 @@ def verified(obj: MoveObject, sha256: str, *, now: dt.datetime | None = None) ->
             return _fail(obj, "changed_at_destination", "its SHA-256 at the destination is not the source's", now)
         obj.state, obj.updated_at = MoveObject.State.VERIFIED, now
         obj.save(update_fields=["state", "updated_at"])
+    return obj
+
+
+def verify_refused(obj: MoveObject, code: str, message: str, *, now: dt.datetime | None = None) -> MoveObject:
+    """A copied object the destination refuses, for good, to hand back (a 4xx): it
+    fails, and so does its ticket (never switched)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        obj = _locked(obj)
+        if obj.state == MoveObject.State.COPIED:
+            return _fail(obj, code, message, now)
     return obj
 
 
@@ -236,6 +265,19 @@ def source_erased(move: MoveTicket, erased_keys: set[str], receipt_name: str, re
         move.state, move.receipt_name, move.receipt_sha256 = MoveTicket.State.DONE, receipt_name, receipt_sha256
         move.save(update_fields=["state", "receipt_name", "receipt_sha256"])
         _finish_if_done(move.job, now)
+    return move
+
+
+def failed_copies_erased(move: MoveTicket, receipt_name: str, receipt_sha256: str) -> MoveTicket:
+    """A failed ticket's copies at the destination are gone (the carrier erased them
+    there; the ticket stays at its source): the receipt of that erasure. Once only."""
+    with transaction.atomic():
+        move = MoveTicket.objects.select_for_update().get(pk=move.pk)
+        if move.state != MoveTicket.State.FAILED:
+            raise MoveRefused("not_failed", "only a failed ticket's destination copies are erased", 409)
+        if not move.receipt_name:
+            move.receipt_name, move.receipt_sha256 = receipt_name, receipt_sha256
+            move.save(update_fields=["receipt_name", "receipt_sha256"])
     return move
 
 

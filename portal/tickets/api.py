@@ -69,6 +69,20 @@ class TicketErased(APIException):
     default_code = "ticket_erased"
 
 
+class TicketMoving(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = ("This ticket is being moved to another storage location: notes can be added once "
+                      "its move is over (a note written now would be left behind).")
+    default_code = "ticket_moving"
+
+
+def _require_not_moving(ticket) -> None:
+    from portal.moves.services import open_move
+
+    if open_move(ticket) is not None:
+        raise TicketMoving()
+
+
 def _require_not_erased(*tickets) -> None:
     """One query, however many tickets (a list page's summary grant names up to 50)."""
     if Ticket.objects.filter(Q(erased_at__isnull=False) | Q(erasure__isnull=False),
@@ -104,6 +118,8 @@ NO_TOKEN = _error("No agent token, or a bad or revoked one (`WWW-Authenticate: T
 NO_SESSION = _error("Not logged in, no or a bad CSRF token, or an agent token on a session endpoint.")
 NOT_FOUND = _error("No such ticket, or another tenant's: `not found`.")
 NO_GATEKEEPER = _error("The tenant has no gatekeeper configured yet, or the ticket is erased or being erased.")
+NOTE_REFUSED = _error("The tenant has no gatekeeper configured yet, or the ticket is erased or being erased, "
+                      "or being moved to another storage location (`ticket_moving`).")
 TOO_LARGE = _error("The body is larger than the portal accepts.")
 NOT_JSON = _error("The body is not `application/json`.")
 
@@ -358,7 +374,7 @@ def summary_grant(request):
         400: INVALID,
         403: NO_SESSION,
         404: NOT_FOUND,
-        409: NO_GATEKEEPER,
+        409: NOTE_REFUSED,
         413: TOO_LARGE,
         415: NOT_JSON,
     },
@@ -373,6 +389,7 @@ def notes(request, ticket_id):
     body = NoteCreateSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     _require_not_erased(ticket)
+    _require_not_moving(ticket)
     _require_gatekeeper(location_of(ticket))
     note = services.create_note(ticket, request.user, body.validated_data["size"])
     grant = grants.note_grant(note, request.user)

@@ -73,11 +73,22 @@ def start(ticket: Ticket, user, confirmation: str, *, now: dt.datetime | None = 
         raise ErasureRefused("already_erased", f"Ticket #{ticket.number} is already erased.", 409)
     if str(confirmation).strip().lstrip("#") != str(ticket.number):
         raise ErasureRefused("not_confirmed", f"Type the ticket's number ({ticket.number}) to confirm.")
+    _refuse_while_moving(ticket)
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
         if not TicketErasure.objects.filter(ticket=locked).exists():
             _refuse_while_uploads_may_land(locked, now or timezone.now())
         return _started(ticket, user)
+
+
+def _refuse_while_moving(ticket: Ticket) -> None:
+    """A ticket in an unfinished move has copies at two locations, and its move erases
+    the source's itself: erase it once the move is over (or cancelled)."""
+    from portal.moves.services import open_move
+
+    if open_move(ticket) is not None:
+        raise ErasureRefused("moving", f"Ticket #{ticket.number} is being moved to another storage location: "
+                             "erase it once its move is over, or cancel the move.", 409)
 
 
 def _refuse_while_uploads_may_land(ticket: Ticket, now: dt.datetime) -> None:
