@@ -24,6 +24,7 @@ Nothing here ever carries an object's content: only keys, sizes, digests, states
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -33,6 +34,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -40,7 +42,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.moves import services
+from portal.moves import services, tasks
 from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets import erasure
 from portal.tickets.grants import move_grant, person_carrier
@@ -170,6 +172,8 @@ def move_start(request):
                                 concurrency=form.cleaned_data["concurrency"])
     except services.MoveRefused as refusal:
         return _list_page(request, tenant, form=form, error=refusal.message, status=refusal.status)
+    # A worker-mode job (out of vendor-hosted storage) runs on the vendor's Celery workers.
+    transaction.on_commit(functools.partial(tasks.start, planned.job))
     count = planned.job.tickets.count()
     messages.success(request, f"{count} ticket{'s' if count != 1 else ''} to move." + (
         " Left out: " + ", ".join(f"#{n} ({why})" for n, why in planned.left_out) if planned.left_out else ""))
@@ -211,7 +215,7 @@ def move_progress(request, job_id):
 def move_change(request, job_id, action):
     job = _job_for_admin(request.user, job_id)
     try:
-        services.change(job, action, request.user)
+        job = services.change(job, action, request.user)
     except services.MoveRefused as refusal:
         if "application/json" in request.headers.get("Accept", ""):
             return _refused(refusal)
@@ -220,6 +224,8 @@ def move_change(request, job_id, action):
         response = render(request, "moves/job.html", context, status=refusal.status)
         response[HEADER] = move_policy(job)
         return response
+    if action == "resume":
+        transaction.on_commit(functools.partial(tasks.start, job))
     if "application/json" in request.headers.get("Accept", ""):
         return JsonResponse(services.progress(job))
     messages.success(request, {"pause": "Paused.", "resume": "Resumed.", "cancel": "Cancelled."}[action])

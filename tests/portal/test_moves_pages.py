@@ -417,3 +417,59 @@ class MovePagesTest(BaseTestCase):
         self.client.post(reverse("move-change", args=[job.id, "pause"]))
         paused = self.post_json(self.carrier_url(job, "move-object-grants", taken[0]), {"carrier": "new-tab-1"})
         assert paused.status_code == 409 and paused.json()["error"] == "not_running"
+
+
+class WorkerMoveStartTest(BaseTestCase):
+    """A move out of vendor-hosted storage, started or resumed on the page, is queued
+    for the vendor's Celery workers (portal/moves/tasks.py) once the plan is committed."""
+
+    def setUp(self):
+        super().setUp()
+        Ticket.objects.filter(pk=self.ticket.pk).update(status=Ticket.Status.COMPLETE)
+        self.source = active_location(self.tenant_a)  # vendor-hosted
+        now = timezone.now()
+        StorageLocation.objects.filter(pk=self.source.pk).update(state=StorageLocation.State.DRAINING)
+        StorageLocation.objects.create(
+            tenant=self.tenant_a, kind=Tenant.DataLocation.CUSTOMER, gatekeeper_url="https://gk2.alpha.example",
+            gatekeeper_id="gk-alpha-2", storage_origin="https://alpha2.s3.eu-west-1.amazonaws.com",
+            state=StorageLocation.State.ACTIVE, state_changed_at=now, created_at=now)
+        self.login(self.alice)
+
+    def queued(self, callbacks) -> list:
+        """Run the page's on-commit callbacks against an in-memory broker (not eagerly):
+        the task messages they queued, as (task name, args)."""
+        from kombu import Connection
+
+        from portal.celery import app
+
+        assert app.conf.broker_url == "memory://"  # the tests' (debug) broker
+        eager = app.conf.task_always_eager
+        app.conf.CELERY_TASK_ALWAYS_EAGER = False  # the namespaced key wins over task_always_eager
+        try:
+            with Connection("memory://") as conn:
+                for callback in callbacks:
+                    callback()
+                found = []
+                queue = conn.SimpleQueue("celery")
+                while True:
+                    try:
+                        message = queue.get(timeout=0.5)
+                    except queue.Empty:
+                        break
+                    found.append((message.headers["task"], message.payload[0]))
+                    message.ack()
+                queue.close()
+        finally:
+            app.conf.CELERY_TASK_ALWAYS_EAGER = eager
+        return found
+
+    def test_starting_and_resuming_queue_a_run(self):
+        with self.captureOnCommitCallbacks(execute=False) as callbacks:
+            response = self.client.post(reverse("move-start"), {"source": self.source.pk, "concurrency": 2})
+        job = MoveJob.objects.get()
+        assert response.status_code == 302 and job.mode == MoveJob.Mode.WORKER
+        assert self.queued(callbacks) == [("moves.run", [str(job.id)])]
+        self.client.post(reverse("move-change", args=[job.id, "pause"]))
+        with self.captureOnCommitCallbacks(execute=False) as callbacks:
+            self.client.post(reverse("move-change", args=[job.id, "resume"]))
+        assert self.queued(callbacks) == [("moves.run", [str(job.id)])]
