@@ -188,12 +188,13 @@ class CreateTicketTestCase(BaseTestCase):
         # vendor support's requests to read it (tenants.models.SupportAccess); erasure: when and by
         # whom it was erased, and the gatekeeper's answers (keys, version ids, sizes; TicketErasure);
         # location: the storage location its files were written to (tenants.models.StorageLocation);
-        # put_granted_at: when its last put grant was issued (an erasure waits out its uploads).
+        # put_granted_at: when its last put grant was issued (an erasure waits out its uploads);
+        # moves: the moves it was part of (portal.moves.models.MoveTicket: keys, sizes, SHA-256, states).
         self.assertEqual(
             {f.name for f in Ticket._meta.get_fields()},
             {"id", "tenant", "number", "status", "agent", "created_at", "completed_at", "files",
              "stage", "assignee", "events", "notes", "support_accesses", "erased_at", "erasure", "location",
-             "put_granted_at"},
+             "put_granted_at", "moves"},
         )
         self.assertEqual({f.name for f in TicketNote._meta.get_fields()},
                          {"id", "ticket", "author", "author_name", "created_at", "size", "stored_at"})
