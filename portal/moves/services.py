@@ -28,6 +28,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from portal.moves.models import MoveJob, MoveObject, MoveTicket
+from portal.tickets.erasure import UPLOADS_MAY_LAND_FOR
 from portal.tickets.models import Ticket
 from tenants import events
 from tenants.models import StorageLocation, Tenant
@@ -99,6 +100,9 @@ def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, 
             left_out.append((ticket.number, "still uploading"))
         elif open_move(ticket) is not None:
             left_out.append((ticket.number, "already in a move"))
+        elif any(n.stored_at is None and n.created_at > now - UPLOADS_MAY_LAND_FOR for n in ticket.notes.all()):
+            # Its upload could still land at the source after the plan: it would be left behind.
+            left_out.append((ticket.number, "a note is being written"))
         else:
             moving.append(ticket)
     if not moving:

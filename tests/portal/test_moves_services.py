@@ -136,3 +136,16 @@ class MoveServicesTest(BaseTestCase):
         for bad in ("", "A" * 64, "0" * 63, None, 5):
             with self.assertRaises(services.MoveRefused):
                 services.copied(obj, bad)
+
+    def test_a_ticket_whose_note_may_still_land_is_left_out_until_it_cannot(self):
+        from portal.tickets.erasure import UPLOADS_MAY_LAND_FOR
+        from portal.tickets.services import create_note
+
+        note = create_note(self.ticket, self.alice, 10)  # granted, its upload not reported
+        with self.assertRaises(services.MoveRefused) as refused:
+            self._plan()
+        self.assertEqual(refused.exception.code, "nothing_to_move")
+        later = note.created_at + UPLOADS_MAY_LAND_FOR + dt.timedelta(seconds=1)
+        plan = self._plan(now=later)
+        self.assertEqual(plan.left_out, [])
+        self.assertEqual(plan.job.tickets.count(), 1)
