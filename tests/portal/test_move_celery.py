@@ -167,8 +167,12 @@ def test_a_worker_killed_mid_object_is_redelivered_and_the_move_finishes_copying
     # Every write at the destination in its audit log under the job's subject.
     puts = [r for r in dst.audit_rows() if r["op"] == "put" and r["outcome"] == "allow"]
     assert {r["sub"] for r in dst.audit_rows()} == {final["subject"]}
-    # (the big one's put was signed twice, once for the killed run: written once)
-    assert sorted(r["key"] for r in puts) == sorted([o["key"] for o in final["objects"]] + [first_prefix + "dump.bin"])
+    # Each small object's put signed once; the big one's once or twice (the killed run may
+    # have died before or after its put was signed): written once all the same (above).
+    signed = [r["key"] for r in puts]
+    assert {key: signed.count(key) for key in signed if not key.endswith("dump.bin")} == {
+        o["key"]: 1 for o in final["objects"] if not o["key"].endswith("dump.bin")}
+    assert signed.count(first_prefix + "dump.bin") in (1, 2), signed
     # The receipts, one per ticket, in the vendor's bucket.
     for name in final["receipts"]:
         receipt = json.loads(s3.get_object(Bucket=portal_env["_receipts"], Key=name)["Body"].read())
