@@ -325,7 +325,9 @@ def test_from_a_new_tenant_to_its_own_gatekeeper(stack, gatekeepers, chromium):
         state = steps(page)
         assert (state["deployed"], state["connected"], state["verified"], state["cut_over"]) == (
             "done", "done", "done", "done")
-        assert state["tickets_moved"] == "unavailable"  # the next issue
+        assert state["tickets_moved"] == "todo"  # the old ticket is still at A (moving it: portal/moves)
+        assert "1 ticket still at an earlier location" in page.locator(
+            "[data-testid=onboarding-steps] > li[data-step=tickets_moved]").text_content()
         assert page.locator("[data-testid=verify-target]").count() == 0
     finally:
         context.close()
