@@ -45,7 +45,7 @@ import requests
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from portal.moves import services
@@ -717,7 +717,8 @@ def run_job(job_id, *, carrier: str | None = None, on_progress=None, progress_ev
             concurrency: int | None = None) -> Stats:
     """Run a job in this process until nothing is left for it (the task's body, and
     `manage.py move_tickets`')."""
-    close_old_connections()
+    if not connection.in_atomic_block:  # (a test's transaction: dropping it would end the test's data)
+        close_old_connections()  # a long-lived worker's connection may have gone stale
     job = MoveJob.objects.select_related("source", "destination", "tenant").get(pk=job_id)
     if job.mode != MoveJob.Mode.WORKER:
         raise services.MoveRefused("not_worker", "the vendor's worker carries only moves from vendor-hosted storage",
