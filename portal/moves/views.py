@@ -42,7 +42,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.moves import services, tasks
+from portal.moves import receipts, services, tasks
 from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets import erasure
 from portal.tickets.grants import move_grant, person_carrier
@@ -56,7 +56,6 @@ from tenants.models import StorageLocation, Tenant
 MAX_BODY_BYTES = 256 * 1024  # an erase answer of 1000 keys is well under this
 TAB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 STALE_COPY = dt.timedelta(minutes=1)  # a copied object nobody verified for this long is handed out again
-RECEIPT_FORMAT = "dualkey-move-erasure-receipt/1"
 
 
 class Refused(services.MoveRefused):
@@ -444,36 +443,11 @@ def carrier_erased(request, job, body, move_id):
     if missing:
         raise Refused("objects_missing", f"the gatekeeper's answer does not list {len(missing)} of the ticket's "
                                          "objects as erased: erase again", 409)
-    data = json.dumps(_receipt(job, move, parts, request.user), indent=2, sort_keys=True).encode()
-    receipt_name = store.save(f"moves/{job.tenant_id}/{job.id.hex}/{move.ticket_id.hex}.json", ContentFile(data))
-    services.source_erased(move, erased, receipt_name, hashlib.sha256(data).hexdigest())
+    receipt = receipts.build(move, job.source, parts, person_carrier(request.user), "moved")
+    services.source_erased(move, erased, *receipts.store(move, receipt))
     if store.exists(name):
         store.delete(name)
     return JsonResponse({"state": "erased", "receipt_url": reverse("move-receipt", args=[job.id, move.pk])})
-
-
-def _receipt(job: MoveJob, move: MoveTicket, parts: list, user) -> dict:
-    known = {o.key: o for o in move.move_objects.all()}
-    objects: dict[str, list] = {}
-    for part in parts:
-        for item in part["objects"]:
-            objects.setdefault(item["key"], []).extend(dict(v, request_id=part["request_id"]) for v in item["versions"])
-    entries = [{"key": key, "versions": versions, **({"moved": {"size": known[key].size, "sha256": known[key].sha256}}
-                                                     if key in known else {})}
-               for key, versions in sorted(objects.items())]
-    ticket = move.ticket
-    return {
-        "format": RECEIPT_FORMAT, "tenant": job.tenant.slug, "move": str(job.id),
-        "ticket": {"id": str(ticket.id), "number": ticket.number, "prefix": ticket.prefix},
-        "source": {"id": job.source.gatekeeper_id, "url": job.source.gatekeeper_url},
-        "destination": {"id": job.destination.gatekeeper_id, "url": job.destination.gatekeeper_url},
-        "erased_by": {"id": user.pk, "name": (user.get_full_name() or user.get_username())[:200]},
-        "finished_at": timezone.now().isoformat(),
-        "request_ids": [p["request_id"] for p in parts],
-        "objects": entries,
-        "versions": sum(len(v) for v in objects.values()),
-        "bytes": sum(v["size"] for vs in objects.values() for v in vs),
-    }
 
 
 @login_required

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 import logging
 import secrets
 import threading
@@ -43,12 +42,10 @@ from dataclasses import dataclass, field
 
 import requests
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import storages
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from portal.moves import services
+from portal.moves import receipts, services
 from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets.grants import move_grant
 from tenants.models import StorageLocation
@@ -56,7 +53,6 @@ from tenants.validators import origin_of
 
 log = logging.getLogger(__name__)
 
-RECEIPT_FORMAT = "dualkey-move-receipt/1"
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60
 MAX_ERASE_PARTS = 50
@@ -649,12 +645,10 @@ class Run:
 
     def _source_done(self, move: MoveTicket, parts: list[dict], started) -> None:
         keys = set(move.move_objects.values_list("key", flat=True))
-        data = self._receipt(move, self.source, parts, started, "moved")
-        name = storages["receipts"].save(f"moves/{move.job.tenant_id}/{move.job_id.hex}/{move.ticket.id.hex}.json",
-                                         ContentFile(data))
+        name, digest = receipts.store(move, receipts.build(move, self.source, parts, self.who, "moved", started))
         # Every version of each key is gone (the gatekeeper said so, to us directly): a
         # key its answers do not list was erased by an earlier, interrupted run.
-        services.source_erased(move, keys, name, hashlib.sha256(data).hexdigest())
+        services.source_erased(move, keys, name, digest)
         self.stats.erased += 1
 
     def _erase_failed_copies(self, move_id: int) -> None:
@@ -669,48 +663,9 @@ class Run:
         parts, done = self._erase(move, self.destination)
         if not done:
             return
-        data = self._receipt(move, self.destination, parts, started, "move failed: the copies at the destination")
-        name = storages["receipts"].save(
-            f"moves/{move.job.tenant_id}/{move.job_id.hex}/{move.ticket.id.hex}-destination.json", ContentFile(data))
-        services.failed_copies_erased(move, name, hashlib.sha256(data).hexdigest())
-
-    def _receipt(self, move: MoveTicket, location: StorageLocation, parts: list[dict], started, why: str) -> bytes:
-        """erasure.py's receipt shape, for the job's erasure at `location`."""
-        ticket, job = move.ticket, move.job
-        planned = {o.key: o for o in move.move_objects.all()}
-        objects: dict[str, list] = {}
-        for part in parts:
-            for item in part["objects"]:
-                objects.setdefault(item["key"], []).extend(
-                    dict(v, request_id=part["request_id"]) for v in item["versions"])
-        entries = []
-        for key, versions in sorted(objects.items()):
-            entry = {"key": key, "versions": versions}
-            if key in planned:
-                entry["moved"] = {"size": planned[key].size, "sha256": planned[key].sha256,
-                                  "state": planned[key].state}
-            entries.append(entry)
-        receipt = {
-            "format": RECEIPT_FORMAT,
-            "why": why,
-            "tenant": job.tenant.slug,
-            "job": {"id": str(job.id), "subject": job.subject, "started_by": job.created_by_name,
-                    "source": {"id": job.source.gatekeeper_id, "url": job.source.gatekeeper_url},
-                    "destination": {"id": job.destination.gatekeeper_id, "url": job.destination.gatekeeper_url}},
-            "ticket": {"id": str(ticket.id), "number": ticket.number, "prefix": ticket.prefix,
-                       "created_at": ticket.created_at.isoformat()},
-            "gatekeeper": {"id": location.gatekeeper_id, "url": location.gatekeeper_url},
-            "erased_by": self.who,
-            "started_at": started.isoformat(),
-            "finished_at": timezone.now().isoformat(),
-            "request_ids": [part["request_id"] for part in parts],
-            "objects": entries,
-            "versions": sum(len(v) for v in objects.values()),
-            "bytes": sum(v["size"] for versions in objects.values() for v in versions),
-            # Planned objects no answer listed: erased by an earlier run that was cut off.
-            "erased_earlier": sorted(set(planned) - set(objects)) if why == "moved" else [],
-        }
-        return json.dumps(receipt, indent=2, sort_keys=True).encode()
+        receipt = receipts.build(move, self.destination, parts, self.who, "move failed: the copies at the destination",
+                                 started)
+        services.failed_copies_erased(move, *receipts.store(move, receipt, "-destination"))
 
 
 def run_job(job_id, *, carrier: str | None = None, on_progress=None, progress_every: float = 0.5,

@@ -205,15 +205,22 @@ def must_be_erased(ticket: Ticket) -> set[str]:
     return keys
 
 
+def versions_by_key(parts: list[dict]) -> dict[str, list]:
+    """The erased versions of each key across the gatekeeper's answers (`parse_answer`
+    parts), each with the request id of the answer that named it."""
+    objects: dict[str, list] = {}
+    for part in parts:
+        for item in part["objects"]:
+            objects.setdefault(item["key"], []).extend(
+                dict(v, request_id=part["request_id"]) for v in item["versions"])
+    return objects
+
+
 def receipt(ticket: Ticket, erasure: TicketErasure, finished_at) -> dict:
     """What was erased, as the gatekeeper said, with what the portal knew of each object."""
     manifest = {f.key: f for f in ticket.files.all()}
     notes = {n.key: n for n in ticket.notes.all()}
-    objects: dict[str, list] = {}
-    for part in erasure.parts:
-        for item in part["objects"]:
-            objects.setdefault(item["key"], []).extend(
-                dict(v, request_id=part["request_id"]) for v in item["versions"])
+    objects = versions_by_key(erasure.parts)
     entries = []
     for key, versions in sorted(objects.items()):
         entry = {"key": key, "versions": versions}

@@ -304,7 +304,9 @@ class MovePagesTest(BaseTestCase):
         assert receipt["request_ids"] == [answer.body["request_id"]] and receipt["versions"] == 4
         assert {o["key"]: o["moved"]["sha256"] for o in receipt["objects"]} == {
             self.ticket.prefix + "screenshot.png": sha(PNG), self.ticket.prefix + "message.txt": sha(HI)}
-        assert receipt["source"]["id"] == "gk-alpha" and receipt["erased_by"]["name"] == "Alice"
+        assert receipt["gatekeeper"]["id"] == receipt["job"]["source"]["id"] == "gk-alpha"
+        assert receipt["erased_by"] == {"subject": f"user:{self.alice.pk}", "name": "Alice"}
+        assert receipt["format"] == "dualkey-move-receipt/1" and receipt["why"] == "moved"
         # A second relay of the same answer, or one for a ticket not switched: refused.
         again = self.post_json(self.carrier_url(job, "move-erased", move_id), answer.body)
         assert again.status_code == 409 and again.json()["error"] == "not_switched"
