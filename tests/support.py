@@ -107,3 +107,13 @@ def record_passed_verification(tenant, actor, *, now=None):
     from tenants import onboarding
 
     return onboarding.record_verification(tenant, actor, {name: "pass" for name in onboarding.MUST_PASS}, now=now)
+
+
+def receipts_in(bucket: str, endpoint_url: str):
+    """STORAGES["receipts"] (the vendor's erasure receipts) in this moto bucket, for a test."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    receipts = settings.STORAGES["receipts"]
+    return override_settings(STORAGES={**settings.STORAGES, "receipts": {**receipts, "OPTIONS": {
+        **receipts["OPTIONS"], "bucket_name": bucket, "endpoint_url": endpoint_url, "addressing_style": "path"}}})

@@ -17,7 +17,6 @@ import time
 import boto3
 import pytest
 from django.conf import settings
-from django.test import override_settings
 from django.urls import reverse
 
 from gatekeeper import config as config_module
@@ -27,6 +26,7 @@ from portal.tickets.models import Ticket, TicketErasure
 from portal.tickets.services import change_workflow, create_note, note_stored
 from tenants.signing import trusted_public_keys
 from tests.gatekeeper.conftest import base_config, toml_dumps
+from tests import support
 from tests.portal.base import BaseTestCase
 
 _buckets = itertools.count()
@@ -43,10 +43,7 @@ class EraseTestCase(BaseTestCase):
         self.s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
         self.s3.create_bucket(Bucket=self.receipts)
         self.moto_url, self.tmp_path = moto_url, tmp_path
-        receipts = settings.STORAGES["receipts"]
-        with override_settings(STORAGES={**settings.STORAGES, "receipts": {**receipts, "OPTIONS": {
-                **receipts["OPTIONS"], "bucket_name": self.receipts, "endpoint_url": moto_url,
-                "addressing_style": "path"}}}):
+        with support.receipts_in(self.receipts, moto_url):
             yield
 
     def gatekeeper(self) -> Gatekeeper:

@@ -17,7 +17,6 @@ import re
 
 import boto3
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
@@ -26,6 +25,7 @@ from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets.models import Ticket
 from portal.tickets.services import complete_ticket, create_note, create_ticket, note_stored
 from tenants.models import Tenant
+from tests import support
 from tests.portal.base import BaseTestCase
 from tests.portal.move_stack import point_locations, public_keys, sha, start_gatekeeper
 
@@ -41,10 +41,7 @@ class MoveWorkerTestCase(BaseTestCase):
         self.s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
         self.receipts = f"receipts-{os.getpid()}-{tmp_path.name}"[:60].lower().replace("_", "-")
         self.s3.create_bucket(Bucket=self.receipts)
-        receipts = settings.STORAGES["receipts"]
-        with override_settings(STORAGES={**settings.STORAGES, "receipts": {**receipts, "OPTIONS": {
-                **receipts["OPTIONS"], "bucket_name": self.receipts, "endpoint_url": moto_url,
-                "addressing_style": "path"}}}, DUALKEY_MOVE_RETRY_SECONDS=0.05):
+        with support.receipts_in(self.receipts, moto_url), override_settings(DUALKEY_MOVE_RETRY_SECONDS=0.05):
             yield
 
     def setUp(self):

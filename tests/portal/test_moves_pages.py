@@ -19,7 +19,7 @@ import boto3
 import jwt
 import pytest
 from django.conf import settings
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -32,6 +32,7 @@ from tenants.locations import active_location
 from tenants.models import StorageLocation, Tenant
 from tenants.signing import trusted_public_keys
 from tests.gatekeeper.conftest import base_config, toml_dumps
+from tests import support
 from tests.portal.base import BaseTestCase, public_key
 
 PNG, HI = b"png", b"hi"
@@ -54,10 +55,7 @@ class MovePagesTest(BaseTestCase):
         self.s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
         self.s3.create_bucket(Bucket=self.receipts)
         self.moto_url, self.tmp_path = moto_url, tmp_path
-        receipts = settings.STORAGES["receipts"]
-        with override_settings(STORAGES={**settings.STORAGES, "receipts": {**receipts, "OPTIONS": {
-                **receipts["OPTIONS"], "bucket_name": self.receipts, "endpoint_url": moto_url,
-                "addressing_style": "path"}}}):
+        with support.receipts_in(self.receipts, moto_url):
             yield
 
     def setUp(self):
