@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 
 import requests
 from django.conf import settings
-from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from portal.moves import receipts, services
@@ -672,8 +671,8 @@ def run_job(job_id, *, carrier: str | None = None, on_progress=None, progress_ev
             concurrency: int | None = None) -> Stats:
     """Run a job in this process until nothing is left for it (the task's body, and
     `manage.py move_tickets`')."""
-    if not connection.in_atomic_block:  # (a test's transaction: dropping it would end the test's data)
-        close_old_connections()  # a long-lived worker's connection may have gone stale
+    # (No close_old_connections here: Celery's Django fixup closes stale connections
+    # before every task, and `manage.py move_tickets` is a fresh process.)
     job = MoveJob.objects.select_related("source", "destination", "tenant").get(pk=job_id)
     if job.mode != MoveJob.Mode.WORKER:
         raise services.MoveRefused("not_worker", "the vendor's worker carries only moves from vendor-hosted storage",
