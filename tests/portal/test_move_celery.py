@@ -176,4 +176,10 @@ def test_a_worker_killed_mid_object_is_redelivered_and_the_move_finishes_copying
     # The receipts, one per ticket, in the vendor's bucket.
     for name in final["receipts"]:
         receipt = json.loads(s3.get_object(Bucket=portal_env["_receipts"], Key=name)["Body"].read())
-        assert receipt["erased_by"]["subject"] == final["subject"] and receipt["versions"] >= 1
+        assert receipt["erased_by"]["subject"] == final["subject"]
+        # Every moved key is accounted for: erased by this answer (its versions listed), or by
+        # the killed run before it could record so (`erased_earlier`).
+        listed = {o["key"] for o in receipt["objects"] if o["versions"]}
+        moved = {o["key"] for o in final["objects"] if o["key"].startswith(receipt["ticket"]["prefix"])}
+        assert moved and listed | set(receipt["erased_earlier"]) == moved, receipt
+        assert receipt["versions"] == sum(len(o["versions"]) for o in receipt["objects"])
