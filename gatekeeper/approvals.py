@@ -14,7 +14,6 @@ the CLI's: `python -m gatekeeper approvers` (cli.py).
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 import jwt
@@ -22,6 +21,7 @@ import jwt
 from .config import Config
 from .errors import Forbidden
 from .grants import Grant
+from .paths import is_int, same_text
 
 SUPPORT_PREFIX = "support:"
 ALGORITHM = "ES256"
@@ -41,10 +41,6 @@ class Approval:
 def is_support(sub: str) -> bool:
     return sub.startswith(SUPPORT_PREFIX)
 
-
-def _same(a: object, b: str) -> bool:
-    return isinstance(a, str) and hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
-                                                      b.encode("utf-8", "surrogatepass"))
 
 
 def _invalid(message: str) -> Forbidden:
@@ -74,7 +70,7 @@ class ApprovalVerifier:
             raise _invalid("the approvals name different approval ids")
         approval = Approval(ids.pop(), tuple(sorted({approver for approver, _ in signed})))
         try:
-            if any(_same(approval.id, revoked) for revoked in self._config.revoked_approvals):
+            if any(same_text(approval.id, revoked) for revoked in self._config.revoked_approvals):
                 raise Forbidden("this approval has been revoked by the customer", code="approval_revoked")
             for _, claims in signed:
                 self._check_covers(claims, grant, now)
@@ -113,9 +109,9 @@ class ApprovalVerifier:
 
     def _check_covers(self, claims: dict, grant: Grant, now: float) -> None:
         leeway = self._config.clock_leeway
-        if not _same(claims["aud"], self._config.gatekeeper_id):
+        if not same_text(claims["aud"], self._config.gatekeeper_id):
             raise _invalid("the approval is for another gatekeeper")
-        if not _same(claims["sub"], grant.sub):
+        if not same_text(claims["sub"], grant.sub):
             raise _invalid("the approval is for another person")
         scope = claims["scope"]
         prefix, ops = (scope.get("prefix"), scope.get("ops")) if isinstance(scope, dict) else (None, None)
@@ -128,7 +124,7 @@ class ApprovalVerifier:
         if not isinstance(ops, list) or not all(op in APPROVABLE_OPS for op in ops) or not grant.ops <= set(ops):
             raise _invalid("the approval does not cover the grant's ops")
         nbf, exp = claims["nbf"], claims["exp"]
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in (nbf, exp)) \
+        if not all(is_int(t) for t in (nbf, exp)) \
                 or not 0 < exp - nbf <= MAX_APPROVAL_LIFETIME:
             raise _invalid(f"the approval's window is malformed or over {MAX_APPROVAL_LIFETIME} s")
         if now > exp + leeway or grant.exp > exp + leeway:

@@ -24,7 +24,7 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -144,6 +144,7 @@ class Key:
     bounds: tuple[int, int] | None = None  # inclusive, for ints
     check: Callable[[str, Any], Any] | None = None  # validates, and gives the value kept
     field: str = ""  # the Config attribute, when it is not the name's last part
+    secret: bool = False  # kept out of repr(), so that logging a Config leaks nothing
 
     @property
     def env(self) -> str:
@@ -181,7 +182,7 @@ KEYS = (
     Key("audit.cursor_secret", "str", "", check=_ensure(
         lambda text: not text or len(text) >= MIN_SECRET_CHARS,
         f"must be at least {MIN_SECRET_CHARS} characters (e.g. openssl rand -hex 32), or unset"),
-        field="audit_cursor_secret"),
+        field="audit_cursor_secret", secret=True),
     Key("revocation.not_before", "int", 0, (0, 2**40), field="not_before"),
     Key("revocation.subjects", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_subjects"),
     Key("revocation.approvals", "list", (), check=lambda _, texts: frozenset(texts), field="revoked_approvals"),
@@ -208,6 +209,10 @@ def _default(name: str) -> Any:
 
 
 # --- the parsed configuration -------------------------------------------------------------
+# Frozen dataclasses whose fields follow from KEYS, so that a key is declared once:
+# storage.* on StorageConfig, identity.* on IdentityConfig (Config.identity is None
+# while identity.issuer is unset), the two address lists on AclConfig, every other key
+# on Config (as its `field`, else its name), beside what the free-form tables give.
 
 @dataclass(frozen=True)
 class AclConfig:
@@ -215,56 +220,32 @@ class AclConfig:
     deny: tuple[Network, ...]
 
 
-@dataclass(frozen=True)
-class StorageConfig:
-    bucket: str
-    region: str
-    endpoint_url: str = _default("storage.endpoint_url")
-    encryption: str = _default("storage.encryption")
-    kms_key_id: str = _default("storage.kms_key_id")
+def _attribute(key: Key) -> str:
+    return key.field or key.name.rpartition(".")[2]
 
 
-@dataclass(frozen=True)
-class IdentityConfig:
-    issuer: str
-    audience: str
-    jwks_url: str
-    jwks_file: str
-    claim: str
-    max_age: int
-    leeway: int
-    ops: frozenset[str]
+def _dataclass(name: str, keys: list[Key], *more: tuple) -> type:
+    """A frozen dataclass with a field per key of `keys` (required, or with its default;
+    a secret kept out of repr()), then the fields `more`."""
+    own = [(_attribute(key), Any) if key.default is REQUIRED else
+           (_attribute(key), Any, field(default=_default(key.name), repr=not key.secret)) for key in keys]
+    return make_dataclass(name, [*own, *more], frozen=True, kw_only=name == "Config")
 
 
-@dataclass(frozen=True)
-class Config:
-    gatekeeper_id: str
-    issuer: str
-    allowed_origins: frozenset[str]
-    vendor_keys: Mapping[str, Ed25519PublicKey]
-    storage: StorageConfig
-    acl: AclConfig
-    upload_acl: AclConfig
-    presign_ttl: int = _default("presign_ttl")
-    max_grant_lifetime: int = _default("max_grant_lifetime")
-    clock_leeway: int = _default("clock_leeway")
-    max_upload_bytes: int = _default("max_upload_bytes")
-    enabled: bool = _default("enabled")
-    allowed_ops: frozenset[str] = _default("allowed_ops")
-    countries: frozenset[str] = _default("acl.countries")
-    geoip_db: str = _default("acl.geoip_db")
-    country_header: str = _default("acl.country_header")
-    trusted_proxies: tuple[Network, ...] = _default("acl.trusted_proxies")
-    audit_url: str = _default("audit.url")
-    audit_retention_days: int = _default("audit.retention_days")
-    audit_cursor_secret: str = field(default=_default("audit.cursor_secret"), repr=False)
-    not_before: int = _default("revocation.not_before")
-    revoked_subjects: frozenset[str] = _default("revocation.subjects")
-    revoked_approvals: frozenset[str] = _default("revocation.approvals")
-    approvers_required: int = _default("approvers.required")
-    vendor_key_ids: tuple[str, ...] = field(default=())
-    approver_keys: Mapping[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)  # empty: none approves
-    identity: IdentityConfig | None = None  # None: no IdP token is asked for
+def _section(section: str) -> list[Key]:
+    return [key for key in KEYS if key.name.startswith(section + ".")]
+
+
+TOP_KEYS = [key for key in KEYS if key.field or "." not in key.name]
+StorageConfig = _dataclass("StorageConfig", _section("storage"))
+IdentityConfig = _dataclass("IdentityConfig", _section("identity"))
+Config = _dataclass(
+    "Config", TOP_KEYS,
+    ("vendor_keys", Mapping[str, Ed25519PublicKey]), ("vendor_key_ids", tuple[str, ...]),
+    ("approver_keys", Mapping[str, ec.EllipticCurvePublicKey]),  # empty: none approves
+    ("storage", StorageConfig), ("acl", AclConfig), ("upload_acl", AclConfig),
+    ("identity", IdentityConfig | None),  # None: no IdP token is asked for
+)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -397,14 +378,18 @@ def _value(flat: dict[str, Any], key: Key) -> Any:
     return key.check(key.name, value) if key.check else value
 
 
+def _table(flat: dict[str, Any], table: str, what: str):
+    """(dotted name, id, value) of each entry of a free-form table, its id checked."""
+    for dotted, value in flat.items():
+        if dotted.startswith(table + "."):
+            if not KID_RE.match(dotted.removeprefix(table + ".")):
+                raise ConfigError(dotted, f"{what} is 1-64 letters, digits, '.', '_' or '-'")
+            yield dotted, dotted.removeprefix(table + "."), value
+
+
 def _vendor_keys(flat: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
     keys = {}
-    for dotted, value in flat.items():
-        if not dotted.startswith("vendor_keys."):
-            continue
-        kid = dotted.removeprefix("vendor_keys.")
-        if not KID_RE.match(kid):
-            raise ConfigError(dotted, "a key id is 1-64 letters, digits, '.', '_' or '-'")
+    for dotted, kid, value in _table(flat, "vendor_keys", "a key id"):
         if not isinstance(value, str):
             raise ConfigError(dotted, "must be a base64url string")
         try:
@@ -423,12 +408,7 @@ def _approver_keys(flat: dict[str, Any]) -> dict[str, ec.EllipticCurvePublicKey]
     """[approvers.keys]: id -> an ECDSA P-256 public key, as a JWK (a TOML table or
     its JSON text) or PEM. Never a private key: its holder alone may have that."""
     keys = {}
-    for dotted, value in flat.items():
-        if not dotted.startswith("approvers.keys."):
-            continue
-        approver = dotted.removeprefix("approvers.keys.")
-        if not KID_RE.match(approver):
-            raise ConfigError(dotted, "an approver id is 1-64 letters, digits, '.', '_' or '-'")
+    for dotted, approver, value in _table(flat, "approvers.keys", "an approver id"):
         try:
             if isinstance(value, str) and value.lstrip().startswith("{"):
                 value = json.loads(value)
@@ -459,24 +439,18 @@ def _build(flat: dict[str, Any]) -> Config:
     approvers = _approver_keys(flat)
     if values["approvers.required"] > max(len(approvers), 1):
         raise ConfigError("approvers.required", "asks for more approvers than [approvers.keys] lists")
-    identity = {name.removeprefix("identity."): value for name, value in values.items()
-                if name.startswith("identity.")}
+    identity = {_attribute(key): values[key.name] for key in _section("identity")}
     if any(identity[name] for name in ("issuer", "audience", "jwks_url", "jwks_file")):
         for name in ("issuer", "audience"):
             if not identity[name]:
                 raise ConfigError(f"identity.{name}", "is required when [identity] is set")
         if bool(identity["jwks_url"]) == bool(identity["jwks_file"]):
             raise ConfigError("identity.jwks_url", "give exactly one of jwks_url and jwks_file")
-    top = {key.field or key.name: values[key.name] for key in KEYS
-           if (key.field or "." not in key.name) and not key.name.startswith("identity.")}
     return Config(
-        **top,
-        vendor_keys=keys,
-        vendor_key_ids=tuple(sorted(keys)),
-        approver_keys=approvers,
+        **{_attribute(key): values[key.name] for key in TOP_KEYS},
+        vendor_keys=keys, vendor_key_ids=tuple(sorted(keys)), approver_keys=approvers,
         identity=IdentityConfig(**identity) if identity["issuer"] else None,
-        storage=StorageConfig(**{name.removeprefix("storage."): value
-                                 for name, value in values.items() if name.startswith("storage.")}),
+        storage=StorageConfig(**{_attribute(key): values[key.name] for key in _section("storage")}),
         acl=AclConfig(values["acl.allow"], values["acl.deny"]),
         upload_acl=AclConfig(values["acl.upload.allow"], values["acl.upload.deny"]),
     )

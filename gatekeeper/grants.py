@@ -15,7 +15,7 @@ import jwt
 
 from .config import Config
 from .errors import MULTI_PREFIX_OPS, OPS, SINGLE_USE_OPS, BadRequest, Unauthorized
-from .paths import check_path, is_int
+from .paths import check_path, is_int, same_text
 
 ALGORITHM = "EdDSA"
 MAX_GRANT_CHARS = 4096
@@ -94,9 +94,9 @@ class GrantVerifier:
     def _check_claims(self, kid: str, claims: dict, now: float) -> Grant:
         config = self._config
         # Exact strings: a list `aud` naming ours too is refused; a grant names one gatekeeper.
-        if claims["aud"] != config.gatekeeper_id:
+        if not same_text(claims["aud"], config.gatekeeper_id):
             raise Unauthorized("grant is for another gatekeeper", code="wrong_audience")
-        if claims["iss"] != config.issuer:
+        if not same_text(claims["iss"], config.issuer):
             raise Unauthorized("grant has the wrong issuer", code="wrong_issuer")
         iat, exp, nbf = claims["iat"], claims["exp"], claims.get("nbf", claims["iat"])
         if not all(is_int(v) for v in (iat, exp, nbf)) or exp <= iat:

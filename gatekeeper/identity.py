@@ -27,7 +27,6 @@ themselves are PyJWT's PyJWK; the cache is these rules and nothing else.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import math
@@ -41,7 +40,7 @@ import jwt
 from .config import IdentityConfig
 from .errors import Forbidden, IdentityUnavailable, Unauthorized
 from .grants import Grant
-from .paths import is_int
+from .paths import is_int, same_text
 
 log = logging.getLogger("gatekeeper.identity")
 
@@ -90,10 +89,6 @@ def usable_keys(jwks: object) -> dict[str, jwt.PyJWK]:
         raise ValueError("the JWKS holds no RS256, ES256 or EdDSA signing key")
     return keys
 
-
-def _same(a: object, b: str) -> bool:
-    return isinstance(a, str) and hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
-                                                      b.encode("utf-8", "surrogatepass"))
 
 
 def _invalid(message: str) -> Unauthorized:
@@ -163,11 +158,11 @@ class IdentityVerifier:
             raise _invalid("the identity token's signature does not verify") from None
         except jwt.InvalidTokenError:
             raise _invalid("the identity token is malformed or lacks a claim") from None
-        if not _same(claims["iss"], config.issuer):
+        if not same_text(claims["iss"], config.issuer):
             raise _invalid("the identity token is from another issuer")
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if not any(_same(aud, config.audience) for aud in audiences) or (
-                (len(audiences) > 1 or "azp" in claims) and not _same(claims.get("azp"), config.audience)):
+        if not any(same_text(aud, config.audience) for aud in audiences) or (
+                (len(audiences) > 1 or "azp" in claims) and not same_text(claims.get("azp"), config.audience)):
             raise _invalid("the identity token is for another client")  # OIDC Core 3.1.3.7: azp if several
         if not all(is_int(claims.get(t, 0)) for t in ("exp", "iat", "auth_time", "nbf")) \
                 or not isinstance(claims["sub"], str):
@@ -180,7 +175,7 @@ class IdentityVerifier:
         """The IdP's person is the grant's: a vendor that mints a grant for someone
         else, or for a person the IdP does not know, is refused."""
         fold = str.lower if self._config.claim == "email" else str
-        if not identity.claim or not grant.identity or not _same(fold(identity.claim), fold(grant.identity)):
+        if not identity.claim or not grant.identity or not same_text(fold(identity.claim), fold(grant.identity)):
             raise Forbidden("the identity token names another person than the grant", code="identity_mismatch")
 
     def _keyset(self, now: float, kid: str | None = None) -> dict[str, jwt.PyJWK]:

@@ -10,6 +10,7 @@ rather than interpreted.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import unicodedata
 
@@ -81,3 +82,9 @@ def parse_ip(text: str) -> IPAddress:
 def is_int(value: object) -> bool:
     """An int that is not a bool: True seconds or bytes is a bug, not a number."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def same_text(a: object, b: str) -> bool:
+    """`a` is the string `b`, compared in constant time (claims are the caller's words)."""
+    return isinstance(a, str) and hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
+                                                      b.encode("utf-8", "surrogatepass"))

@@ -166,9 +166,7 @@ class Presigner:
             SIGNED_HEADERS,
             UNSIGNED_PAYLOAD,
         ))
-        request_hash = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
-        string_to_sign = "\n".join((ALGORITHM, amz_date, scope, request_hash))
-        signature = self._signer.sign(creds.secret_key, amz_date, string_to_sign)
+        signature = self._signer.sign_request(creds.secret_key, amz_date, canonical_request)
         return f"{self._object_prefix}{quoted_key}?{query}&X-Amz-Signature={signature}"
 
     def presign_post(
@@ -240,6 +238,11 @@ class Signer:
         signing_key = self._signing_key(secret_key, amz_date[:8])
         return hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    def sign_request(self, secret_key: str, amz_date: str, canonical_request: str) -> str:
+        """The signature of a canonical request: of the string to sign that hashes it."""
+        request_hash = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+        return self.sign(secret_key, amz_date, "\n".join((ALGORITHM, amz_date, self.scope(amz_date), request_hash)))
+
     def sign_headers(self, creds: Credentials, host: str, headers: dict[str, str], body: bytes,
                      now: datetime.datetime) -> dict[str, str]:
         """`headers` of a POST to "/" and the SigV4 ones (X-Amz-Date, X-Amz-Security-Token,
@@ -255,11 +258,9 @@ class Signer:
         canonical_request = "\n".join((
             "POST", "/", "", *(f"{name}:{value}" for name, value in signed), "", names,
             hashlib.sha256(body).hexdigest()))
-        scope = self.scope(amz_date)
-        string_to_sign = "\n".join((
-            ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()))
-        headers["Authorization"] = (f"{ALGORITHM} Credential={creds.access_key}/{scope}, SignedHeaders={names}, "
-                                    f"Signature={self.sign(creds.secret_key, amz_date, string_to_sign)}")
+        headers["Authorization"] = (
+            f"{ALGORITHM} Credential={creds.access_key}/{self.scope(amz_date)}, SignedHeaders={names}, "
+            f"Signature={self.sign_request(creds.secret_key, amz_date, canonical_request)}")
         return headers
 
     def _signing_key(self, secret_key: str, datestamp: str) -> bytes:
@@ -307,11 +308,6 @@ class AwsCredentials:
         except BotoCoreError:
             return None
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token) if frozen else None
-
-
-def decode_policy(fields: dict[str, str]) -> dict:
-    """The POST policy in `fields`, as the JSON object S3 will check."""
-    return json.loads(base64.b64decode(fields["policy"]))
 
 
 def _utc(now: datetime.datetime) -> datetime.datetime:

@@ -124,15 +124,17 @@ class Storage:
         return BucketState(True, region, ENCRYPTION_NAMES.get(algorithm, "unknown"),
                            str(default.get("KMSMasterKeyID", "")) if "kms" in algorithm else "")
 
-    def list(self, prefix: str) -> tuple[list[dict], bool]:
+    def _ask(self, method: str, failure: str, **params) -> dict:
+        """One S3 call on the bucket; StorageUnavailable(`failure`) if it fails in any way."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            page = self.client.list_objects_v2(
-                Bucket=self.config.bucket, Prefix=prefix, MaxKeys=MAX_LIST_KEYS
-            )
+            return getattr(self.client, method)(Bucket=self.config.bucket, **params)
         except (BotoCoreError, ClientError):
-            raise StorageUnavailable("the bucket could not be listed") from None
+            raise StorageUnavailable(failure) from None
+
+    def list(self, prefix: str) -> tuple[list[dict], bool]:
+        page = self._ask("list_objects_v2", "the bucket could not be listed", Prefix=prefix, MaxKeys=MAX_LIST_KEYS)
         objects = [
             {
                 "key": item["Key"],
@@ -148,13 +150,8 @@ class Storage:
         """Every version and delete marker under `prefix` (of the key `prefix` alone when
         `exact`): in a versioned bucket a plain delete only adds a marker, so erasing
         deletes each of these by version id. At most MAX_LIST_KEYS; `truncated`: ask again."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            page = self.client.list_object_versions(Bucket=self.config.bucket, Prefix=prefix,
-                                                    MaxKeys=MAX_LIST_KEYS)
-        except (BotoCoreError, ClientError):
-            raise StorageUnavailable("the bucket's versions could not be listed") from None
+        page = self._ask("list_object_versions", "the bucket's versions could not be listed",
+                         Prefix=prefix, MaxKeys=MAX_LIST_KEYS)
         found = [{"key": v["Key"], "version_id": v["VersionId"], "size": v.get("Size", 0),
                   "delete_marker": "Size" not in v}
                  for v in page.get("Versions", []) + page.get("DeleteMarkers", []) if not exact or v["Key"] == prefix]
@@ -163,15 +160,10 @@ class Storage:
 
     def delete_versions(self, versions: list[dict]) -> list[dict]:
         """DeleteObjects by version id; the versions S3 refused, with its error code."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         if not versions:
             return []
-        try:
-            answer = self.client.delete_objects(Bucket=self.config.bucket, Delete={"Quiet": True, "Objects": [
-                {"Key": v["key"], "VersionId": v["version_id"]} for v in versions]})
-        except (BotoCoreError, ClientError):
-            raise StorageUnavailable("the objects could not be deleted") from None
+        answer = self._ask("delete_objects", "the objects could not be deleted", Delete={"Quiet": True, "Objects": [
+            {"Key": v["key"], "VersionId": v["version_id"]} for v in versions]})
         return [{"key": e.get("Key", ""), "version_id": e.get("VersionId", ""), "code": str(e.get("Code", ""))[:64]}
                 for e in answer.get("Errors", [])]
 
