@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
@@ -13,6 +12,7 @@ import time
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from . import VERSION
 from . import config as config_module
@@ -153,7 +153,4 @@ def sign(claims: dict, key: ec.EllipticCurvePrivateKey, approver: str) -> str:
 
 def public_jwk(key: ec.EllipticCurvePublicKey) -> dict:
     """The public half as the gatekeeper's [approvers.keys] takes it (RFC 7518 §6.2)."""
-    numbers = key.public_numbers()
-    def b64(n: int) -> str:
-        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y)}
+    return ECAlgorithm.to_jwk(key, as_dict=True)
