@@ -171,21 +171,7 @@ class Gatekeeper:
     def _sign(self, request: Request, context: Context) -> Response:
         self._admit(request, context)
         context.ops = _parse_ops(request.body)
-        grant = context.grant
-        for op in context.ops:
-            self._check_enabled(op.op)
-            if op.op not in grant.ops:
-                raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
-            check_in_scope(op.key, grant.prefixes, "prefix" if op.op == "list" or op.whole_prefix else "key")
-        for upload in {op.op == "put" for op in context.ops}:
-            self.policy.check(context.client, upload=upload)
-        if any(op.op == "put" and op.size > self.config.max_upload_bytes for op in context.ops):
-            raise PayloadTooLarge(
-                f"uploads are limited to {self.config.max_upload_bytes} bytes", code="too_large"
-            )
-        self._claim_if_single_use(context)
-        # Fail closed: the records are written before anything is signed or done.
-        self._write([context.record(op.op, op.key, "allow", "", 200) for op in context.ops], context.now)
+        self._authorize(context, context.ops)
         # Deletes last, so a failing list or signature leaves nothing done. On a
         # failure nothing is answered: every op gets a refusal record (_refuse)
         # except the deletes already done, whose "allow" stays true.
@@ -234,12 +220,7 @@ class Gatekeeper:
     def _audit_search(self, request: Request, context: Context) -> dict:
         self._admit(request, context)
         query = parse_search(_parse_json(request.body), self.cursor_key)
-        self._check_enabled("audit")
-        if "audit" not in context.grant.ops:
-            raise Forbidden("the grant does not allow 'audit'", code="op_not_granted")
-        self.policy.check(context.client, upload=False)
-        self._claim_if_single_use(context)
-        self._write([context.record("audit", "", "allow", "", 200)], context.now)
+        self._authorize(context, [Op("audit", "")])  # not context.ops: a refusal is a "request"'s
         entries, cursor = self.audit.search(query, context.now)
         return {"entries": entries, "next": cursor}
 
@@ -278,10 +259,25 @@ class Gatekeeper:
             context.identity = self.identity.verify(request.headers.get("x-identity-token"), context.now)
             self.identity.check_person(context.identity, context.grant)
 
-    def _check_enabled(self, op: str) -> None:
-        """The customer's allowed_ops: an op switched off is refused whatever the grant says."""
-        if op not in self.config.allowed_ops:
-            raise Forbidden(f"this gatekeeper's owner has switched off {op!r}", code="op_disabled")
+    def _authorize(self, context: Context, ops: list[Op]) -> None:
+        """Each op: switched on by the customer (allowed_ops, whatever the grant says),
+        granted, in the grant's scope; the address for reads and for uploads; the upload
+        sizes. Then the single-use claim, and the "allow" records, written before
+        anything is signed or done: fail closed."""
+        grant = context.grant
+        for op in ops:
+            if op.op not in self.config.allowed_ops:
+                raise Forbidden(f"this gatekeeper's owner has switched off {op.op!r}", code="op_disabled")
+            if op.op not in grant.ops:
+                raise Forbidden(f"the grant does not allow {op.op!r}", code="op_not_granted")
+            if op.op != "audit":  # a search reads the log, no key
+                check_in_scope(op.key, grant.prefixes, "prefix" if op.op == "list" or op.whole_prefix else "key")
+        for upload in {op.op == "put" for op in ops}:
+            self.policy.check(context.client, upload=upload)
+        if any(op.op == "put" and op.size > self.config.max_upload_bytes for op in ops):
+            raise PayloadTooLarge(f"uploads are limited to {self.config.max_upload_bytes} bytes", code="too_large")
+        self._claim_if_single_use(context)
+        self._write([context.record(op.op, op.key, "allow", "", 200) for op in ops], context.now)
 
     def _claim_if_single_use(self, context: Context) -> None:
         """A grant carrying put or delete is good for one request, on any endpoint.
