@@ -5,6 +5,9 @@ request's Host header, which anyone can set), the answer to a reset request is t
 same whether or not the address has an account, and requests are rate-limited per
 address and per client so the form can be used neither to flood an inbox nor as an
 oracle (a throttled request gets the same "check your mail" page, it just sends nothing).
+A new password, changed or set by a reset link, is a security event of the account's
+tenant (its admins get a mail): a stolen session or mailbox used to take an account over
+is heard of.
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from django.core.cache import cache
 from django.core.validators import MaxLengthValidator
 from django.urls import reverse_lazy
 
+from accounts import policy
+from tenants import events
+from tenants.models import SecurityEvent
+
 log = logging.getLogger(__name__)
+
+
+def record_new_password(user, kind: SecurityEvent.Kind) -> None:
+    """The event in the tenant the account belongs to (none for vendor support)."""
+    membership = policy.live_membership(user)
+    if membership is not None:
+        events.record(membership.tenant, user, [events.event(kind, subject=user.get_username())])
 
 
 def _bucket(kind: str, value: str) -> str:
@@ -95,6 +109,11 @@ class ResetConfirmView(auth_views.PasswordResetConfirmView):
             log.warning("password reset link refused (%s)", response.status_code)
         return response
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        record_new_password(form.user, SecurityEvent.Kind.PASSWORD_RESET)
+        return response
+
     def form_invalid(self, form):
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
@@ -107,3 +126,8 @@ class ChangeView(auth_views.PasswordChangeView):
 
     def form_invalid(self, form):
         return self.render_to_response(self.get_context_data(form=form), status=400)
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        record_new_password(form.user, SecurityEvent.Kind.PASSWORD_CHANGED)
+        return response

@@ -239,6 +239,8 @@ class SecurityEvent(models.Model):
         REMOVED = "removed", "Member removed"
         MFA_RESET = "mfa_reset", "Second factors reset"
         SESSIONS_ENDED = "sessions_ended", "Signed out everywhere"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        PASSWORD_RESET = "password_reset", "Password reset by mail link"
         SIGN_IN_POLICY = "sign_in_policy", "Sign-in settings changed"
         BREAK_GLASS = "break_glass", "Signed in without SSO (break-glass)"
         APPROVER_KEY_ADDED = "approver_key_added", "Approver key added"

@@ -8,6 +8,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client, override_settings
 
+from tenants.models import SecurityEvent
 from tests.portal.base import BaseTestCase
 
 RESET = "/accounts/password/reset/"
@@ -56,6 +57,27 @@ class PasswordResetTestCase(BaseTestCase):
         self.assertContains(again, "This link does not work", status_code=404)
         self.assertEqual(Client().get("/accounts/password/reset/MQ/bad-token/").status_code, 404)
 
+    def test_a_password_set_by_a_link_is_a_security_event_the_admins_hear_of(self):
+        self.bob.email = "bob@alpha.example"
+        self.bob.save()
+        self.request_reset("bob@alpha.example")
+        path = self.link().removeprefix("https://portal.example.com")
+        mail.outbox.clear()
+        form_url = self.client.get(path, follow=True).redirect_chain[-1][0]
+        self.client.post(form_url, {"new_password1": NEW, "new_password2": NEW})
+        event = SecurityEvent.objects.get(tenant=self.tenant_a, kind="password_reset")
+        self.assertEqual((event.actor, event.subject), (self.bob, "bob"))
+        self.assertEqual([m.to for m in mail.outbox], [["alice@alpha.example"]])
+        self.assertIn("password reset by mail link", mail.outbox[0].subject)
+        self.assertFalse(SecurityEvent.objects.filter(tenant=self.tenant_b).exists())
+
+    def test_a_refused_new_password_records_nothing(self):
+        self.request_reset("alice@alpha.example")
+        path = self.link().removeprefix("https://portal.example.com")
+        form_url = self.client.get(path, follow=True).redirect_chain[-1][0]
+        self.client.post(form_url, {"new_password1": "short1", "new_password2": "short1"})
+        self.assertFalse(SecurityEvent.objects.filter(kind="password_reset").exists())
+
     def test_validators_apply_to_the_new_password(self):
         self.request_reset("alice@alpha.example")
         path = self.link().removeprefix("https://portal.example.com")
@@ -96,6 +118,24 @@ class PasswordChangeTestCase(BaseTestCase):
         self.alice.refresh_from_db()
         self.assertTrue(self.alice.check_password(NEW))
 
+    def test_a_change_is_a_security_event_of_the_members_tenant(self):
+        self.alice.email = "alice@alpha.example"
+        self.alice.save()
+        self.client.force_login(self.bob)
+        self.client.post(CHANGE, {"old_password": "password", "new_password1": NEW, "new_password2": NEW})
+        event = SecurityEvent.objects.get(kind="password_changed")
+        self.assertEqual((event.tenant, event.actor, event.actor_name, event.subject),
+                         (self.tenant_a, self.bob, "bob", "bob"))
+        self.assertEqual([m.to for m in mail.outbox], [["alice@alpha.example"]])
+        self.client.force_login(self.alice)
+        self.assertContains(self.client.get("/settings/"), "Password changed")
+
+    def test_vendor_supports_change_belongs_to_no_tenant(self):
+        self.client.force_login(self.victor)
+        r = self.client.post(CHANGE, {"old_password": "password", "new_password1": NEW, "new_password2": NEW})
+        self.assertEqual(r.status_code, 302)
+        self.assertFalse(SecurityEvent.objects.exists())
+
     def test_a_wrong_old_password_or_a_weak_new_one_is_a_400(self):
         self.client.force_login(self.alice)
         wrong = self.client.post(CHANGE, {"old_password": "nope", "new_password1": NEW, "new_password2": NEW})
@@ -104,6 +144,7 @@ class PasswordChangeTestCase(BaseTestCase):
                                          "new_password2": "123456789012"})
         self.assertContains(weak, "entirely numeric", status_code=400)
         self.assertTrue(get_user_model().objects.get(pk=self.alice.pk).check_password("password"))
+        self.assertFalse(SecurityEvent.objects.exists())
 
     def test_anonymous_visitors_are_sent_to_log_in(self):
         self.assertEqual(self.client.get(CHANGE).status_code, 302)
