@@ -268,6 +268,8 @@ DUALKEY_MOVE_LEASE_SECONDS = env_int("DUALKEY_MOVE_LEASE_SECONDS", 60)
 DUALKEY_MOVE_RETRIES = env_int("DUALKEY_MOVE_RETRIES", 4)
 DUALKEY_MOVE_RETRY_SECONDS = float(env_str("DUALKEY_MOVE_RETRY_SECONDS", "0.5"))
 DUALKEY_MOVE_MAX_BYTES_PER_SECOND = env_int("DUALKEY_MOVE_MAX_BYTES_PER_SECOND", 0)
+# What a browser carrier's tab is handed at once (it holds each object whole to hash it).
+DUALKEY_MOVE_BROWSER_BYTES = env_int("DUALKEY_MOVE_BROWSER_BYTES", 256 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE = {
     "purge-retired-signing-keys": {
         "task": "tenants.tasks.purge_retired_signing_keys",

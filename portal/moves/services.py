@@ -127,11 +127,26 @@ def lease() -> dt.timedelta:
     return dt.timedelta(seconds=getattr(settings, "DUALKEY_MOVE_LEASE_SECONDS", LEASE.total_seconds()))
 
 
+def within(objects, max_bytes: int | None, held: int = 0) -> list[MoveObject]:
+    """The first of `objects` that hold at most `max_bytes` together with the `held`
+    bytes a carrier already has; all when None. Always one when nothing is held: a
+    carrier must be able to take every object, however big."""
+    kept = []
+    for obj in objects:
+        if max_bytes is not None and (kept or held) and held + obj.size > max_bytes:
+            break
+        kept.append(obj)
+        held += obj.size
+    return kept
+
+
 def claim(job: MoveJob, carrier: str, limit: int, *, now: dt.datetime | None = None,
-          exclude: set[int] | frozenset = frozenset()) -> list[MoveObject]:
+          exclude: set[int] | frozenset = frozenset(), max_bytes: int | None = None) -> list[MoveObject]:
     """Up to `limit` objects for `carrier` to copy: pending ones nobody holds (or whose
     lease ran out). None while the job is paused or over. `exclude`: the ids the
-    carrier is still carrying (its own leases, not to be handed to it twice)."""
+    carrier is still carrying (its own leases, not to be handed to it twice).
+    `max_bytes`: what they may hold together (`within`), for a carrier that holds
+    each object whole (a browser tab; the worker streams)."""
     now = now or timezone.now()
     with transaction.atomic():
         job = MoveJob.objects.select_for_update().get(pk=job.pk)
@@ -142,7 +157,7 @@ def claim(job: MoveJob, carrier: str, limit: int, *, now: dt.datetime | None = N
                 .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now) | Q(leased_by=carrier))
                 .exclude(pk__in=list(exclude))
                 .order_by("move__ticket__number", "key")[:limit])
-        taken = list(free)
+        taken = within(free, max_bytes)
         for obj in taken:
             obj.leased_by, obj.leased_until, obj.updated_at = carrier, now + lease(), now
             obj.attempts += 1

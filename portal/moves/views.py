@@ -30,6 +30,7 @@ import json
 import re
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.base import ContentFile
@@ -306,12 +307,15 @@ def carrier_claim(request, job, body):
     limit = body.get("limit", job.concurrency)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= services.MAX_CONCURRENCY:
         raise Refused("bad_limit", f"limit is a whole number from 1 to {services.MAX_CONCURRENCY}")
-    taken = services.claim(job, carrier, min(limit, job.concurrency))
+    # The tab holds each object whole while it hashes it: a round holds at most
+    # DUALKEY_MOVE_BROWSER_BYTES (and always one object, however big).
+    budget = settings.DUALKEY_MOVE_BROWSER_BYTES
+    taken = services.claim(job, carrier, min(limit, job.concurrency), max_bytes=budget)
     stale = []
     if job.state == MoveJob.State.RUNNING and len(taken) < limit:
-        stale = list(MoveObject.objects.select_related("move__ticket").filter(
+        stale = services.within(MoveObject.objects.select_related("move__ticket").filter(
             move__job=job, move__state=MoveTicket.State.PENDING, state=MoveObject.State.COPIED,
-            updated_at__lt=timezone.now() - STALE_COPY)[:limit - len(taken)])
+            updated_at__lt=timezone.now() - STALE_COPY)[:limit - len(taken)], budget, sum(o.size for o in taken))
     job.refresh_from_db(fields=["state"])
     return JsonResponse({"state": job.state, "copy": [_shown_object(o) for o in taken],
                          "verify": [_shown_object(o) for o in stale]})

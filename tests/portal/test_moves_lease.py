@@ -58,6 +58,27 @@ class MoveLeaseTest(MoveBase):
         assert first.pk not in {o.pk for o in again} and len(again) == 1
         assert MoveObject.objects.get(pk=first.pk).attempts == 1
 
+    def test_claim_with_a_byte_budget_hands_out_what_fits_and_always_one(self):
+        job = self._plan().job
+        sizes = sorted(MoveObject.objects.filter(move__job=job).values_list("size", flat=True))
+        assert len(sizes) == 2 and sizes[0] > 1
+        [one] = services.claim(job, "tab", 10, max_bytes=1)  # bigger than the budget: still one
+        assert services.claim(job, "tab", 10, exclude={one.pk}, max_bytes=one.size) != []  # a new round
+        MoveObject.objects.filter(move__job=job).update(leased_by="", leased_until=None)
+        assert len(services.claim(job, "tab2", 10, max_bytes=sum(sizes))) == 2
+        MoveObject.objects.filter(move__job=job).update(leased_by="", leased_until=None)
+        assert len(services.claim(job, "tab3", 10, max_bytes=sum(sizes) - 1)) == 1
+        assert len(services.claim(job, "worker", 10)) == 1  # no budget: what is free (the other one)
+
+    def test_within_counts_what_the_carrier_already_holds(self):
+        objects = list(MoveObject.objects.filter(move__job=self._plan().job).order_by("key"))
+        total = sum(o.size for o in objects)
+        assert services.within(objects, None) == objects
+        assert services.within(objects, total) == objects
+        assert services.within(objects, total, held=1) == objects[:1]
+        assert services.within(objects, 1, held=1) == []  # something held: nothing over the budget
+        assert services.within(objects, 1) == objects[:1]
+
     def test_a_copied_object_refused_at_the_destination_fails_its_ticket_and_its_receipt_is_kept_once(self):
         job = self._plan().job
         objects = [o for o in services.claim(job, "me", 10) if o.move.ticket_id == self.ticket.pk]

@@ -19,7 +19,7 @@ import boto3
 import jwt
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -196,6 +196,13 @@ class MovePagesTest(BaseTestCase):
         assert MoveTicket.objects.get(job=job).state == MoveTicket.State.CANCELLED
         page = self.client.get(reverse("move-job", args=[job.id])).content.decode()
         assert "data-move-carrier" not in page and 'data-testid="move-pause"' not in page
+
+    def test_a_tab_is_handed_at_most_the_browser_byte_budget_and_always_one_object(self):
+        job = self.plan()
+        with override_settings(DUALKEY_MOVE_BROWSER_BYTES=1):
+            first = self.claim(job).json()["copy"]
+            second = self.claim(job, carrier="tab-two-0123").json()["copy"]
+        assert len(first) == 1 and len(second) == 1 and first[0]["id"] != second[0]["id"]
 
     def test_support_sees_the_progress_read_only_and_no_grant(self):
         job = self.plan()
