@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from .audit import (
     DAY, FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
-    in_net, invalid_cursor, is_time, jti_digest, prefix_end,
+    in_net, invalid_cursor, is_time, jti_digest,
 )
 from .errors import AuditUnavailable, ConfigError
 from .paths import is_int
@@ -304,3 +304,16 @@ def _search_terms(q: SearchQuery, position: list | None) -> tuple[str, list[str]
             terms.append("key < ?")
             args.append(end)
     return index, terms, args
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string above every string that starts with `prefix`, for a range
+    scan on an index (code point order is UTF-8 byte order, which SQLite uses)."""
+    chars = list(prefix)
+    while chars:
+        successor = ord(chars.pop()) + 1
+        if successor == 0xD800:  # skip the surrogates: they never occur in keys
+            successor = 0xE000
+        if successor <= 0x10FFFF:
+            return "".join(chars) + chr(successor)
+    return None
