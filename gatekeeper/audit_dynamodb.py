@@ -248,10 +248,8 @@ class DynamoAuditStore:
         now = time.time() if now is None else now
         newest = _day(min(q.until, now + CLOCK_SKEW) if q.until is not None else now + CLOCK_SKEW)
         oldest = _day(max(q.since or 0.0, now - self.retention_days * DAY))
-        day, below = newest, None
         position = decode_cursor(q)
-        if position is not None:
-            day, below = self._position(position)
+        day, below = (newest, None) if position is None else self._position(position)
         # The filters, as a FilterExpression: "#exp > :now AND #op = :v0 AND #ts >= :v1 ..."
         comparisons = q.comparisons()
         names = {"#exp": "expires_at", **{f"#{name}": name for name, _, _ in comparisons}}
@@ -387,5 +385,3 @@ class DynamoAuditStore:
         except AuditUnavailable:
             return False
         return True
-
-
