@@ -75,9 +75,7 @@ SQLITE_INDEXES = "BEGIN IMMEDIATE;\n" + "".join(
 ) + "COMMIT;\n"
 SQLITE_SCHEMA = SQLITE_TABLES + SQLITE_INDEXES
 SQLITE_COLUMNS = {"audit": ("id",) + FIELDS, "jti": ("id", "expires_at")}
-SQLITE_INSERT = (
-    f"INSERT INTO audit ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)})"
-)
+SQLITE_INSERT = f"INSERT INTO audit ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)})"
 SQLITE_MAX_INT = 2**63  # an INTEGER column's range
 
 
@@ -95,6 +93,11 @@ def _fail_closed(what: str, message: str = "the audit log is unavailable"):
 class SchemaMismatch(sqlite3.DatabaseError):
     """The file's tables lack columns this gatekeeper writes (an older file).
     A sqlite3 error, so that every use of the store fails closed on it."""
+
+
+def _row(record: AuditRecord) -> tuple:
+    """A record's values for SQLITE_INSERT, in FIELDS order, its text made inert."""
+    return tuple(clean_text(value) if isinstance(value, str) else value for value in record.to_dict().values())
 
 
 def _missing_columns(conn: sqlite3.Connection) -> list[str]:
@@ -162,10 +165,7 @@ class SqliteAuditStore:
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
 
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
-        rows = [
-            tuple(clean_text(v) if isinstance(v, str) else v for v in (getattr(r, n) for n in FIELDS))
-            for r in records
-        ]
+        rows = [_row(record) for record in records]
         with _fail_closed("write"):
             conn = self._conn()
             with conn:
@@ -259,7 +259,7 @@ class SqliteAuditStore:
                 " must exist and the file and directory be writable by the gatekeeper)")) from None
         probe = AuditRecord(ts=time.time(), request_id="startup-check")
         try:
-            conn.execute(SQLITE_INSERT, tuple(getattr(probe, name) for name in FIELDS))
+            conn.execute(SQLITE_INSERT, _row(probe))
             conn.execute("INSERT OR REPLACE INTO jti (id, expires_at) VALUES (?, ?)",
                          ("startup-check", 0.0))  # never a sha256 hex digest: no clash
         except sqlite3.Error as exc:
