@@ -82,6 +82,26 @@ def _jti_key(jti: str) -> dict:
     return {"pk": {"S": f"jti#{jti_digest(jti)}"}, "sk": {"S": "jti"}}
 
 
+def _position(position: list) -> tuple[dt.date, str | None]:
+    """A cursor's position, checked: (the day, the sort key to resume below or None)."""
+    invalid = invalid_cursor()
+    if len(position) != 2 or not isinstance(position[0], str) or not DAY_RE.match(position[0]):
+        raise invalid
+    below = position[1]
+    if below is not None and not (isinstance(below, str) and SORT_KEY_RE.match(below)):
+        raise invalid
+    try:
+        return dt.date.fromisoformat(position[0]), below
+    except ValueError:
+        raise invalid from None
+
+
+def _record(item: dict) -> dict:
+    """A stored item as search returns it (a record's dict)."""
+    texts = {name: item.get(name, {}).get("S", "") for name in TEXT_FIELDS}
+    return AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]), **texts).to_dict()
+
+
 class DynamoError(Exception):
     """DynamoDB refused: `code` is its error type (ConditionalCheckFailedException ...)."""
 
@@ -249,7 +269,7 @@ class DynamoAuditStore:
         newest = _day(min(q.until, now + CLOCK_SKEW) if q.until is not None else now + CLOCK_SKEW)
         oldest = _day(max(q.since or 0.0, now - self.retention_days * DAY))
         position = decode_cursor(q)
-        day, below = (newest, None) if position is None else self._position(position)
+        day, below = (newest, None) if position is None else _position(position)
         # The filters, as a FilterExpression: "#exp > :now AND #op = :v0 AND #ts >= :v1 ..."
         comparisons = q.comparisons()
         names = {"#exp": "expires_at", **{f"#{name}": name for name, _, _ in comparisons}}
@@ -292,25 +312,7 @@ class DynamoAuditStore:
             else:
                 day, below = day - dt.timedelta(days=1), None
         cursor = encode_cursor(q, [day.isoformat(), below]) if day >= oldest else None
-        return [self._record(item) for item in found], cursor
-
-    @staticmethod
-    def _position(position: list) -> tuple[dt.date, str | None]:
-        invalid = invalid_cursor()
-        if len(position) != 2 or not isinstance(position[0], str) or not DAY_RE.match(position[0]):
-            raise invalid
-        below = position[1]
-        if below is not None and not (isinstance(below, str) and SORT_KEY_RE.match(below)):
-            raise invalid
-        try:
-            return dt.date.fromisoformat(position[0]), below
-        except ValueError:
-            raise invalid from None
-
-    @staticmethod
-    def _record(item: dict) -> dict:
-        texts = {name: item.get(name, {}).get("S", "") for name in TEXT_FIELDS}
-        return AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]), **texts).to_dict()
+        return [_record(item) for item in found], cursor
 
     def claim_jti(self, jti: str, expires_at: float, now: float) -> bool:
         try:
