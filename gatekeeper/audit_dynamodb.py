@@ -238,19 +238,18 @@ class DynamoAuditStore:
                 "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "expires_at"}})
 
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
-        token = os.urandom(8).hex()  # sort keys unique even if request ids are not
-        items = [self._item(record, token, n) for n, record in enumerate(records)]
         # One request's records are one transaction: all are stored or none is.
         # A batch holds at most 100 ops (app.MAX_BATCH_OPS), TransactWriteItems' limit.
-        if not items:
+        if not records:
             return
-        if len(items) > DYNAMO_TRANSACTION_ITEMS:
+        if len(records) > DYNAMO_TRANSACTION_ITEMS:
             raise ValueError(f"at most {DYNAMO_TRANSACTION_ITEMS} audit records per request")
+        token = os.urandom(8).hex()  # sort keys unique even if request ids are not
         self._call("transact_write_items", TransactItems=[
             # The condition makes an audit record impossible to overwrite.
-            {"Put": {"TableName": self.table, "Item": item,
+            {"Put": {"TableName": self.table, "Item": self._item(record, token, n),
                      "ConditionExpression": "attribute_not_exists(pk)"}}
-            for item in items
+            for n, record in enumerate(records)
         ], ClientRequestToken=token)  # a retried transaction is applied once (as botocore sends one)
 
     def _item(self, record: AuditRecord, token: str, n: int) -> dict:
