@@ -97,7 +97,8 @@ class SchemaMismatch(sqlite3.DatabaseError):
 
 def _row(record: AuditRecord) -> tuple:
     """A record's values for SQLITE_INSERT, in FIELDS order, its text made inert."""
-    return tuple(clean_text(value) if isinstance(value, str) else value for value in record.to_dict().values())
+    values = (getattr(record, name) for name in FIELDS)  # not to_dict(): no dict built per row
+    return tuple(clean_text(value) if isinstance(value, str) else value for value in values)
 
 
 def _missing_columns(conn: sqlite3.Connection) -> list[str]:
