@@ -170,9 +170,8 @@ class DynamoAuditStore:
         """DynamoDB's answer to `operation`, retried as the module says. Raises DynamoError
         when DynamoDB refuses, TRANSPORT_ERRORS when there is no (JSON) answer."""
         body = json.dumps(params).encode("utf-8")  # as botocore encodes it
-        attempt = 0
-        while True:
-            attempt, scale = attempt + 1, 0.025
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            scale = 0.025  # seconds: the backoff's base, 1 s when throttled
             try:
                 status, answer = self._post(operation, body)
             except (OSError, http.client.HTTPException) as exc:
@@ -190,9 +189,9 @@ class DynamoAuditStore:
                     scale = 1
                 elif status < 500 and code not in TRANSIENT:
                     raise failure
-            if attempt == MAX_ATTEMPTS:
-                raise failure
-            time.sleep(random.random() * scale * 2 ** (attempt - 1))
+            if attempt < MAX_ATTEMPTS:
+                time.sleep(random.random() * scale * 2 ** (attempt - 1))
+        raise failure
 
     def _call(self, method: str, **params) -> dict:
         """`method` as botocore names it (put_item: PutItem). Every storage failure becomes
