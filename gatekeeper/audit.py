@@ -253,7 +253,8 @@ def _fingerprint(q: SearchQuery) -> str:
 
 def encode_cursor(q: SearchQuery, position: list) -> str:
     payload = json.dumps({"f": _fingerprint(q), "p": position}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload + _cursor_check(q, payload)).decode().rstrip("=")
+    check = _cursor_check(q, payload)
+    return base64.urlsafe_b64encode(payload + check).decode().rstrip("=")
 
 
 def _cursor_check(q: SearchQuery, payload: bytes) -> bytes:
