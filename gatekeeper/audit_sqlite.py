@@ -11,7 +11,6 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 
 from .audit import (
     DAY, FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
@@ -75,11 +74,13 @@ SQLITE_INDEXES = "BEGIN IMMEDIATE;\n" + "".join(
 ) + "COMMIT;\n"
 SQLITE_SCHEMA = SQLITE_TABLES + SQLITE_INDEXES
 SQLITE_COLUMNS = {"audit": ("id",) + FIELDS, "jti": ("id", "expires_at")}
-SQLITE_INSERT = f"INSERT INTO audit ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)})"
+SQLITE_INSERT = (
+    f"INSERT INTO audit ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)})"
+)
 SQLITE_MAX_INT = 2**63  # an INTEGER column's range
 
 
-@contextmanager
+@contextlib.contextmanager
 def _fail_closed(what: str, message: str = "the audit log is unavailable"):
     """Every SQLite failure of a read or write becomes AuditUnavailable (logged here,
     never shown to the caller): the request it serves is refused."""
