@@ -22,17 +22,17 @@ not audited: it names no op, no key and no grant.
 from __future__ import annotations
 
 import base64
-import binascii
+import contextlib
 import datetime as dt
-import hashlib
 import functools
+import hashlib
 import hmac
 import ipaddress
 import json
 import secrets
 import unicodedata
 from dataclasses import dataclass, field, fields
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from .errors import AUDIT_OPS, OUTCOMES, BadRequest
 from .paths import REFUSED_CATEGORIES, is_int, parse_ip
@@ -127,9 +127,7 @@ class SearchQuery:
         return self.client_net is None or in_net(client_ip, self.client_net)
 
 
-@functools.lru_cache(maxsize=64)
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(text)
+_network = functools.lru_cache(maxsize=64)(ipaddress.ip_network)  # parsed once, not per record
 
 
 def in_net(client_ip: str, network: str) -> bool:
@@ -151,8 +149,8 @@ def parse_search(body: object, cursor_key: bytes = PROCESS_CURSOR_KEY) -> Search
     unknown = sorted(str(name) for name in body if name not in SEARCH_FIELDS)
     if unknown:
         raise BadRequest(f"unknown audit search field {unknown[0]!r}", code="bad_filter")
-    since = _time(body, "since")
-    until = _time(body, "until")
+    since = _field(body, "since", _time)
+    until = _field(body, "until", _time)
     if since is not None and until is not None and since > until:
         raise BadRequest("'since' must not be after 'until'", code="bad_filter")
     limit = body.get("limit", DEFAULT_LIMIT)
@@ -161,24 +159,28 @@ def parse_search(body: object, cursor_key: bytes = PROCESS_CURSOR_KEY) -> Search
     query = SearchQuery(
         since=since,
         until=until,
-        op=_choice(body, "op", AUDIT_OPS),
-        outcome=_choice(body, "outcome", OUTCOMES),
-        client_ip=_ip(body),
-        client_net=_net(body),
-        sub=_text(body, "sub", MAX_FILTER_CHARS),
-        key_prefix=_text(body, "key_prefix", MAX_FILTER_CHARS) or None,
+        op=_field(body, "op", _choice, AUDIT_OPS),
+        outcome=_field(body, "outcome", _choice, OUTCOMES),
+        client_ip=_field(body, "client_ip", _ip),
+        client_net=_field(body, "client_net", _net),
+        sub=_field(body, "sub", _text, MAX_FILTER_CHARS),
+        key_prefix=_field(body, "key_prefix", _text, MAX_FILTER_CHARS) or None,
         limit=limit,
-        cursor=_text(body, "cursor", MAX_CURSOR_CHARS),
+        cursor=_field(body, "cursor", _text, MAX_CURSOR_CHARS),
         cursor_key=cursor_key,
     )
     decode_cursor(query)  # a bad cursor is refused here, before the search is audited as allowed
     return query
 
 
-def _text(body: dict, name: str, max_chars: int) -> str | None:
+def _field(body: dict, name: str, parse: Callable[..., Any], *args: object) -> Any:
+    """None for a filter that is absent or null, else parse(name, value, *args): each
+    parser below checks a value that is there, raising BadRequest."""
     value = body.get(name)
-    if value is None:
-        return None
+    return None if value is None else parse(name, value, *args)
+
+
+def _text(name: str, value: object, max_chars: int) -> str:
     if not isinstance(value, str) or len(value) > max_chars:
         raise BadRequest(f"{name!r} must be a string of at most {max_chars} characters", code="bad_filter")
     try:
@@ -188,31 +190,22 @@ def _text(body: dict, name: str, max_chars: int) -> str | None:
     return clean_text(value)  # spelt as the log stores it
 
 
-def _choice(body: dict, name: str, allowed: tuple[str, ...]) -> str | None:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, str) or value not in allowed):
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
         raise BadRequest(f"{name!r} must be one of {', '.join(allowed)}", code="bad_filter")
     return value
 
 
-def _ip(body: dict) -> str | None:
-    value = body.get("client_ip")
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, str):
-            raise ValueError
-        return str(parse_ip(value))  # spelt as the log records client addresses
-    except ValueError:
-        raise BadRequest("'client_ip' must be an IPv4 or IPv6 address", code="bad_filter") from None
+def _ip(name: str, value: object) -> str:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return str(parse_ip(value))  # spelt as the log records client addresses
+    raise BadRequest(f"{name!r} must be an IPv4 or IPv6 address", code="bad_filter")
 
 
-def _net(body: dict) -> str | None:
+def _net(name: str, value: object) -> str:
     """Strict: ADDRESS/PREFIX with no host bits set ("10.0.0.0/8", not "10.0.0.1/8")."""
-    value = body.get("client_net")
-    if value is None:
-        return None
-    problem = "'client_net' must be a CIDR range like 10.0.0.0/8 or 2001:db8::/32"
+    problem = f"{name!r} must be a CIDR range like 10.0.0.0/8 or 2001:db8::/32"
     if not isinstance(value, str) or value.count("/") != 1 or len(value) > 64:
         raise BadRequest(problem, code="bad_filter")
     try:
@@ -221,24 +214,24 @@ def _net(body: dict) -> str | None:
         raise BadRequest(f"{problem} ({clean_text(str(wrong))[:120]})", code="bad_filter") from None
 
 
-def _time(body: dict, name: str) -> float | None:
+def _time(name: str, value: object) -> float:
     """Epoch seconds as a number, or an ISO-8601 string (no offset means UTC)."""
-    value = body.get(name)
-    if value is None:
-        return None
     problem = f"{name!r} must be epoch seconds or an ISO-8601 time between 1970 and 9999"
     if isinstance(value, str) and len(value) <= MAX_TIME_TEXT:
         try:
             moment = dt.datetime.fromisoformat(value)
         except ValueError:
             raise BadRequest(problem, code="bad_filter") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-        value = moment.timestamp()
+        value = moment.replace(tzinfo=moment.tzinfo or dt.timezone.utc).timestamp()
     if not is_time(value):
         raise BadRequest(problem, code="bad_filter")
     return float(value)
 
+
+def is_time(value: object) -> bool:
+    """Epoch seconds from 1970 to 9999. Compared as they are: NaN fails every
+    comparison, and a huge int stays exact (float() or SQLite would overflow)."""
+    return (is_int(value) or isinstance(value, float)) and 0 <= value <= MAX_TS
 
 
 # --- cursors ------------------------------------------------------------------------
@@ -284,17 +277,11 @@ def decode_cursor(q: SearchQuery) -> list | None:
         if len(raw) <= CURSOR_CHECK_BYTES or not hmac.compare_digest(check, _cursor_check(q, payload)):
             raise invalid
         data = json.loads(payload)
-    except (ValueError, binascii.Error):  # includes bad JSON and bad UTF-8
+    except ValueError:  # includes bad base64 (binascii.Error), bad UTF-8 and bad JSON
         raise invalid from None
     if not isinstance(data, dict) or data.get("f") != _fingerprint(q) or not isinstance(data.get("p"), list):
         raise invalid
     return data["p"]
-
-
-def is_time(value: object) -> bool:
-    """Epoch seconds from 1970 to 9999. Compared as they are: NaN fails every
-    comparison, and a huge int stays exact (float() or SQLite would overflow)."""
-    return (is_int(value) or isinstance(value, float)) and 0 <= value <= MAX_TS
 
 
 # --- the store interface --------------------------------------------------------------
@@ -333,16 +320,3 @@ class AuditStore(Protocol):
 def jti_digest(jti: str) -> str:
     """Fixed-size and always encodable, whatever the grant's jti claim contains."""
     return hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def prefix_end(prefix: str) -> str | None:
-    """The smallest string above every string that starts with `prefix`, for a range
-    scan on an index (code point order is UTF-8 byte order, which SQLite uses)."""
-    chars = list(prefix)
-    while chars:
-        successor = ord(chars.pop()) + 1
-        if successor == 0xD800:  # skip the surrogates: they never occur in keys
-            successor = 0xE000
-        if successor <= 0x10FFFF:
-            return "".join(chars) + chr(successor)
-    return None

@@ -82,6 +82,26 @@ def _jti_key(jti: str) -> dict:
     return {"pk": {"S": f"jti#{jti_digest(jti)}"}, "sk": {"S": "jti"}}
 
 
+def _position(position: list) -> tuple[dt.date, str | None]:
+    """A cursor's position, checked: (the day, the sort key to resume below or None)."""
+    invalid = invalid_cursor()
+    if len(position) != 2 or not isinstance(position[0], str) or not DAY_RE.match(position[0]):
+        raise invalid
+    below = position[1]
+    if below is not None and not (isinstance(below, str) and SORT_KEY_RE.match(below)):
+        raise invalid
+    try:
+        return dt.date.fromisoformat(position[0]), below
+    except ValueError:
+        raise invalid from None
+
+
+def _record(item: dict) -> dict:
+    """A stored item as search returns it (a record's dict)."""
+    texts = {name: item.get(name, {}).get("S", "") for name in TEXT_FIELDS}
+    return AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]), **texts).to_dict()
+
+
 class DynamoError(Exception):
     """DynamoDB refused: `code` is its error type (ConditionalCheckFailedException ...)."""
 
@@ -150,9 +170,8 @@ class DynamoAuditStore:
         """DynamoDB's answer to `operation`, retried as the module says. Raises DynamoError
         when DynamoDB refuses, TRANSPORT_ERRORS when there is no (JSON) answer."""
         body = json.dumps(params).encode("utf-8")  # as botocore encodes it
-        attempt = 0
-        while True:
-            attempt, scale = attempt + 1, 0.025
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            scale = 0.025  # seconds: the backoff's base, 1 s when throttled
             try:
                 status, answer = self._post(operation, body)
             except (OSError, http.client.HTTPException) as exc:
@@ -170,9 +189,9 @@ class DynamoAuditStore:
                     scale = 1
                 elif status < 500 and code not in TRANSIENT:
                     raise failure
-            if attempt == MAX_ATTEMPTS:
-                raise failure
-            time.sleep(random.random() * scale * 2 ** (attempt - 1))
+            if attempt < MAX_ATTEMPTS:
+                time.sleep(random.random() * scale * 2 ** (attempt - 1))
+        raise failure
 
     def _call(self, method: str, **params) -> dict:
         """`method` as botocore names it (put_item: PutItem). Every storage failure becomes
@@ -218,19 +237,18 @@ class DynamoAuditStore:
                 "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "expires_at"}})
 
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
-        token = os.urandom(8).hex()  # sort keys unique even if request ids are not
-        items = [self._item(record, token, n) for n, record in enumerate(records)]
         # One request's records are one transaction: all are stored or none is.
         # A batch holds at most 100 ops (app.MAX_BATCH_OPS), TransactWriteItems' limit.
-        if not items:
+        if not records:
             return
-        if len(items) > DYNAMO_TRANSACTION_ITEMS:
+        if len(records) > DYNAMO_TRANSACTION_ITEMS:
             raise ValueError(f"at most {DYNAMO_TRANSACTION_ITEMS} audit records per request")
+        token = os.urandom(8).hex()  # sort keys unique even if request ids are not
         self._call("transact_write_items", TransactItems=[
             # The condition makes an audit record impossible to overwrite.
-            {"Put": {"TableName": self.table, "Item": item,
+            {"Put": {"TableName": self.table, "Item": self._item(record, token, n),
                      "ConditionExpression": "attribute_not_exists(pk)"}}
-            for item in items
+            for n, record in enumerate(records)
         ], ClientRequestToken=token)  # a retried transaction is applied once (as botocore sends one)
 
     def _item(self, record: AuditRecord, token: str, n: int) -> dict:
@@ -248,10 +266,8 @@ class DynamoAuditStore:
         now = time.time() if now is None else now
         newest = _day(min(q.until, now + CLOCK_SKEW) if q.until is not None else now + CLOCK_SKEW)
         oldest = _day(max(q.since or 0.0, now - self.retention_days * DAY))
-        day, below = newest, None
         position = decode_cursor(q)
-        if position is not None:
-            day, below = self._position(position)
+        day, below = (newest, None) if position is None else _position(position)
         # The filters, as a FilterExpression: "#exp > :now AND #op = :v0 AND #ts >= :v1 ..."
         comparisons = q.comparisons()
         names = {"#exp": "expires_at", **{f"#{name}": name for name, _, _ in comparisons}}
@@ -294,25 +310,7 @@ class DynamoAuditStore:
             else:
                 day, below = day - dt.timedelta(days=1), None
         cursor = encode_cursor(q, [day.isoformat(), below]) if day >= oldest else None
-        return [self._record(item) for item in found], cursor
-
-    @staticmethod
-    def _position(position: list) -> tuple[dt.date, str | None]:
-        invalid = invalid_cursor()
-        if len(position) != 2 or not isinstance(position[0], str) or not DAY_RE.match(position[0]):
-            raise invalid
-        below = position[1]
-        if below is not None and not (isinstance(below, str) and SORT_KEY_RE.match(below)):
-            raise invalid
-        try:
-            return dt.date.fromisoformat(position[0]), below
-        except ValueError:
-            raise invalid from None
-
-    @staticmethod
-    def _record(item: dict) -> dict:
-        texts = {name: item.get(name, {}).get("S", "") for name in TEXT_FIELDS}
-        return AuditRecord(ts=float(item["ts"]["N"]), status=int(item["status"]["N"]), **texts).to_dict()
+        return [_record(item) for item in found], cursor
 
     def claim_jti(self, jti: str, expires_at: float, now: float) -> bool:
         try:
@@ -387,5 +385,3 @@ class DynamoAuditStore:
         except AuditUnavailable:
             return False
         return True
-
-

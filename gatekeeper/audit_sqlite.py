@@ -11,11 +11,10 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 
 from .audit import (
     DAY, FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
-    in_net, invalid_cursor, is_time, jti_digest, prefix_end,
+    in_net, invalid_cursor, is_time, jti_digest,
 )
 from .errors import AuditUnavailable, ConfigError
 from .paths import is_int
@@ -81,7 +80,7 @@ SQLITE_INSERT = (
 SQLITE_MAX_INT = 2**63  # an INTEGER column's range
 
 
-@contextmanager
+@contextlib.contextmanager
 def _fail_closed(what: str, message: str = "the audit log is unavailable"):
     """Every SQLite failure of a read or write becomes AuditUnavailable (logged here,
     never shown to the caller): the request it serves is refused."""
@@ -95,6 +94,12 @@ def _fail_closed(what: str, message: str = "the audit log is unavailable"):
 class SchemaMismatch(sqlite3.DatabaseError):
     """The file's tables lack columns this gatekeeper writes (an older file).
     A sqlite3 error, so that every use of the store fails closed on it."""
+
+
+def _row(record: AuditRecord) -> tuple:
+    """A record's values for SQLITE_INSERT, in FIELDS order, its text made inert."""
+    values = (getattr(record, name) for name in FIELDS)  # not to_dict(): no dict built per row
+    return tuple(clean_text(value) if isinstance(value, str) else value for value in values)
 
 
 def _missing_columns(conn: sqlite3.Connection) -> list[str]:
@@ -162,10 +167,7 @@ class SqliteAuditStore:
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
 
     def write(self, records: list[AuditRecord], now: float | None = None) -> None:
-        rows = [
-            tuple(clean_text(v) if isinstance(v, str) else v for v in (getattr(r, n) for n in FIELDS))
-            for r in records
-        ]
+        rows = [_row(record) for record in records]
         with _fail_closed("write"):
             conn = self._conn()
             with conn:
@@ -259,7 +261,7 @@ class SqliteAuditStore:
                 " must exist and the file and directory be writable by the gatekeeper)")) from None
         probe = AuditRecord(ts=time.time(), request_id="startup-check")
         try:
-            conn.execute(SQLITE_INSERT, tuple(getattr(probe, name) for name in FIELDS))
+            conn.execute(SQLITE_INSERT, _row(probe))
             conn.execute("INSERT OR REPLACE INTO jti (id, expires_at) VALUES (?, ?)",
                          ("startup-check", 0.0))  # never a sha256 hex digest: no clash
         except sqlite3.Error as exc:
@@ -304,3 +306,16 @@ def _search_terms(q: SearchQuery, position: list | None) -> tuple[str, list[str]
             terms.append("key < ?")
             args.append(end)
     return index, terms, args
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string above every string that starts with `prefix`, for a range
+    scan on an index (code point order is UTF-8 byte order, which SQLite uses)."""
+    chars = list(prefix)
+    while chars:
+        successor = ord(chars.pop()) + 1
+        if successor == 0xD800:  # skip the surrogates: they never occur in keys
+            successor = 0xE000
+        if successor <= 0x10FFFF:
+            return "".join(chars) + chr(successor)
+    return None
