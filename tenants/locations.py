@@ -27,6 +27,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from gatekeeper.errors import OPS
 from tenants import events
 from tenants.models import OnboardingStep, SecurityEvent, StorageLocation, Tenant
 
@@ -162,6 +163,18 @@ def _text(health: dict, name: str, longest: int) -> str:
     return value
 
 
+def _identity_ops(health: dict) -> str:
+    """The ops health says need the person's ID token (its `identity`: null without
+    [identity]), sorted and comma-separated."""
+    identity = health.get("identity")
+    if identity is None:
+        return ""
+    ops = identity.get("ops") if isinstance(identity, dict) else None
+    if not isinstance(ops, list) or not all(isinstance(op, str) and op in OPS for op in ops):
+        raise LocationError("The health's identity is not an object whose ops are gatekeeper ops.")
+    return ",".join(sorted(set(ops)))
+
+
 def record_health(location: StorageLocation, health, *, now: dt.datetime | None = None) -> StorageLocation:
     """Record what the location's gatekeeper reported in its /v1/health (as the
     admin's browser fetched it). It must be this location's gatekeeper: its id and
@@ -180,7 +193,8 @@ def record_health(location: StorageLocation, health, *, now: dt.datetime | None 
     if storage not in STORAGE_STATES:
         raise LocationError("The health has no storage state (ok or unreachable): is the gatekeeper up to date?")
     values = {f"reported_{name}": _text(health, name, longest) for name, longest in REPORTED.items()}
-    values.update(reported_storage=storage, reported_at=now or timezone.now())
+    values.update(reported_storage=storage, reported_identity_ops=_identity_ops(health),
+                  reported_at=now or timezone.now())
     StorageLocation.objects.filter(pk=location.pk).update(**values)
     location.refresh_from_db()
     return location

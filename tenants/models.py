@@ -108,6 +108,8 @@ class StorageLocation(models.Model):
     reported_storage_problem = models.CharField(max_length=200, blank=True)
     reported_encryption = models.CharField(max_length=20, blank=True)
     reported_kms_key_id = models.CharField(max_length=200, blank=True)
+    # The ops its gatekeeper asks the person's ID token for ([identity]'s ops), comma-separated; "" for none.
+    reported_identity_ops = models.CharField(max_length=64, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.CONNECTING)
     state_changed_at = models.DateTimeField()
@@ -133,6 +135,11 @@ class StorageLocation(models.Model):
     @property
     def gatekeeper_origin(self) -> str:
         return origin_of(self.gatekeeper_url) if self.gatekeeper_url else ""
+
+    @property
+    def identity_ops(self) -> frozenset[str]:
+        """What its gatekeeper, as last reported, serves only with the person's ID token."""
+        return frozenset(filter(None, self.reported_identity_ops.split(",")))
 
     def mismatches(self) -> list[str]:
         """Where the gatekeeper's report differs from what the admin chose."""

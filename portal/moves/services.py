@@ -51,9 +51,21 @@ def _display(user) -> str:
     return events.describe(user)[:200] if user else "the portal"
 
 
-def mode_for(source: StorageLocation) -> str:
-    """Who may carry the bytes: the vendor's worker only from storage the vendor hosts."""
-    return MoveJob.Mode.WORKER if source.kind == Tenant.DataLocation.VENDOR else MoveJob.Mode.BROWSER
+# What the vendor's worker asks of each end's gatekeeper: reads, erasure (at the
+# source), and at the destination the copy, its read-back and an erasure of a failed
+# ticket's copies.
+WORKER_OPS_AT_SOURCE, WORKER_OPS_AT_DESTINATION = {"get", "list", "delete"}, {"get", "put", "delete"}
+
+
+def mode_for(source: StorageLocation, destination: StorageLocation) -> str:
+    """Who may carry the bytes: the vendor's worker only from storage the vendor hosts,
+    and only when neither gatekeeper asks the person's ID token ([identity]) for what
+    the worker does there: a worker has none (it could copy, never read its copy back).
+    Otherwise the admin's browser, which carries her token."""
+    person_needed = source.identity_ops & WORKER_OPS_AT_SOURCE or destination.identity_ops & WORKER_OPS_AT_DESTINATION
+    if source.kind == Tenant.DataLocation.VENDOR and not person_needed:
+        return MoveJob.Mode.WORKER
+    return MoveJob.Mode.BROWSER
 
 
 def open_move(ticket: Ticket) -> MoveTicket | None:
@@ -110,7 +122,7 @@ def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, 
     try:
         with transaction.atomic():
             job = MoveJob.objects.create(
-                tenant=tenant, source=source, destination=destination, mode=mode_for(source),
+                tenant=tenant, source=source, destination=destination, mode=mode_for(source, destination),
                 concurrency=concurrency, created_by=user, created_by_name=_display(user), created_at=now,
                 state_changed_at=now, state_changed_by_name=_display(user))
             for ticket in moving:

@@ -287,6 +287,13 @@ class MoveTicketsCommandTest(MoveWorkerTestCase):
             self.command()
         assert not MoveJob.objects.exists()
 
+    def test_a_destination_asking_the_persons_id_token_is_the_admins_to_move(self):
+        type(self.source).objects.filter(tenant=self.tenant_a, state="active").update(
+            reported_identity_ops="audit,delete,get,list")  # the destination's [identity]
+        with pytest.raises(CommandError, match=r"ID token \(\[identity\]\).*a worker has none.*admin moves"):
+            self.command()
+        assert not MoveJob.objects.exists()
+
     def test_bad_arguments_are_refused_with_a_reason(self):
         with pytest.raises(CommandError, match="No tenant 'nope'"):
             call_command("move_tickets", "nope", "--to", "1")

@@ -48,6 +48,20 @@ class MoveServicesTest(BaseTestCase):
         objects = {o.key.rsplit("/", 1)[-1]: o.sha256 for o in MoveObject.objects.filter(move__job=plan.job)}
         self.assertEqual(objects, {"screenshot.png": PNG, "message.txt": HI})
 
+    def test_the_browser_carries_when_a_gatekeeper_needs_the_persons_id_token_for_the_workers_ops(self):
+        for source_ops, destination_ops, mode in [
+                ("", "audit", MoveJob.Mode.WORKER),  # the worker never searches the log
+                ("", "audit,delete,get,list", MoveJob.Mode.BROWSER),  # [identity]'s default ops
+                ("", "put", MoveJob.Mode.BROWSER),
+                ("get", "", MoveJob.Mode.BROWSER),
+                ("put", "", MoveJob.Mode.WORKER)]:  # nothing is put at the source
+            with self.subTest(source=source_ops, destination=destination_ops):
+                self.source.reported_identity_ops, self.destination.reported_identity_ops = source_ops, destination_ops
+                self.assertEqual(services.mode_for(self.source, self.destination), mode)
+        StorageLocation.objects.filter(pk=self.destination.pk).update(reported_identity_ops="delete,get,list")
+        self.destination.refresh_from_db()
+        self.assertEqual(self._plan().job.mode, MoveJob.Mode.BROWSER)
+
     def test_a_ticket_is_in_one_open_move_only(self):
         self._plan()
         with self.assertRaises(services.MoveRefused) as refused:

@@ -112,6 +112,15 @@ class HealthTestCase(LocationsTestCase):
         self.assertIsNotNone(b.reported_at)
         self.assertEqual(b.mismatches(), [])
 
+    def test_the_ops_its_gatekeeper_asks_an_id_token_for_are_recorded(self):
+        self.assertEqual(self.connected_b().identity_ops, frozenset())
+        b = self.connected_b(identity={"issuer": "https://idp.example", "audience": "pages",
+                                       "ops": ["list", "get", "delete", "audit"]})
+        self.assertEqual((b.reported_identity_ops, b.identity_ops),
+                         ("audit,delete,get,list", frozenset({"audit", "delete", "get", "list"})))
+        b = record_health(b, health_of(b, identity=None))  # [identity] switched off since
+        self.assertEqual(b.identity_ops, frozenset())
+
     def test_a_mismatch_with_what_the_admin_chose_is_a_warning(self):
         b = self.connected_b(bucket="someone-elses", region="us-east-1")
         self.assertEqual(b.mismatches(), ["You chose bucket alpha-b, the gatekeeper reports someone-elses.",
@@ -124,6 +133,8 @@ class HealthTestCase(LocationsTestCase):
                                (health_of(b, storage="maybe"), "no storage state"),
                                (health_of(b, bucket="x" * 64), "bucket"),
                                (health_of(b, region=7), "region"),
+                               (health_of(b, identity={"ops": ["get", "sudo"]}), "identity"),
+                               (health_of(b, identity="on"), "identity"),
                                (["not", "a", "dict"], "not a JSON object")]:
             with self.subTest(reason=reason), self.assertRaisesRegex(LocationError, reason):
                 record_health(b, health)

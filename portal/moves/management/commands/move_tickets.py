@@ -130,9 +130,12 @@ class Command(BaseCommand):
             raise CommandError("Tickets are at several locations (" + ", ".join(str(s.pk) for s in sources)
                                + "): name one with --from.")
         [source] = sources
-        if services.mode_for(source) != MoveJob.Mode.WORKER:
-            raise CommandError(f"Location {source.pk} is the customer's own storage: the vendor never carries those "
-                               "bytes. The tenant's admin moves those tickets in the browser (Settings → Storage).")
+        if services.mode_for(source, destination) != MoveJob.Mode.WORKER:
+            why = (f"Location {source.pk} is the customer's own storage: the vendor never carries those bytes."
+                   if source.kind != Tenant.DataLocation.VENDOR else
+                   "The customer's gatekeeper asks the person's ID token ([identity]) for what the worker would do"
+                   " there: a worker has none.")
+            raise CommandError(f"{why} The tenant's admin moves those tickets in the browser (Settings → Storage).")
         try:
             plan = services.plan(tenant, source, destination, user, concurrency=concurrency or 4)
         except services.MoveRefused as refused:
