@@ -52,6 +52,8 @@ import re
 import sqlite3
 import subprocess
 import threading
+import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -652,10 +654,13 @@ def open_report_view(browser, stack, username: str, ticket: dict, before_load=No
                      **context_options)
 
 
-def verify_in_browser(page) -> dict[str, dict]:
-    """Press "Verify the gatekeeper" and wait for the verdict; the checks by id."""
+def verify_in_browser(page, idp_login: str | None = None) -> dict[str, dict]:
+    """Press "Verify the gatekeeper" and wait for the verdict; the checks by id.
+    `idp_login`: sign in at the tenant's IdP as this person when the page asks."""
     page.locator("[data-onboarding-verify]").evaluate("root => root.removeAttribute('data-state')")  # a verdict shown
     page.get_by_role("button", name="Verify the gatekeeper").click()
+    if idp_login:
+        sign_in_at_idp(page, idp_login)
     return verdict(page)
 
 
@@ -665,3 +670,115 @@ def verdict(page) -> dict[str, dict]:
         id: li.dataset.check, status: li.dataset.status, detail: li.querySelector(".check-detail").textContent,
         hint: li.querySelector(".check-hint")?.textContent ?? null}))""")
     return {item["id"]: item for item in items}
+
+
+# --- more of a tenant's storage locations (moves, cut overs) ----------------------------------
+
+def start_location(stack: Stack, workdir: Path, gatekeeper_id: str, bucket: str, port: int, storage: str,
+                   extra_toml: str = ""):
+    """Another gatekeeper for Globex: its own bucket (versioned), at `storage`;
+    `extra_toml` (whole tables, e.g. identity_toml's) appended to its config.
+    Returns (its process, {url, id, bucket, storage_origin, audit, agent_config})."""
+    globex = stack.tenants["globex"]
+    s3 = stack.s3()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
+        "AllowedOrigins": [stack.portal_url], "AllowedMethods": ["GET", "POST"], "AllowedHeaders": ["*"],
+        "MaxAgeSeconds": 600}]})
+    issuer = tomllib.loads(globex.config_path.read_text())["issuer"]
+    audit = workdir / "audit.db"
+    config = workdir / "gk.toml"
+    text = demo_script().gatekeeper_toml({**globex.seeded, "gatekeeper_id": gatekeeper_id, "bucket": bucket},
+                                         issuer, stack.portal_url, storage, audit)
+    config.write_text(text.rstrip("\n") + "\n\n" + extra_toml if extra_toml else text)
+    url = f"http://127.0.0.1:{port}"
+    proc = support.start_process([PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(port)],
+                                 url + "/v1/health", env=support.AWS_ENV, log_path=workdir / "gk.log")
+    return proc, {"url": url, "id": gatekeeper_id, "bucket": bucket, "storage_origin": storage, "audit": audit,
+                  "agent_config": workdir / "agent.toml"}
+
+
+def versions(s3, bucket: str, prefix: str) -> list:
+    """Every version and delete marker under `prefix` in `bucket`."""
+    page = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+    return page.get("Versions", []) + page.get("DeleteMarkers", [])
+
+
+def cut_over_to(page, stack: Stack, location: dict, idp_login: str | None = None) -> None:
+    """On the settings page: add `location`, connect it, verify it in the browser, cut
+    over. `idp_login`: with [identity] at its gatekeeper, the verification signs in at
+    the tenant's IdP as this person (sign_in_at_idp)."""
+    page.goto(f"{stack.portal_url}/settings/")
+    form = page.get_by_test_id("location-add")
+    form.locator("[name=kind]").select_option("customer")
+    form.locator("[name=gatekeeper_url]").fill(location["url"])
+    form.locator("[name=gatekeeper_id]").fill(location["id"])
+    form.locator("[name=storage_origin]").fill(location["storage_origin"])
+    with page.expect_navigation():
+        form.locator("[type=submit]").click()
+    row = page.locator(f"[data-location-row][data-gatekeeper-url='{location['url']}']")
+    with page.expect_navigation():
+        row.locator("[data-action=connect-location]").click()
+    checks = verify_in_browser(page, idp_login)  # a cut over needs a passed verification of this gatekeeper
+    assert page.locator("[data-onboarding-verify]").get_attribute("data-verdict") == "pass", checks
+    row = page.locator(f"[data-location-row][data-gatekeeper-url='{location['url']}']")
+    row.locator("[name=confirm]").fill(location["id"])
+    with page.expect_navigation():
+        row.locator("[data-action=cut-over]").click()
+    assert page.locator(f"[data-location-row][data-gatekeeper-url='{location['url']}']").get_attribute(
+        "data-state") == "active"
+
+
+def move_progress(page, url: str) -> dict:
+    """A move's progress (its page's JSON), as the logged-in page's context reads it."""
+    return page.request.get(url).json()
+
+
+def wait_for(predicate, timeout: float = 90.0, what: str = "the move"):
+    """The first truthy value of `predicate()`, polled every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- the tenant's identity provider (the gatekeeper's [identity]) ------------------------------
+
+def set_portal_idp(stack: Stack, slug: str, issuer: str, client_id: str) -> None:
+    """The tenant names its IdP at the portal (its pages' <meta name=dualkey-idp>); "" for none."""
+    stack.manage("shell", "-c", "from tenants.models import Tenant; "
+                 f"Tenant.objects.filter(slug={slug!r}).update(idp_issuer={issuer!r}, idp_client_id={client_id!r})")
+
+
+def identity_toml(issuer: str, audience: str, jwks_url: str, leeway: int = 0, ops: tuple[str, ...] = ()) -> str:
+    """A gatekeeper's [identity] block; `ops`: the ops that need the token (else its default)."""
+    block = f'[identity]\nissuer = "{issuer}"\naudience = "{audience}"\njwks_url = "{jwks_url}"\nleeway = {leeway}\n'
+    return block + (f"ops = {json.dumps(list(ops))}\n" if ops else "")
+
+
+def log_in_with_idp(browser, stack: Stack, username: str, issuer: str, client_id: str, slug: str = "globex"):
+    """Logged in (the landing list read without the IdP: no sign-in to wait for), then
+    the tenant names its IdP at the portal for the pages opened next."""
+    set_portal_idp(stack, slug, "", "")
+    context, page = log_in(browser, stack, username)
+    set_portal_idp(stack, slug, issuer, client_id)
+    return context, page
+
+
+def sign_in_at_idp(page, login: str) -> None:
+    """Click the page's sign-in button, and sign in in the provider's popup (login, consent)."""
+    page.get_by_test_id("identity-sign-in").wait_for(timeout=20_000)
+    with page.expect_popup() as opened:
+        page.get_by_test_id("identity-sign-in").click()
+    popup = opened.value
+    popup.wait_for_selector("input[name=login]")
+    popup.fill("input[name=login]", login)
+    popup.fill("input[name=password]", "anything")
+    popup.click("button[type=submit]")
+    popup.wait_for_selector("button[type=submit]")  # the consent page
+    with popup.expect_event("close"):
+        popup.click("button[type=submit]")

@@ -17,7 +17,14 @@ import pytest
 import requests
 
 from tests.oidc_provider import Client, start_oidc_provider
-from tests.stack import log_in, wait_until_loaded
+from tests.stack import (
+    identity_toml,
+    log_in,
+    log_in_with_idp,
+    set_portal_idp,
+    sign_in_at_idp,
+    wait_until_loaded,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -36,19 +43,13 @@ def idp(dualkey_stack, tmp_path_factory):
     provider.stop()
 
 
-def set_portal_idp(stack, slug: str, issuer: str, client_id: str) -> None:
-    stack.manage("shell", "-c", "from tenants.models import Tenant; "
-                 f"Tenant.objects.filter(slug={slug!r}).update(idp_issuer={issuer!r}, idp_client_id={client_id!r})")
-
-
 @pytest.fixture(scope="module")
 def globex(dualkey_stack, idp):
     """Globex's gatekeeper with [identity] (restored afterwards, for the other tests)."""
     stack, globex = dualkey_stack, dualkey_stack.tenants["globex"]
     original = globex.config_path.read_text()
     jwks_uri = requests.get(idp.discovery_url, timeout=5).json()["jwks_uri"]
-    stack.reconfigure_gatekeeper("globex", f'[identity]\nissuer = "{idp.issuer}"\naudience = "{CLIENT_ID}"\n'
-                                           f'jwks_url = "{jwks_uri}"\nleeway = 0\n')
+    stack.reconfigure_gatekeeper("globex", identity_toml(idp.issuer, CLIENT_ID, jwks_uri))
     health = requests.get(globex.gatekeeper_url + "/v1/health", timeout=5).json()
     assert "identity" in health["features"] and health["identity"]["audience"] == CLIENT_ID
     stack.manage("shell", "-c", (
@@ -61,30 +62,6 @@ def globex(dualkey_stack, idp):
     set_portal_idp(stack, "globex", "", "")
     globex.config_path.write_text(original)
     stack.reconfigure_gatekeeper("globex", "")
-
-
-def sign_in_at_idp(page, login: str):
-    """Click the page's sign-in button, and sign in in the provider's popup (login, consent)."""
-    page.get_by_test_id("identity-sign-in").wait_for(timeout=20_000)
-    with page.expect_popup() as opened:
-        page.get_by_test_id("identity-sign-in").click()
-    popup = opened.value
-    popup.wait_for_selector("input[name=login]")
-    popup.fill("input[name=login]", login)
-    popup.fill("input[name=password]", "anything")
-    popup.click("button[type=submit]")
-    popup.wait_for_selector("button[type=submit]")  # the consent page
-    with popup.expect_event("close"):
-        popup.click("button[type=submit]")
-
-
-def log_in_with_idp(chromium, stack, idp, username: str):
-    """Logged in (the landing list read without the IdP: no sign-in to wait for), then
-    the tenant names its IdP at the portal for the pages opened next."""
-    set_portal_idp(stack, "globex", "", "")
-    context, page = log_in(chromium, stack, username)
-    set_portal_idp(stack, "globex", idp.issuer, CLIENT_ID)
-    return context, page
 
 
 def banner(page, kind: str) -> str:
@@ -129,7 +106,7 @@ def test_a_report_renders_after_the_pkce_flow_and_is_refused_otherwise(dualkey_s
         context.close()
 
     # The tenant names its IdP: the page signs in there (code + PKCE) and the report renders.
-    context, page = log_in_with_idp(chromium, stack, idp, "charlie")
+    context, page = log_in_with_idp(chromium, stack, "charlie", idp.issuer, CLIENT_ID)
     seen = []  # every request of the context, the provider's popup included
     context.on("request", lambda r: seen.append(r))
     try:
@@ -197,7 +174,7 @@ def test_a_report_renders_after_the_pkce_flow_and_is_refused_otherwise(dualkey_s
         context.close()
 
     # Another person's token: Charlie's portal account, Mallory at the IdP.
-    context, page = log_in_with_idp(chromium, stack, idp, "charlie")
+    context, page = log_in_with_idp(chromium, stack, "charlie", idp.issuer, CLIENT_ID)
     try:
         page.goto(report)
         sign_in_at_idp(page, "mallory")

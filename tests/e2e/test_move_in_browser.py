@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import tomllib
 import uuid
 
 import pytest
@@ -27,15 +26,18 @@ import requests
 
 from tests import support
 from tests.stack import (
-    PYTHON,
     csp_directives,
+    cut_over_to,
     demo_script,
     log_in,
     open_report_view,
     origin,
+    start_location,
     start_stack,
-    verify_in_browser,
+    versions,
+    wait_for,
 )
+from tests.stack import move_progress as progress
 from tests.test_no_report_content_at_vendor import database_contents, file_contents, occurrences
 
 pytestmark = pytest.mark.e2e
@@ -60,27 +62,6 @@ def stack(tmp_path_factory):
         stack.stop()
 
 
-def start_location(stack, workdir, gatekeeper_id, bucket, port, storage):
-    """Another gatekeeper for Globex: its own bucket (versioned), at `storage`."""
-    globex = stack.tenants["globex"]
-    s3 = stack.s3()
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
-        "AllowedOrigins": [stack.portal_url], "AllowedMethods": ["GET", "POST"], "AllowedHeaders": ["*"],
-        "MaxAgeSeconds": 600}]})
-    issuer = tomllib.loads(globex.config_path.read_text())["issuer"]
-    audit = workdir / "audit.db"
-    config = workdir / "gk.toml"
-    config.write_text(demo_script().gatekeeper_toml({**globex.seeded, "gatekeeper_id": gatekeeper_id,
-                                                     "bucket": bucket}, issuer, stack.portal_url, storage, audit))
-    url = f"http://127.0.0.1:{port}"
-    proc = support.start_process([PYTHON, "-m", "gatekeeper", "serve", "--config", str(config), "--port", str(port)],
-                                 url + "/v1/health", env=support.AWS_ENV, log_path=workdir / "gk.log")
-    return proc, {"url": url, "id": gatekeeper_id, "bucket": bucket, "storage_origin": storage, "audit": audit,
-                  "agent_config": workdir / "agent.toml"}
-
-
 @pytest.fixture(scope="module")
 def location_b(stack, tmp_path_factory):
     # A is at http://localhost:<port>; B at http://127.0.0.1:<port> (the same moto, another origin).
@@ -102,47 +83,6 @@ def location_c(stack, tmp_path_factory):
         yield location
     finally:
         support.stop_process(proc)
-
-
-def versions(s3, bucket, prefix) -> list:
-    page = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
-    return page.get("Versions", []) + page.get("DeleteMarkers", [])
-
-
-def cut_over_to(page, stack, location_b):
-    page.goto(f"{stack.portal_url}/settings/")
-    form = page.get_by_test_id("location-add")
-    form.locator("[name=kind]").select_option("customer")
-    form.locator("[name=gatekeeper_url]").fill(location_b["url"])
-    form.locator("[name=gatekeeper_id]").fill(location_b["id"])
-    form.locator("[name=storage_origin]").fill(location_b["storage_origin"])
-    with page.expect_navigation():
-        form.locator("[type=submit]").click()
-    row = page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']")
-    with page.expect_navigation():
-        row.locator("[data-action=connect-location]").click()
-    checks = verify_in_browser(page)  # a cut over needs a passed verification of this gatekeeper
-    assert page.locator("[data-onboarding-verify]").get_attribute("data-verdict") == "pass", checks
-    row = page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']")
-    row.locator("[name=confirm]").fill(location_b["id"])
-    with page.expect_navigation():
-        row.locator("[data-action=cut-over]").click()
-    assert page.locator(f"[data-location-row][data-gatekeeper-url='{location_b['url']}']").get_attribute(
-        "data-state") == "active"
-
-
-def progress(page, url) -> dict:
-    return page.request.get(url).json()
-
-
-def wait_for(predicate, timeout=90.0, what="the move"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_move_between_two_customer_locations_runs_in_the_admins_browser(stack, location_b, chromium):

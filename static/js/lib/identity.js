@@ -57,6 +57,13 @@ export async function discover(issuer, signal) {
   return body;
 }
 
+// Whether this browser reaches the IdP (its discovery document), for the settings'
+// checks (settings/checks.js identityCheck): {reachable: true} or {reachable: false, detail}.
+export function reachIdp(issuer, signal) {
+  return discover(issuer, signal).then(() => ({ reachable: true }),
+    (error) => ({ reachable: false, detail: String(error?.message || error) }));
+}
+
 // The token to send, signing in first when there is none (or it is about to end);
 // null when the tenant has no IdP configured.
 export async function identityToken(now = Date.now() / 1000) {

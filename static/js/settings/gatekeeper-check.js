@@ -10,7 +10,7 @@
 
 import { el } from "../lib/dom.js";
 import { ApiError, fetchHealth, portalClockOffset } from "../lib/http.js";
-import { discover, identityConfig } from "../lib/identity.js";
+import { identityConfig, reachIdp } from "../lib/identity.js";
 import { evaluate, notReached, summarize } from "./checks.js";
 
 const TIMEOUT_MS = 10_000;
@@ -77,8 +77,7 @@ function start() {
         fetchHealth(root.dataset.gatekeeperUrl, { signal: controller.signal, timeoutMs: TIMEOUT_MS,
           timedOut: () => timedOut }),
         // The IdP as the pages will reach it: from this browser, never from the portal.
-        expected.idp && discover(expected.idp.issuer, controller.signal).then(() => ({ reachable: true }),
-          (error) => ({ reachable: false, detail: String(error?.message || error) })),
+        expected.idp && reachIdp(expected.idp.issuer, controller.signal),
       ]);
       const browserSkew = answer.offsetMs == null ? null : answer.offsetMs / 1000;
       const portalSkew = answer.offsetMs == null || portal == null ? null : (answer.offsetMs - portal) / 1000;

@@ -8,6 +8,7 @@
 
 import { el } from "../lib/dom.js";
 import { ApiError, csrfToken, fetchHealth, portalClockOffset, postToGatekeeper, readJson } from "../lib/http.js";
+import { identityConfig, reachIdp } from "../lib/identity.js";
 import { evaluate, notReached } from "./checks.js";
 import * as probe from "./verify-checks.js";
 
@@ -30,25 +31,30 @@ function renderCheck(item) {
 }
 
 // What checks.js compares the health with: this block's own data attributes (the
-// gatekeeper being verified: the location being connected, when there is one).
+// gatekeeper being verified: the location being connected, when there is one), and
+// the tenant's IdP from the page (lib/identity.js), which a gatekeeper with
+// [identity] must name.
 function expected() {
   const data = root.dataset;
   return { gatekeeperId: data.gatekeeperId || "", activeKid: data.activeKid || "", nextKid: data.nextKid || "",
     previousKids: words(data.previousKids), bucket: data.bucket || "", region: data.region || "",
-    approverIds: words(data.approverIds) };
+    approverIds: words(data.approverIds), idp: identityConfig() };
 }
 
 async function health(signal) {
   let timedOut = false;
   const timer = setTimeout(() => { timedOut = true; }, TIMEOUT_MS);
   try {
-    const [portal, answer] = await Promise.all([
+    const wanted = expected();
+    const [portal, answer, idp] = await Promise.all([
       portalClockOffset(location.pathname, signal),
       fetchHealth(root.dataset.gatekeeperUrl, { signal, timeoutMs: TIMEOUT_MS, timedOut: () => timedOut }),
+      // The IdP as the pages will reach it: from this browser, never from the portal.
+      wanted.idp && reachIdp(wanted.idp.issuer, signal),
     ]);
     const browserSkew = answer.offsetMs == null ? null : answer.offsetMs / 1000;
     const portalSkew = answer.offsetMs == null || portal == null ? null : (answer.offsetMs - portal) / 1000;
-    return evaluate(answer.body, expected(), { portalSkew, browserSkew }, { elapsedMs: answer.elapsedMs });
+    return evaluate(answer.body, wanted, { portalSkew, browserSkew }, { elapsedMs: answer.elapsedMs, idp });
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     return notReached(error.message, error.hint);
