@@ -45,6 +45,9 @@ class MoveJob(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
     # How many objects are carried at once (the worker's, or the browser's, parallel copies).
     concurrency = models.PositiveSmallIntegerField(default=4)
+    # A browser job the customer copies with its own tools: its page copies nothing, it
+    # only verifies the copies when asked (services.choose_own_tools).
+    own_tools = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_by_name = models.CharField(max_length=200)

@@ -86,10 +86,20 @@ class Plan:
     left_out: list[tuple[int, str]]  # (ticket number, why)
 
 
+def _check_own_tools(mode: str, source: StorageLocation) -> None:
+    if mode != MoveJob.Mode.BROWSER or source.kind != Tenant.DataLocation.CUSTOMER:
+        raise MoveRefused("own_tools_refused", "Only a move out of your own storage can be copied with your own "
+                          "tools (you hold no credentials for storage the vendor hosts).", 409)
+
+
 def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, user, *,
-         tickets: list[Ticket] | None = None, concurrency: int = 4, now: dt.datetime | None = None) -> Plan:
-    """A new running job moving `tickets` (default: all of them) from `source` to `destination`."""
+         tickets: list[Ticket] | None = None, concurrency: int = 4, own_tools: bool = False,
+         now: dt.datetime | None = None) -> Plan:
+    """A new running job moving `tickets` (default: all of them) from `source` to
+    `destination`; `own_tools`: the customer copies, the browser only verifies."""
     now = now or timezone.now()
+    if own_tools:
+        _check_own_tools(mode_for(source, destination), source)
     if source.tenant_id != tenant.pk or destination.tenant_id != tenant.pk:
         raise MoveRefused("not_found", "No such location.", 404)
     if source.pk == destination.pk:
@@ -123,7 +133,7 @@ def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, 
         with transaction.atomic():
             job = MoveJob.objects.create(
                 tenant=tenant, source=source, destination=destination, mode=mode_for(source, destination),
-                concurrency=concurrency, created_by=user, created_by_name=_display(user), created_at=now,
+                concurrency=concurrency, own_tools=own_tools, created_by=user, created_by_name=_display(user), created_at=now,
                 state_changed_at=now, state_changed_by_name=_display(user))
             for ticket in moving:
                 move = MoveTicket.objects.create(job=job, ticket=ticket)
@@ -346,6 +356,23 @@ def change(job: MoveJob, action: str, user, *, now: dt.datetime | None = None) -
         job.save(update_fields=["state", "state_changed_at", "state_changed_by_name"])
         if after == MoveJob.State.CANCELLED:
             job.tickets.filter(state=MoveTicket.State.PENDING).update(state=MoveTicket.State.CANCELLED)
+    return job
+
+
+def choose_own_tools(job: MoveJob, own_tools: bool) -> MoveJob:
+    """Who copies an open browser job's objects from now on: the customer's own tools
+    (the page only verifies) or the admin's browser. Objects a tab holds stay its
+    until their leases run out; a copy it then reports is still checked."""
+    with transaction.atomic():
+        job = MoveJob.objects.select_for_update().select_related("source").get(pk=job.pk)
+        if job.state not in (MoveJob.State.RUNNING, MoveJob.State.PAUSED):
+            raise MoveRefused("bad_state", f"a {job.state} move is over", 409)
+        if own_tools:
+            _check_own_tools(job.mode, job.source)
+        elif job.mode != MoveJob.Mode.BROWSER:
+            raise MoveRefused("bad_mode", "the vendor's worker carries this move", 409)
+        job.own_tools = own_tools
+        job.save(update_fields=["own_tools"])
     return job
 
 

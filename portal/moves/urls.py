@@ -7,6 +7,7 @@ urlpatterns = [
     path("settings/moves/new/", views.move_start, name="move-start"),
     path("settings/moves/<uuid:job_id>/", views.move_job, name="move-job"),
     path("settings/moves/<uuid:job_id>/progress", views.move_progress, name="move-progress"),
+    path("settings/moves/<uuid:job_id>/copier/", views.move_copier, name="move-copier"),
     path("settings/moves/<uuid:job_id>/<str:action>/", views.move_change, name="move-change"),
     path("settings/moves/<uuid:job_id>/own-tools/<str:name>", views.own_tools, name="move-own-tools"),
     path("settings/moves/<uuid:job_id>/carrier/claim", views.carrier_claim, name="move-claim"),

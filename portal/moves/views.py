@@ -169,7 +169,8 @@ def move_start(request):
         return _list_page(request, tenant, form=form, status=400)
     try:
         planned = services.plan(tenant, form.cleaned_data["source"], form.destination, request.user,
-                                concurrency=form.cleaned_data["concurrency"])
+                                concurrency=form.cleaned_data["concurrency"],
+                                own_tools=form.cleaned_data.get("how") == "own_tools")
     except services.MoveRefused as refusal:
         return _list_page(request, tenant, form=form, error=refusal.message, status=refusal.status)
     # A worker-mode job (out of vendor-hosted storage) runs on the vendor's Celery workers.
@@ -177,8 +178,6 @@ def move_start(request):
     count = planned.job.tickets.count()
     messages.success(request, f"{count} ticket{'s' if count != 1 else ''} to move." + (
         " Left out: " + ", ".join(f"#{n} ({why})" for n, why in planned.left_out) if planned.left_out else ""))
-    if form.cleaned_data.get("how") == "own_tools" and planned.job.mode == MoveJob.Mode.BROWSER:
-        return redirect(reverse("move-job", args=[planned.job.id]) + "?own=1")
     return redirect("move-job", job_id=planned.job.id)
 
 
@@ -191,17 +190,46 @@ def _job_context(job: MoveJob, **extra) -> dict:
 @require_GET
 def move_job(request, job_id):
     job = _job_for_admin(request.user, job_id)
-    # ?own=1: the customer copies with its own tools, so this page carries nothing until
-    # the admin asks it to verify the copies (?check=1).
-    own = request.GET.get("own") == "1"
-    carries = job.mode == MoveJob.Mode.BROWSER and job.open and not own
-    context = _job_context(job, carries=carries, own_tools=own and job.mode == MoveJob.Mode.BROWSER and job.open, progress_url=reverse("move-progress", args=[job.id]),
+    # A job the customer copies with its own tools (job.own_tools): this page carries
+    # nothing until the admin asks it to verify the copies (?check=1, which only reads).
+    check = request.GET.get("check") == "1"
+    browser = job.mode == MoveJob.Mode.BROWSER and job.open
+    context = _job_context(job, carries=browser and (check or not job.own_tools), own_tools=browser and job.own_tools,
+                           can_own_tools=browser and job.source.kind == Tenant.DataLocation.CUSTOMER,
+                           progress_url=reverse("move-progress", args=[job.id]),
                            base_url=reverse("move-job", args=[job.id]),
-                           carrier_mode="check" if request.GET.get("check") == "1" else "copy",
+                           carrier_mode="check" if check else "copy",
                            buckets=(_bucket(job.source, "SOURCE-BUCKET"), _bucket(job.destination, "DESTINATION-BUCKET")))
     response = render(request, "moves/job.html", context)
     response[HEADER] = move_policy(job)
     return response
+
+
+def _refusal_page(request, job: MoveJob, refusal: services.MoveRefused) -> HttpResponse:
+    """A refused change: JSON for a script, else the job page saying why, with its status."""
+    if "application/json" in request.headers.get("Accept", ""):
+        return _refused(refusal)
+    context = _job_context(job, carries=False, error=refusal.message, progress_url=reverse("move-progress", args=[job.id]))
+    response = render(request, "moves/job.html", context, status=refusal.status)
+    response[HEADER] = move_policy(job)
+    return response
+
+
+@login_required
+@require_POST
+def move_copier(request, job_id):
+    """Who copies from now on (`own_tools` 1: the customer's tools; 0: this browser)."""
+    job = _job_for_admin(request.user, job_id)
+    own_tools = request.POST.get("own_tools")
+    try:
+        if own_tools not in ("0", "1"):
+            raise Refused("bad_request", "own_tools is 1 (your own tools) or 0 (this browser)")
+        services.choose_own_tools(job, own_tools == "1")
+    except services.MoveRefused as refusal:
+        return _refusal_page(request, job, refusal)
+    messages.success(request, "Copy with your own tools: this page only verifies." if own_tools == "1"
+                     else "This browser copies the objects.")
+    return redirect("move-job", job_id=job.id)
 
 
 @login_required
@@ -217,13 +245,7 @@ def move_change(request, job_id, action):
     try:
         job = services.change(job, action, request.user)
     except services.MoveRefused as refusal:
-        if "application/json" in request.headers.get("Accept", ""):
-            return _refused(refusal)
-        context = _job_context(job, carries=False, error=refusal.message,
-                               progress_url=reverse("move-progress", args=[job.id]))
-        response = render(request, "moves/job.html", context, status=refusal.status)
-        response[HEADER] = move_policy(job)
-        return response
+        return _refusal_page(request, job, refusal)
     if action == "resume":
         transaction.on_commit(functools.partial(tasks.start, job))
     if "application/json" in request.headers.get("Accept", ""):
@@ -310,6 +332,8 @@ def carrier_claim(request, job, body):
     # The tab holds each object whole while it hashes it: a round holds at most
     # DUALKEY_MOVE_BROWSER_BYTES (and always one object, however big).
     budget = settings.DUALKEY_MOVE_BROWSER_BYTES
+    if job.own_tools and body.get("mode") != "check":  # a tab opened before the choice
+        raise Refused("own_tools", "the customer copies this move with its own tools: a page only verifies", 409)
     taken = services.claim(job, carrier, min(limit, job.concurrency), max_bytes=budget)
     stale = []
     if job.state == MoveJob.State.RUNNING and len(taken) < limit:
@@ -342,6 +366,8 @@ def carrier_grants(request, job, body, object_id):
         if not obj.sha256:
             answer["get_source"] = move_grant(ticket, job.source, carrier, ("get",)).token
         return JsonResponse(answer)
+    if job.own_tools:
+        raise Refused("own_tools", "the customer copies this move with its own tools: a page only verifies", 409)
     return JsonResponse({"get": move_grant(ticket, job.source, carrier, ("get",)).token,
                          "put": move_grant(ticket, job.destination, carrier, ("put",)).token})
 

@@ -84,6 +84,11 @@ class MovePagesTest(BaseTestCase):
     def carrier_url(self, job, name, *args):
         return reverse(name, args=[job.id, *args])
 
+    def claim_checking(self, job, carrier=TAB, limit=4):
+        """A tab verifying the customer's own copies (the page's ?check=1)."""
+        return self.post_json(self.carrier_url(job, "move-claim"), {"carrier": carrier, "limit": limit,
+                                                                     "mode": "check"}).json()["copy"]
+
     def claim(self, job, carrier=TAB, limit=4):
         return self.post_json(self.carrier_url(job, "move-claim"), {"carrier": carrier, "limit": limit})
 
@@ -402,15 +407,50 @@ class MovePagesTest(BaseTestCase):
         assert receipt["request_ids"] == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
         assert [o["key"] for o in receipt["objects"]] == [prefix + "message.txt", prefix + "screenshot.png"]
 
-    def test_choosing_own_tools_opens_the_job_page_without_a_carrier(self):
+    def test_choosing_own_tools_is_kept_on_the_job_and_no_page_copies_until_the_admin_switches_back(self):
         response = self.client.post(reverse("move-start"), {"source": self.source.pk, "concurrency": 2,
                                                             "how": "own_tools"})
         job = MoveJob.objects.get()
-        assert response["Location"] == reverse("move-job", args=[job.id]) + "?own=1"
-        page = self.client.get(response["Location"]).content.decode()
-        assert "data-move-carrier" not in page and 'data-testid="move-check"' in page
+        assert job.own_tools and response["Location"] == reverse("move-job", args=[job.id])
+        for _ in range(2):  # opened again later, by a plain link: still nothing carried
+            page = self.client.get(reverse("move-job", args=[job.id])).content.decode()
+            assert "data-move-carrier" not in page and 'data-testid="move-check"' in page
+        copying = self.post_json(self.carrier_url(job, "move-claim"), {"carrier": TAB, "mode": "copy"})  # an old tab
+        assert copying.status_code == 409 and copying.json()["error"] == "own_tools"
+        [item, _] = self.claim_checking(job)
+        put = self.post_json(self.carrier_url(job, "move-object-grants", item["id"]), {"carrier": TAB})
+        assert put.status_code == 409 and put.json()["error"] == "own_tools"  # no grant to write, ever
+        assert 'data-mode="check"' in self.client.get(reverse("move-job", args=[job.id]) + "?check=1").content.decode()
+        back = self.client.post(reverse("move-copier", args=[job.id]), {"own_tools": "0"})
+        assert back.status_code == 302
+        job.refresh_from_db()
+        assert not job.own_tools
+        assert "data-move-carrier" in self.client.get(reverse("move-job", args=[job.id])).content.decode()
+        bad = self.client.post(reverse("move-copier", args=[job.id]), {"own_tools": "maybe"})
+        assert bad.status_code == 400 and "own_tools is 1" in bad.content.decode()
         bad = self.client.post(reverse("move-start"), {"source": self.source.pk, "concurrency": 2, "how": "fax"})
         assert bad.status_code == 400 and "valid choice" in bad.content.decode()
+        self.login(self.bob)
+        assert self.client.post(reverse("move-copier", args=[job.id]), {"own_tools": "1"}).status_code == 403
+        self.login(self.charlie)
+        assert self.client.post(reverse("move-copier", args=[job.id]), {"own_tools": "1"}).status_code == 404
+        job.refresh_from_db()
+        assert not job.own_tools
+
+    def test_own_tools_are_refused_out_of_vendor_hosted_storage(self):
+        StorageLocation.objects.filter(pk=self.source.pk).update(kind=Tenant.DataLocation.VENDOR,
+                                                                 reported_identity_ops="get")  # browser mode
+        refused = self.client.post(reverse("move-start"), {"source": self.source.pk, "concurrency": 2,
+                                                           "how": "own_tools"})
+        assert refused.status_code == 409 and "own storage" in refused.content.decode()
+        assert not MoveJob.objects.exists()
+        job = self.plan()
+        assert job.mode == MoveJob.Mode.BROWSER
+        assert 'data-testid="move-own-tools"' not in self.client.get(reverse("move-job", args=[job.id])).content.decode()
+        later = self.client.post(reverse("move-copier", args=[job.id]), {"own_tools": "1"})
+        assert later.status_code == 409
+        job.refresh_from_db()
+        assert not job.own_tools
 
     def test_a_closed_tabs_objects_go_to_another_tab_once_its_leases_run_out_and_pause_stops_grants(self):
         job = self.plan()

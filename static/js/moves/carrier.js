@@ -58,7 +58,8 @@ export class Carrier {
     const body = await readJson(response);
     if (!response.ok) {
       const code = typeof body?.error === "string" ? body.error : null;
-      if (code === "not_running" || code === "not_leased") throw new Stopped(code);
+      // own_tools: the admin chose to copy with her own tools since this page opened.
+      if (code === "not_running" || code === "not_leased" || code === "own_tools") throw new Stopped(code);
       throw new ApiError(`The portal refused: ${body?.message || `HTTP ${response.status}`}`,
         { source: "portal", status: response.status, code });
     }
@@ -166,7 +167,7 @@ export class Carrier {
   // Until the move is over (finished or cancelled): claim, carry, switch, erase.
   async run() {
     for (;;) {
-      const claimed = await this.portal("/claim", { limit: this.concurrency });
+      const claimed = await this.portal("/claim", { limit: this.concurrency, mode: this.mode });
       if (claimed.state === "paused") {
         this.say("Paused. Resume to go on.");
         await sleep(IDLE_MS);
@@ -215,6 +216,10 @@ export function startCarrier(root) {
   const say = (text) => { status.textContent = text; };
   const carrier = new Carrier(root, say);
   const start = () => carrier.run().then((state) => { root.dataset.done = state; }).catch((error) => {
+    if (error instanceof Stopped && error.message === "own_tools") {
+      say("This move is now copied with your own tools: reload the page to verify the copies.");
+      return;
+    }
     say(`${error.message}${error.hint ? ` ${error.hint}` : ""} Retrying…`);
     setTimeout(start, IDLE_MS * 2);
   });
