@@ -10,9 +10,10 @@ left-most hop is whatever the client chose to send.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from .config import AclConfig, Config
-from .errors import BadRequest, ConfigError, Forbidden
+from .errors import BadRequest, Forbidden
 from .paths import IPAddress, Network, parse_ip
 
 MAX_FORWARDED_HOPS = 32
@@ -29,9 +30,10 @@ class Client:
 
 
 class Policy:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, country_of: Callable[[IPAddress], str] | None = None):
+        """`country_of`: the country database's lookup (geoip.py), when acl.geoip_db is set."""
         self._config = config
-        self._geoip = _open_geoip(config.geoip_db) if config.geoip_db else None
+        self._geoip = country_of
 
     def identify(self, peer: str, forwarded_for: str | None, country_header: str | None) -> Client:
         try:
@@ -84,25 +86,3 @@ class Policy:
         except Forbidden:
             self.check(client, upload=False)
 
-
-def _open_geoip(path: str):
-    # Optional dependency: only a customer who configures geoip_db needs maxminddb
-    # (gatekeeper/requirements-geoip.txt).
-    try:
-        import maxminddb
-    except ImportError:
-        raise ConfigError("acl.geoip_db", "needs the maxminddb package (requirements-geoip.txt)") from None
-    try:
-        reader = maxminddb.open_database(path)
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise ConfigError("acl.geoip_db", f"not a readable MaxMind database: {type(exc).__name__}") from None
-
-    def lookup(address: IPAddress) -> str:
-        try:
-            record = reader.get(str(address)) or {}
-        except ValueError:  # an IPv6 address in an IPv4-only database: not known
-            return ""
-        country = record.get("country") or record.get("registered_country") or {}
-        return str(country.get("iso_code") or "")
-
-    return lookup

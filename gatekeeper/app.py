@@ -12,27 +12,26 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import PROTOCOL, VERSION
 from .acl import Client, Policy
 from .approvals import Approval, ApprovalVerifier, is_support
 from .audit import PROCESS_CURSOR_KEY, AuditRecord, AuditStore, parse_search
 from .config import Config, parse_audit_url
 from .errors import (
-    OPS, REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
+    REQUEST_OP, AuditUnavailable, BadRequest, Forbidden, GatekeeperError, MethodNotAllowed,
     NotFound, PayloadTooLarge, StorageUnavailable, Unauthorized,
 )
+from .geoip import open_database
 from .grants import Claimed, Grant, GrantVerifier
+from .health import Health
 from .identity import Identity, IdentityVerifier
 from .paths import check_in_scope, check_path, is_int
 from .presign import AwsCredentials
-from .storage import BucketState, Storage
+from .storage import Storage
 
 log = logging.getLogger("gatekeeper")
 
@@ -44,14 +43,9 @@ MAX_ERASE_KEYS = 100
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_USER_AGENT_CHARS = 512
 PREFLIGHT_MAX_AGE = "600"
-HEALTH_PROBE_AFTER = 10  # seconds without an audit write after which health writes a probe
-# Health asks S3 about the bucket (HeadBucket, GetBucketEncryption) at most this often:
-# a health check every second costs the bucket two requests per 30 s, not two per second.
-STORAGE_CHECK_EVERY = 30
 SIGN_PATH, AUDIT_PATH, HEALTH_PATH = "/v1/sign", "/v1/audit/search", "/v1/health"
 POST_PATHS = (SIGN_PATH, AUDIT_PATH)
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))  # every answer's
-FEATURES = ("approvals", "prefixes")  # what health lists beyond protocol 1 (docs/protocol.md, §2)
 
 
 @dataclass(slots=True)
@@ -125,14 +119,12 @@ class Gatekeeper:
             endpoint_url=config.storage.endpoint_url, region=config.storage.region, aws=aws,
         )
         self.storage = storage or Storage(config.storage, aws)
-        self.policy = Policy(config)
+        self.policy = Policy(config, open_database(config.geoip_db) if config.geoip_db else None)
         self.verifier = GrantVerifier(config)
         self.approvals = ApprovalVerifier(config)
         self.identity = identity or (IdentityVerifier(config.identity) if config.identity else None)
         self.cursor_key = config.audit_cursor_secret.encode() or PROCESS_CURSOR_KEY
-        self.last_write = (-math.inf, False)  # (when, whether it worked): what health reports
-        self.bucket_checked: tuple[float, BucketState | None] = (-math.inf, None)  # (when, what S3 said)
-        self.bucket_lock = threading.Lock()  # one thread asks S3; the others wait for its answer
+        self.status = Health(config, self.storage, self.audit)  # what GET /v1/health reports
 
     # --- entry point -------------------------------------------------------------
 
@@ -294,7 +286,7 @@ class Gatekeeper:
         """Every audit write goes through here, so that /v1/health reports the last one
         (a failure, of a write or of a claim, is noted by _refuse)."""
         self.audit.write(records)
-        self.last_write = (now, True)
+        self.status.wrote(now, True)
 
     def _refuse(self, refusal: GatekeeperError, context: Context, ops: list[Op] | None = None) -> Response:
         """Audit the refusal (per op of `ops`, by default all the ops read), then answer."""
@@ -309,7 +301,7 @@ class Gatekeeper:
             except AuditUnavailable as failure:
                 refusal = failure  # unrecorded: answered as the audit log's failure
         if isinstance(refusal, AuditUnavailable):
-            self.last_write = (context.now, False)
+            self.status.wrote(context.now, False)
             log.error("request %s refused: audit log unavailable", context.request_id)
         else:
             log.info("request %s refused: %s %s", context.request_id, refusal.status, refusal.code)
@@ -332,49 +324,8 @@ class Gatekeeper:
             headers.append(("Access-Control-Expose-Headers", "X-Request-Id"))
         return headers
 
-    def bucket(self, now: float) -> BucketState:
-        """What S3 last said of the bucket, asked again when STORAGE_CHECK_EVERY has passed."""
-        with self.bucket_lock:
-            when, state = self.bucket_checked
-            if state is None or now - when >= STORAGE_CHECK_EVERY:
-                state = self.storage.describe()
-                self.bucket_checked = (now, state)
-            return state
-
     def health(self) -> dict:
-        """The audit log is ok if its last write worked: a read would succeed while
-        every write (and so every request) fails. Without a recent write, a probe.
-        The bucket: as S3 reported it at most STORAGE_CHECK_EVERY seconds ago."""
-        now = self.clock()
-        when, audit_ok = self.last_write
-        if now - when > HEALTH_PROBE_AFTER:
-            audit_ok = self.audit.healthy()
-            self.last_write = (now, audit_ok)
-        bucket = self.bucket(now)
-        return {
-            "status": "ok" if audit_ok and bucket.reachable and self.config.enabled else "degraded",
-            "gatekeeper_id": self.config.gatekeeper_id,
-            "version": VERSION,
-            "protocol": PROTOCOL,
-            "features": sorted(FEATURES + (("identity",) if self.identity else ())),
-            "identity": {"issuer": self.config.identity.issuer, "audience": self.config.identity.audience,
-                         "ops": sorted(self.config.identity.ops)} if self.config.identity else None,
-            "approvers": sorted(self.config.approver_keys),
-            "approvals_required": self.config.approvers_required,
-            "vendor_kids": list(self.config.vendor_key_ids),
-            "time": int(now),
-            "enabled": self.config.enabled,
-            "allowed_ops": [op for op in OPS if op in self.config.allowed_ops],
-            "storage_origin": self.storage.origin,
-            "bucket": self.config.storage.bucket,
-            "region": bucket.region,
-            "storage": "ok" if bucket.reachable else "unreachable",
-            "storage_problem": bucket.problem,
-            "encryption": bucket.encryption,
-            "kms_key_id": bucket.kms_key_id,
-            "upload_encryption": self.config.storage.encryption,
-            "audit": "ok" if audit_ok else "unavailable",
-        }
+        return self.status.report(self.clock())
 
 
 # --- request parsing (pure functions) ---------------------------------------------

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from gatekeeper import config as config_module
-from gatekeeper.app import STORAGE_CHECK_EVERY, Gatekeeper, Request
+from gatekeeper.app import Gatekeeper, Request
+from gatekeeper.health import STORAGE_CHECK_EVERY
 from gatekeeper.storage import PROBE_TIMEOUTS
 
 from .conftest import base_config, toml_dumps

@@ -20,7 +20,8 @@ LAYERS = (
     ("config",),
     ("grants", "acl", "presign", "audit"),  # decisions and records, no I/O of their own
     ("approvals", "identity"),  # the customer's keys over the vendor's grant: approvals, its IdP
-    ("storage", "audit_sqlite", "audit_dynamodb"),  # the stores: plug-ins app.py chooses from
+    ("storage", "audit_sqlite", "audit_dynamodb", "geoip"),  # plug-ins app.py chooses from
+    ("health",),  # what GET /v1/health reports: the stores' state and the configuration
     ("app",),
     ("http_server", "lambda_handler"),  # adapters: requests in, responses out
     ("cli",),  # python -m gatekeeper: serve (over http_server), check-config, ...

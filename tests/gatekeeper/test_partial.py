@@ -11,7 +11,8 @@ import sqlite3
 import time
 
 from gatekeeper import config as config_module
-from gatekeeper.app import HEALTH_PROBE_AFTER, Gatekeeper, Request
+from gatekeeper.app import Gatekeeper, Request
+from gatekeeper.health import HEALTH_PROBE_AFTER
 from gatekeeper.config import sqlite_path
 from gatekeeper.errors import StorageUnavailable
 from gatekeeper.storage import Storage
