@@ -27,11 +27,6 @@ TOTP_SETUP = "dk_totp_setup"
 MAX_JSON = 16 * 1024
 
 
-def _no_store(response):
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 def _json_error(message: str, status: int = 400):
     return JsonResponse({"error": message}, status=status)
 
@@ -64,7 +59,7 @@ def mfa_verify(request):
         status = 400
     context = {"form": form, "has_totp": user.authenticators.filter(kind=Authenticator.Kind.TOTP).exists(),
                "has_passkey": user.authenticators.filter(kind=Authenticator.Kind.PASSKEY).exists()}
-    return _no_store(render(request, "accounts/mfa_verify.html", context, status=status))
+    return render(request, "accounts/mfa_verify.html", context, status=status)
 
 
 @require_POST
@@ -74,7 +69,7 @@ def passkey_sign_in_options(request):
     user, _ = signin.pending_user(request)
     if user is None and request.user.is_authenticated:
         return _json_error("Signed in already.", 409)
-    return _no_store(JsonResponse({"options": mfa.authentication_options(request.session, user)}))
+    return JsonResponse({"options": mfa.authentication_options(request.session, user)})
 
 
 @require_POST
@@ -104,8 +99,8 @@ def passkey_sign_in(request):
 # --- single sign-on -------------------------------------------------------------------------
 
 def _sso_page(request, form=None, error=None, status=200):
-    return _no_store(render(request, "accounts/sso_start.html", {"form": form or SSOStartForm(), "error": error},
-                            status=status))
+    return render(request, "accounts/sso_start.html", {"form": form or SSOStartForm(), "error": error},
+                  status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -126,7 +121,7 @@ def sso_start(request):
         return _sso_page(request, form, error=str(error), status=502)
     # A page that goes on to the IdP, not a redirect: the form's CSP (form-action 'self')
     # would stop a form submission redirected to another origin.
-    return _no_store(render(request, "accounts/sso_continue.html", {"location": location}))
+    return render(request, "accounts/sso_continue.html", {"location": location})
 
 
 @require_GET
@@ -155,7 +150,7 @@ def _security_page(request, *, new_codes=None, totp_form=None, totp_setup=None, 
         "totp_form": totp_form or CodeForm(),
         "error": error,
     }
-    return _no_store(render(request, "accounts/security.html", context, status=status))
+    return render(request, "accounts/security.html", context, status=status)
 
 
 def _first_codes(user):
@@ -198,7 +193,7 @@ def totp_enrol(request):
 @login_required
 @require_POST
 def passkey_register_options(request):
-    return _no_store(JsonResponse({"options": mfa.registration_options(request.user, request.session)}))
+    return JsonResponse({"options": mfa.registration_options(request.user, request.session)})
 
 
 @login_required
@@ -258,7 +253,7 @@ def _sign_in_settings_page(request, form=None, status=200):
     current = policy.policy_of(tenant)
     context = {"tenant": tenant, "form": form or SignInPolicyForm(instance=current),
                "has_secret": bool(current.client_secret_sealed)}
-    return _no_store(render(request, "accounts/sign_in_settings.html", context, status=status))
+    return render(request, "accounts/sign_in_settings.html", context, status=status)
 
 
 @login_required

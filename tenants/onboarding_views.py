@@ -21,15 +21,11 @@ from tenants.access import tenant_for_admin
 
 
 def _refusal(status: int, error: str, message: str) -> JsonResponse:
-    response = JsonResponse({"error": error, "message": message}, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+    return JsonResponse({"error": error, "message": message}, status=status)
 
 
 def _answer(data: dict) -> JsonResponse:
-    response = JsonResponse(data)
-    response["Cache-Control"] = "no-store"
-    return response
+    return JsonResponse(data)
 
 
 @login_required

@@ -72,7 +72,6 @@ def support_access_request_json(request, access_id):
     access = access_support_access_for_admin(request.user, access_id)
     response = JsonResponse(support_access.request_json(access), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="support-access-{access.approval_id}.json"'
-    response["Cache-Control"] = "no-store"
     return response
 
 

@@ -172,7 +172,6 @@ def download_gatekeeper_toml(request):
                            request.user.get_username(), target=onboarding.target_for(tenant))
     response = HttpResponse(text, content_type="application/toml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="gatekeeper-{tenant.slug}.toml"'
-    response["Cache-Control"] = "no-store"
     return response
 
 
@@ -215,9 +214,7 @@ def create_token(request):
     token, plaintext = issue_agent_token(tenant, form.cleaned_data["name"])
     # Rendered, not redirected: the plaintext must not travel through a URL or
     # the session, and this response is the only time it is shown.
-    response = _settings_page(request, new_token={"token": token, "plaintext": plaintext})
-    response["Cache-Control"] = "no-store"
-    return response
+    return _settings_page(request, new_token={"token": token, "plaintext": plaintext})
 
 
 @login_required
@@ -280,9 +277,7 @@ def _members_page(request, *, invite_form=None, error=None, status=200):
         "roles": Membership.Role.choices,
         "error": error,
     }
-    response = render(request, "tenants/members.html", context, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "tenants/members.html", context, status=status)
 
 
 @login_required
@@ -515,10 +510,8 @@ LINK_PROBLEMS = {
 
 def _link_problem(request, problem: str, text: str | None = None):
     status, title, default_text = LINK_PROBLEMS[problem]
-    response = render(request, "tenants/invitation_problem.html",
-                      {"title": title, "text": text or default_text}, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "tenants/invitation_problem.html",
+                  {"title": title, "text": text or default_text}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -538,9 +531,7 @@ def accept_invitation(request):
         # with this invitation's role (accounts/sso.py).
         if request.method == "POST":
             return _link_problem(request, "sso_required")
-        response = render(request, "tenants/invitation_sso.html", {"invitation": invitation})
-        response["Cache-Control"] = "no-store"
-        return response
+        return render(request, "tenants/invitation_sso.html", {"invitation": invitation})
     account = None if invitation.onboarding else invitations.account_for(invitation.username)
     if account is not None:
         return _join_existing_account(request, invitation, account, token)
@@ -561,10 +552,8 @@ def accept_invitation(request):
             messages.success(request, f"Welcome to {invitation.tenant.name}, {user.get_username()}.")
             return redirect("home")
         status = 400
-    response = render(request, "tenants/invitation_accept.html",
-                      {"invitation": invitation, "form": form, "token": token}, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "tenants/invitation_accept.html",
+                  {"invitation": invitation, "form": form, "token": token}, status=status)
 
 
 def _join_existing_account(request, invitation, account, token):
@@ -581,10 +570,8 @@ def _join_existing_account(request, invitation, account, token):
         messages.success(request, f"Welcome to {invitation.tenant.name}, {request.user.get_username()}.")
         return redirect("home")
     here = f"{reverse('invitation-accept')}?{urlencode({'token': token})}"
-    response = render(request, "tenants/invitation_join.html", {
+    return render(request, "tenants/invitation_join.html", {
         "invitation": invitation, "token": token, "login_url": f"{reverse('login')}?{urlencode({'next': here})}"})
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @login_required

@@ -109,11 +109,6 @@ def _object_of(job: MoveJob, object_id: int) -> MoveObject:
     return found
 
 
-def _no_store(response):
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 def move_policy(job: MoveJob) -> str:
     """The job page's CSP: the browser talks to both locations' gatekeepers and storage
     (and the tenant's IdP, when its gatekeeper asks who the person is); nothing else."""
@@ -235,7 +230,7 @@ def move_copier(request, job_id):
 @login_required
 @require_GET
 def move_progress(request, job_id):
-    return _no_store(JsonResponse(services.progress(_job_for_admin(request.user, job_id))))
+    return JsonResponse(services.progress(_job_for_admin(request.user, job_id)))
 
 
 @login_required
@@ -287,7 +282,7 @@ def support_move_job(request, slug, job_id):
 @require_GET
 @support_required
 def support_move_progress(request, slug, job_id):
-    return _no_store(JsonResponse(services.progress(_job_for_support(request.user, slug, job_id))))
+    return JsonResponse(services.progress(_job_for_support(request.user, slug, job_id)))
 
 
 # --- the browser carrier's endpoints (JSON, session + CSRF) ----------------------------
@@ -313,7 +308,7 @@ def _carrier_view(view):
     def wrapper(request, job_id, *args, **kwargs):
         try:
             job = _browser_job(request.user, job_id)
-            return _no_store(view(request, job, _json_body(request), *args, **kwargs))
+            return view(request, job, _json_body(request), *args, **kwargs)
         except services.MoveRefused as refusal:
             return _refused(refusal)
 
@@ -499,7 +494,7 @@ def move_receipt(request, job_id, move_id):
     response = HttpResponse(data, content_type="application/json")
     response["Content-Disposition"] = (f'attachment; filename="move-erasure-{job.tenant.slug}-'
                                        f'{move.ticket.number}.json"')
-    return _no_store(response)
+    return response
 
 
 # --- the customer copies with its own tools ----------------------------------------------
@@ -544,7 +539,7 @@ def own_tools(request, job_id, name):
         raise Http404("not found")
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="move-{job.id.hex[:8]}-{name}"'
-    return _no_store(response)
+    return response
 
 
 def _browser_job_page(user, job_id) -> MoveJob:

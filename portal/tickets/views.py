@@ -252,11 +252,9 @@ def support_grant(request, access_id):
     if grant is None:
         return JsonResponse({"error": "no_approval", "message": "This access is not approved, or has ended."},
                             status=403)
-    response = JsonResponse({"grant": grant.token, "approval": grant.approval,
-                             "gatekeeper_url": location.gatekeeper_url, "prefix": access.ticket.prefix,
-                             "expires_at": grant.expires_at.isoformat()})
-    response["Cache-Control"] = "no-store"
-    return response
+    return JsonResponse({"grant": grant.token, "approval": grant.approval,
+                         "gatekeeper_url": location.gatekeeper_url, "prefix": access.ticket.prefix,
+                         "expires_at": grant.expires_at.isoformat()})
 
 
 # --- erasing a ticket (a tenant admin's; portal/tickets/erasure.py) -------------------
@@ -311,10 +309,8 @@ def erase_grant(request, ticket_id):
     except erasure.ErasureRefused as refusal:
         return _refused(refusal)
     grant = grants.erase_grant(ticket, request.user)
-    response = JsonResponse({"grant": grant.token, "gatekeeper_url": holder.gatekeeper_url, "prefix": ticket.prefix,
-                             "expires_at": grant.expires_at.isoformat()})
-    response["Cache-Control"] = "no-store"
-    return response
+    return JsonResponse({"grant": grant.token, "gatekeeper_url": holder.gatekeeper_url, "prefix": ticket.prefix,
+                         "expires_at": grant.expires_at.isoformat()})
 
 
 @login_required
@@ -345,5 +341,4 @@ def erase_receipt(request, ticket_id):
         return _refused(refusal)
     response = HttpResponse(data, content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="erasure-{ticket.tenant.slug}-{ticket.number}.json"'
-    response["Cache-Control"] = "no-store"
     return response

@@ -47,9 +47,7 @@ def add_endpoint(request):
                                              request.user)
     # Rendered, not redirected: the secret is never stored in plaintext, not even in the session,
     # nor in a cache (the browser's back button, a proxy).
-    response = _page(request, new_secret={"endpoint": endpoint, "secret": secret})
-    response["Cache-Control"] = "no-store"
-    return response
+    return _page(request, new_secret={"endpoint": endpoint, "secret": secret})
 
 
 @login_required
