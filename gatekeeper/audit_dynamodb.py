@@ -13,9 +13,11 @@ transient codes and failed connections are retried after random() * 1 s * 2**(n-
 when throttled, random() * 25 ms * 2**(n-1) otherwise; the audit transaction carries
 a ClientRequestToken (botocore added one), so a retried one is applied once. Not
 kept: the retry quota (a token bucket that stops retrying while many fail), the
-x-amz-retry-after hint, HTTPS_PROXY (the store connects directly), AWS_ENDPOINT_URL*,
-FIPS and dual-stack endpoints (storage.endpoint_url, or the region's endpoint in its
-partition: tests/gatekeeper/test_dynamodb_wire.py). AWS_CA_BUNDLE is honoured.
+x-amz-retry-after hint, HTTPS_PROXY (the store connects directly). Its endpoint:
+storage.endpoint_url; else, where AWS settings may move it (FIPS, dual-stack,
+AWS_ENDPOINT_URL*, a config file: presign.botocore_places), botocore's; else the
+region's in its partition (tests/gatekeeper/test_dynamodb_wire.py,
+tests/gatekeeper/test_aws_endpoints.py). AWS_CA_BUNDLE is honoured.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from .audit import (
     invalid_cursor, jti_digest,
 )
 from .errors import AuditUnavailable, ConfigError
-from .presign import AwsCredentials, Signer, dns_suffix, split_endpoint
+from .presign import AwsCredentials, Signer, botocore_places, dns_suffix, split_endpoint
 
 log = logging.getLogger("gatekeeper.audit")
 
@@ -119,7 +121,10 @@ class DynamoAuditStore:
         self.region = region
         self._credentials = aws or AwsCredentials()  # app.py shares the bucket's
         self._signer = Signer(region, "dynamodb")
-        url, self._host = split_endpoint(endpoint_url or f"https://dynamodb.{region}.{dns_suffix(region)}")
+        if not endpoint_url:  # AWS settings may place it (FIPS, dual-stack, ...): botocore says where
+            endpoint_url = self._credentials.endpoint_of("dynamodb", region) if botocore_places() else \
+                f"https://dynamodb.{region}.{dns_suffix(region)}"
+        url, self._host = split_endpoint(endpoint_url)
         self._url = urlsplit(url)
         self._local = threading.local()  # http.client connections are one thread's each
 

@@ -23,6 +23,12 @@ expects:
   "." and ".." segments before anything is signed);
 - the POST URL ends in "/" with the bucket in the host name, and not otherwise.
 
+Where AWS settings move botocore's endpoints (ENDPOINT_SETTINGS: FIPS, dual-stack,
+AWS_ENDPOINT_URL*, or an AWS config file, whose profile may say the same), the
+rules above are not ours to guess: storage.py asks botocore once, at start, where
+the bucket's objects are (`object_base`), and signs for that; the DynamoDB store
+asks it for its endpoint too (`AwsCredentials.endpoint_of`).
+
 Reference: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html
 and https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html
 
@@ -88,6 +94,9 @@ VIRTUAL_HOSTABLE_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 # Names that need no escaping in a URL path (botocore refuses anything else).
 PLAIN_BUCKET = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# AWS settings that move botocore's S3 and DynamoDB endpoints (botocore_places).
+ENDPOINT_SETTINGS = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_ENDPOINT_URL",
+                     "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,10 @@ class Presigner:
     must be cheap.
     """
 
-    def __init__(self, storage: StorageConfig, credentials: Callable[[], Credentials]):
+    def __init__(self, storage: StorageConfig, credentials: Callable[[], Credentials], object_base: str = ""):
+        """`object_base`: where botocore puts the bucket's objects (the URL before a key:
+        https://BUCKET.HOST/ or https://HOST/BUCKET/), when AWS settings place the
+        endpoint (botocore_places); "" for the rules above."""
         if not PLAIN_BUCKET.match(storage.bucket):
             raise ValueError(f"bucket name {storage.bucket!r} is not valid")
         if storage.encryption not in SSE_FIELDS:
@@ -120,7 +132,13 @@ class Presigner:
         # Everything that depends only on the bucket is worked out once:
         # the signed host header, the URL before the key, and its path part.
         bucket = storage.bucket
-        if storage.endpoint_url:
+        if object_base:
+            parts = urlsplit(object_base)
+            if parts.path not in ("/", f"/{bucket}/") or parts.query or parts.fragment:
+                raise ValueError(f"object base {object_base!r} is not BUCKET.HOST/ or HOST/BUCKET/")
+            base, self._host = split_endpoint(f"{parts.scheme}://{parts.netloc}")
+            bucket_in_host = parts.path == "/"
+        elif storage.endpoint_url:
             base, self._host = split_endpoint(storage.endpoint_url)
             bucket_in_host = False
         else:
@@ -298,6 +316,11 @@ class AwsCredentials:
         import botocore.session
         return botocore.session.get_session()
 
+    def endpoint_of(self, service: str, region: str) -> str:
+        """Where botocore sends `service` in `region`, as AWS settings place it (FIPS,
+        dual-stack, AWS_ENDPOINT_URL*, the config file's profile)."""
+        return self.session.create_client(service, region_name=region).meta.endpoint_url
+
     def __call__(self) -> Credentials | None:
         if self._from_env is not None:
             return self._from_env
@@ -326,6 +349,14 @@ def _s3_host(region: str) -> str:
     if region == LEGACY_GLOBAL_REGION:
         return LEGACY_GLOBAL_HOST
     return f"s3.{region}.{dns_suffix(region)}"
+
+
+def botocore_places(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether AWS settings may move the S3 and DynamoDB endpoints from the partition's
+    defaults: one of ENDPOINT_SETTINGS, or an AWS config file. Then botocore, imported
+    for it, says where they are (a Lambda has neither: its cold start is not slowed)."""
+    config_file = environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+    return any(environ.get(name) for name in ENDPOINT_SETTINGS) or os.path.isfile(config_file)
 
 
 @functools.cache

@@ -9,13 +9,14 @@ is imported only when a client is made: signing needs none (presign.py)."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .config import StorageConfig
-from .errors import StorageUnavailable
-from .presign import AwsCredentials, Credentials, Presigner
+from .errors import ConfigError, StorageUnavailable
+from .presign import ENDPOINT_SETTINGS, AwsCredentials, Credentials, Presigner, botocore_places
 
 MAX_LIST_KEYS = 1000
 CLIENT_TIMEOUTS = dict(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
@@ -46,7 +47,8 @@ class Storage:
         self.config = config
         self._aws = aws or AwsCredentials()  # app.py passes the audit store's: one botocore session
         self._client_lock = threading.Lock()  # a botocore session is not thread-safe; its clients are
-        self.presigner = Presigner(config, self.credentials)
+        placed = not config.endpoint_url and botocore_places()
+        self.presigner = Presigner(config, self.credentials, self._object_base() if placed else "")
 
     def credentials(self) -> Credentials:
         # None of them (a role's could not be fetched): a storage failure, refused and audited like one.
@@ -60,15 +62,29 @@ class Storage:
         """scheme://host[:port] of the presigned URLs: the storage origin."""
         return self.presigner.origin
 
-    def _client(self, timeouts: dict):
+    def _client(self, timeouts: dict, signature_version: object = "s3v4"):
         from botocore.config import Config as BotoConfig
 
         with self._client_lock:
             return self._aws.session.create_client(
                 "s3", region_name=self.config.region, endpoint_url=self.config.endpoint_url or None,
-                config=BotoConfig(signature_version="s3v4",
+                config=BotoConfig(signature_version=signature_version,
                                   s3={"addressing_style": "path" if self.config.endpoint_url else "virtual"},
                                   **timeouts))
+
+    def _object_base(self) -> str:
+        """Where this bucket's objects are as botocore, configured as the clients above,
+        places them under the AWS settings in force: its unsigned URL of a key, less the key."""
+        from botocore import UNSIGNED
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            url = self._client(CLIENT_TIMEOUTS, UNSIGNED).generate_presigned_url(
+                "get_object", Params={"Bucket": self.config.bucket, "Key": "k"})
+        except BotoCoreError as exc:  # e.g. FIPS asked for in a partition without it
+            settings = ", ".join(name for name in ENDPOINT_SETTINGS if os.environ.get(name)) or "the AWS config file"
+            raise ConfigError("storage.region", f"{settings} leave S3 no endpoint here: {exc}") from None
+        return url.split("?")[0].removesuffix("k")
 
     @functools.cached_property
     def client(self):
