@@ -675,21 +675,22 @@ def verdict(page) -> dict[str, dict]:
 # --- more of a tenant's storage locations (moves, cut overs) ----------------------------------
 
 def start_location(stack: Stack, workdir: Path, gatekeeper_id: str, bucket: str, port: int, storage: str,
-                   extra_toml: str = ""):
-    """Another gatekeeper for Globex: its own bucket (versioned), at `storage`;
-    `extra_toml` (whole tables, e.g. identity_toml's) appended to its config.
-    Returns (its process, {url, id, bucket, storage_origin, audit, agent_config})."""
-    globex = stack.tenants["globex"]
+                   extra_toml: str = "", slug: str = "globex"):
+    """Another gatekeeper for the tenant `slug` (Globex by default): its own bucket
+    (versioned), at `storage`; `extra_toml` (whole tables, e.g. identity_toml's)
+    appended to its config. Returns (its process, {url, id, bucket, storage_origin,
+    audit, agent_config})."""
+    tenant = stack.tenants[slug]
     s3 = stack.s3()
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
         "AllowedOrigins": [stack.portal_url], "AllowedMethods": ["GET", "POST"], "AllowedHeaders": ["*"],
         "MaxAgeSeconds": 600}]})
-    issuer = tomllib.loads(globex.config_path.read_text())["issuer"]
+    issuer = tomllib.loads(tenant.config_path.read_text())["issuer"]
     audit = workdir / "audit.db"
     config = workdir / "gk.toml"
-    text = demo_script().gatekeeper_toml({**globex.seeded, "gatekeeper_id": gatekeeper_id, "bucket": bucket},
+    text = demo_script().gatekeeper_toml({**tenant.seeded, "gatekeeper_id": gatekeeper_id, "bucket": bucket},
                                          issuer, stack.portal_url, storage, audit)
     config.write_text(text.rstrip("\n") + "\n\n" + extra_toml if extra_toml else text)
     url = f"http://127.0.0.1:{port}"
