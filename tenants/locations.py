@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from gatekeeper.errors import OPS
 from tenants import events
 from tenants.models import OnboardingStep, SecurityEvent, StorageLocation, Tenant
+from tenants.validators import validate_bucket, validate_region
 
 # Tenant field -> location field: the mirror.
 MIRROR = {
@@ -193,6 +195,13 @@ def record_health(location: StorageLocation, health, *, now: dt.datetime | None 
     if storage not in STORAGE_STATES:
         raise LocationError("The health has no storage state (ok or unreachable): is the gatekeeper up to date?")
     values = {f"reported_{name}": _text(health, name, longest) for name, longest in REPORTED.items()}
+    # Shown on pages and written into the customer's copy script (portal/moves): its own syntax only.
+    for name, validate in (("bucket", validate_bucket), ("region", validate_region)):
+        try:
+            if values[f"reported_{name}"]:
+                validate(values[f"reported_{name}"])
+        except ValidationError:
+            raise LocationError(f"The health's {name} is not an S3 {name} name.") from None
     values.update(reported_storage=storage, reported_identity_ops=_identity_ops(health),
                   reported_at=now or timezone.now())
     StorageLocation.objects.filter(pk=location.pk).update(**values)

@@ -71,6 +71,12 @@ class MoveJob(models.Model):
     def open(self) -> bool:
         return self.state in (self.State.RUNNING, self.State.PAUSED)
 
+    @property
+    def erasure_due(self) -> bool:
+        """Cancelled with tickets already switched: their source copies are still erased
+        (by the page or the worker, which copy nothing more), then their moves are done."""
+        return self.state == self.State.CANCELLED and self.tickets.filter(state=MoveTicket.State.SWITCHED).exists()
+
 
 class MoveTicket(models.Model):
     class State(models.TextChoices):

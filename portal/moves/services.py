@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -86,6 +87,38 @@ class Plan:
     left_out: list[tuple[int, str]]  # (ticket number, why)
 
 
+MAX_ERASE_OPS = 100  # keys one erasing request deletes: the gatekeeper's MAX_BATCH_OPS
+AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+
+
+def _bucket_at(location: StorageLocation) -> tuple[str, str]:
+    """(where, bucket): the bucket the location's gatekeeper reported (else the admin's
+    choice), and the storage service it is on: "aws" for AWS (a bucket name is AWS's
+    alone, whatever the endpoint), else the storage origin's host and port."""
+    bucket = location.reported_bucket or location.chosen_bucket
+    parts = urlsplit(location.storage_origin)
+    host = (parts.hostname or "").removeprefix(f"{bucket}.")
+    return ("aws" if host.endswith(AWS_HOSTS) else f"{host}:{parts.port or ''}"), bucket
+
+
+def check_distinct(source: StorageLocation, destination: StorageLocation) -> None:
+    """Refuse a move whose two locations keep objects in one bucket (two gatekeepers in
+    front of it): each object would be copied onto itself, read back as a match, then
+    erased with every version. A bucket not known yet (no health recorded): one storage
+    origin for both could be one bucket (path style), so that is refused too."""
+    (here, bucket), (there, other) = _bucket_at(source), _bucket_at(destination)
+    if not (bucket and other):
+        if source.storage_origin == destination.storage_origin:
+            raise MoveRefused("bucket_unknown", "Both locations use storage at " + source.storage_origin
+                              + " and the bucket of " + ("the source" if not bucket else "the destination")
+                              + " is not known: check its gatekeeper (Storage locations) first.", 409)
+    elif (here, bucket) == (there, other):
+        raise MoveRefused("same_bucket", f"Both locations keep their objects in bucket {bucket}: nothing is "
+                          "moved (a copy onto itself, then erased, would lose it). The tickets stay readable "
+                          "through the source's gatekeeper; pointing them at another gatekeeper of the same "
+                          "bucket without copying is not built yet.", 409)
+
+
 def _check_own_tools(mode: str, source: StorageLocation) -> None:
     if mode != MoveJob.Mode.BROWSER or source.kind != Tenant.DataLocation.CUSTOMER:
         raise MoveRefused("own_tools_refused", "Only a move out of your own storage can be copied with your own "
@@ -109,6 +142,7 @@ def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, 
                           "Tickets move to the active location: cut over to it first, then move.", 409)
     if not destination.has_gatekeeper:
         raise MoveRefused("destination_not_connected", "The destination has no gatekeeper connected.", 409)
+    check_distinct(source, destination)
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise MoveRefused("bad_concurrency", f"concurrency is a whole number from 1 to {MAX_CONCURRENCY}")
     chosen = Ticket.objects.filter(tenant=tenant, location=source, erased_at__isnull=True)
@@ -343,7 +377,9 @@ _CHANGES = {  # action -> (from states, to state)
 def change(job: MoveJob, action: str, user, *, now: dt.datetime | None = None) -> MoveJob:
     """Pause, resume or cancel. A cancelled job's unswitched tickets stay where they were
     (their copies at the destination are left for the customer's lifecycle rule, and
-    listed by `progress`); a switched ticket stays switched and keeps its erasure due."""
+    listed by `progress`); a switched ticket stays switched, and its source copies are
+    still erased (MoveJob.erasure_due: the page or the worker, copying nothing more),
+    after which its move is done."""
     now = now or timezone.now()
     if action not in _CHANGES:
         raise MoveRefused("bad_action", "action is pause, resume or cancel")

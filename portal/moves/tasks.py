@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @shared_task(bind=True, name="moves.run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_move(self, job_id: str) -> str:
     job = MoveJob.objects.filter(pk=job_id, mode=MoveJob.Mode.WORKER).first()
-    if job is None or not job.open:
+    if job is None or not (job.open or job.erasure_due):
         return "gone"
     stats = worker.run_job(job.pk, carrier=f"task:{self.request.id}:{worker.uuid.uuid4().hex[:8]}")
     log.info("move %s: run over: %d copied, %d verified, %d switched, %d erased, %d failed, %d retries",
@@ -38,8 +38,9 @@ def run_move(self, job_id: str) -> str:
 
 
 def start(job: MoveJob) -> None:
-    """Queue a run of a worker-mode job (after planning it, or resuming it)."""
-    if job.mode == MoveJob.Mode.WORKER and job.state == MoveJob.State.RUNNING:
+    """Queue a run of a worker-mode job (after planning it, resuming it, or cancelling it
+    with switched tickets whose source copies are still to be erased)."""
+    if job.mode == MoveJob.Mode.WORKER and (job.state == MoveJob.State.RUNNING or job.erasure_due):
         run_move.delay(str(job.pk))
 
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("settings/moves/<uuid:job_id>/own-tools/<str:name>", views.own_tools, name="move-own-tools"),
     path("settings/moves/<uuid:job_id>/carrier/claim", views.carrier_claim, name="move-claim"),
     path("settings/moves/<uuid:job_id>/carrier/sweep", views.carrier_sweep, name="move-sweep"),
+    path("settings/moves/<uuid:job_id>/carrier/renew", views.carrier_renew, name="move-renew"),
     path("settings/moves/<uuid:job_id>/carrier/objects/<int:object_id>/grants", views.carrier_grants,
          name="move-object-grants"),
     path("settings/moves/<uuid:job_id>/carrier/objects/<int:object_id>/copied", views.carrier_copied,

@@ -55,7 +55,9 @@ from tenants.locations import active_location
 from tenants.models import StorageLocation, Tenant
 
 MAX_BODY_BYTES = 256 * 1024  # an erase answer of 1000 keys is well under this
-TAB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+TAB_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # fullmatch: no trailing newline
+FAILURE_CODE = re.compile(r"[a-z0-9_.A-Z]{1,64}")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # tenants.validators.validate_bucket
 STALE_COPY = dt.timedelta(minutes=1)  # a copied object nobody verified for this long is handed out again
 
 
@@ -82,7 +84,7 @@ def _json_body(request) -> dict:
 def _carrier(request, body: dict) -> str:
     """Who holds a lease: this admin, in this tab (a random id the tab keeps for its life)."""
     tab = body.get("carrier")
-    if not isinstance(tab, str) or not TAB_ID.match(tab):
+    if not isinstance(tab, str) or not TAB_ID.fullmatch(tab):
         raise Refused("bad_carrier", "carrier is the tab's id: 8 to 64 letters, digits, - or _")
     return f"u{request.user.pk}:{tab}"[:64]
 
@@ -188,11 +190,15 @@ def move_job(request, job_id):
     # A job the customer copies with its own tools (job.own_tools): this page carries
     # nothing until the admin asks it to verify the copies (?check=1, which only reads).
     check = request.GET.get("check") == "1"
+    # Cancelled with tickets switched: the page still erases their source copies (it claims nothing).
+    erasing = job.mode == MoveJob.Mode.BROWSER and job.erasure_due
     browser = job.mode == MoveJob.Mode.BROWSER and job.open
-    context = _job_context(job, carries=browser and (check or not job.own_tools), own_tools=browser and job.own_tools,
+    context = _job_context(job, carries=erasing or (browser and (check or not job.own_tools)),
+                           own_tools=browser and job.own_tools,
                            can_own_tools=browser and job.source.kind == Tenant.DataLocation.CUSTOMER,
                            progress_url=reverse("move-progress", args=[job.id]),
                            base_url=reverse("move-job", args=[job.id]),
+                           lease_seconds=int(services.lease().total_seconds()),
                            carrier_mode="check" if check else "copy",
                            buckets=(_bucket(job.source, "SOURCE-BUCKET"), _bucket(job.destination, "DESTINATION-BUCKET")))
     response = render(request, "moves/job.html", context)
@@ -241,7 +247,7 @@ def move_change(request, job_id, action):
         job = services.change(job, action, request.user)
     except services.MoveRefused as refusal:
         return _refusal_page(request, job, refusal)
-    if action == "resume":
+    if action in ("resume", "cancel"):  # a cancel still erases what switched (tasks.start)
         transaction.on_commit(functools.partial(tasks.start, job))
     if "application/json" in request.headers.get("Accept", ""):
         return JsonResponse(services.progress(job))
@@ -327,7 +333,7 @@ def carrier_claim(request, job, body):
     # The tab holds each object whole while it hashes it: a round holds at most
     # DUALKEY_MOVE_BROWSER_BYTES (and always one object, however big).
     budget = settings.DUALKEY_MOVE_BROWSER_BYTES
-    if job.own_tools and body.get("mode") != "check":  # a tab opened before the choice
+    if job.open and job.own_tools and body.get("mode") != "check":  # a tab opened before the choice
         raise Refused("own_tools", "the customer copies this move with its own tools: a page only verifies", 409)
     taken = services.claim(job, carrier, min(limit, job.concurrency), max_bytes=budget)
     stale = []
@@ -338,6 +344,19 @@ def carrier_claim(request, job, body):
     job.refresh_from_db(fields=["state"])
     return JsonResponse({"state": job.state, "copy": [_shown_object(o) for o in taken],
                          "verify": [_shown_object(o) for o in stale]})
+
+
+@_carrier_view
+def carrier_renew(request, job, body):
+    """Extend this tab's leases of the objects it is still carrying (the page asks every
+    third of a lease): a slow upload is not handed to another tab meanwhile."""
+    carrier = _carrier(request, body)
+    ids = body.get("ids")
+    if (not isinstance(ids, list) or len(ids) > 2 * services.MAX_CONCURRENCY
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)):
+        raise Refused("bad_ids", f"ids is a list of at most {2 * services.MAX_CONCURRENCY} object ids")
+    objects = list(MoveObject.objects.filter(move__job=job, pk__in=ids))
+    return JsonResponse({"held": services.renew(objects, carrier)})
 
 
 @_carrier_view
@@ -394,7 +413,7 @@ def carrier_failed(request, job, body, object_id):
     if obj.state == MoveObject.State.PENDING and obj.leased_by != _carrier(request, body):
         raise Refused("not_leased", "the object's lease is another tab's, or over", 409)
     code, message = body.get("code"), body.get("message")
-    if not isinstance(code, str) or not re.match(r"^[a-z0-9_.A-Z]{1,64}$", code) or not isinstance(message, str):
+    if not isinstance(code, str) or not FAILURE_CODE.fullmatch(code) or not isinstance(message, str):
         raise Refused("bad_failure", "code (letters, digits, _ .) and message are strings")
     obj = services.failed(obj, code, message[:300], permanent=body.get("permanent") is True)
     return JsonResponse({"state": obj.state})
@@ -425,51 +444,69 @@ def _switched(job: MoveJob, move_id: int) -> MoveTicket:
 
 @_carrier_view
 def carrier_erase_grant(request, job, body, move_id):
-    """A single-use delete grant for the switched ticket's prefix at the source."""
+    """A single-use delete grant at the source, and the next keys to erase with it: only
+    what the move verified at the destination (never anything else under the prefix,
+    as the worker), at most services.MAX_ERASE_OPS a request, each with every version."""
     move = _switched(job, move_id)
     if job.state == MoveJob.State.PAUSED:
         raise Refused("not_running", "the move is paused", 409)
+    services.check_distinct(job.source, job.destination)
+    left = sorted(_planned(move) - _settled(_parts(job, move)))
+    if not left:
+        raise Refused("nothing_left", "every moved key is erased already: relay the last answer", 409)
     grant = move_grant(move.ticket, job.source, person_carrier(request.user), ("delete",))
-    return JsonResponse({"grant": grant.token, "prefix": move.ticket.prefix})
+    return JsonResponse({"grant": grant.token, "prefix": move.ticket.prefix, "keys": left[:services.MAX_ERASE_OPS]})
 
 
 def _parts_name(job: MoveJob, move: MoveTicket) -> str:
     return f"moves/{job.tenant_id}/{job.id.hex}/{move.ticket_id.hex}.parts.json"
 
 
+def _parts(job: MoveJob, move: MoveTicket) -> list[dict]:
+    """The source gatekeeper's answers relayed so far for this ticket (kept beside its receipt)."""
+    store, name = storages["receipts"], _parts_name(job, move)
+    if not store.exists(name):
+        return []
+    with store.open(name, "rb") as kept:
+        return json.loads(kept.read())
+
+
+def _planned(move: MoveTicket) -> set[str]:
+    return set(move.move_objects.values_list("key", flat=True))
+
+
+def _settled(parts: list[dict]) -> set[str]:
+    return {key for part in parts for key in part.get("settled", ())}
+
+
 @_carrier_view
 def carrier_erased(request, job, body, move_id):
-    """The source gatekeeper's answer to the delete, relayed; once nothing is left, the
-    receipt is written and the ticket's move is done. Answers before the last are
-    kept beside the receipt (keys and version ids: the gatekeeper names each once)."""
+    """The source gatekeeper's answer to a delete of some moved keys, relayed; once
+    every moved key is settled (its answer left no version and refused none), the
+    receipt is written and the ticket's move is done. A key an answer lists with
+    nothing left was erased by a request whose answer was lost: the receipt says so
+    (`erased_earlier`). Answers before the last are kept beside the receipt."""
     move = _switched(job, move_id)
+    planned = _planned(move)
     try:
-        part, done = erasure.parse_answer(move.ticket, body)
+        part = erasure.parse_key_answer(move.ticket, body, planned, services.MAX_ERASE_OPS)
     except erasure.ErasureRefused as refusal:
         raise Refused(refusal.code, refusal.message, refusal.status) from None
-    store = storages["receipts"]
-    name = _parts_name(job, move)
-    parts = []
-    if store.exists(name):
-        with store.open(name, "rb") as kept:
-            parts = json.loads(kept.read())
+    parts = _parts(job, move)
     if part["request_id"] in {p["request_id"] for p in parts}:
         raise Refused("duplicate_answer", "this gatekeeper answer was already recorded", 409)
     if len(parts) >= erasure.MAX_PARTS:
         raise Refused("too_many_parts", f"an erasure takes at most {erasure.MAX_PARTS} answers", 409)
     parts.append(part)
-    if not done:
+    store, name = storages["receipts"], _parts_name(job, move)
+    left = planned - _settled(parts)
+    if left:
         if store.exists(name):
             store.delete(name)
         store.save(name, ContentFile(json.dumps(parts).encode()))
-        return JsonResponse({"state": "partial", "failed": part["failed"]})
-    erased = {item["key"] for p in parts for item in p["objects"]}
-    missing = set(move.move_objects.values_list("key", flat=True)) - erased
-    if missing:
-        raise Refused("objects_missing", f"the gatekeeper's answer does not list {len(missing)} of the ticket's "
-                                         "objects as erased: erase again", 409)
+        return JsonResponse({"state": "partial", "failed": part["failed"], "left": len(left)})
     receipt = receipts.build(move, job.source, parts, person_carrier(request.user), "moved")
-    services.source_erased(move, erased, *receipts.store(move, receipt))
+    services.source_erased(move, planned, *receipts.store(move, receipt))
     if store.exists(name):
         store.delete(name)
     return JsonResponse({"state": "erased", "receipt_url": reverse("move-receipt", args=[job.id, move.pk])})
@@ -500,8 +537,10 @@ def move_receipt(request, job_id, move_id):
 # --- the customer copies with its own tools ----------------------------------------------
 
 def _bucket(location: StorageLocation, placeholder: str) -> str:
-    """The location's bucket as its gatekeeper reported it (else as the admin chose it)."""
-    return location.reported_bucket or location.chosen_bucket or placeholder
+    """The location's bucket as its gatekeeper reported it (else as the admin chose it),
+    if it is a bucket name (record_health checks it; this is what a shell script holds)."""
+    bucket = location.reported_bucket or location.chosen_bucket
+    return bucket if bucket and BUCKET_NAME.fullmatch(bucket) else placeholder
 
 
 def _to_copy(job: MoveJob):

@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60
 MAX_ERASE_PARTS = 50
-MAX_ERASE_OPS = 100  # per request: the gatekeeper's MAX_BATCH_OPS
 NOTE_TYPE = "text/plain; charset=utf-8"  # what the browser writes notes as (static/js/report/notes.js)
 USER_AGENT = "Dualkey-Move-Worker/1"
 
@@ -293,7 +292,7 @@ def _erase_step(work: Work, source: StorageLocation) -> dict:
     if work.whole_prefix:
         return sign(source.gatekeeper_url, work.grants["src_delete"], [{"op": "delete", "prefix": prefix}])
     return sign(source.gatekeeper_url, work.grants["src_delete"],
-                [{"op": "delete", "key": key} for key in work.keys[:MAX_ERASE_OPS]])
+                [{"op": "delete", "key": key} for key in work.keys[:services.MAX_ERASE_OPS]])
 
 
 def _url_at(result: dict, location: StorageLocation) -> str:
@@ -569,7 +568,7 @@ class Run:
         if work.whole_prefix:
             work.keys = work.keys if results[0].get("truncated") else []
         else:
-            work.keys = [r["key"] for r in results if r.get("truncated")] + work.keys[MAX_ERASE_OPS:]
+            work.keys = [r["key"] for r in results if r.get("truncated")] + work.keys[services.MAX_ERASE_OPS:]
         if work.keys:
             if len(work.parts) < MAX_ERASE_PARTS:
                 work.tries = 0
@@ -596,7 +595,7 @@ class Run:
         parts, pending = [], None if keys is None else sorted(keys)
         for _ in range(MAX_ERASE_PARTS):
             ops = ([{"op": "delete", "prefix": move.ticket.prefix}] if pending is None
-                   else [{"op": "delete", "key": key} for key in pending[:MAX_ERASE_OPS]])
+                   else [{"op": "delete", "key": key} for key in pending[:services.MAX_ERASE_OPS]])
             body = self._delete(move, location, ops)
             if body is None:
                 return parts, False
@@ -610,7 +609,7 @@ class Run:
                 if not results[0].get("truncated"):
                     return parts, True
                 continue
-            pending = [r["key"] for r in results if r.get("truncated")] + pending[MAX_ERASE_OPS:]
+            pending = [r["key"] for r in results if r.get("truncated")] + pending[services.MAX_ERASE_OPS:]
             if not pending:
                 return parts, True
         return parts, False
@@ -634,7 +633,18 @@ class Run:
                     location.gatekeeper_id, why)
         return None
 
+    def _distinct(self) -> bool:
+        """Never erase where the copies would be the originals (services.check_distinct)."""
+        try:
+            services.check_distinct(self.source, self.destination)
+        except services.MoveRefused as refused:
+            log.error("move %s: nothing erased: %s", self.job.pk, refused.code)
+            return False
+        return True
+
     def _erase_source(self, move: MoveTicket) -> None:
+        if not self._distinct():
+            return
         started = timezone.now()
         # Only what was moved (and verified): never anything the plan did not list.
         keys = set(move.move_objects.values_list("key", flat=True))
@@ -656,7 +666,7 @@ class Run:
             return
         if any(w.move_id == move_id for w in self._works()):
             return  # after its last copy in flight lands (the final sweep)
-        if move.ticket.location_id == self.destination.pk:
+        if move.ticket.location_id == self.destination.pk or not self._distinct():
             return  # never: the ticket lives there
         started = timezone.now()
         parts, done = self._erase(move, self.destination)

@@ -128,17 +128,19 @@ def _count(value, what: str) -> int:
     return value
 
 
-def parse_answer(ticket: Ticket, body: object) -> tuple[dict, bool]:
-    """The gatekeeper's /v1/sign answer to one erase op, as the browser relays it:
-    (the part to keep, whether everything is gone). Anything else is refused."""
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list) or len(body["results"]) != 1:
-        raise ErasureRefused("bad_answer", "expected the gatekeeper's answer: {request_id, results: [one]}")
+def _results(body: object, most: int) -> tuple[str, list]:
+    """(request_id, results) of a gatekeeper's /v1/sign answer holding 1 to `most` results."""
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list) or not 1 <= len(body["results"]) <= most:
+        raise ErasureRefused("bad_answer", "expected the gatekeeper's answer: {request_id, results: "
+                             + ("[one]}" if most == 1 else f"[1 to {most}]}}"))
     request_id = body.get("request_id")
     if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
         raise ErasureRefused("bad_answer", "request_id must be the gatekeeper's (16 hex digits)")
-    [result] = body["results"]
-    if not isinstance(result, dict) or result.get("op") != "delete" or result.get("prefix") != ticket.prefix:
-        raise ErasureRefused("bad_answer", "the answer is not the erasure of this ticket's prefix")
+    return request_id, body["results"]
+
+
+def _erased(ticket: Ticket, result: dict) -> tuple[list[dict], list[dict], bool]:
+    """(objects with their versions, refusals, truncated) of one delete op's result."""
     objects, failed = result.get("objects"), result.get("failed")
     if not isinstance(objects, list) or not isinstance(failed, list) or len(objects) + len(failed) > MAX_OBJECTS:
         raise ErasureRefused("bad_answer", f"objects and failed are lists of at most {MAX_OBJECTS}")
@@ -162,8 +164,37 @@ def parse_answer(ticket: Ticket, body: object) -> tuple[dict, bool]:
                 "code": _text(f.get("code"), "code")[:64]} for f in failed if isinstance(f, dict)]
     if len(refused) != len(failed):
         raise ErasureRefused("bad_answer", "each failure has key, version_id, code")
-    done = not refused and not result["truncated"]
-    return {"request_id": request_id, "objects": kept, "failed": refused}, done
+    return kept, refused, result["truncated"]
+
+
+def parse_answer(ticket: Ticket, body: object) -> tuple[dict, bool]:
+    """The gatekeeper's /v1/sign answer to one erase op, as the browser relays it:
+    (the part to keep, whether everything is gone). Anything else is refused."""
+    request_id, [result] = _results(body, 1)
+    if not isinstance(result, dict) or result.get("op") != "delete" or result.get("prefix") != ticket.prefix:
+        raise ErasureRefused("bad_answer", "the answer is not the erasure of this ticket's prefix")
+    kept, refused, truncated = _erased(ticket, result)
+    return {"request_id": request_id, "objects": kept, "failed": refused}, not refused and not truncated
+
+
+def parse_key_answer(ticket: Ticket, body: object, keys: set[str], most: int) -> dict:
+    """The gatekeeper's answer to a delete of each of some of `keys` (exactly that key,
+    every version: a move erases only what it moved), as the browser relays it. The
+    part to keep names the keys it `settled`: none of their versions left or refused."""
+    request_id, results = _results(body, most)
+    part = {"request_id": request_id, "objects": [], "failed": [], "settled": []}
+    for result in results:
+        if (not isinstance(result, dict) or result.get("op") != "delete" or "prefix" in result
+                or not isinstance(result.get("key"), str) or result["key"] not in keys):
+            raise ErasureRefused("bad_answer", "the answer is not the erasure of this move's keys, one by one")
+        kept, refused, truncated = _erased(ticket, result)
+        if any(item["key"] != result["key"] for item in kept):
+            raise ErasureRefused("bad_answer", "a delete of one key lists another")
+        part["objects"] += kept
+        part["failed"] += refused
+        if not refused and not truncated:
+            part["settled"].append(result["key"])
+    return part
 
 
 def record(ticket: Ticket, body: object) -> TicketErasure:

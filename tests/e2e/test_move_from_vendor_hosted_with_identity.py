@@ -208,7 +208,9 @@ def test_a_move_out_of_vendor_hosted_storage_to_a_gatekeeper_with_identity_runs_
     # The vendor's gatekeeper (A) signed Alice's reads and erasures there, in her name.
     at_a = [r for r in stack.audit_rows(SLUG) if r["op"] in ("get", "delete") and r["outcome"] == "allow"
             and r["sub"] == alice]
-    assert {t["prefix"] for t in tickets} <= {r["key"] for r in at_a if r["op"] == "delete"}
+    # Erased key by key, exactly the moved keys: never a prefix, never anything else.
+    moved = {o["Key"] for t in tickets for o in s3.list_objects_v2(Bucket=B_BUCKET, Prefix=t["prefix"])["Contents"]}
+    assert {r["key"] for r in at_a if r["op"] == "delete" and not r["key"].startswith("tickets/_probe/")} == moved
     assert {r["key"] for r in at_a if r["op"] == "get"} >= {k for t in tickets for k in
                                                             {o["Key"] for o in s3.list_objects_v2(
                                                                 Bucket=B_BUCKET, Prefix=t["prefix"])["Contents"]}}

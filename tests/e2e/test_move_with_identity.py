@@ -205,4 +205,6 @@ def test_a_move_between_two_locations_with_the_customers_idp_at_both(stack, idp,
     # A's audit log: Charlie read the objects there and erased them, as the IdP names him.
     at_a = [r for r in stack.audit_rows("globex") if r["op"] in ("get", "delete") and r["outcome"] == "allow"]
     assert {(r["sub"], r["idp_sub"], r["idp_iss"]) for r in at_a} == {(charlie, "charlie", idp.issuer)}
-    assert {t["prefix"] for t in tickets} <= {r["key"] for r in at_a if r["op"] == "delete"}
+    # Erased key by key, exactly the moved keys: never a prefix, never anything else.
+    moved = {o["Key"] for t in tickets for o in s3.list_objects_v2(Bucket=B_BUCKET, Prefix=t["prefix"])["Contents"]}
+    assert {r["key"] for r in at_a if r["op"] == "delete" and not r["key"].startswith("tickets/_probe/")} == moved

@@ -130,3 +130,42 @@ test("checking a copy not made yet reports no failure (it is checked again)", as
   assert.equal(carrier.missing, 1);
   assert.ok(!calls.some((c) => c.url.endsWith("/failed") || c.url.endsWith("/copied")));
 });
+
+test("the erasure deletes exactly the keys the portal names, each on its own, and relays the answer", async () => {
+  const calls = [];
+  const answer = { request_id: "0123456789abcdef", results: [] };
+  globalThis.fetch = async (url, options = {}) => {
+    const body = JSON.parse(options.body);
+    calls.push({ url, body });
+    if (url.endsWith("/tickets/3/erase-grant")) return json({ grant: "g-del", prefix: "tickets/t1/",
+      keys: ["tickets/t1/a.png", "tickets/t1/notes/n1.txt"] });
+    if (url === "https://gk-a.example/v1/sign") return json(answer);
+    if (url.endsWith("/tickets/3/erased")) return json({ state: "erased" });
+    throw new Error(`unexpected ${url}`);
+  };
+  const carrier = new Carrier(root);
+  await carrier.eraseSource({ id: 3, ticket: 12 });
+  const signed = calls.find((c) => c.url === "https://gk-a.example/v1/sign");
+  assert.deepEqual(signed.body, { ops: [{ op: "delete", key: "tickets/t1/a.png" },
+    { op: "delete", key: "tickets/t1/notes/n1.txt" }] });  // never {op: delete, prefix}
+  assert.deepEqual(calls.at(-1).body, { carrier: carrier.carrier, ...answer });
+});
+
+test("a tab renews its leases while it carries, and stops when done", async () => {
+  const renewed = [];
+  globalThis.fetch = async (url, options = {}) => {
+    if (url.endsWith("/renew")) renewed.push(JSON.parse(options.body).ids);
+    return json({ held: 1 });
+  };
+  const carrier = new Carrier({ dataset: { ...root.dataset, leaseSeconds: "15" } });
+  assert.equal(carrier.renewMs, 5000);
+  carrier.renewMs = 20;
+  await carrier.holding([7, 9], () => new Promise((resolve) => setTimeout(resolve, 70)));
+  const seen = renewed.length;
+  assert.ok(seen >= 2, `renewed ${seen} times`);
+  assert.deepEqual(renewed[0], [7, 9]);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(renewed.length, seen);  // none after the work ended
+  await carrier.holding([], async () => {});
+  assert.equal(renewed.length, seen);  // nothing carried: nothing renewed
+});

@@ -80,12 +80,12 @@ def point_locations(tenant: Tenant, source_gk: RunningGatekeeper, destination_gk
     source = active_location(tenant)
     StorageLocation.objects.filter(pk=source.pk).update(
         gatekeeper_url=source_gk.url, gatekeeper_id=source_gk.gatekeeper_id, storage_origin=moto_url,
-        state=StorageLocation.State.DRAINING)
+        reported_bucket=source_gk.bucket, state=StorageLocation.State.DRAINING)
     source.refresh_from_db()
     now = timezone.now()
     destination = StorageLocation.objects.create(
         tenant=tenant, kind=Tenant.DataLocation.CUSTOMER, gatekeeper_url=destination_gk.url,
-        gatekeeper_id=destination_gk.gatekeeper_id, storage_origin=moto_url,
+        gatekeeper_id=destination_gk.gatekeeper_id, storage_origin=moto_url, reported_bucket=destination_gk.bucket,
         state=StorageLocation.State.ACTIVE, state_changed_at=now, created_at=now)
     return source, destination
 

@@ -59,11 +59,11 @@ from tenants.models import StorageLocation, Tenant
 tenant = Tenant.objects.get(slug="alpha")
 source = active_location(tenant)
 StorageLocation.objects.filter(pk=source.pk).update(gatekeeper_url="{src}", gatekeeper_id="gk-alpha",
-    storage_origin="{moto}", state=StorageLocation.State.DRAINING)
+    storage_origin="{moto}", reported_bucket="{src_bucket}", state=StorageLocation.State.DRAINING)
 source.refresh_from_db()
 now = timezone.now()
 destination = StorageLocation.objects.create(tenant=tenant, kind=Tenant.DataLocation.CUSTOMER,
-    gatekeeper_url="{dst}", gatekeeper_id="gk-alpha-2", storage_origin="{moto}",
+    gatekeeper_url="{dst}", gatekeeper_id="gk-alpha-2", storage_origin="{moto}", reported_bucket="{dst_bucket}",
     state=StorageLocation.State.ACTIVE, state_changed_at=now, created_at=now)
 Ticket.objects.filter(tenant=tenant).update(location=source)
 job = services.plan(tenant, source, destination, None, concurrency=2).job
@@ -126,7 +126,8 @@ def test_a_worker_killed_mid_object_is_redelivered_and_the_move_finishes_copying
     workers = []
     try:
         workers.append(start_worker(env, tmp_path / "worker-1.log"))
-        manage(env, "shell", "-c", PLAN.format(src=src.url, dst=dst.url, moto=moto_url))
+        manage(env, "shell", "-c", PLAN.format(src=src.url, dst=dst.url, moto=moto_url,
+                                                  src_bucket=src.bucket, dst_bucket=dst.bucket))
         wait_until(lambda: "copying " + first_prefix + "dump.bin" in workers[0].log(), timeout=60,
                    what="the worker starts on the big object")
         time.sleep(1.0)  # a third of the way through it

@@ -20,7 +20,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from portal.moves import services, worker
+from portal.moves import services, tasks, worker
 from portal.moves.models import MoveJob, MoveObject, MoveTicket
 from portal.tickets.models import Ticket
 from portal.tickets.services import complete_ticket, create_note, create_ticket, note_stored
@@ -212,6 +212,23 @@ class MoveWorkerTest(MoveWorkerTestCase):
             assert ticket.location_id == self.source.pk
         assert len(self.versions(self.src.bucket)) == 5  # nothing erased at the source
         assert worker.run_job(job.pk).copied == 0  # a later run carries nothing
+
+    def test_a_move_cancelled_after_a_switch_still_erases_that_tickets_source_copies(self):
+        job = self.plan(concurrency=1)
+        first, second = MoveTicket.objects.filter(job=job).order_by("ticket__number")
+        first.move_objects.update(state=MoveObject.State.VERIFIED)  # as if copied and read back
+        assert services.switch(first)
+        services.change(job, "cancel", self.alice)
+        job.refresh_from_db()
+        assert job.erasure_due and tasks.run_move.run(str(job.pk)) == MoveJob.State.CANCELLED
+        first.refresh_from_db()
+        second.refresh_from_db()
+        assert (first.state, second.state) == (MoveTicket.State.DONE, MoveTicket.State.CANCELLED)
+        assert first.receipt_name and services.open_move(first.ticket) is None
+        assert self.versions(self.src.bucket, first.ticket.prefix) == []  # erased: it reads from B now
+        assert len(self.versions(self.src.bucket, second.ticket.prefix)) == 1  # untouched, still at A
+        job.refresh_from_db()
+        assert not job.erasure_due and tasks.run_move.run(str(job.pk)) == "gone"
 
     def test_a_refusal_fails_the_ticket_a_transient_failure_is_retried(self):
         """The destination refuses an object too large for it (a 4xx: permanent, that

@@ -10,6 +10,7 @@ bytes themselves never sent to the portal."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import json
@@ -230,10 +231,27 @@ class MovePagesTest(BaseTestCase):
 
     # --- the browser carrier ------------------------------------------------------------
 
+    def test_a_tab_renews_its_own_leases_only(self):
+        job = self.plan()
+        [first, second] = self.claim(job, limit=2).json()["copy"]
+        MoveObject.objects.filter(move__job=job).update(leased_until=timezone.now() + dt.timedelta(seconds=5))
+        renewed = self.post_json(self.carrier_url(job, "move-renew"), {"carrier": TAB, "ids": [first["id"], second["id"]]})
+        assert renewed.json() == {"held": 2}
+        held = MoveObject.objects.get(pk=first["id"])
+        assert held.leased_until > timezone.now() + services.lease() - dt.timedelta(seconds=5)
+        other = self.post_json(self.carrier_url(job, "move-renew"), {"carrier": "another-tab", "ids": [first["id"]]})
+        assert other.json() == {"held": 0}  # not its lease
+        for bad in ([True], ["1"], [0], list(range(1, 2 * services.MAX_CONCURRENCY + 2)), "1"):
+            refused = self.post_json(self.carrier_url(job, "move-renew"), {"carrier": TAB, "ids": bad})
+            assert refused.status_code == 400 and refused.json()["error"] == "bad_ids", bad
+        page = self.client.get(reverse("move-job", args=[job.id])).content.decode()
+        assert f'data-lease-seconds="{int(services.lease().total_seconds())}"' in page
+
     def test_bad_carrier_input_is_400_with_a_reason(self):
         job = self.plan()
         for body, code in [({}, "bad_carrier"), ({"carrier": "short"}, "bad_carrier"),
-                           ({"carrier": "tab<script>x"}, "bad_carrier"), ({"carrier": TAB, "limit": 0}, "bad_limit"),
+                           ({"carrier": "tab<script>x"}, "bad_carrier"), ({"carrier": TAB + "\n"}, "bad_carrier"),
+                           ({"carrier": TAB, "limit": 0}, "bad_limit"),
                            ({"carrier": TAB, "limit": True}, "bad_limit"), ([1], "malformed_json")]:
             response = self.post_json(self.carrier_url(job, "move-claim"), body)
             assert response.status_code == 400 and response.json()["error"] == code, (body, response.content)
@@ -297,13 +315,11 @@ class MovePagesTest(BaseTestCase):
         [entry] = swept["erase"]
         assert entry["prefix"] == self.ticket.prefix
         move_id = entry["id"]
-        grant = self.post_json(self.carrier_url(job, "move-erase-grant", move_id), {"carrier": TAB}).json()["grant"]
-        claims = self.decode(grant, self.source)
+        granted = self.post_json(self.carrier_url(job, "move-erase-grant", move_id), {"carrier": TAB}).json()
+        claims = self.decode(granted["grant"], self.source)
         assert claims["scope"]["ops"] == ["delete"] and claims["sub"] == f"user:{self.alice.pk}"
-        request = Request("POST", "/v1/sign", {"authorization": f"Bearer {grant}"},
-                          json.dumps({"ops": [{"op": "delete", "prefix": self.ticket.prefix}]}).encode(), "127.0.0.1")
-        answer = self.gatekeeper().handle(request)
-        assert answer.status == 200, answer.body
+        assert granted["keys"] == [self.ticket.prefix + "message.txt", self.ticket.prefix + "screenshot.png"]
+        answer = self.erase_keys(granted)
         relayed = self.post_json(self.carrier_url(job, "move-erased", move_id), answer.body)
         assert relayed.status_code == 200 and relayed.json()["state"] == "erased", relayed.content
         assert self.s3.list_object_versions(Bucket=self.bucket, Prefix=self.ticket.prefix).get("Versions") is None
@@ -323,18 +339,99 @@ class MovePagesTest(BaseTestCase):
         self.login(self.charlie)
         assert self.client.get(relayed.json()["receipt_url"]).status_code == 404
 
-    def test_an_erase_answer_that_leaves_out_a_moved_key_is_refused(self):
+    def erase_keys(self, granted: dict):
+        """What the page does with an erase grant: a delete of each key it names, at the
+        source's gatekeeper (a real one, in process, on moto)."""
+        ops = [{"op": "delete", "key": key} for key in granted["keys"]]
+        request = Request("POST", "/v1/sign", {"authorization": f"Bearer {granted['grant']}"},
+                          json.dumps({"ops": ops}).encode(), "127.0.0.1")
+        answer = self.gatekeeper().handle(request)
+        assert answer.status == 200, answer.body
+        return answer
+
+    def test_an_erase_answer_that_leaves_out_a_moved_key_finishes_nothing(self):
         job = self.plan()
         self.carry_all(job)
         move = MoveTicket.objects.get(job=job)
-        bad = {"request_id": "ab12cd34ef56ab12", "results": [{"op": "delete", "prefix": self.ticket.prefix,
-                                                              "objects": [], "failed": [], "truncated": False}]}
-        refused = self.post_json(self.carrier_url(job, "move-erased", move.pk), bad)
-        assert refused.status_code == 409 and refused.json()["error"] == "objects_missing"
-        malformed = self.post_json(self.carrier_url(job, "move-erased", move.pk), {"results": "no"})
-        assert malformed.status_code == 400 and malformed.json()["error"] == "bad_answer"
+        one = {"request_id": "ab12cd34ef56ab12", "results": [{
+            "op": "delete", "key": self.ticket.prefix + "message.txt", "objects": [], "failed": [], "truncated": False}]}
+        partial = self.post_json(self.carrier_url(job, "move-erased", move.pk), one)
+        assert partial.json() == {"state": "partial", "failed": [], "left": 1}
+        left = self.post_json(self.carrier_url(job, "move-erase-grant", move.pk), {"carrier": TAB}).json()["keys"]
+        assert left == [self.ticket.prefix + "screenshot.png"]
+        # A prefix erase (everything under it, moved or not), a key the move did not move, junk: refused.
+        whole = {"request_id": "ab12cd34ef56ab13", "results": [{"op": "delete", "prefix": self.ticket.prefix,
+                                                                "objects": [], "failed": [], "truncated": False}]}
+        other = {"request_id": "ab12cd34ef56ab14", "results": [{
+            "op": "delete", "key": self.ticket.prefix + "notes/other.txt", "objects": [], "failed": [], "truncated": False}]}
+        wrong_key = {"request_id": "ab12cd34ef56ab15", "results": [{
+            "op": "delete", "key": self.ticket.prefix + "screenshot.png", "failed": [], "truncated": False,
+            "objects": [{"key": self.ticket.prefix + "message.txt", "versions": [
+                {"version_id": "v1", "size": 2, "delete_marker": False}]}]}]}
+        for bad in (whole, other, wrong_key, {"results": "no"}):
+            refused = self.post_json(self.carrier_url(job, "move-erased", move.pk), bad)
+            assert refused.status_code == 400 and refused.json()["error"] == "bad_answer", bad
         move.refresh_from_db()
         assert move.state == MoveTicket.State.SWITCHED
+
+    def test_a_move_cancelled_after_a_switch_still_erases_that_tickets_source_copies_from_the_page(self):
+        for key, body in [(self.ticket.prefix + "screenshot.png", PNG), (self.ticket.prefix + "message.txt", HI)]:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        job = self.plan()
+        self.carry_all(job)  # switched: it reads from the destination now
+        assert self.client.post(reverse("move-change", args=[job.id, "cancel"])).status_code == 302
+        job.refresh_from_db()
+        assert job.state == MoveJob.State.CANCELLED and job.erasure_due
+        page = self.client.get(reverse("move-job", args=[job.id])).content.decode()
+        assert "data-move-carrier" in page  # the page still erases; it claims nothing
+        assert self.claim(job).json()["copy"] == []
+        [entry] = self.post_json(self.carrier_url(job, "move-sweep"), {"carrier": TAB}).json()["erase"]
+        granted = self.post_json(self.carrier_url(job, "move-erase-grant", entry["id"]), {"carrier": TAB}).json()
+        relayed = self.post_json(self.carrier_url(job, "move-erased", entry["id"]), self.erase_keys(granted).body)
+        assert relayed.json()["state"] == "erased", relayed.content
+        job.refresh_from_db()
+        assert job.state == MoveJob.State.CANCELLED and not job.erasure_due
+        assert services.open_move(self.ticket) is None  # notes and erasure again
+        assert "data-move-carrier" not in self.client.get(reverse("move-job", args=[job.id])).content.decode()
+
+    def test_the_erasure_leaves_what_the_move_did_not_move(self):
+        # Under the prefix beside the moved objects: something the plan never listed (the
+        # customer's own file, a note whose "stored" never reached the portal).
+        for key, body in [(self.ticket.prefix + "screenshot.png", PNG), (self.ticket.prefix + "message.txt", HI)]:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        job = self.plan()
+        self.s3.put_object(Bucket=self.bucket, Key=self.ticket.prefix + "notes/unlisted.txt", Body=b"keep me")
+        self.carry_all(job)
+        move = MoveTicket.objects.get(job=job)
+        granted = self.post_json(self.carrier_url(job, "move-erase-grant", move.pk), {"carrier": TAB}).json()
+        relayed = self.post_json(self.carrier_url(job, "move-erased", move.pk), self.erase_keys(granted).body)
+        assert relayed.json()["state"] == "erased", relayed.content
+        versions = self.s3.list_object_versions(Bucket=self.bucket, Prefix=self.ticket.prefix)["Versions"]
+        assert [v["Key"] for v in versions] == [self.ticket.prefix + "notes/unlisted.txt"]
+        receipt = json.loads(self.client.get(relayed.json()["receipt_url"]).content)
+        assert {o["key"] for o in receipt["objects"]} == {self.ticket.prefix + "screenshot.png",
+                                                          self.ticket.prefix + "message.txt"}
+
+    def test_an_erase_answer_lost_on_the_way_is_made_good_by_the_next(self):
+        for key, body in [(self.ticket.prefix + "screenshot.png", PNG), (self.ticket.prefix + "message.txt", HI)]:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        job = self.plan()
+        self.carry_all(job)
+        move = MoveTicket.objects.get(job=job)
+        granted = self.post_json(self.carrier_url(job, "move-erase-grant", move.pk), {"carrier": TAB}).json()
+        lost = self.erase_keys(granted)  # erased at the source; the tab closed before it relayed the answer
+        assert self.s3.list_object_versions(Bucket=self.bucket, Prefix=self.ticket.prefix).get("Versions") is None
+        again = self.post_json(self.carrier_url(job, "move-erase-grant", move.pk), {"carrier": TAB}).json()
+        assert again["keys"] == granted["keys"]  # nothing was relayed: the same keys, a fresh grant
+        answer = self.erase_keys(again)
+        assert all(r["objects"] == [] for r in answer.body["results"])  # nothing left to erase
+        relayed = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer.body)
+        assert relayed.json()["state"] == "erased", relayed.content
+        receipt = json.loads(self.client.get(relayed.json()["receipt_url"]).content)
+        assert receipt["erased_earlier"] == sorted(granted["keys"])
+        assert receipt["request_ids"] == [answer.body["request_id"]] != [lost.body["request_id"]]
+        job.refresh_from_db()
+        assert job.state == MoveJob.State.FINISHED
 
     def test_an_erase_grant_before_the_switch_is_refused(self):
         job = self.plan()
@@ -359,6 +456,11 @@ class MovePagesTest(BaseTestCase):
         manifest = self.client.get(reverse("move-own-tools", args=[job.id, "manifest.csv"])).content.decode()
         assert manifest == "".join(f"alpha-reports,{self.ticket.prefix}{n}\r\n" for n in ("message.txt", "screenshot.png"))
         assert self.client.get(reverse("move-own-tools", args=[job.id, "other.txt"])).status_code == 404
+        # A bucket that is no bucket name (recorded before health was checked for it) is never written out.
+        StorageLocation.objects.filter(pk=self.source.pk).update(reported_bucket="b\ntouch /tmp/x\n#")
+        script = self.client.get(reverse("move-own-tools", args=[job.id, "copy.sh"])).content.decode()
+        assert "touch" not in script and "s3://SOURCE-BUCKET/" in script
+        StorageLocation.objects.filter(pk=self.source.pk).update(reported_bucket="alpha-reports")
         page = self.client.get(reverse("move-job", args=[job.id]) + "?check=1").content.decode()
         assert 'data-mode="check"' in page
         [item, _] = self.claim(job).json()["copy"]
@@ -391,20 +493,23 @@ class MovePagesTest(BaseTestCase):
 
         def answer(request_id, name, truncated):
             return {"request_id": request_id, "results": [{
-                "op": "delete", "prefix": prefix, "failed": [], "truncated": truncated,
+                "op": "delete", "key": prefix + name, "failed": [], "truncated": truncated,
                 "objects": [{"key": prefix + name, "versions": [{"version_id": "v-" + name, "size": 3,
                                                                    "delete_marker": False}]}]}]}
         first = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("aaaaaaaaaaaaaaaa", "message.txt",
                                                                                     True))
-        assert first.json() == {"state": "partial", "failed": []}
+        assert first.json() == {"state": "partial", "failed": [], "left": 2}
         again = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("aaaaaaaaaaaaaaaa", "message.txt",
                                                                                     True))
         assert again.status_code == 409 and again.json()["error"] == "duplicate_answer"
-        last = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("bbbbbbbbbbbbbbbb",
-                                                                                   "screenshot.png", False))
+        second = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("bbbbbbbbbbbbbbbb",
+                                                                                     "screenshot.png", False))
+        assert second.json() == {"state": "partial", "failed": [], "left": 1}  # message.txt: more versions
+        last = self.post_json(self.carrier_url(job, "move-erased", move.pk), answer("cccccccccccccccc",
+                                                                                   "message.txt", False))
         assert last.json()["state"] == "erased", last.content
         receipt = json.loads(self.client.get(last.json()["receipt_url"]).content)
-        assert receipt["request_ids"] == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
+        assert receipt["request_ids"] == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"]
         assert [o["key"] for o in receipt["objects"]] == [prefix + "message.txt", prefix + "screenshot.png"]
 
     def test_choosing_own_tools_is_kept_on_the_job_and_no_page_copies_until_the_admin_switches_back(self):

@@ -48,6 +48,37 @@ class MoveServicesTest(BaseTestCase):
         objects = {o.key.rsplit("/", 1)[-1]: o.sha256 for o in MoveObject.objects.filter(move__job=plan.job)}
         self.assertEqual(objects, {"screenshot.png": PNG, "message.txt": HI})
 
+    def test_two_locations_on_one_bucket_are_refused_a_move(self):
+        # Two gatekeepers in front of one bucket: a move would copy each object onto itself,
+        # read it back as a match, then erase it with every version.
+        cases = [
+            # (source origin, source bucket, destination origin, destination bucket, refused with)
+            ("https://alpha.s3.eu-west-1.amazonaws.com", "alpha", "https://s3.eu-west-1.amazonaws.com", "alpha",
+             "same_bucket"),  # virtual-hosted and path style: one AWS bucket
+            ("https://s3-fips.us-east-1.amazonaws.com", "alpha", "https://alpha.s3.us-east-1.amazonaws.com", "alpha",
+             "same_bucket"),
+            ("http://127.0.0.1:9000", "alpha", "http://127.0.0.1:9000", "alpha", "same_bucket"),
+            ("http://127.0.0.1:9000", "", "http://127.0.0.1:9000", "beta", "bucket_unknown"),
+            ("http://127.0.0.1:9000", "alpha", "http://127.0.0.1:9000", "beta", None),
+            ("http://127.0.0.1:9000", "alpha", "http://127.0.0.1:9001", "alpha", None),  # two S3-compatible servers
+            ("https://alpha.s3.eu-west-1.amazonaws.com", "", "https://beta.s3.eu-west-1.amazonaws.com", "", None),
+        ]
+        for here, bucket, there, other, refused in cases:
+            with self.subTest(source=(here, bucket), destination=(there, other)):
+                StorageLocation.objects.filter(pk=self.source.pk).update(storage_origin=here, reported_bucket=bucket,
+                                                                         chosen_bucket="")
+                StorageLocation.objects.filter(pk=self.destination.pk).update(storage_origin=there,
+                                                                              reported_bucket=other)
+                self.source.refresh_from_db()
+                self.destination.refresh_from_db()
+                if refused is None:
+                    services.check_distinct(self.source, self.destination)
+                    continue
+                with self.assertRaises(services.MoveRefused) as caught:
+                    self._plan()
+                self.assertEqual(caught.exception.code, refused)
+        self.assertFalse(MoveJob.objects.exists())
+
     def test_the_browser_carries_when_a_gatekeeper_needs_the_persons_id_token_for_the_workers_ops(self):
         for source_ops, destination_ops, mode in [
                 ("", "audit", MoveJob.Mode.WORKER),  # the worker never searches the log

@@ -7,9 +7,10 @@
 // hashes it (WebCrypto SHA-256), uploads it with the destination's presigned
 // POST, reads it back there and hashes it again, and tells the portal both
 // digests (never the bytes). The portal switches each ticket once all its objects
-// are verified; then this tab erases the ticket's source copies (every version,
-// a single-use delete at the source's gatekeeper) and relays the gatekeeper's
-// answer, of which the portal keeps the receipt.
+// are verified; then this tab erases the ticket's source copies — the keys the
+// portal names, each with every version, never anything else under the prefix —
+// with single-use deletes at the source's gatekeeper, and relays each answer, of
+// which the portal keeps the receipt. While it carries, it renews its leases.
 
 import { ApiError, postToGatekeeper, readJson } from "../lib/http.js";
 import { fetchObject, sha256Hex } from "../lib/storage.js";
@@ -41,6 +42,8 @@ export class Carrier {
     this.concurrency = Math.max(1, Number(root.dataset.concurrency) || 1);
     this.mode = root.dataset.mode === "check" ? "check" : "copy";
     this.missing = 0; // objects the check found not yet at the destination, this round
+    // Leases are renewed every third of one while their objects are carried (a slow upload).
+    this.renewMs = Math.max(5, (Number(root.dataset.leaseSeconds) || 60) / 3) * 1000;
     this.moved = 0;
   }
 
@@ -152,11 +155,23 @@ export class Carrier {
     }
   }
 
+  // Runs `work` while renewing this tab's leases of `ids` every renewMs.
+  async holding(ids, work) {
+    const timer = ids.length ? setInterval(() => this.portal("/renew", { ids }).catch(() => {}), this.renewMs) : null;
+    try {
+      return await work();
+    } finally {
+      if (timer) clearInterval(timer);
+    }
+  }
+
+  // Only the keys the portal names (what this move verified at the destination), each with
+  // every version: never anything else under the ticket's prefix.
   async eraseSource(entry) {
     for (let round = 1; round <= MAX_ERASE_ROUNDS; round += 1) {
-      const { grant, prefix } = await this.portal(`/tickets/${entry.id}/erase-grant`);
+      const { grant, keys } = await this.portal(`/tickets/${entry.id}/erase-grant`);
       const answer = await postToGatekeeper(this.root.dataset.sourceGatekeeper, "/v1/sign", grant,
-        { ops: [{ op: "delete", prefix }] });
+        { ops: keys.map((key) => ({ op: "delete", key })) });
       const recorded = await this.portal(`/tickets/${entry.id}/erased`, answer);
       if (recorded.state === "erased") return;
     }
@@ -177,7 +192,8 @@ export class Carrier {
       const doing = this.mode === "check" ? "Checking" : "Copying";
       if (work.length) this.say(`${doing} ${work.length} object(s)… (${this.moved} verified by this tab)`);
       this.missing = 0;
-      await Promise.all(work.map(([item, how]) => this.carry(item, how)));
+      await this.holding(claimed.copy.map((item) => item.id),
+        () => Promise.all(work.map(([item, how]) => this.carry(item, how))));
       if (this.missing) {
         this.say(`${this.missing} object(s) are not at the destination yet: copy them; this page checks again.`);
         await sleep(IDLE_MS * 2);
