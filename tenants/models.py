@@ -77,6 +77,15 @@ class Tenant(models.Model):
     def gatekeeper_origin(self) -> str:
         return origin_of(self.gatekeeper_url) if self.gatekeeper_url else ""
 
+    @property
+    def identity_gatekeepers(self) -> str:
+        """The gatekeeper origins the pages send the person's ID token to (base.html's
+        <meta name="dualkey-idp" data-gatekeepers>), space-separated: see
+        tenants.locations.identity_gatekeeper_origins."""
+        from tenants.locations import identity_gatekeeper_origins
+
+        return " ".join(identity_gatekeeper_origins(self))
+
 
 class StorageLocation(models.Model):
     """Where a tenant's tickets are written: a gatekeeper and the storage behind it.

@@ -66,6 +66,8 @@ class Target:
     connecting: bool = False
     # When its gatekeeper's health was last posted by an admin's browser (a connecting location).
     reported_at: dt.datetime | None = None
+    # vendor | customer: who runs it (verify.js sends the person's ID token to the customer's alone).
+    kind: str = ""
 
     @property
     def connected(self) -> bool:
@@ -96,8 +98,9 @@ def target_for(tenant: Tenant) -> Target:
     if location is not None:
         return Target(location.gatekeeper_url, location.gatekeeper_id, location.storage_origin,
                       location.chosen_region or tenant.region, location.chosen_bucket, location.pk, True,
-                      location.reported_at)
-    return Target(tenant.gatekeeper_url, tenant.gatekeeper_id, tenant.storage_origin, tenant.region, tenant.bucket)
+                      location.reported_at, kind=location.kind)
+    return Target(tenant.gatekeeper_url, tenant.gatekeeper_id, tenant.storage_origin, tenant.region, tenant.bucket,
+                  kind=tenant.data_location)
 
 
 # --- the "Launch stack" link (deploy/aws/gatekeeper.yaml) -------------------------------

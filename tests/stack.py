@@ -706,10 +706,11 @@ def versions(s3, bucket: str, prefix: str) -> list:
     return page.get("Versions", []) + page.get("DeleteMarkers", [])
 
 
-def cut_over_to(page, stack: Stack, location: dict, idp_login: str | None = None) -> None:
+def cut_over_to(page, stack: Stack, location: dict, idp_login: str | None = None, verify_first: bool = False) -> None:
     """On the settings page: add `location`, connect it, verify it in the browser, cut
     over. `idp_login`: with [identity] at its gatekeeper, the verification signs in at
-    the tenant's IdP as this person (sign_in_at_idp)."""
+    the tenant's IdP as this person (sign_in_at_idp). `verify_first`: verify it before
+    connecting it (no health recorded yet: the page does not name its gatekeeper)."""
     page.goto(f"{stack.portal_url}/settings/")
     form = page.get_by_test_id("location-add")
     form.locator("[name=kind]").select_option("customer")
@@ -718,11 +719,17 @@ def cut_over_to(page, stack: Stack, location: dict, idp_login: str | None = None
     form.locator("[name=storage_origin]").fill(location["storage_origin"])
     with page.expect_navigation():
         form.locator("[type=submit]").click()
+    if verify_first:
+        meta = page.locator("meta[name=dualkey-idp]")
+        assert not meta.count() or origin(location["url"]) not in meta.get_attribute("data-gatekeepers").split()
+        checks = verify_in_browser(page, idp_login)
+        assert page.locator("[data-onboarding-verify]").get_attribute("data-verdict") == "pass", checks
     row = page.locator(f"[data-location-row][data-gatekeeper-url='{location['url']}']")
     with page.expect_navigation():
         row.locator("[data-action=connect-location]").click()
-    checks = verify_in_browser(page, idp_login)  # a cut over needs a passed verification of this gatekeeper
-    assert page.locator("[data-onboarding-verify]").get_attribute("data-verdict") == "pass", checks
+    if not verify_first:
+        checks = verify_in_browser(page, idp_login)  # a cut over needs a passed verification of this gatekeeper
+        assert page.locator("[data-onboarding-verify]").get_attribute("data-verdict") == "pass", checks
     row = page.locator(f"[data-location-row][data-gatekeeper-url='{location['url']}']")
     row.locator("[name=confirm]").fill(location["id"])
     with page.expect_navigation():
@@ -753,6 +760,21 @@ def set_portal_idp(stack: Stack, slug: str, issuer: str, client_id: str) -> None
     """The tenant names its IdP at the portal (its pages' <meta name=dualkey-idp>); "" for none."""
     stack.manage("shell", "-c", "from tenants.models import Tenant; "
                  f"Tenant.objects.filter(slug={slug!r}).update(idp_issuer={issuer!r}, idp_client_id={client_id!r})")
+
+
+def record_location_health(stack: Stack, slug: str, gatekeeper_url: str) -> None:
+    """What an admin's "Connect" on the settings page does: the gatekeeper's /v1/health
+    (fetched here, as her browser would: the portal never contacts a gatekeeper) recorded
+    for the tenant's location at `gatekeeper_url`. After its [identity] changed: the pages
+    send the person's ID token only to a location whose recorded health asks for it."""
+    import requests
+
+    health = requests.get(gatekeeper_url.rstrip("/") + "/v1/health", timeout=5).json()
+    stack.manage("shell", "-c", "import json\n"
+                 "from tenants.locations import record_health\n"
+                 "from tenants.models import StorageLocation\n"
+                 f"record_health(StorageLocation.objects.exclude(state='retired').get(tenant__slug={slug!r}, "
+                 f"gatekeeper_url={gatekeeper_url!r}), json.loads({json.dumps(health)!r}))")
 
 
 def identity_toml(issuer: str, audience: str, jwks_url: str, leeway: int = 0, ops: tuple[str, ...] = ()) -> str:

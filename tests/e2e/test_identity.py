@@ -21,6 +21,7 @@ from tests.stack import (
     identity_toml,
     log_in,
     log_in_with_idp,
+    record_location_health,
     set_portal_idp,
     sign_in_at_idp,
     wait_until_loaded,
@@ -52,6 +53,7 @@ def globex(dualkey_stack, idp):
     stack.reconfigure_gatekeeper("globex", identity_toml(idp.issuer, CLIENT_ID, jwks_uri))
     health = requests.get(globex.gatekeeper_url + "/v1/health", timeout=5).json()
     assert "identity" in health["features"] and health["identity"]["audience"] == CLIENT_ID
+    record_location_health(stack, "globex", globex.gatekeeper_url)  # the pages send it the token from now on
     stack.manage("shell", "-c", (
         "from django.contrib.auth import get_user_model\n"
         "from tenants.models import Membership, Tenant\n"
@@ -62,6 +64,7 @@ def globex(dualkey_stack, idp):
     set_portal_idp(stack, "globex", "", "")
     globex.config_path.write_text(original)
     stack.reconfigure_gatekeeper("globex", "")
+    record_location_health(stack, "globex", globex.gatekeeper_url)
 
 
 def banner(page, kind: str) -> str:

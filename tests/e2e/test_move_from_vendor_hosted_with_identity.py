@@ -110,14 +110,21 @@ def test_a_move_out_of_vendor_hosted_storage_to_a_gatekeeper_with_identity_runs_
     assert origin(acme.storage_origin) != origin(location_b["storage_origin"])
     alice = f"user:{stack.user_ids()[ADMIN]}"
 
-    # The cut over to B: its verification in the browser signs in at the IdP.
+    # The cut over to B: its verification in the browser signs in at the IdP. Verified
+    # before it is connected, B is not yet named as taking the token (no health
+    # recorded): the verification sends it there because B's health just asked.
     context, page = log_in(chromium, stack, ADMIN)
     set_portal_idp(stack, SLUG, idp.issuer, CLIENT_ID)
     page.on("dialog", lambda dialog: dialog.accept())
+    verifying = []
+    context.on("request", lambda r: verifying.append(r))
     try:
-        cut_over_to(page, stack, location_b, idp_login=ADMIN)
+        cut_over_to(page, stack, location_b, idp_login=ADMIN, verify_first=True)
+        assert page.locator("meta[name=dualkey-idp]").get_attribute("data-gatekeepers") == origin(location_b["url"])
     finally:
         context.close()
+    probes = [r for r in verifying if r.method == "POST" and r.url == location_b["url"] + "/v1/sign"]
+    assert probes and all(r.headers.get("x-identity-token") for r in probes)
 
     # The move, in a fresh browser: no IdP session, no token yet.
     context, page = log_in_with_idp(chromium, stack, ADMIN, idp.issuer, CLIENT_ID, slug=SLUG)
@@ -146,14 +153,15 @@ def test_a_move_out_of_vendor_hosted_storage_to_a_gatekeeper_with_identity_runs_
         total = started["objects"]["total"]
         assert total == sum(t["file_count"] for t in tickets)
 
-        # Before Alice signs in: the page asks for the IdP's sign-in, and carries nothing.
+        # Before Alice signs in: the page asks for the IdP's sign-in (at B's first put), and
+        # carries nothing; it may have read at A (the vendor's: no token asked, none sent).
         banner = page.get_by_test_id("identity-banner")
         banner.wait_for(timeout=20_000)
         assert urlsplit(idp.issuer).netloc in banner.text_content()
         time.sleep(2)
         waiting = move_progress(page, url)
         assert waiting["state"] == "running" and waiting["objects"]["done"] == 0
-        assert not [r.url for r in seen if origin(r.url) in gatekeepers and r.method == "POST"]
+        assert not [r.url for r in seen if origin(r.url) == origin(location_b["url"]) and r.method == "POST"]
 
         # She signs in in the page's popup: the move goes on, and finishes.
         sign_in_at_idp(page, ADMIN)
@@ -176,6 +184,11 @@ def test_a_move_out_of_vendor_hosted_storage_to_a_gatekeeper_with_identity_runs_
         token = tokens.pop()
         assert not [r for r in seen if r.url.startswith(stack.portal_url) and token in
                     r.url + repr(r.headers) + (r.post_data or "")]  # never to the portal
+        # Nor to the vendor's gatekeeper A, which never asked for it: with grants the vendor
+        # signs itself, a token it held would open B.
+        to_a = [r for r in seen if origin(r.url) == origin(acme.gatekeeper_url)]
+        assert to_a and not [r.url for r in to_a if "x-identity-token" in r.headers or token in
+                             r.url + repr(r.headers) + (r.post_data or "")]
 
         # A ticket's report page reads it from B (its own sign-in: the IdP remembers her).
         response = page.goto(f"{stack.portal_url}/tickets/{tickets[0]['id']}/")
@@ -191,6 +204,8 @@ def test_a_move_out_of_vendor_hosted_storage_to_a_gatekeeper_with_identity_runs_
         assert statuses and set(statuses) == {"verified"}, statuses
         reads = {origin(r.url) for r in seen[before:] if r.method == "POST" and origin(r.url) in gatekeepers}
         assert reads == {origin(location_b["url"])}
+        assert not [r.url for r in seen if origin(r.url) == origin(acme.gatekeeper_url)
+                    and "x-identity-token" in r.headers]
         assert errors == []
     finally:
         context.close()

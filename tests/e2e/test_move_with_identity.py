@@ -34,6 +34,7 @@ from tests.stack import (
     log_in_with_idp,
     move_progress,
     origin,
+    record_location_health,
     set_portal_idp,
     sign_in_at_idp,
     start_location,
@@ -113,6 +114,7 @@ def test_a_move_between_two_locations_with_the_customers_idp_at_both(stack, idp,
                      (location_b["url"], sorted(B_IDENTITY_OPS))]:
         health = requests.get(url + "/v1/health", timeout=5).json()
         assert health["identity"] == {"issuer": idp.issuer, "audience": CLIENT_ID, "ops": ops}, url
+    record_location_health(stack, "globex", globex.gatekeeper_url)  # A's [identity], as "Connect" records it
     charlie = f"user:{stack.user_ids()['charlie']}"
 
     # The cut over: B's verification in the browser signs in at the IdP.

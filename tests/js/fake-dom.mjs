@@ -28,6 +28,8 @@ export class FakeElement {
   addEventListener(type, listener) { (this.listeners[type] ||= []).push(listener); }
   append(...nodes) { this.children.push(...nodes.map((n) => (n instanceof FakeElement ? n : new Text(n)))); }
   replaceChildren(...nodes) { this.children = []; this.append(...nodes); }
+  prepend(...nodes) { this.children.unshift(...nodes.map((n) => (n instanceof FakeElement ? n : new Text(n)))); }
+  remove() { this.removed = true; }
   get textContent() { return this.children.map((c) => c.textContent).join(""); }
   set textContent(value) { this.children = [new Text(value)]; }
   // Elements (not text) below this one, depth first, that have this tag.

@@ -4,7 +4,8 @@ their CSP's connect-src; every person's grant names them by email (`identity`);
 the popup's callback page holds nothing of anyone's."""
 
 from portal.tickets.grants import read_grant
-from tenants.models import Tenant
+from tenants.locations import add_location, retire
+from tenants.models import StorageLocation, Tenant
 from tests.portal.base import BaseTestCase, decode_grant
 
 URL = "/settings/storage/"
@@ -24,9 +25,38 @@ class IdentityProviderTestCase(BaseTestCase):
         self.assertEqual((self.tenant_a.idp_issuer, self.tenant_a.idp_client_id), (IDP, "alpha-pages"))
         for path in (f"/tickets/{self.ticket.id}/", "/audit/", "/settings/", "/tickets/"):
             page = self.client.get(path)
-            self.assertContains(page, f'<meta name="dualkey-idp" data-issuer="{IDP}" data-client-id="alpha-pages">')
+            self.assertContains(page, f'<meta name="dualkey-idp" data-issuer="{IDP}" data-client-id="alpha-pages" '
+                                      'data-gatekeepers="">')
             connect = next(d for d in page["Content-Security-Policy"].split("; ") if d.startswith("connect-src"))
             self.assertIn(IDP, connect.split(), path)
+
+    def test_the_meta_names_only_the_customers_gatekeepers_that_reported_identity(self):
+        # The person's ID token goes only to these (lib/http.js): never the vendor-hosted
+        # gatekeeper, even if its health said [identity], nor one that did not ask for it.
+        Tenant.objects.filter(pk=self.tenant_a.pk).update(idp_issuer=IDP, idp_client_id="alpha-pages")
+        vendor = StorageLocation.objects.get(tenant=self.tenant_a, state="active")
+        self.assertEqual(vendor.kind, "vendor")
+
+        def location(url, ops, kind="customer"):
+            added = add_location(self.tenant_a, self.alice, kind=kind, gatekeeper_url=url,
+                                 gatekeeper_id=url.split("//")[1].split(".")[0], storage_origin="https://s3.example")
+            StorageLocation.objects.filter(pk=added.pk).update(reported_identity_ops=ops)
+            return added
+
+        location("https://gk-b.alpha.example/prefix", "get,list,put")
+        location("https://gk-c.alpha.example:8443", "audit")
+        location("https://gk-d.alpha.example", "")  # its health: no [identity]
+        retire(location("https://gk-e.alpha.example", "get"), self.alice)
+        location("https://gk-f.alpha.example", "get", kind="vendor")
+        StorageLocation.objects.filter(pk=vendor.pk).update(reported_identity_ops="get,list")
+        self.login(self.bob)
+        for path in (f"/tickets/{self.ticket.id}/", "/tickets/"):
+            self.assertContains(self.client.get(path), f'<meta name="dualkey-idp" data-issuer="{IDP}" '
+                                'data-client-id="alpha-pages" data-gatekeepers="https://gk-b.alpha.example '
+                                'https://gk-c.alpha.example:8443">', html=False, msg_prefix=path)
+        # A vendor location sharing a customer one's origin takes that origin off the list.
+        location("https://gk-b.alpha.example/other", "", kind="vendor")
+        self.assertContains(self.client.get("/tickets/"), 'data-gatekeepers="https://gk-c.alpha.example:8443">')
 
     def test_one_without_the_other_is_refused_with_a_reason(self):
         self.login(self.alice)

@@ -4,7 +4,7 @@
 // are; an abort is passed through untouched.
 
 import { gatekeeperHint } from "./gatekeeper-hints.js";
-import { forgetIdentity, identityToken } from "./identity.js";
+import { forgetIdentity, identityConfig, identityToken, takesIdentity } from "./identity.js";
 
 export class ApiError extends Error {
   constructor(message, { source, status = null, code = null, hint = null } = {}) {
@@ -97,15 +97,20 @@ export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, sign
   const url = endpoint(gatekeeperUrl, path);
   const headers = { Authorization: `Bearer ${grant}`, "Content-Type": "application/json" };
   if (typeof approval === "string" && approval) headers["X-Approval"] = approval;
-  // The tenant's IdP configured: the person's ID token (lib/identity.js), to the gatekeeper alone.
-  let identity;
-  try {
-    identity = await identityToken();
-  } catch (error) {
-    throw new ApiError(`Could not sign in at your organisation's identity provider: ${error.message}`,
-      { source: "gatekeeper", code: "identity_required" });
+  // The person's ID token (lib/identity.js), only to a gatekeeper the page names as
+  // taking it (takesIdentity); any other, the vendor-hosted one above all, gets none
+  // and starts no sign-in.
+  const identityHere = takesIdentity(url);
+  if (identityHere) {
+    let identity;
+    try {
+      identity = await identityToken();
+    } catch (error) {
+      throw new ApiError(`Could not sign in at your organisation's identity provider: ${error.message}`,
+        { source: "gatekeeper", code: "identity_required" });
+    }
+    if (identity) headers["X-Identity-Token"] = identity;
   }
-  if (identity) headers["X-Identity-Token"] = identity;
   let response;
   try {
     response = await fetch(url, {
@@ -129,7 +134,13 @@ export async function postToGatekeeper(gatekeeperUrl, path, grant, payload, sign
   const body = await readJson(response);
   if (!response.ok) {
     if (/^identity_(expired|invalid|mismatch)$/.test(text(body?.error) || "")) forgetIdentity();
-    throw gatekeeperRefusal(response.status, body, response.headers.get("X-Request-Id"));
+    const refusal = gatekeeperRefusal(response.status, body, response.headers.get("X-Request-Id"));
+    if (refusal.code === "identity_required" && !identityHere && identityConfig()) {
+      refusal.hint = "The portal does not know that this gatekeeper asks who you are, so the page sent it no "
+        + "sign-in: a tenant admin connects its location again (Settings, Storage locations) so that its "
+        + "health is recorded.";
+    }
+    throw refusal;
   }
   return body;
 }

@@ -5,9 +5,12 @@
 // fragment (response_mode=fragment: never sent to any server) to
 // /identity/callback/, whose script hands it back over a BroadcastChannel; the
 // code is exchanged at the IdP's token endpoint by this page. The token is kept
-// in this module's memory for the page's life (never in storage), and sent to the
-// gatekeeper only (lib/http.js). The IdP is named by the page's
-// <meta name="dualkey-idp">: the tenant's settings; without it, no token.
+// in this module's memory for the page's life (never in storage), and sent only to
+// the gatekeepers that take it (takesIdentity; lib/http.js). The IdP is named by
+// the page's <meta name="dualkey-idp">: the tenant's settings; without it, no
+// token. Its data-gatekeepers names those gatekeepers by origin: the tenant's own
+// locations whose recorded health asks for the token, never a vendor-hosted one
+// (tenants/locations.py identity_gatekeeper_origins).
 
 import { el } from "./dom.js";
 
@@ -17,12 +20,42 @@ const CALLBACK_PATH = "/identity/callback/";
 
 let current = null; // {token, exp}
 let pending = null; // the sign-in under way, shared by every caller
+const allowed = new Set(); // origins this page allowed itself (allowIdentityAt)
+
+function originOf(url) {
+  try {
+    const { origin } = new URL(url);
+    return origin === "null" ? null : origin;
+  } catch {
+    return null;
+  }
+}
 
 export function identityConfig(doc = globalThis.document) {
   const meta = doc?.querySelector?.('meta[name="dualkey-idp"]');
   const issuer = meta?.dataset.issuer;
   const clientId = meta?.dataset.clientId;
-  return issuer && clientId ? { issuer, clientId, redirectUri: new URL(CALLBACK_PATH, location.origin).href } : null;
+  const gatekeepers = (meta?.dataset.gatekeepers || "").split(/\s+/).map(originOf).filter(Boolean);
+  return issuer && clientId
+    ? { issuer, clientId, gatekeepers, redirectUri: new URL(CALLBACK_PATH, location.origin).href } : null;
+}
+
+// Whether the person's ID token goes to the gatekeeper at `gatekeeperUrl`: the
+// tenant names an IdP and the page names this gatekeeper's origin (exactly) as
+// taking the token, or allowIdentityAt did. Any other gatekeeper never gets it,
+// and never starts a sign-in.
+export function takesIdentity(gatekeeperUrl, doc = globalThis.document) {
+  const config = identityConfig(doc);
+  const origin = originOf(gatekeeperUrl);
+  return Boolean(config && origin && (config.gatekeepers.includes(origin) || allowed.has(origin)));
+}
+
+// One gatekeeper more that takes the token, for this page's life: only
+// settings/verify.js, for the customer's own location it is verifying when its
+// health has just asked for the tenant's IdP (the portal has not recorded it yet).
+export function allowIdentityAt(gatekeeperUrl) {
+  const origin = originOf(gatekeeperUrl);
+  if (origin) allowed.add(origin);
 }
 
 export function base64url(bytes) {

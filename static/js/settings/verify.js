@@ -8,7 +8,7 @@
 
 import { el } from "../lib/dom.js";
 import { ApiError, csrfToken, fetchHealth, portalClockOffset, postToGatekeeper, readJson } from "../lib/http.js";
-import { identityConfig, reachIdp } from "../lib/identity.js";
+import { allowIdentityAt, identityConfig, reachIdp } from "../lib/identity.js";
 import { evaluate, notReached } from "./checks.js";
 import * as probe from "./verify-checks.js";
 
@@ -41,6 +41,18 @@ function expected() {
     approverIds: words(data.approverIds), idp: identityConfig() };
 }
 
+// The probe's POSTs carry the person's ID token to the gatekeeper being verified
+// only when it is the customer's own location (never the vendor-hosted one) and its
+// health has just asked for the tenant's IdP ([identity]: issuer and audience ours):
+// a location being connected is not yet named by the page (lib/identity.js).
+function allowIdentityIfAsked(body, idp) {
+  const theirs = body?.identity;
+  if (root.dataset.locationKind === "customer" && idp && theirs && theirs.issuer === idp.issuer
+      && theirs.audience === idp.clientId && Array.isArray(theirs.ops) && theirs.ops.length) {
+    allowIdentityAt(root.dataset.gatekeeperUrl);
+  }
+}
+
 async function health(signal) {
   let timedOut = false;
   const timer = setTimeout(() => { timedOut = true; }, TIMEOUT_MS);
@@ -52,6 +64,7 @@ async function health(signal) {
       // The IdP as the pages will reach it: from this browser, never from the portal.
       wanted.idp && reachIdp(wanted.idp.issuer, signal),
     ]);
+    allowIdentityIfAsked(answer.body, wanted.idp);
     const browserSkew = answer.offsetMs == null ? null : answer.offsetMs / 1000;
     const portalSkew = answer.offsetMs == null || portal == null ? null : (answer.offsetMs - portal) / 1000;
     return evaluate(answer.body, wanted, { portalSkew, browserSkew }, { elapsedMs: answer.elapsedMs, idp });
