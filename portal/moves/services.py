@@ -239,14 +239,18 @@ def _digest(value: object) -> str:
     return value
 
 
-def copied(obj: MoveObject, sha256: str, *, now: dt.datetime | None = None) -> MoveObject:
-    """The carrier wrote the object at the destination; `sha256` is what it read at the
-    source. For a manifest file that must already match (else the source changed)."""
+def copied(obj: MoveObject, sha256: str, *, size: int | None = None, now: dt.datetime | None = None) -> MoveObject:
+    """The carrier wrote the object at the destination; `sha256` (and `size`, when it
+    says) is what it read at the source. For a manifest file the digest must already
+    match, and for any object the size (else the source changed: it fails, and a
+    browser wrote nothing)."""
     now, sha256 = now or timezone.now(), _digest(sha256)
     with transaction.atomic():
         obj = _locked(obj)
         if obj.state != MoveObject.State.PENDING:
             return obj  # a carrier retrying after its answer was lost: nothing done twice
+        if size is not None and size != obj.size:
+            return _fail(obj, "changed_at_source", f"it holds {size} bytes at the source, not {obj.size}", now)
         if obj.sha256 and not hmac.compare_digest(obj.sha256, sha256):
             return _fail(obj, "changed_at_source", "its SHA-256 at the source is not the manifest's", now)
         obj.sha256 = obj.sha256 or sha256

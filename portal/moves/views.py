@@ -395,7 +395,10 @@ def carrier_copied(request, job, body, object_id):
     obj = _object_of(job, object_id)
     if obj.state == MoveObject.State.PENDING and obj.leased_by != _carrier(request, body):
         raise Refused("not_leased", "the object's lease is another tab's, or over", 409)
-    obj = services.copied(obj, _sha(body))
+    size = body.get("size")  # what the tab read at the source (a note has no manifest digest)
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise Refused("bad_size", "size is the number of bytes read at the source")
+    obj = services.copied(obj, _sha(body), size=size)
     return JsonResponse({"state": obj.state, "reason": obj.error})
 
 

@@ -67,7 +67,7 @@ test("an object goes from the source's storage to the destination's, both digest
   for (const call of portalCalls(calls)) {
     assert.equal(call.headers["X-CSRFToken"], "tok");
     assert.ok(!JSON.stringify(call.body).includes(text), call.url);
-    assert.deepEqual(Object.keys(call.body).sort().filter((k) => !["carrier", "sha256", "verify"].includes(k)), []);
+    assert.deepEqual(Object.keys(call.body).sort().filter((k) => !["carrier", "sha256", "size", "verify"].includes(k)), []);
   }
   assert.equal(calls.at(-1).body.sha256, item.sha256);
 });

@@ -231,6 +231,18 @@ class MovePagesTest(BaseTestCase):
 
     # --- the browser carrier ------------------------------------------------------------
 
+    def test_an_object_of_another_size_at_the_source_fails_and_is_not_copied(self):
+        # A note has no manifest digest: its size is what tells that the source changed.
+        job = self.plan()
+        [item, _] = self.claim(job).json()["copy"]
+        url = self.carrier_url(job, "move-object-copied", item["id"])
+        for bad in (-1, True, "3"):
+            refused = self.post_json(url, {"carrier": TAB, "sha256": item["sha256"], "size": bad})
+            assert refused.status_code == 400 and refused.json()["error"] == "bad_size", bad
+        answer = self.post_json(url, {"carrier": TAB, "sha256": item["sha256"], "size": item["size"] + 1}).json()
+        assert answer["state"] == "failed" and f"{item['size'] + 1} bytes" in answer["reason"]
+        assert MoveObject.objects.get(pk=item["id"]).error_code == "changed_at_source"
+
     def test_a_tab_renews_its_own_leases_only(self):
         job = self.plan()
         [first, second] = self.claim(job, limit=2).json()["copy"]

@@ -101,7 +101,7 @@ export class Carrier {
     const read = await this.readHash(d.sourceGatekeeper, d.sourceStorage, grants.get, item);
     if (read.bytes.byteLength !== item.size || (item.sha256 && item.sha256 !== read.digest)) {
       // The source does not hold what the manifest says: the portal fails it, nothing is written.
-      return this.portal(`/objects/${item.id}/copied`, { sha256: read.digest });
+      return this.portal(`/objects/${item.id}/copied`, { sha256: read.digest, size: read.bytes.byteLength });
     }
     const signed = await this.sign(d.destinationGatekeeper, d.destinationStorage, grants.put,
       { op: "put", key: item.key, size: item.size, content_type: item.content_type });
@@ -117,7 +117,7 @@ export class Carrier {
     }
     if (!upload.ok) throw new ApiError(`The destination's storage refused the upload (HTTP ${upload.status}).`,
       { source: "storage", status: upload.status, code: `storage_${upload.status}` });
-    const copied = await this.portal(`/objects/${item.id}/copied`, { sha256: read.digest });
+    const copied = await this.portal(`/objects/${item.id}/copied`, { sha256: read.digest, size: read.bytes.byteLength });
     if (copied.state !== "copied") return copied;
     return this.verify(item);
   }
