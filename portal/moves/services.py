@@ -148,8 +148,20 @@ def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, 
     chosen = Ticket.objects.filter(tenant=tenant, location=source, erased_at__isnull=True)
     if tickets is not None:
         chosen = chosen.filter(pk__in=[t.pk for t in tickets])
+    try:
+        with transaction.atomic():
+            return _plan_locked(tenant, source, destination, user, chosen, concurrency, own_tools, now)
+    except IntegrityError:  # a simultaneous plan took one of these tickets first
+        raise MoveRefused("already_moving", "Another move took some of these tickets: reload and try again.", 409)
+
+
+def _plan_locked(tenant, source, destination, user, chosen, concurrency, own_tools, now) -> Plan:
+    """The plan's reads and writes in one transaction, the tickets' rows locked: a note
+    being started on one of them (portal/tickets/api.py `notes`, which takes the same
+    lock) is either seen here or refused there, never written in between (PostgreSQL;
+    SQLite has no row locks, and runs one writer at a time)."""
     left_out, moving = [], []
-    for ticket in chosen.prefetch_related("files", "notes").order_by("number"):
+    for ticket in chosen.select_for_update().prefetch_related("files", "notes").order_by("number"):
         if ticket.erasing:
             left_out.append((ticket.number, "being erased"))
         elif ticket.status != Ticket.Status.COMPLETE:
@@ -163,17 +175,13 @@ def plan(tenant: Tenant, source: StorageLocation, destination: StorageLocation, 
             moving.append(ticket)
     if not moving:
         raise MoveRefused("nothing_to_move", "No ticket at that location can be moved now.", 409)
-    try:
-        with transaction.atomic():
-            job = MoveJob.objects.create(
-                tenant=tenant, source=source, destination=destination, mode=mode_for(source, destination),
-                concurrency=concurrency, own_tools=own_tools, created_by=user, created_by_name=_display(user), created_at=now,
-                state_changed_at=now, state_changed_by_name=_display(user))
-            for ticket in moving:
-                move = MoveTicket.objects.create(job=job, ticket=ticket)
-                MoveObject.objects.bulk_create(MoveObject(move=move, updated_at=now, **o) for o in _objects_of(ticket))
-    except IntegrityError:  # a simultaneous plan took one of these tickets first
-        raise MoveRefused("already_moving", "Another move took some of these tickets: reload and try again.", 409)
+    job = MoveJob.objects.create(
+        tenant=tenant, source=source, destination=destination, mode=mode_for(source, destination),
+        concurrency=concurrency, own_tools=own_tools, created_by=user, created_by_name=_display(user), created_at=now,
+        state_changed_at=now, state_changed_by_name=_display(user))
+    for ticket in moving:
+        move = MoveTicket.objects.create(job=job, ticket=ticket)
+        MoveObject.objects.bulk_create(MoveObject(move=move, updated_at=now, **o) for o in _objects_of(ticket))
     return Plan(job, left_out)
 
 

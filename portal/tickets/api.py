@@ -6,6 +6,7 @@ Every ticket is reached through portal.tickets.access, so another tenant's ticke
 404 like a ticket that never existed.
 """
 
+from django.db import transaction
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -389,9 +390,13 @@ def notes(request, ticket_id):
     body = NoteCreateSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     _require_not_erased(ticket)
-    _require_not_moving(ticket)
     _require_gatekeeper(location_of(ticket))
-    note = services.create_note(ticket, request.user, body.validated_data["size"])
+    with transaction.atomic():
+        # The ticket's row, as a move's plan locks it (portal/moves/services.py): a plan
+        # sees this note, or this request sees the move; never a note written in between.
+        Ticket.objects.select_for_update().filter(pk=ticket.pk).first()
+        _require_not_moving(ticket)
+        note = services.create_note(ticket, request.user, body.validated_data["size"])
     grant = grants.note_grant(note, request.user)
     answer = {"id": note.id, "key": note.key, "size": note.size, "content_type": NOTE_CONTENT_TYPE,
               "grant": grant.token, "gatekeeper_url": location_of(ticket).gatekeeper_url,
