@@ -330,6 +330,13 @@ def switch(move: MoveTicket, *, now: dt.datetime | None = None) -> bool:
         ticket = Ticket.objects.select_for_update().get(pk=move.ticket_id)
         if ticket.location_id != move.job.source_id:
             raise MoveRefused("moved_elsewhere", "the ticket is no longer at the job's source", 409)
+        # Locked as tenants.locations.retire locks it: a location retired (it held no
+        # ticket then) takes none afterwards; the ticket fails and stays at the source.
+        destination = StorageLocation.objects.select_for_update().get(pk=move.job.destination_id)
+        if destination.state == StorageLocation.State.RETIRED:
+            move.state, move.error = MoveTicket.State.FAILED, "the destination was retired during the move"
+            move.save(update_fields=["state", "error"])
+            return False
         ticket.location_id = move.job.destination_id
         ticket.save(update_fields=["location"])
         move.state, move.switched_at = MoveTicket.State.SWITCHED, now

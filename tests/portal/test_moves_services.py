@@ -79,6 +79,18 @@ class MoveServicesTest(BaseTestCase):
                 self.assertEqual(caught.exception.code, refused)
         self.assertFalse(MoveJob.objects.exists())
 
+    def test_a_destination_retired_during_the_move_takes_no_ticket(self):
+        plan = self._plan()
+        move = MoveTicket.objects.get(job=plan.job)
+        move.move_objects.update(state=MoveObject.State.VERIFIED)
+        # Cut over elsewhere, then retire the destination: it held no ticket yet.
+        StorageLocation.objects.filter(pk=self.destination.pk).update(state=StorageLocation.State.RETIRED)
+        self.assertFalse(services.switch(move))
+        move.refresh_from_db()
+        self.ticket.refresh_from_db()
+        self.assertEqual((move.state, self.ticket.location_id), (MoveTicket.State.FAILED, self.source.pk))
+        self.assertIn("retired", move.error)
+
     def test_the_browser_carries_when_a_gatekeeper_needs_the_persons_id_token_for_the_workers_ops(self):
         for source_ops, destination_ops, mode in [
                 ("", "audit", MoveJob.Mode.WORKER),  # the worker never searches the log
