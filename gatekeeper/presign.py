@@ -353,10 +353,13 @@ def _s3_host(region: str) -> str:
 
 def botocore_places(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether AWS settings may move the S3 and DynamoDB endpoints from the partition's
-    defaults: one of ENDPOINT_SETTINGS, or an AWS config file. Then botocore, imported
+    defaults: one of ENDPOINT_SETTINGS, or an AWS config or shared credentials file
+    (botocore reads use_fips_endpoint and the like from either). Then botocore, imported
     for it, says where they are (a Lambda has neither: its cold start is not slowed)."""
-    config_file = environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
-    return any(environ.get(name) for name in ENDPOINT_SETTINGS) or os.path.isfile(config_file)
+    files = (environ.get("AWS_CONFIG_FILE") or "~/.aws/config",  # botocore merges both into the profile
+             environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+    return any(environ.get(name) for name in ENDPOINT_SETTINGS) or any(
+        os.path.isfile(os.path.expanduser(path)) for path in files)
 
 
 @functools.cache

@@ -23,6 +23,7 @@ once the location holds tickets or is connected (`in_place_refusal`): that is
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -31,7 +32,7 @@ from django.utils import timezone
 from gatekeeper.errors import OPS
 from tenants import events
 from tenants.models import OnboardingStep, SecurityEvent, StorageLocation, Tenant
-from tenants.validators import validate_bucket, validate_region
+from tenants.validators import validate_bucket
 
 # Tenant field -> location field: the mirror.
 MIRROR = {
@@ -49,6 +50,7 @@ VERIFIED_FRESH_FOR = dt.timedelta(hours=24)
 # The health fields recorded, with their longest accepted value.
 REPORTED = {"bucket": 63, "region": 30, "storage_problem": 200, "encryption": 20, "kms_key_id": 200}
 STORAGE_STATES = ("ok", "unreachable")
+REPORTED_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,29}")
 
 
 class LocationError(Exception):
@@ -206,13 +208,15 @@ def record_health(location: StorageLocation, health, *, now: dt.datetime | None 
     if storage not in STORAGE_STATES:
         raise LocationError("The health has no storage state (ok or unreachable): is the gatekeeper up to date?")
     values = {f"reported_{name}": _text(health, name, longest) for name, longest in REPORTED.items()}
-    # Shown on pages and written into the customer's copy script (portal/moves): its own syntax only.
-    for name, validate in (("bucket", validate_bucket), ("region", validate_region)):
-        try:
-            if values[f"reported_{name}"]:
-                validate(values[f"reported_{name}"])
-        except ValidationError:
-            raise LocationError(f"The health's {name} is not an S3 {name} name.") from None
+    # Shown on pages and written into the customer's copy script (portal/moves): its own
+    # syntax only. A region as S3-compatible stores name theirs too ("default").
+    try:
+        if values["reported_bucket"]:
+            validate_bucket(values["reported_bucket"])
+    except ValidationError:
+        raise LocationError("The health's bucket is not an S3 bucket name.") from None
+    if values["reported_region"] and not REPORTED_REGION.fullmatch(values["reported_region"]):
+        raise LocationError("The health's region is not a region name (letters, digits and '-').")
     values.update(reported_storage=storage, reported_identity_ops=_identity_ops(health),
                   reported_at=now or timezone.now())
     StorageLocation.objects.filter(pk=location.pk).update(**values)

@@ -550,7 +550,7 @@ class Run:
         if move.state == MoveTicket.State.SWITCHED:
             if getattr(self, "pool", None) is None:
                 self._erase_source(move)
-            elif not any(w.kind == "erase" and w.move_id == move.pk for w in self._works()):
+            elif self._distinct() and not any(w.kind == "erase" and w.move_id == move.pk for w in self._works()):
                 # Only what was moved (and verified): never anything the plan did not list.
                 keys = sorted(move.move_objects.values_list("key", flat=True))
                 self._submit(Work("erase", None, {}, move=move, keys=keys, started=timezone.now()))

@@ -16,6 +16,7 @@ gatekeeper faked in the browser with Playwright's routing.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -98,7 +99,10 @@ def test_alice_sees_every_check_pass(dualkey_stack, alice_view):
     assert checks["gatekeeper_id"]["detail"] == "“gk-acme”."
     assert checks["reachable"]["detail"].startswith("GET /v1/health answered in ")
     assert "Version 1." in checks["reachable"]["detail"]
-    assert checks["clock"]["detail"].startswith("The gatekeeper's clock is within a second of the portal's")
+    # One machine, both clocks read to the whole second (the health's `time`, the portal's
+    # Date header) over a loaded loopback: within a second, or shown as 1 s either way.
+    assert re.match(r"The gatekeeper's clock is (within a second of|1 s (ahead of|behind)) the portal's",
+                    checks["clock"]["detail"]), checks["clock"]["detail"]
     # The bucket as the gatekeeper reports it (moto's buckets have no default encryption).
     assert checks["storage"]["detail"] == f"Bucket “{dualkey_stack.tenants['acme'].bucket}” answered in us-east-1."
     assert checks["bucket"]["detail"] == f"“{dualkey_stack.tenants['acme'].bucket}”."

@@ -115,6 +115,21 @@ def test_an_aws_config_file_lets_botocore_place_them_too(aws_env, tmp_path):
     assert store._url.netloc == "dynamodb-fips.eu-west-1.amazonaws.com"
 
 
+def test_a_shared_credentials_file_or_a_home_relative_config_file_counts_too(aws_env, tmp_path, monkeypatch):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+                           "use_fips_endpoint = true\n")
+    aws_env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    assert botocore_places()
+    storage = Storage(StorageConfig("dualkey-reports", "eu-west-1"), AwsCredentials())
+    assert storage.origin == "https://dualkey-reports.s3-fips.eu-west-1.amazonaws.com"  # as botocore merges it
+    aws_env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "cfg").write_text("[default]\n")
+    aws_env.setenv("AWS_CONFIG_FILE", "~/cfg")
+    assert botocore_places()
+
+
 def test_storage_endpoint_url_still_wins(aws_env):
     aws_env.setenv("AWS_USE_FIPS_ENDPOINT", "true")
     storage = Storage(StorageConfig("dualkey-reports", "us-east-1", "http://127.0.0.1:9000"), AwsCredentials())

@@ -230,6 +230,16 @@ class MoveWorkerTest(MoveWorkerTestCase):
         job.refresh_from_db()
         assert not job.erasure_due and tasks.run_move.run(str(job.pk)) == "gone"
 
+    def test_nothing_is_erased_when_the_two_locations_turn_out_to_front_one_bucket(self):
+        # Planned apart; then (a gatekeeper re-pointed, its health recorded again) both
+        # report one bucket: the run copies and switches, but erases nothing at the source.
+        job = self.plan(concurrency=2)
+        type(self.destination).objects.filter(pk=self.destination.pk).update(reported_bucket=self.src.bucket)
+        stats = worker.run_job(job.pk)
+        assert stats.switched == 2 and stats.erased == 0
+        assert len(self.versions(self.src.bucket)) == 5  # every source version still there
+        assert set(MoveTicket.objects.filter(job=job).values_list("state", flat=True)) == {"switched"}
+
     def test_a_refusal_fails_the_ticket_a_transient_failure_is_retried(self):
         """The destination refuses an object too large for it (a 4xx: permanent, that
         ticket fails, not the job); the source's gatekeeper is down for a moment

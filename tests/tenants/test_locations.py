@@ -121,6 +121,11 @@ class HealthTestCase(LocationsTestCase):
         b = record_health(b, health_of(b, identity=None))  # [identity] switched off since
         self.assertEqual(b.identity_ops, frozenset())
 
+    def test_an_s3_compatible_stores_own_region_name_is_recorded(self):
+        b = self.add_b()
+        b = record_health(b, health_of(b, region="default"))
+        self.assertEqual(b.reported_region, "default")
+
     def test_a_mismatch_with_what_the_admin_chose_is_a_warning(self):
         b = self.connected_b(bucket="someone-elses", region="us-east-1")
         self.assertEqual(b.mismatches(), ["You chose bucket alpha-b, the gatekeeper reports someone-elses.",
@@ -134,7 +139,7 @@ class HealthTestCase(LocationsTestCase):
                                (health_of(b, bucket="x" * 64), "bucket"),
                                (health_of(b, bucket="b\ntouch /tmp/pwned\n#"), "not an S3 bucket name"),
                                (health_of(b, bucket="Alpha_B"), "not an S3 bucket name"),
-                               (health_of(b, region="eu-north-1; rm"), "not an S3 region name"),
+                               (health_of(b, region="eu-north-1; rm"), "not a region name"),
                                (health_of(b, region=7), "region"),
                                (health_of(b, identity={"ops": ["get", "sudo"]}), "identity"),
                                (health_of(b, identity="on"), "identity"),
