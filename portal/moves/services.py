@@ -97,8 +97,9 @@ def _bucket_at(location: StorageLocation) -> tuple[str, str]:
     alone, whatever the endpoint), else the storage origin's host and port."""
     bucket = location.reported_bucket or location.chosen_bucket
     parts = urlsplit(location.storage_origin)
-    host = (parts.hostname or "").removeprefix(f"{bucket}.")
-    return ("aws" if host.endswith(AWS_HOSTS) else f"{host}:{parts.port or ''}"), bucket
+    host = (parts.hostname or "").rstrip(".").removeprefix(f"{bucket}.")
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, "")
+    return ("aws" if host.endswith(AWS_HOSTS) else f"{host}:{port}"), bucket
 
 
 def check_distinct(source: StorageLocation, destination: StorageLocation) -> None:

@@ -58,6 +58,7 @@ class MoveServicesTest(BaseTestCase):
             ("https://s3-fips.us-east-1.amazonaws.com", "alpha", "https://alpha.s3.us-east-1.amazonaws.com", "alpha",
              "same_bucket"),
             ("http://127.0.0.1:9000", "alpha", "http://127.0.0.1:9000", "alpha", "same_bucket"),
+            ("https://minio.example", "alpha", "https://alpha.minio.example.:443", "alpha", "same_bucket"),
             ("http://127.0.0.1:9000", "", "http://127.0.0.1:9000", "beta", "bucket_unknown"),
             ("http://127.0.0.1:9000", "alpha", "http://127.0.0.1:9000", "beta", None),
             ("http://127.0.0.1:9000", "alpha", "http://127.0.0.1:9001", "alpha", None),  # two S3-compatible servers
