@@ -248,9 +248,7 @@ class Stack:
 
     def audit_rows(self, slug: str) -> list[dict]:
         """The tenant gatekeeper's audit log (its SQLite file, table `audit`), oldest first."""
-        with sqlite3.connect(f"file:{self.tenants[slug].audit_path}?mode=ro", uri=True) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute("SELECT * FROM audit ORDER BY id")]
+        return audit_log(self.tenants[slug].audit_path)
 
     def reconfigure_gatekeeper(self, slug: str, extra_toml: str) -> None:
         """Append `extra_toml` (whole tables) to the tenant gatekeeper's config and
@@ -286,6 +284,37 @@ class Stack:
 
 
 # --- starting it ------------------------------------------------------------------------
+
+def audit_log(path) -> list[dict]:
+    """A gatekeeper's SQLite audit log (table `audit`), oldest first, read only."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM audit ORDER BY id")]
+
+
+PAGE_CLIENT_ID = "dualkey-pages"  # the pages' public OIDC client at the test IdP ([identity])
+
+
+def start_page_idp(stack: "Stack", workdir: Path, users: dict):
+    """The real OpenID Connect provider (tests/oidc_provider.py) with the pages' public
+    client (PKCE, no secret, auth_time required), its redirect the portal's callback."""
+    from tests.oidc_provider import Client, start_oidc_provider
+
+    client = Client(PAGE_CLIENT_ID, "", [stack.portal_url + "/identity/callback/"],
+                    {"token_endpoint_auth_method": "none", "require_auth_time": True})
+    return start_oidc_provider(workdir, [client], users)
+
+
+def own_stack(tmp_path_factory, name: str, deny_port: int):
+    """A module's own stack (a cut over changes where a tenant's tickets go), its
+    portal refused `deny_port` too (a second gatekeeper; storage is refused already)."""
+    stack = start_stack(tmp_path_factory.mktemp(name), tickets_per_tenant=1,
+                        deny=(f"127.0.0.1:{deny_port}", f"localhost:{deny_port}"))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
 
 def _portal_database(workdir: Path) -> tuple[str, bool]:
     """(DATABASE_URL for the portal, whether the stack created it and must drop it)."""

@@ -19,7 +19,6 @@ Its own stack (not the session's): a cut over changes where Acme's tickets go.""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from urllib.parse import urlsplit
 
@@ -27,8 +26,9 @@ import pytest
 import requests
 
 from tests import support
-from tests.oidc_provider import Client, start_oidc_provider
 from tests.stack import (
+    PAGE_CLIENT_ID,
+    audit_log,
     csp_directives,
     cut_over_to,
     identity_toml,
@@ -36,10 +36,11 @@ from tests.stack import (
     log_in_with_idp,
     move_progress,
     origin,
+    own_stack,
     set_portal_idp,
     sign_in_at_idp,
     start_location,
-    start_stack,
+    start_page_idp,
     versions,
     wait_until_loaded,
 )
@@ -47,7 +48,7 @@ from tests.stack import (
 pytestmark = pytest.mark.e2e
 
 SLUG, ADMIN = "acme", "alice"  # the stack's vendor-hosted tenant, and its admin
-CLIENT_ID = "dualkey-pages"
+CLIENT_ID = PAGE_CLIENT_ID
 B_ID = "gk-acme-own"
 B_BUCKET = "acme-reports-own"
 B_PORT = support.free_port()
@@ -56,21 +57,13 @@ B_IDENTITY_OPS = ("get", "list", "put", "delete", "audit")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    # The network guard refuses the portal B's gatekeeper too (storage is already refused).
-    stack = start_stack(tmp_path_factory.mktemp("moves-vendor-identity"), tickets_per_tenant=1,
-                        deny=(f"127.0.0.1:{B_PORT}", f"localhost:{B_PORT}"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from own_stack(tmp_path_factory, "moves-vendor-identity", B_PORT)
 
 
 @pytest.fixture(scope="module")
 def idp(stack, tmp_path_factory):
-    client = Client(CLIENT_ID, "", [stack.portal_url + "/identity/callback/"],
-                    {"token_endpoint_auth_method": "none", "require_auth_time": True})
-    provider = start_oidc_provider(tmp_path_factory.mktemp("idp"), [client],
-                                   {ADMIN: {"email": "alice@example.com", "email_verified": True}})
+    provider = start_page_idp(stack, tmp_path_factory.mktemp("idp"),
+                              {ADMIN: {"email": "alice@example.com", "email_verified": True}})
     yield provider
     provider.stop()
 
@@ -87,12 +80,6 @@ def location_b(stack, idp, tmp_path_factory):
         yield location
     finally:
         support.stop_process(proc)
-
-
-def audit_rows(path) -> list[dict]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM audit ORDER BY id")]
 
 
 def test_a_move_out_of_vendor_hosted_storage_to_a_gatekeeper_with_identity_runs_in_the_browser(
@@ -212,7 +199,7 @@ def test_a_move_out_of_vendor_hosted_storage_to_a_gatekeeper_with_identity_runs_
         set_portal_idp(stack, SLUG, "", "")
 
     # B holds each object, put by Alice as the IdP names her.
-    rows = audit_rows(location_b["audit"])
+    rows = audit_log(location_b["audit"])
     puts = [r for r in rows if r["op"] == "put" and r["outcome"] == "allow" and not r["key"].startswith("tickets/_probe/")]
     assert {(r["sub"], r["idp_sub"], r["idp_iss"]) for r in puts} == {(alice, ADMIN, idp.issuer)}
     for ticket in tickets:

@@ -17,7 +17,6 @@ Its own stack (not the session's): a cut over changes where Globex's tickets go.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from urllib.parse import urlsplit
 
@@ -25,8 +24,9 @@ import pytest
 import requests
 
 from tests import support
-from tests.oidc_provider import Client, start_oidc_provider
 from tests.stack import (
+    PAGE_CLIENT_ID,
+    audit_log,
     csp_directives,
     cut_over_to,
     identity_toml,
@@ -34,18 +34,19 @@ from tests.stack import (
     log_in_with_idp,
     move_progress,
     origin,
+    own_stack,
     record_location_health,
     set_portal_idp,
     sign_in_at_idp,
     start_location,
-    start_stack,
+    start_page_idp,
     versions,
     wait_until_loaded,
 )
 
 pytestmark = pytest.mark.e2e
 
-CLIENT_ID = "dualkey-pages"
+CLIENT_ID = PAGE_CLIENT_ID
 B_ID = "gk-globex-b"
 B_BUCKET = "globex-reports-b"
 B_PORT = support.free_port()
@@ -54,21 +55,13 @@ B_IDENTITY_OPS = ("get", "list", "put", "delete", "audit")  # A keeps the defaul
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    # The network guard refuses the portal B's gatekeeper too (storage is already refused).
-    stack = start_stack(tmp_path_factory.mktemp("moves-identity"), tickets_per_tenant=1,
-                        deny=(f"127.0.0.1:{B_PORT}", f"localhost:{B_PORT}"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from own_stack(tmp_path_factory, "moves-identity", B_PORT)
 
 
 @pytest.fixture(scope="module")
 def idp(stack, tmp_path_factory):
-    client = Client(CLIENT_ID, "", [stack.portal_url + "/identity/callback/"],
-                    {"token_endpoint_auth_method": "none", "require_auth_time": True})
-    provider = start_oidc_provider(tmp_path_factory.mktemp("idp"), [client],
-                                   {"charlie": {"email": "charlie@example.com", "email_verified": True}})
+    provider = start_page_idp(stack, tmp_path_factory.mktemp("idp"),
+                              {"charlie": {"email": "charlie@example.com", "email_verified": True}})
     yield provider
     provider.stop()
 
@@ -87,12 +80,6 @@ def location_b(stack, idp, jwks_uri, tmp_path_factory):
         yield location
     finally:
         support.stop_process(proc)
-
-
-def audit_rows(path) -> list[dict]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM audit ORDER BY id")]
 
 
 def replay(request, *, with_token: bool) -> requests.Response:
@@ -174,7 +161,7 @@ def test_a_move_between_two_locations_with_the_customers_idp_at_both(stack, idp,
         read_back = [r for r in signs if r.url.startswith(location_b["url"]) and '"op":"get"' in r.post_data][-1]
         refused = replay(read_back, with_token=False)
         assert (refused.status_code, refused.json()["error"]) == (401, "identity_required")
-        [row] = [r for r in audit_rows(location_b["audit"]) if r["request_id"] == refused.headers["X-Request-Id"]]
+        [row] = [r for r in audit_log(location_b["audit"]) if r["request_id"] == refused.headers["X-Request-Id"]]
         assert (row["outcome"], row["reason"], row["idp_sub"]) == ("deny", "identity_required", "")
         signed = replay(read_back, with_token=True)
         assert signed.status_code == 200, signed.text
@@ -197,7 +184,7 @@ def test_a_move_between_two_locations_with_the_customers_idp_at_both(stack, idp,
         set_portal_idp(stack, "globex", "", "")
 
     # A holds no version of them; B holds each, put by Charlie as the IdP names him.
-    rows = audit_rows(location_b["audit"])
+    rows = audit_log(location_b["audit"])
     puts = [r for r in rows if r["op"] == "put" and r["outcome"] == "allow" and not r["key"].startswith("tickets/_probe/")]
     assert {(r["sub"], r["idp_sub"], r["idp_iss"]) for r in puts} == {(charlie, "charlie", idp.issuer)}
     for ticket in tickets:
