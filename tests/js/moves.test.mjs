@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { afterEach, test } from "node:test";
 
-import { Carrier, tabId } from "../../static/js/moves/carrier.js";
+import { Carrier, claimTabId, tabId } from "../../static/js/moves/carrier.js";
 
 const realFetch = globalThis.fetch;
 afterEach(() => { globalThis.fetch = realFetch; });
@@ -168,4 +168,22 @@ test("a tab renews its leases while it carries, and stops when done", async () =
   assert.equal(renewed.length, seen);  // none after the work ended
   await carrier.holding([], async () => {});
   assert.equal(renewed.length, seen);  // nothing carried: nothing renewed
+});
+
+test("a duplicated tab (its original's id, the original still open) takes a new id; a reload keeps its own", async () => {
+  const session = () => {
+    const store = new Map();
+    return { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v), removeItem: (k) => store.delete(k),
+      copy() { const s = session(); for (const [k, v] of store) s.setItem(k, v); return s; } };
+  };
+  const originalStore = session();
+  const original = await claimTabId(originalStore, 50);
+  const duplicate = await claimTabId(originalStore.copy(), 50); // sessionStorage copied, original alive
+  assert.notEqual(duplicate.id, original.id);
+  const reloadStore = originalStore.copy();
+  original.close(); // the page reloaded: the old one is gone
+  const reloaded = await claimTabId(reloadStore, 50);
+  assert.equal(reloaded.id, original.id);
+  duplicate.close();
+  reloaded.close();
 });

@@ -30,6 +30,32 @@ export function tabId(store = globalThis.sessionStorage) {
   return id;
 }
 
+// A duplicated tab inherits its original's sessionStorage, and so its id: both would
+// carry the same objects under one lease. A page that holds an id answers for it on a
+// BroadcastChannel; a new page asks first, and takes a fresh id if a live page answers.
+// A reload asks too, and keeps its id: the page it replaces is gone.
+export async function claimTabId(store = globalThis.sessionStorage, waitMs = 300) {
+  let id = tabId(store);
+  if (typeof BroadcastChannel !== "function") return { id, close() {} };
+  const channel = new BroadcastChannel(TAB_KEY);
+  const held = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), waitMs);
+    channel.onmessage = (event) => {
+      if (event.data?.holds === id) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    };
+    channel.postMessage({ asks: id });
+  });
+  if (held) {
+    store?.removeItem?.(TAB_KEY);
+    id = tabId(store);
+  }
+  channel.onmessage = (event) => { if (event.data?.asks === id) channel.postMessage({ holds: id }); };
+  return { id, close: () => channel.close() };
+}
+
 class Stopped extends Error {}
 
 export class Carrier {
@@ -227,10 +253,11 @@ const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // Runs the carrier in `root` (the page's [data-move-carrier]) until the move is over;
 // a failure it cannot place (the portal unreachable) is shown and retried.
-export function startCarrier(root) {
+export async function startCarrier(root) {
   const status = root.querySelector("[data-carrier-status]");
   const say = (text) => { status.textContent = text; };
   const carrier = new Carrier(root, say);
+  carrier.carrier = (await claimTabId()).id; // kept answering for the page's life
   const start = () => carrier.run().then((state) => { root.dataset.done = state; }).catch((error) => {
     if (error instanceof Stopped && error.message === "own_tools") {
       say("This move is now copied with your own tools: reload the page to verify the copies.");
