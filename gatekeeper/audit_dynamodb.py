@@ -13,7 +13,8 @@ transient codes and failed connections are retried after random() * 1 s * 2**(n-
 when throttled, random() * 25 ms * 2**(n-1) otherwise; the audit transaction carries
 a ClientRequestToken (botocore added one), so a retried one is applied once. Not
 kept: the retry quota (a token bucket that stops retrying while many fail), the
-x-amz-retry-after hint, HTTPS_PROXY (the store connects directly). Its endpoint:
+x-amz-retry-after hint. HTTPS_PROXY/HTTP_PROXY and NO_PROXY are honoured as botocore
+reads them (an http:// proxy: a CONNECT tunnel to an HTTPS endpoint). Its endpoint:
 storage.endpoint_url; else, where AWS settings may move it (FIPS, dual-stack,
 AWS_ENDPOINT_URL*, a config file: presign.botocore_places), botocore's; else the
 region's in its partition (tests/gatekeeper/test_dynamodb_wire.py,
@@ -22,6 +23,7 @@ tests/gatekeeper/test_aws_endpoints.py). AWS_CA_BUNDLE is honoured.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
 import json
@@ -34,7 +36,8 @@ import select
 import ssl
 import threading
 import time
-from urllib.parse import urlsplit
+import urllib.request
+from urllib.parse import unquote, urlsplit
 
 from .audit import (
     DAY, TEXT_FIELDS, AuditRecord, SearchQuery, clean_text, decode_cursor, encode_cursor,
@@ -112,6 +115,24 @@ class DynamoError(Exception):
         self.code = code
 
 
+def environment_proxy(url) -> tuple[tuple[str, int] | None, dict[str, str]]:
+    """The HTTP proxy the environment names for `url`, as botocore reads it (HTTPS_PROXY or
+    HTTP_PROXY by the endpoint's scheme, NO_PROXY honoured; user:password@ as Basic
+    Proxy-Authorization): ((host, port), headers), or (None, {}) to connect directly."""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme)
+    if not proxy or urllib.request.proxy_bypass_environment(url.hostname or "", proxies):
+        return None, {}
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(f"{url.scheme.upper()}_PROXY", "must be an http:// proxy URL (the tunnel carries TLS)")
+    headers = {}
+    if parts.username:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    return (parts.hostname, parts.port or 80), headers
+
+
 class DynamoAuditStore:
     def __init__(self, table: str, retention_days: int, endpoint_url: str | None = None,
                  region: str = "us-east-1", aws: AwsCredentials | None = None):
@@ -126,6 +147,10 @@ class DynamoAuditStore:
                 f"https://dynamodb.{region}.{dns_suffix(region)}"
         url, self._host = split_endpoint(endpoint_url)
         self._url = urlsplit(url)
+        self._proxy, self._proxy_headers = environment_proxy(self._url)
+        # Through an HTTP proxy to a plain-HTTP endpoint the request names its target whole;
+        # to HTTPS the proxy only tunnels (CONNECT), and the request is as sent directly.
+        self._target = f"http://{self._host}/" if self._proxy and self._url.scheme == "http" else "/"
         self._local = threading.local()  # http.client connections are one thread's each
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -134,11 +159,14 @@ class DynamoAuditStore:
         (with poll(), as urllib3 too: select() fails past 1,024 descriptors)."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
+            host, port = self._proxy or (self._url.hostname, self._url.port)
             if self._url.scheme == "https":
                 context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-                connection = http.client.HTTPSConnection(self._url.hostname, self._url.port, context=context)
+                connection = http.client.HTTPSConnection(host, port, context=context)
+                if self._proxy:  # TLS end to end with DynamoDB, the certificate checked as ever
+                    connection.set_tunnel(self._url.hostname, self._url.port or 443, headers=self._proxy_headers)
             else:
-                connection = http.client.HTTPConnection(self._url.hostname, self._url.port)
+                connection = http.client.HTTPConnection(host, port)
             self._local.connection = connection
         if connection.sock is not None:
             idle = select.poll()
@@ -161,7 +189,8 @@ class DynamoAuditStore:
             body, dt.datetime.now(dt.timezone.utc))
         connection = self._connection()
         try:
-            connection.request("POST", "/", body, {"Host": self._host, **headers})
+            extra = self._proxy_headers if self._target != "/" else {}
+            connection.request("POST", self._target, body, {"Host": self._host, **headers, **extra})
             response = connection.getresponse()
             answer = response.read()
         except BaseException:

@@ -300,3 +300,110 @@ def test_credentials_come_from_the_environment_then_from_botocores_chain(tmp_pat
     monkeypatch.setenv("AWS_PROFILE", "other")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
     assert AwsCredentials()() == Credentials("AKIAFROMFILE", SECRET, None)
+
+
+# --- through the customer's HTTP proxy (HTTPS_PROXY / HTTP_PROXY, NO_PROXY) ------------
+
+class Proxy(http.server.ThreadingHTTPServer):
+    """An HTTP proxy on loopback, as a customer's network has one: CONNECT opens a tunnel
+    (bytes both ways, TLS inside untouched); a request in absolute form is forwarded.
+    Records what it was asked, with the headers it saw."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        self.asked: list[tuple[str, str, dict]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_CONNECT(self):
+        import select
+        import socket
+
+        self.server.asked.append(("CONNECT", self.path, dict(self.headers)))
+        host, port = self.path.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        sockets = [self.connection, upstream]
+        while True:
+            ready, _, _ = select.select(sockets, [], [], 5)
+            if not ready:
+                break
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    upstream.close()
+                    self.close_connection = True
+                    return
+                (upstream if sock is self.connection else self.connection).sendall(data)
+
+    def do_POST(self):
+        import http.client
+        from urllib.parse import urlsplit
+
+        self.server.asked.append(("POST", self.path, dict(self.headers)))
+        target = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        upstream = http.client.HTTPConnection(target.hostname, target.port)
+        upstream.request("POST", target.path or "/", body,
+                         {k: v for k, v in self.headers.items() if k.lower() != "proxy-authorization"})
+        answer = upstream.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.getheader("Content-Type") or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def proxy(monkeypatch):
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    yield from serving(Proxy())
+
+
+def test_through_an_http_proxy_the_request_names_its_target_and_keeps_its_signature(recorder, proxy, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://ops:s%3Acret@"))
+    store = DynamoAuditStore("gk-audit", 30, recorder.url, "us-east-1", env_credentials(None))
+    store.write([AuditRecord(ts=NOW)])
+    store.write([AuditRecord(ts=NOW)])
+    assert [(method, path) for method, path, _ in proxy.asked] == [("POST", recorder.url + "/")] * 2
+    assert proxy.asked[0][2]["Proxy-Authorization"] == "Basic b3BzOnM6Y3JldA=="  # ops:s:cret
+    [first, _] = recorder.requests
+    assert first["headers"]["Host"] == recorder.url.removeprefix("http://")  # what was signed
+    assert "Proxy-Authorization" not in first["headers"]
+
+
+def test_to_https_through_a_proxy_is_a_tunnel_and_the_certificate_is_still_checked(tls_recorder, proxy, monkeypatch):
+    server, ca_file = tls_recorder
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    with pytest.raises(AuditUnavailable):  # tunnelled, but TLS with DynamoDB's end as ever: untrusted here
+        DynamoAuditStore("gk-audit", 30, server.url, "us-east-1", env_credentials(None)).write([AuditRecord(ts=NOW)])
+    assert server.requests == []
+    monkeypatch.setenv("AWS_CA_BUNDLE", ca_file)
+    store = DynamoAuditStore("gk-audit", 30, server.url, "us-east-1", env_credentials(None))
+    store.write([AuditRecord(ts=NOW)])
+    store.write([AuditRecord(ts=NOW)])
+    tunnels = [path for method, path, _ in proxy.asked if method == "CONNECT"]
+    assert tunnels and set(tunnels) == {server.url.removeprefix("https://")} and len(server.requests) == 2
+    assert all(method == "CONNECT" for method, _, _ in proxy.asked)  # nothing in the clear
+
+
+def test_no_proxy_and_a_proxy_that_is_not_http(recorder, proxy, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    DynamoAuditStore("gk-audit", 30, recorder.url, "us-east-1", env_credentials(None)).write([AuditRecord(ts=NOW)])
+    assert proxy.asked == [] and len(recorder.requests) == 1
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.setenv("HTTPS_PROXY", "https://proxy.example:3128")
+    with pytest.raises(ConfigError) as refused:
+        DynamoAuditStore("gk-audit", 30, "https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1")
+    assert refused.value.key == "HTTPS_PROXY"
