@@ -151,6 +151,7 @@ class DynamoAuditStore:
         # Through an HTTP proxy to a plain-HTTP endpoint the request names its target whole;
         # to HTTPS the proxy only tunnels (CONNECT), and the request is as sent directly.
         self._target = f"http://{self._host}/" if self._proxy and self._url.scheme == "http" else "/"
+        self._request_headers = {"Host": self._host, **(self._proxy_headers if self._target != "/" else {})}
         self._local = threading.local()  # http.client connections are one thread's each
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -189,8 +190,7 @@ class DynamoAuditStore:
             body, dt.datetime.now(dt.timezone.utc))
         connection = self._connection()
         try:
-            extra = self._proxy_headers if self._target != "/" else {}
-            connection.request("POST", self._target, body, {"Host": self._host, **headers, **extra})
+            connection.request("POST", self._target, body, {**self._request_headers, **headers})
             response = connection.getresponse()
             answer = response.read()
         except BaseException:

@@ -24,7 +24,7 @@ expects:
 - the POST URL ends in "/" with the bucket in the host name, and not otherwise.
 
 Where AWS settings move botocore's endpoints (ENDPOINT_SETTINGS: FIPS, dual-stack,
-AWS_ENDPOINT_URL*, or an AWS config file, whose profile may say the same), the
+AWS_ENDPOINT_URL*, or an AWS config or credentials file, whose profile may say the same), the
 rules above are not ours to guess: storage.py asks botocore once, at start, where
 the bucket's objects are (`object_base`), and signs for that; the DynamoDB store
 asks it for its endpoint too (`AwsCredentials.endpoint_of`).

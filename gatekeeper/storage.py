@@ -82,7 +82,7 @@ class Storage:
             url = self._client(CLIENT_TIMEOUTS, UNSIGNED).generate_presigned_url(
                 "get_object", Params={"Bucket": self.config.bucket, "Key": "k"})
         except BotoCoreError as exc:  # e.g. FIPS asked for in a partition without it
-            settings = ", ".join(name for name in ENDPOINT_SETTINGS if os.environ.get(name)) or "the AWS config file"
+            settings = ", ".join(name for name in ENDPOINT_SETTINGS if os.environ.get(name)) or "the AWS config or credentials file"
             raise ConfigError("storage.region", f"{settings} leave S3 no endpoint here: {exc}") from None
         return url.split("?")[0].removesuffix("k")
 

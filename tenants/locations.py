@@ -138,17 +138,6 @@ def active_location(tenant: Tenant) -> StorageLocation:
     return location if location is not None else mirror_from_active(tenant)
 
 
-def identity_gatekeeper_origins(tenant: Tenant) -> list[str]:
-    """The gatekeepers that take the person's ID token (X-Identity-Token), by origin:
-    those of the tenant's own (customer) locations, not retired, whose recorded health
-    said they ask for it ([identity]). Never a vendor-hosted location's, whatever its
-    health says (the vendor runs it), nor an origin one of them shares."""
-    live = StorageLocation.objects.filter(tenant=tenant).exclude(state=StorageLocation.State.RETIRED)
-    vendors = {location.gatekeeper_origin for location in live.filter(kind=Tenant.DataLocation.VENDOR)}
-    return sorted({location.gatekeeper_origin for location in live.filter(kind=Tenant.DataLocation.CUSTOMER)
-                   if location.identity_ops and location.gatekeeper_url} - vendors)
-
-
 def location_of(ticket) -> StorageLocation:
     """The location a ticket's files were written to."""
     return ticket.location if ticket.location_id is not None else active_location(ticket.tenant)

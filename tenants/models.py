@@ -79,12 +79,16 @@ class Tenant(models.Model):
 
     @property
     def identity_gatekeepers(self) -> str:
-        """The gatekeeper origins the pages send the person's ID token to (base.html's
-        <meta name="dualkey-idp" data-gatekeepers>), space-separated: see
-        tenants.locations.identity_gatekeeper_origins."""
-        from tenants.locations import identity_gatekeeper_origins
-
-        return " ".join(identity_gatekeeper_origins(self))
+        """The gatekeeper origins the pages send the person's ID token to (X-Identity-Token;
+        base.html's <meta name="dualkey-idp" data-gatekeepers>), space-separated: those of
+        the tenant's own (customer) locations, not retired, whose recorded health said they
+        ask for it ([identity]). Never a vendor-hosted location's, whatever its health says
+        (the vendor runs it), nor an origin one of them shares. One query."""
+        live = [location for location in self.locations.exclude(state=StorageLocation.State.RETIRED)
+                if location.gatekeeper_url]
+        vendors = {location.gatekeeper_origin for location in live if location.kind == self.DataLocation.VENDOR}
+        return " ".join(sorted({location.gatekeeper_origin for location in live
+                                if location.kind == self.DataLocation.CUSTOMER and location.identity_ops} - vendors))
 
 
 class StorageLocation(models.Model):

@@ -34,7 +34,7 @@ from portal.tickets.models import Ticket
 from tenants import events
 from tenants.models import StorageLocation, Tenant
 
-LEASE = dt.timedelta(minutes=5)  # the default of DUALKEY_MOVE_LEASE_SECONDS (lease())
+LEASE = dt.timedelta(minutes=5)  # lease() when DUALKEY_MOVE_LEASE_SECONDS is unset (settings.py sets 60 s)
 MAX_CONCURRENCY = 16
 MAX_ATTEMPTS = 5  # transient failures of one object before it is failed for good
 SHA256_HEX = frozenset("0123456789abcdef")

@@ -33,6 +33,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
@@ -53,11 +54,11 @@ from tenants.access import access_tenant_for_support, support_required, tenant_f
 from tenants.csp import DEFAULT_POLICY, HEADER, idp_origin, render_policy
 from tenants.locations import active_location
 from tenants.models import StorageLocation, Tenant
+from tenants.validators import validate_bucket
 
 MAX_BODY_BYTES = 256 * 1024  # an erase answer of 1000 keys is well under this
 TAB_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # fullmatch: no trailing newline
 FAILURE_CODE = re.compile(r"[a-z0-9_.A-Z]{1,64}")
-BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # tenants.validators.validate_bucket
 STALE_COPY = dt.timedelta(minutes=1)  # a copied object nobody verified for this long is handed out again
 
 
@@ -543,7 +544,11 @@ def _bucket(location: StorageLocation, placeholder: str) -> str:
     """The location's bucket as its gatekeeper reported it (else as the admin chose it),
     if it is a bucket name (record_health checks it; this is what a shell script holds)."""
     bucket = location.reported_bucket or location.chosen_bucket
-    return bucket if bucket and BUCKET_NAME.fullmatch(bucket) else placeholder
+    try:
+        validate_bucket(bucket)
+    except ValidationError:
+        return placeholder
+    return bucket
 
 
 def _to_copy(job: MoveJob):
